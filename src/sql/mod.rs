@@ -1,0 +1,1 @@
+//! SQL: parser, planner and executor (in progress).

@@ -1,0 +1,105 @@
+//! The MVCC key layout: tags, key builders and stored-value encoding.
+
+use super::Version;
+use crate::encoding::keycode;
+use crate::storage::engine::Engine;
+use crate::storage::{Error, Result};
+
+/// Key tags, one per key space (see the module docs).
+pub(super) mod tag {
+    pub const NEXT_VERSION: u8 = 0x01;
+    pub const TXN_ACTIVE: u8 = 0x02;
+    pub const TXN_SNAPSHOT: u8 = 0x03;
+    pub const TXN_WRITE: u8 = 0x04;
+    pub const VERSION: u8 = 0x05;
+    pub const UNVERSIONED: u8 = 0x06;
+    pub const GC_HORIZON: u8 = 0x07;
+}
+
+/// `TxnActive` flag: the transaction holds the exclusive (schema) lock.
+pub(super) const FLAG_EXCLUSIVE: u8 = 0x01;
+
+/// How many deletes garbage collection puts in one batch.
+pub(super) const GC_BATCH: usize = 1024;
+
+pub(super) fn version_key(key: &[u8], version: Version) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 12);
+    out.push(tag::VERSION);
+    keycode::put_bytes(&mut out, key);
+    keycode::put_u64(&mut out, version);
+    out
+}
+
+pub(super) fn versioned_tag_key(tag: u8, version: Version) -> Vec<u8> {
+    let mut out = Vec::with_capacity(9);
+    out.push(tag);
+    keycode::put_u64(&mut out, version);
+    out
+}
+
+pub(super) fn txn_write_key(version: Version, key: &[u8]) -> Vec<u8> {
+    let mut out = versioned_tag_key(tag::TXN_WRITE, version);
+    out.extend_from_slice(key);
+    out
+}
+
+pub(super) fn unversioned_key(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 1);
+    out.push(tag::UNVERSIONED);
+    out.extend_from_slice(key);
+    out
+}
+
+/// Splits a `Version` key into its escaped user-key part and its version.
+pub(super) fn split_version_key(raw: &[u8]) -> Result<(&[u8], Version)> {
+    if raw.len() < 11 || raw[0] != tag::VERSION {
+        return Err(Error::Corrupt(format!("invalid MVCC version key {raw:02x?}")));
+    }
+    let (prefix, version) = raw.split_at(raw.len() - 8);
+    Ok((prefix, keycode::KeyReader::new(version).get_u64()?))
+}
+
+/// Decodes the user key from the escaped part of a `Version` key.
+pub(super) fn decode_user_key(prefix: &[u8]) -> Result<Vec<u8>> {
+    let mut reader = keycode::KeyReader::new(&prefix[1..]);
+    let key = reader.get_bytes()?;
+    reader.finish()?;
+    Ok(key)
+}
+
+/// Encodes a stored version: a tombstone or a value.
+pub(super) fn encode_stored(value: Option<&[u8]>) -> Vec<u8> {
+    match value {
+        None => vec![0],
+        Some(value) => {
+            let mut out = Vec::with_capacity(value.len() + 1);
+            out.push(1);
+            out.extend_from_slice(value);
+            out
+        }
+    }
+}
+
+/// Decodes a stored version; `None` is a tombstone.
+pub(super) fn decode_stored(mut raw: Vec<u8>) -> Result<Option<Vec<u8>>> {
+    match raw.first() {
+        Some(0) if raw.len() == 1 => Ok(None),
+        Some(1) => {
+            raw.remove(0);
+            Ok(Some(raw))
+        }
+        _ => Err(Error::Corrupt("invalid MVCC stored value".into())),
+    }
+}
+
+pub(super) fn get_u64(engine: &dyn Engine, key: &[u8]) -> Result<Option<u64>> {
+    match engine.get(key)? {
+        Some(bytes) => Ok(Some(keycode::KeyReader::new(&bytes).get_u64()?)),
+        None => Ok(None),
+    }
+}
+
+pub(super) fn u64_bytes(value: u64) -> Vec<u8> {
+    value.to_be_bytes().to_vec()
+}
+

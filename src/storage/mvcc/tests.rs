@@ -1,0 +1,380 @@
+//! MVCC tests, each run on the memory engine and (where it matters) on sled.
+
+use super::*;
+use crate::storage::{MemoryEngine, SledEngine};
+
+fn memory() -> (Mvcc, MemoryEngine) {
+    let engine = MemoryEngine::new();
+    (Mvcc::open(Arc::new(engine.clone())).unwrap(), engine)
+}
+
+fn scan_all(txn: &Transaction) -> Vec<(Vec<u8>, Vec<u8>)> {
+    txn.scan((Bound::Unbounded, Bound::Unbounded)).collect::<Result<_>>().unwrap()
+}
+
+fn kv(key: &[u8], value: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    (key.to_vec(), value.to_vec())
+}
+
+/// Commits `pairs` in one transaction and returns its version.
+fn seed(mvcc: &Mvcc, pairs: &[(&[u8], &[u8])]) -> Version {
+    let mut txn = mvcc.begin().unwrap();
+    let version = txn.version();
+    for (key, value) in pairs {
+        txn.set(key, value.to_vec()).unwrap();
+    }
+    txn.commit().unwrap();
+    version
+}
+
+#[test]
+fn read_your_own_writes_before_and_after_flush() {
+    let (mvcc, _) = memory();
+    seed(&mvcc, &[(b"a", b"1"), (b"c", b"3")]);
+    let mut txn = mvcc.begin().unwrap();
+    txn.set(b"b", b"2".to_vec()).unwrap();
+    txn.delete(b"c").unwrap();
+    txn.set(b"a", b"10".to_vec()).unwrap();
+    assert_eq!(txn.get(b"a").unwrap(), Some(b"10".to_vec()));
+    assert_eq!(txn.get(b"c").unwrap(), None);
+    assert_eq!(scan_all(&txn), vec![kv(b"a", b"10"), kv(b"b", b"2")]);
+    txn.flush().unwrap();
+    assert_eq!(scan_all(&txn), vec![kv(b"a", b"10"), kv(b"b", b"2")]);
+    // Writing again after a flush overrides the flushed version.
+    txn.set(b"b", b"20".to_vec()).unwrap();
+    assert_eq!(scan_all(&txn), vec![kv(b"a", b"10"), kv(b"b", b"20")]);
+    txn.commit().unwrap();
+    let reader = mvcc.begin_read_only().unwrap();
+    assert_eq!(scan_all(&reader), vec![kv(b"a", b"10"), kv(b"b", b"20")]);
+}
+
+#[test]
+fn snapshots_do_not_see_concurrent_or_later_commits() {
+    let (mvcc, _) = memory();
+    seed(&mvcc, &[(b"a", b"1")]);
+    let reader = mvcc.begin_read_only().unwrap();
+    let mut writer = mvcc.begin().unwrap();
+    let early_rw = mvcc.begin().unwrap();
+    writer.set(b"a", b"2".to_vec()).unwrap();
+    writer.set(b"b", b"2".to_vec()).unwrap();
+    writer.flush().unwrap();
+    // In flight: invisible to everyone else, even once flushed.
+    assert_eq!(reader.get(b"a").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(early_rw.get(b"b").unwrap(), None);
+    writer.commit().unwrap();
+    // Committed after they began: still invisible to them.
+    assert_eq!(scan_all(&reader), vec![kv(b"a", b"1")]);
+    assert_eq!(early_rw.get(b"a").unwrap(), Some(b"1".to_vec()));
+    // A new snapshot sees it.
+    let later = mvcc.begin_read_only().unwrap();
+    assert_eq!(scan_all(&later), vec![kv(b"a", b"2"), kv(b"b", b"2")]);
+}
+
+#[test]
+fn write_write_conflicts_are_serialization_errors() {
+    let (mvcc, _) = memory();
+    seed(&mvcc, &[(b"a", b"0")]);
+    let mut t1 = mvcc.begin().unwrap();
+    let mut t2 = mvcc.begin().unwrap();
+    t1.set(b"a", b"1".to_vec()).unwrap();
+    t1.flush().unwrap();
+    // t2 writes a key t1 has written and not committed.
+    assert!(matches!(t2.set(b"a", b"2".to_vec()), Err(Error::Serialization(_))));
+    t1.commit().unwrap();
+    // Still a conflict after t1 committed: t1 is newer than t2's snapshot.
+    assert!(matches!(t2.delete(b"a"), Err(Error::Serialization(_))));
+    // Other keys are fine.
+    t2.set(b"b", b"2".to_vec()).unwrap();
+    t2.commit().unwrap();
+    // A transaction beginning after t1's commit may write the key.
+    let mut t3 = mvcc.begin().unwrap();
+    t3.set(b"a", b"3".to_vec()).unwrap();
+    t3.commit().unwrap();
+}
+
+#[test]
+fn later_transaction_conflicts_with_earlier_flushed_write() {
+    let (mvcc, _) = memory();
+    let mut t1 = mvcc.begin().unwrap();
+    let mut t2 = mvcc.begin().unwrap();
+    t2.set(b"k", b"2".to_vec()).unwrap();
+    t2.flush().unwrap();
+    // t1 is older, but t2's in-flight version is newer than t1's snapshot.
+    assert!(matches!(t1.set(b"k", b"1".to_vec()), Err(Error::Serialization(_))));
+}
+
+#[test]
+fn rollback_removes_flushed_and_buffered_writes() {
+    let (mvcc, engine) = memory();
+    seed(&mvcc, &[(b"a", b"1")]);
+    let before = engine.dump();
+    let mut txn = mvcc.begin().unwrap();
+    txn.set(b"a", b"2".to_vec()).unwrap();
+    txn.set(b"b", b"2".to_vec()).unwrap();
+    txn.flush().unwrap();
+    txn.delete(b"a").unwrap();
+    txn.rollback().unwrap();
+    let reader = mvcc.begin_read_only().unwrap();
+    assert_eq!(scan_all(&reader), vec![kv(b"a", b"1")]);
+    // Nothing of the transaction is left but the version counter.
+    let after: Vec<_> = engine.dump().into_iter().filter(|(k, _)| k[0] != tag::NEXT_VERSION).collect();
+    let before: Vec<_> = before.into_iter().filter(|(k, _)| k[0] != tag::NEXT_VERSION).collect();
+    assert_eq!(after, before);
+    // The key is writable again by a new transaction.
+    let mut again = mvcc.begin().unwrap();
+    again.set(b"a", b"3".to_vec()).unwrap();
+    again.commit().unwrap();
+}
+
+#[test]
+fn dropping_a_transaction_rolls_it_back() {
+    let (mvcc, _) = memory();
+    {
+        let mut txn = mvcc.begin().unwrap();
+        txn.set(b"a", b"1".to_vec()).unwrap();
+        txn.flush().unwrap();
+    }
+    assert!(mvcc.active_versions().is_empty());
+    assert_eq!(mvcc.begin_read_only().unwrap().get(b"a").unwrap(), None);
+}
+
+#[test]
+fn read_only_transactions_cannot_write() {
+    let (mvcc, _) = memory();
+    let mut txn = mvcc.begin_read_only().unwrap();
+    assert_eq!(txn.set(b"a", vec![]), Err(Error::ReadOnly));
+    assert_eq!(txn.delete(b"a"), Err(Error::ReadOnly));
+    assert_eq!(txn.set_unversioned(b"a", vec![]), Err(Error::ReadOnly));
+}
+
+#[test]
+fn in_flight_transactions_survive_reopen_and_can_be_rolled_back() {
+    let engine = MemoryEngine::new();
+    let mvcc = Mvcc::open(Arc::new(engine.clone())).unwrap();
+    seed(&mvcc, &[(b"committed", b"1")]);
+    let mut txn = mvcc.begin().unwrap();
+    let version = txn.version();
+    txn.set(b"in-flight", b"1".to_vec()).unwrap();
+    txn.flush().unwrap();
+    // Simulate a crash: the transaction is neither committed nor rolled back.
+    std::mem::forget(txn);
+
+    let mvcc = Mvcc::open(Arc::new(engine)).unwrap();
+    assert_eq!(mvcc.active_versions(), BTreeSet::from([version]));
+    // Resuming gives back the transaction with its writes.
+    let state = mvcc.load_state(version).unwrap();
+    let resumed = mvcc.resume(state).unwrap();
+    assert_eq!(resumed.get(b"in-flight").unwrap(), Some(b"1".to_vec()));
+    std::mem::forget(resumed);
+    assert_eq!(mvcc.rollback_in_flight().unwrap(), vec![version]);
+    assert!(mvcc.active_versions().is_empty());
+    let reader = mvcc.begin_read_only().unwrap();
+    assert_eq!(scan_all(&reader), vec![kv(b"committed", b"1")]);
+    // New versions continue above the old ones.
+    assert!(mvcc.begin().unwrap().version() > version);
+}
+
+#[test]
+fn sled_store_reopens_with_its_data_and_counter() {
+    let dir = tempfile::tempdir().unwrap();
+    let version = {
+        let mvcc = Mvcc::open(Arc::new(SledEngine::open(dir.path()).unwrap())).unwrap();
+        let version = seed(&mvcc, &[(b"a", b"1")]);
+        mvcc.engine().flush().unwrap();
+        version
+    };
+    let mvcc = Mvcc::open(Arc::new(SledEngine::open(dir.path()).unwrap())).unwrap();
+    assert_eq!(mvcc.begin_read_only().unwrap().get(b"a").unwrap(), Some(b"1".to_vec()));
+    assert!(mvcc.begin().unwrap().version() > version);
+}
+
+#[test]
+fn unflushed_work_leaves_nothing_behind_after_a_crash() {
+    let (mvcc, engine) = memory();
+    let mut txn = mvcc.begin().unwrap();
+    txn.set(b"a", b"1".to_vec()).unwrap();
+    std::mem::forget(txn);
+    let reopened = Mvcc::open(Arc::new(engine.clone())).unwrap();
+    assert!(reopened.active_versions().is_empty());
+    assert!(engine.dump().is_empty());
+}
+
+#[test]
+fn as_of_reads_see_what_that_version_saw_when_it_began() {
+    let (mvcc, _) = memory();
+    let v1 = seed(&mvcc, &[(b"a", b"1")]);
+    let mut slow = mvcc.begin().unwrap(); // in flight while v3 begins and commits
+    let v3 = seed(&mvcc, &[(b"a", b"2")]);
+    slow.set(b"s", b"1".to_vec()).unwrap();
+    slow.commit().unwrap();
+    let v4 = seed(&mvcc, &[(b"a", b"3")]);
+
+    assert_eq!(scan_all(&mvcc.begin_as_of(v1).unwrap()), vec![]);
+    assert_eq!(scan_all(&mvcc.begin_as_of(v1 + 1).unwrap()), vec![kv(b"a", b"1")]);
+    // When v3 began the slow transaction (v2) was in flight: its write is not in that view,
+    // although its version is lower.
+    assert_eq!(scan_all(&mvcc.begin_as_of(v3).unwrap()), vec![kv(b"a", b"1")]);
+    assert_eq!(scan_all(&mvcc.begin_as_of(v4).unwrap()), vec![kv(b"a", b"2"), kv(b"s", b"1")]);
+    assert_eq!(scan_all(&mvcc.begin_as_of(v4 + 1).unwrap()), vec![kv(b"a", b"3"), kv(b"s", b"1")]);
+    assert!(matches!(mvcc.begin_as_of(1_000), Err(Error::InvalidTransaction(_))));
+    let in_flight = mvcc.begin().unwrap();
+    assert!(matches!(mvcc.begin_as_of(in_flight.version()), Err(Error::InvalidTransaction(_))));
+}
+
+#[test]
+fn scans_respect_ranges_and_prefixes() {
+    let (mvcc, _) = memory();
+    seed(&mvcc, &[(b"a", b"1"), (b"b", b"2"), (b"ba", b"3"), (b"c", b"4")]);
+    let mut txn = mvcc.begin().unwrap();
+    txn.set(b"bb", b"5".to_vec()).unwrap();
+    txn.delete(b"b").unwrap();
+    let prefix: Vec<_> = txn.scan_prefix(b"b").collect::<Result<_>>().unwrap();
+    assert_eq!(prefix, vec![kv(b"ba", b"3"), kv(b"bb", b"5")]);
+    let range: Vec<_> = txn
+        .scan((Bound::Excluded(b"a".to_vec()), Bound::Included(b"bb".to_vec())))
+        .collect::<Result<_>>()
+        .unwrap();
+    assert_eq!(range, vec![kv(b"ba", b"3"), kv(b"bb", b"5")]);
+    let upto_c: Vec<_> =
+        txn.scan((Bound::Unbounded, Bound::Excluded(b"c".to_vec()))).collect::<Result<_>>().unwrap();
+    assert_eq!(upto_c.len(), 3);
+}
+
+#[test]
+fn keys_with_zero_bytes_and_prefixes_of_each_other_stay_apart() {
+    let (mvcc, _) = memory();
+    let keys: [&[u8]; 5] = [b"", b"\x00", b"\x00\x00", b"\x00\xff", b"\x01"];
+    for (i, key) in keys.iter().enumerate() {
+        seed(&mvcc, &[(key, &[i as u8])]);
+    }
+    let txn = mvcc.begin_read_only().unwrap();
+    let got: Vec<_> = scan_all(&txn).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(got, keys.iter().map(|k| k.to_vec()).collect::<Vec<_>>());
+    assert_eq!(txn.get(b"\x00").unwrap(), Some(vec![1]));
+}
+
+#[test]
+fn write_latch_rejects_interleaved_unflushed_writes() {
+    let (mvcc, _) = memory();
+    let mut t1 = mvcc.begin().unwrap();
+    let mut t2 = mvcc.begin().unwrap();
+    t1.set(b"a", vec![]).unwrap();
+    assert!(matches!(t2.set(b"b", vec![]), Err(Error::InvalidTransaction(_))));
+    t1.flush().unwrap();
+    t2.set(b"b", vec![]).unwrap();
+    t2.commit().unwrap();
+    t1.commit().unwrap();
+}
+
+#[test]
+fn exclusive_lock_excludes_other_writers() {
+    let (mvcc, engine) = memory();
+    let other = mvcc.begin().unwrap();
+    let mut ddl = mvcc.begin().unwrap();
+    assert!(matches!(ddl.lock_exclusive(), Err(Error::Serialization(_))));
+    other.commit().unwrap();
+    ddl.lock_exclusive().unwrap();
+    ddl.flush().unwrap();
+    assert!(matches!(mvcc.begin(), Err(Error::Serialization(_))));
+    // Read-only transactions are unaffected.
+    mvcc.begin_read_only().unwrap();
+    // The lock is persisted with the transaction and restored on reopen.
+    let reopened = Mvcc::open(Arc::new(engine.clone())).unwrap();
+    assert!(matches!(reopened.begin(), Err(Error::Serialization(_))));
+    ddl.commit().unwrap();
+    mvcc.begin().unwrap();
+}
+
+#[test]
+fn unversioned_values_follow_the_transaction_batches() {
+    let (mvcc, _) = memory();
+    let mut txn = mvcc.begin().unwrap();
+    txn.set_unversioned(b"counter", vec![7]).unwrap();
+    assert_eq!(txn.get_unversioned(b"counter").unwrap(), Some(vec![7]));
+    txn.rollback().unwrap();
+    let mut txn = mvcc.begin().unwrap();
+    assert_eq!(txn.get_unversioned(b"counter").unwrap(), None);
+    txn.set_unversioned(b"counter", vec![8]).unwrap();
+    txn.commit().unwrap();
+    assert_eq!(mvcc.begin_read_only().unwrap().get_unversioned(b"counter").unwrap(), Some(vec![8]));
+}
+
+/// Runs the same history on an engine and garbage-collects at the end.
+fn gc_history(engine: MemoryEngine) -> (Mvcc, Version) {
+    let mvcc = Mvcc::open(Arc::new(engine)).unwrap();
+    for round in 0..5u8 {
+        seed(&mvcc, &[(b"a", &[round]), (b"b", &[round])]);
+    }
+    let mut txn = mvcc.begin().unwrap();
+    txn.delete(b"b").unwrap();
+    txn.set(b"c", vec![1]).unwrap();
+    txn.commit().unwrap();
+    let horizon = mvcc.begin_read_only().unwrap().version();
+    seed(&mvcc, &[(b"a", b"new")]);
+    (mvcc, horizon)
+}
+
+#[test]
+fn gc_removes_invisible_versions_only() {
+    let engine = MemoryEngine::new();
+    let (mvcc, horizon) = gc_history(engine.clone());
+    let old_reader = mvcc.begin_as_of(2).unwrap();
+    let at_horizon_before = scan_all(&mvcc.begin_as_of(horizon).unwrap());
+    let now_before = scan_all(&mvcc.begin_read_only().unwrap());
+    let versions_before = engine.dump().iter().filter(|(k, _)| k[0] == tag::VERSION).count();
+
+    let stats = mvcc.gc(horizon).unwrap();
+    assert_eq!(stats.horizon, horizon);
+    let versions_after = engine.dump().iter().filter(|(k, _)| k[0] == tag::VERSION).count();
+    // a: 5 rounds + 1 newer → newest below horizon and the newer one remain; b: 5 rounds and a
+    // tombstone → all gone; c: one version remains.
+    assert_eq!(versions_before, 13);
+    assert_eq!(versions_after, 3);
+    assert_eq!(stats.deleted, 10);
+    // Snapshots at or above the horizon read exactly what they read before.
+    assert_eq!(scan_all(&mvcc.begin_as_of(horizon).unwrap()), at_horizon_before);
+    assert_eq!(scan_all(&mvcc.begin_read_only().unwrap()), now_before);
+    // Older snapshots now fail instead of reading a partial past.
+    assert!(matches!(old_reader.get(b"a"), Err(Error::SnapshotTooOld { .. })));
+    assert!(matches!(mvcc.begin_as_of(2), Err(Error::SnapshotTooOld { .. })));
+    // The horizon is persisted.
+    let reopened = Mvcc::open(Arc::new(engine)).unwrap();
+    assert_eq!(reopened.status().unwrap().gc_horizon, horizon);
+}
+
+#[test]
+fn gc_is_deterministic_and_clamped_by_in_flight_transactions() {
+    let (one, two) = (MemoryEngine::new(), MemoryEngine::new());
+    let (mvcc_one, horizon) = gc_history(one.clone());
+    let (mvcc_two, _) = gc_history(two.clone());
+    // A local reader on one replica does not change what gc deletes.
+    let _reader = mvcc_one.begin_read_only().unwrap();
+    mvcc_one.gc(horizon).unwrap();
+    mvcc_two.gc(horizon).unwrap();
+    assert_eq!(one.dump(), two.dump());
+
+    // An in-flight read-write transaction clamps the horizon to its version.
+    let (mvcc, _) = memory();
+    seed(&mvcc, &[(b"a", b"1")]);
+    let mut pinned = mvcc.begin().unwrap();
+    seed(&mvcc, &[(b"a", b"2")]);
+    let stats = mvcc.gc(Version::MAX).unwrap();
+    assert_eq!(stats.horizon, pinned.version());
+    assert_eq!(pinned.get(b"a").unwrap(), Some(b"1".to_vec()));
+    pinned.set(b"z", vec![]).unwrap();
+    pinned.commit().unwrap();
+}
+
+#[test]
+fn oldest_visible_version_tracks_readers() {
+    let (mvcc, _) = memory();
+    seed(&mvcc, &[(b"a", b"1")]);
+    let reader = mvcc.begin_read_only().unwrap();
+    seed(&mvcc, &[(b"a", b"2")]);
+    assert_eq!(mvcc.oldest_visible_version(), reader.version());
+    mvcc.gc(mvcc.oldest_visible_version()).unwrap();
+    assert_eq!(reader.get(b"a").unwrap(), Some(b"1".to_vec()));
+    drop(reader);
+    assert!(mvcc.oldest_visible_version() > 2);
+    assert_eq!(mvcc.status().unwrap().readers, 0);
+}

@@ -1,0 +1,415 @@
+//! Transactions: reads at a snapshot, buffered writes, flush, commit and rollback.
+
+use super::keys::{
+    decode_stored, encode_stored, split_version_key, tag, txn_write_key, unversioned_key, version_key,
+    versioned_tag_key, FLAG_EXCLUSIVE,
+};
+use super::{Registry, Scan, Shared, Version};
+use crate::encoding::{keycode, value};
+use crate::storage::engine::WriteBatch;
+use crate::storage::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// The state that identifies a transaction and decides what it sees. It is plain data, so a
+/// replica can resume a transaction another process began.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransactionState {
+    /// The transaction's version. Read-only transactions read below it and never write.
+    pub version: Version,
+    /// Whether the transaction is read-only.
+    pub read_only: bool,
+    /// The read-write transactions in flight when this one began; their writes are invisible.
+    pub active: BTreeSet<Version>,
+}
+
+impl TransactionState {
+    /// Whether a version written by `version` is visible to this transaction.
+    pub fn is_visible(&self, version: Version) -> bool {
+        if self.active.contains(&version) {
+            false
+        } else if self.read_only {
+            version < self.version
+        } else {
+            version <= self.version
+        }
+    }
+}
+
+/// A transaction. Dropping an unfinished read-write transaction rolls it back.
+pub struct Transaction {
+    pub(super) shared: Arc<Shared>,
+    pub(super) state: TransactionState,
+    /// Writes not yet in the engine: `None` deletes.
+    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Unversioned writes not yet in the engine.
+    pending_unversioned: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// The engine holds this transaction's `TxnActive` marker.
+    persisted: bool,
+    /// This transaction holds the exclusive (schema) lock.
+    pub(super) exclusive: bool,
+    /// The exclusive flag changed since the marker was written.
+    exclusive_dirty: bool,
+    /// Committed or rolled back.
+    finished: bool,
+}
+
+impl Transaction {
+    pub(super) fn new(shared: Arc<Shared>, state: TransactionState, persisted: bool) -> Self {
+        Self {
+            shared,
+            state,
+            pending: BTreeMap::new(),
+            pending_unversioned: BTreeMap::new(),
+            persisted,
+            exclusive: false,
+            exclusive_dirty: false,
+            finished: false,
+        }
+    }
+
+    /// The transaction's version.
+    pub fn version(&self) -> Version {
+        self.state.version
+    }
+
+    /// Whether the transaction is read-only.
+    pub fn read_only(&self) -> bool {
+        self.state.read_only
+    }
+
+    /// The transaction's state, for resuming it elsewhere.
+    pub fn state(&self) -> &TransactionState {
+        &self.state
+    }
+
+    /// Whether the transaction holds the exclusive (schema) lock.
+    pub fn is_exclusive(&self) -> bool {
+        self.exclusive
+    }
+
+    /// Fails if garbage collection has removed versions this snapshot may need.
+    pub(super) fn check_horizon(&self) -> Result<()> {
+        let horizon = self.shared.gc_horizon.load(Ordering::Acquire);
+        if self.state.read_only && self.state.version < horizon {
+            return Err(Error::SnapshotTooOld { version: self.state.version, horizon });
+        }
+        Ok(())
+    }
+
+    /// Reads the newest visible value of `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(value) = self.pending.get(key) {
+            return Ok(value.clone());
+        }
+        let range = (Bound::Included(version_key(key, 0)), Bound::Included(version_key(key, self.state.version)));
+        let mut found = None;
+        for item in self.shared.engine.scan(range).rev() {
+            let (raw, stored) = item?;
+            let (_, version) = split_version_key(&raw)?;
+            if self.state.is_visible(version) {
+                found = decode_stored(stored)?;
+                break;
+            }
+        }
+        self.check_horizon()?;
+        Ok(found)
+    }
+
+    /// Iterates over the newest visible values of the keys in `range`, in key order.
+    pub fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Scan<'_> {
+        let start = match &range.0 {
+            Bound::Included(key) => Bound::Included(version_key(key, 0)),
+            Bound::Excluded(key) => Bound::Excluded(version_key(key, Version::MAX)),
+            Bound::Unbounded => Bound::Included(vec![tag::VERSION]),
+        };
+        let end = match &range.1 {
+            Bound::Included(key) => Bound::Included(version_key(key, Version::MAX)),
+            Bound::Excluded(key) => Bound::Excluded(version_key(key, 0)),
+            Bound::Unbounded => Bound::Excluded(vec![tag::VERSION + 1]),
+        };
+        let pending: Vec<_> = if self.pending.is_empty() {
+            Vec::new()
+        } else {
+            self.pending.range(range).map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        Scan::new(self, self.shared.engine.scan((start, end)), pending)
+    }
+
+    /// Iterates over the newest visible values of the keys starting with `prefix`.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Scan<'_> {
+        let mut engine_prefix = vec![tag::VERSION];
+        keycode::put_bytes_unterminated(&mut engine_prefix, prefix);
+        let pending: Vec<_> = if self.pending.is_empty() {
+            Vec::new()
+        } else {
+            let end = match keycode::prefix_end(prefix) {
+                Some(end) => Bound::Excluded(end),
+                None => Bound::Unbounded,
+            };
+            self.pending
+                .range((Bound::Included(prefix.to_vec()), end))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        Scan::new(self, self.shared.engine.scan_prefix(&engine_prefix), pending)
+    }
+
+    /// Sets `key` to `value`.
+    pub fn set(&mut self, key: &[u8], value: Vec<u8>) -> Result<()> {
+        self.write(key, Some(value))
+    }
+
+    /// Deletes `key` (writes a tombstone).
+    pub fn delete(&mut self, key: &[u8]) -> Result<()> {
+        self.write(key, None)
+    }
+
+    fn write(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Result<()> {
+        if self.state.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if self.finished {
+            return Err(Error::InvalidTransaction("transaction already finished".into()));
+        }
+        if let Some(slot) = self.pending.get_mut(key) {
+            *slot = value;
+            return Ok(());
+        }
+        if self.pending.is_empty() {
+            self.acquire_latch()?;
+        }
+        // Only the newest version can conflict: versions below the oldest in-flight
+        // transaction are committed and visible to us.
+        let from = self.state.active.first().copied().unwrap_or(self.state.version + 1).min(self.state.version + 1);
+        let range = (Bound::Included(version_key(key, from)), Bound::Included(version_key(key, Version::MAX)));
+        if let Some(item) = self.shared.engine.scan(range).next_back() {
+            let (raw, _) = item?;
+            let (_, version) = split_version_key(&raw)?;
+            if !self.state.is_visible(version) {
+                return Err(Error::Serialization(format!(
+                    "write conflict: key was written by concurrent transaction {version}; retry the transaction"
+                )));
+            }
+        }
+        self.pending.insert(key.to_vec(), value);
+        Ok(())
+    }
+
+    fn acquire_latch(&self) -> Result<()> {
+        let mut registry = self.shared.registry();
+        match registry.latch {
+            Some(holder) if holder != self.state.version => Err(Error::InvalidTransaction(format!(
+                "transaction {holder} has unflushed writes; write statements must run one at a time"
+            ))),
+            _ => {
+                registry.latch = Some(self.state.version);
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads an unversioned value (outside MVCC: the last write wins, also across
+    /// transactions). This transaction's unflushed unversioned writes are seen.
+    pub fn get_unversioned(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(value) = self.pending_unversioned.get(key) {
+            return Ok(value.clone());
+        }
+        self.shared.engine.get(&unversioned_key(key))
+    }
+
+    /// Sets an unversioned value; it is written with this transaction's next flush or commit
+    /// and discarded by a rollback before then.
+    pub fn set_unversioned(&mut self, key: &[u8], value: Vec<u8>) -> Result<()> {
+        if self.state.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if self.pending.is_empty() && self.pending_unversioned.is_empty() {
+            self.acquire_latch()?;
+        }
+        self.pending_unversioned.insert(key.to_vec(), Some(value));
+        Ok(())
+    }
+
+    /// Takes the exclusive (schema) lock. Fails with a serialization error while other
+    /// read-write transactions are in flight.
+    pub fn lock_exclusive(&mut self) -> Result<()> {
+        if self.state.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if self.exclusive {
+            return Ok(());
+        }
+        let mut registry = self.shared.registry();
+        let others = registry.active.iter().filter(|v| **v != self.state.version).count();
+        if others > 0 {
+            return Err(Error::Serialization(format!(
+                "schema changes need exclusive access, but {others} other transaction(s) are in flight; retry"
+            )));
+        }
+        registry.exclusive = Some(self.state.version);
+        self.exclusive = true;
+        self.exclusive_dirty = true;
+        Ok(())
+    }
+
+    /// Adds this transaction's buffered writes to `batch`, plus `TxnWrite` records when they
+    /// must survive as in-flight writes.
+    fn drain_pending(&mut self, batch: &mut WriteBatch, record_writes: bool) {
+        let version = self.state.version;
+        for (key, value) in std::mem::take(&mut self.pending) {
+            if record_writes {
+                batch.set(txn_write_key(version, &key), vec![]);
+            }
+            batch.set(version_key(&key, version), encode_stored(value.as_deref()));
+        }
+        for (key, value) in std::mem::take(&mut self.pending_unversioned) {
+            match value {
+                Some(value) => batch.set(unversioned_key(&key), value),
+                None => batch.delete(unversioned_key(&key)),
+            }
+        }
+    }
+
+    /// Writes the buffered writes and the transaction's in-flight markers to the engine in one
+    /// batch (no fsync). Afterwards the transaction can be resumed, and a crash leaves it to be
+    /// rolled back.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.state.read_only || self.finished {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let mut registry = shared.registry();
+        let mut batch = WriteBatch::new();
+        if !self.persisted || self.exclusive_dirty {
+            let flags = if self.exclusive { FLAG_EXCLUSIVE } else { 0 };
+            batch.set(versioned_tag_key(tag::TXN_ACTIVE, self.state.version), vec![flags]);
+        }
+        if !self.persisted && !self.state.active.is_empty() {
+            batch.set(versioned_tag_key(tag::TXN_SNAPSHOT, self.state.version), value::encode(&self.state.active));
+        }
+        self.drain_pending(&mut batch, true);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        shared.persist_next_version(&registry, &mut batch);
+        shared.engine.write(batch)?;
+        registry.persisted_next_version = registry.next_version;
+        self.persisted = true;
+        self.exclusive_dirty = false;
+        if registry.latch == Some(self.state.version) {
+            registry.latch = None;
+        }
+        Ok(())
+    }
+
+    /// Commits: makes the transaction's writes visible to transactions that begin afterwards.
+    pub fn commit(mut self) -> Result<()> {
+        if self.state.read_only {
+            self.finish_reader();
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let engine = shared.engine.as_ref();
+        let mut registry = shared.registry();
+        let mut batch = WriteBatch::new();
+        let version = self.state.version;
+        self.drain_pending(&mut batch, false);
+        if self.persisted {
+            for item in engine.scan_prefix(&versioned_tag_key(tag::TXN_WRITE, version)) {
+                batch.delete(item?.0);
+            }
+            batch.delete(versioned_tag_key(tag::TXN_ACTIVE, version));
+        }
+        if !self.persisted && !batch.is_empty() && !self.state.active.is_empty() {
+            batch.set(versioned_tag_key(tag::TXN_SNAPSHOT, version), value::encode(&self.state.active));
+        }
+        if !batch.is_empty() {
+            shared.persist_next_version(&registry, &mut batch);
+            engine.write(batch)?;
+            registry.persisted_next_version = registry.next_version;
+        }
+        self.release(&mut registry);
+        Ok(())
+    }
+
+    /// Rolls back: removes every write of the transaction.
+    pub fn rollback(mut self) -> Result<()> {
+        self.rollback_inner()
+    }
+
+    fn rollback_inner(&mut self) -> Result<()> {
+        if self.finished {
+            return Ok(());
+        }
+        if self.state.read_only {
+            self.finish_reader();
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let engine = shared.engine.as_ref();
+        let mut registry = shared.registry();
+        let version = self.state.version;
+        self.pending.clear();
+        self.pending_unversioned.clear();
+        let mut batch = WriteBatch::new();
+        if self.persisted {
+            for item in engine.scan_prefix(&versioned_tag_key(tag::TXN_WRITE, version)) {
+                let (raw, _) = item?;
+                batch.delete(version_key(&raw[9..], version));
+                batch.delete(raw);
+            }
+            batch.delete(versioned_tag_key(tag::TXN_ACTIVE, version));
+        } else if !self.state.active.is_empty() {
+            // Keep as-of reads at this version exact even though it wrote nothing.
+            batch.set(versioned_tag_key(tag::TXN_SNAPSHOT, version), value::encode(&self.state.active));
+        }
+        if !batch.is_empty() {
+            shared.persist_next_version(&registry, &mut batch);
+            engine.write(batch)?;
+            registry.persisted_next_version = registry.next_version;
+        }
+        self.release(&mut registry);
+        Ok(())
+    }
+
+    /// Removes a finished read-write transaction from the registry.
+    fn release(&mut self, registry: &mut Registry) {
+        let version = self.state.version;
+        registry.active.remove(&version);
+        if registry.latch == Some(version) {
+            registry.latch = None;
+        }
+        if registry.exclusive == Some(version) {
+            registry.exclusive = None;
+        }
+        self.finished = true;
+    }
+
+    /// Removes a finished read-only transaction from the registry.
+    fn finish_reader(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut registry = self.shared.registry();
+        if let Some(count) = registry.readers.get_mut(&self.state.version) {
+            *count -= 1;
+            if *count == 0 {
+                registry.readers.remove(&self.state.version);
+            }
+        }
+        self.finished = true;
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        // An error here is an I/O failure; the transaction stays in flight and is rolled back
+        // by `rollback_in_flight` after a restart.
+        let _ = self.rollback_inner();
+    }
+}
+
