@@ -214,7 +214,8 @@ mod tests {
 
     #[test]
     fn float_special_values_order_like_postgres() {
-        let ordered = [f64::NEG_INFINITY, -1.5, -f64::MIN_POSITIVE, 0.0, 1e-300, 2.0, f64::INFINITY];
+        let ordered =
+            [f64::NEG_INFINITY, -1.5, -f64::MIN_POSITIVE, 0.0, 1e-300, 2.0, f64::INFINITY];
         for pair in ordered.windows(2) {
             assert!(enc_f64(pair[0]) < enc_f64(pair[1]), "{} < {}", pair[0], pair[1]);
         }

@@ -5,7 +5,7 @@
 //! integers). Swapping the format means changing only this file.
 
 use super::DecodeError;
-use bincode::config::{Configuration, LittleEndian, Limit, Varint};
+use bincode::config::{Configuration, Limit, LittleEndian, Varint};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

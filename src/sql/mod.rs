@@ -1,1 +1,36 @@
-//! SQL: parser, planner and executor (in progress).
+//! SQL: a parser, a planner and a deterministic executor over MVCC storage.
+//!
+//! A query travels through these steps:
+//!
+//! 1. [`Session::execute`] parses the text with [`parser::parse`]: pest matches the grammar
+//!    in `parser/chronos.pest` and the pairs become [`parser::ast::Statement`]s.
+//! 2. The session handles BEGIN/COMMIT/ROLLBACK itself; any other statement runs in the open
+//!    transaction, or in its own (autocommit).
+//! 3. [`planner::Planner`] resolves names against the catalog read through the transaction
+//!    ([`engine::Txn`]) and builds a [`planner::Plan`] of nodes; the optimizer pushes filters
+//!    down and picks key lookups, index lookups, ranges and hash joins.
+//! 4. [`execution::execute`] runs the plan: query nodes are pulled as row iterators; writes
+//!    read their targets first, then insert/update/delete rows and index entries.
+//! 5. The session flushes the statement's writes to the engine in one batch (statement
+//!    atomicity) and, in autocommit, commits (and fsyncs, for a durable database).
+//!
+//! Invariants:
+//! - Execution is deterministic: the same statements on the same state produce the same
+//!   results and byte-identical stored state (no clocks, no randomness, no hash-order output).
+//! - No input panics: parse errors, type errors and constraint violations are [`Error`] values
+//!   with a [`Error::kind`] a client can act on.
+//!
+//! Deliberate simplifications (see the README's SQL section): single-column primary keys and
+//! indexes; no subqueries, UNION or views yet; DDL takes a database-wide schema lock.
+
+pub mod engine;
+mod error;
+pub mod execution;
+pub mod format;
+pub mod parser;
+pub mod planner;
+pub mod types;
+
+pub use engine::{Database, Session};
+pub use error::{Error, Result};
+pub use execution::StatementResult;

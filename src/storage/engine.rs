@@ -163,7 +163,17 @@ pub mod test_suite {
         }
         let all = collect(engine.scan((Bound::Unbounded, Bound::Unbounded)));
         let keys: Vec<_> = all.iter().map(|(k, _)| k.clone()).collect();
-        assert_eq!(keys, vec![b"\x00".to_vec(), b"a".to_vec(), b"ab".to_vec(), b"b".to_vec(), b"c".to_vec(), b"\xff".to_vec()]);
+        assert_eq!(
+            keys,
+            vec![
+                b"\x00".to_vec(),
+                b"a".to_vec(),
+                b"ab".to_vec(),
+                b"b".to_vec(),
+                b"c".to_vec(),
+                b"\xff".to_vec()
+            ]
+        );
 
         let range = (Bound::Included(b"a".to_vec()), Bound::Excluded(b"b".to_vec()));
         assert_eq!(collect(engine.scan(range)), vec![kv(b"a", b"a"), kv(b"ab", b"ab")]);
@@ -196,7 +206,10 @@ pub mod test_suite {
         let keys = |prefix: &[u8]| -> Vec<Vec<u8>> {
             collect(engine.scan_prefix(prefix)).into_iter().map(|(k, _)| k).collect()
         };
-        assert_eq!(keys(b"b"), vec![b"b\x00".to_vec(), b"ba".to_vec(), b"b\xff".to_vec(), b"b\xff\xff".to_vec()]);
+        assert_eq!(
+            keys(b"b"),
+            vec![b"b\x00".to_vec(), b"ba".to_vec(), b"b\xff".to_vec(), b"b\xff\xff".to_vec()]
+        );
         assert_eq!(keys(b"b\xff"), vec![b"b\xff".to_vec(), b"b\xff\xff".to_vec()]);
         assert_eq!(keys(b"").len(), 6);
         assert!(keys(b"d").is_empty());
@@ -223,9 +236,9 @@ pub mod test_suite {
         for i in 0u32..500 {
             engine.set(&i.to_be_bytes(), vec![1]).unwrap();
         }
-        let mut iter = engine.scan((Bound::Unbounded, Bound::Unbounded));
+        let iter = engine.scan((Bound::Unbounded, Bound::Unbounded));
         let mut count = 0;
-        while let Some(item) = iter.next() {
+        for item in iter {
             let (key, _) = item.unwrap();
             if key == 10u32.to_be_bytes() {
                 // Deleting keys ahead of the cursor and adding one must not break the scan.

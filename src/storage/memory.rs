@@ -1,7 +1,7 @@
 //! An in-memory engine over a `BTreeMap`, for tests and deterministic simulation.
 
-use super::engine::{Engine, KeyValue, ScanIterator, Status, WriteBatch};
 use super::Result;
+use super::engine::{Engine, KeyValue, ScanIterator, Status, WriteBatch};
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -43,7 +43,9 @@ pub enum Error {
     #[error("cannot write in a read-only transaction")]
     ReadOnly,
     /// A read-only snapshot is older than the garbage-collection horizon.
-    #[error("snapshot at version {version} is too old: versions below {horizon} were garbage-collected")]
+    #[error(
+        "snapshot at version {version} is too old: versions below {horizon} were garbage-collected"
+    )]
     SnapshotTooOld {
         /// The snapshot's version.
         version: u64,

@@ -46,7 +46,10 @@ impl SledEngine {
     /// lock, then reports that another process holds the database.
     pub fn open_db(path: impl AsRef<Path>) -> Result<sled::Db> {
         let path = path.as_ref();
-        let config = sled::Config::new().path(path).cache_capacity(CACHE_CAPACITY).mode(sled::Mode::LowSpace);
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_CAPACITY)
+            .mode(sled::Mode::LowSpace);
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         loop {
             match config.open() {
@@ -62,7 +65,10 @@ impl SledEngine {
                 }
                 Err(error) => {
                     return Err(match from_sled(error) {
-                        Error::Io(message) => Error::Io(format!("cannot open database at {}: {message}", path.display())),
+                        Error::Io(message) => Error::Io(format!(
+                            "cannot open database at {}: {message}",
+                            path.display()
+                        )),
                         other => other,
                     });
                 }
@@ -160,7 +166,11 @@ struct SledScan {
 }
 
 impl SledScan {
-    fn emit(&mut self, item: Option<sled::Result<(sled::IVec, sled::IVec)>>, front: bool) -> Option<Result<KeyValue>> {
+    fn emit(
+        &mut self,
+        item: Option<sled::Result<(sled::IVec, sled::IVec)>>,
+        front: bool,
+    ) -> Option<Result<KeyValue>> {
         if self.done {
             return None;
         }

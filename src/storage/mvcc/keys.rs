@@ -102,4 +102,3 @@ pub(super) fn get_u64(engine: &dyn Engine, key: &[u8]) -> Result<Option<u64>> {
 pub(super) fn u64_bytes(value: u64) -> Vec<u8> {
     value.to_be_bytes().to_vec()
 }
-

@@ -40,18 +40,20 @@
 
 mod keys;
 mod scan;
-mod transaction;
 #[cfg(test)]
 mod tests;
+mod transaction;
 
 pub use scan::Scan;
 pub use transaction::{Transaction, TransactionState};
 
 use super::engine::{Engine, WriteBatch};
 use super::{Error, Result};
-use crate::encoding::value;
 use crate::encoding::keycode;
-use keys::{get_u64, split_version_key, tag, u64_bytes, versioned_tag_key, FLAG_EXCLUSIVE, GC_BATCH};
+use crate::encoding::value;
+use keys::{
+    FLAG_EXCLUSIVE, GC_BATCH, get_u64, split_version_key, tag, u64_bytes, versioned_tag_key,
+};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -161,7 +163,11 @@ impl Mvcc {
             latch: None,
             readers: BTreeMap::new(),
         };
-        let shared = Shared { engine, registry: Mutex::new(registry), gc_horizon: AtomicU64::new(gc_horizon) };
+        let shared = Shared {
+            engine,
+            registry: Mutex::new(registry),
+            gc_horizon: AtomicU64::new(gc_horizon),
+        };
         Ok(Self { shared: Arc::new(shared) })
     }
 
@@ -205,7 +211,11 @@ impl Mvcc {
         let active = registry.active.clone();
         *registry.readers.entry(version).or_default() += 1;
         drop(registry);
-        Ok(Transaction::new(self.shared.clone(), TransactionState { version, read_only: true, active }, false))
+        Ok(Transaction::new(
+            self.shared.clone(),
+            TransactionState { version, read_only: true, active },
+            false,
+        ))
     }
 
     /// Begins a read-only transaction that sees the database as a transaction beginning at
@@ -233,13 +243,19 @@ impl Mvcc {
         };
         *registry.readers.entry(version).or_default() += 1;
         drop(registry);
-        Ok(Transaction::new(self.shared.clone(), TransactionState { version, read_only: true, active }, false))
+        Ok(Transaction::new(
+            self.shared.clone(),
+            TransactionState { version, read_only: true, active },
+            false,
+        ))
     }
 
     /// Loads the state of an in-flight read-write transaction from the engine.
     pub fn load_state(&self, version: Version) -> Result<TransactionState> {
         if !self.shared.registry().active.contains(&version) {
-            return Err(Error::InvalidTransaction(format!("transaction {version} is not in flight")));
+            return Err(Error::InvalidTransaction(format!(
+                "transaction {version} is not in flight"
+            )));
         }
         let active = match self.shared.engine.get(&versioned_tag_key(tag::TXN_SNAPSHOT, version))? {
             Some(bytes) => value::decode(&bytes)?,
@@ -252,11 +268,16 @@ impl Mvcc {
     /// another handle). The transaction must have been flushed at least once.
     pub fn resume(&self, state: TransactionState) -> Result<Transaction> {
         if state.read_only {
-            return Err(Error::InvalidTransaction("read-only transactions cannot be resumed".into()));
+            return Err(Error::InvalidTransaction(
+                "read-only transactions cannot be resumed".into(),
+            ));
         }
         let registry = self.shared.registry();
         if !registry.active.contains(&state.version) {
-            return Err(Error::InvalidTransaction(format!("transaction {} is not in flight", state.version)));
+            return Err(Error::InvalidTransaction(format!(
+                "transaction {} is not in flight",
+                state.version
+            )));
         }
         let exclusive = registry.exclusive == Some(state.version);
         drop(registry);
@@ -344,7 +365,9 @@ impl Mvcc {
             stats.deleted += 1;
         }
         let snapshots_end = versioned_tag_key(tag::TXN_SNAPSHOT, horizon);
-        for item in engine.scan((Bound::Included(vec![tag::TXN_SNAPSHOT]), Bound::Excluded(snapshots_end))) {
+        for item in
+            engine.scan((Bound::Included(vec![tag::TXN_SNAPSHOT]), Bound::Excluded(snapshots_end)))
+        {
             batch.delete(item?.0);
         }
         engine.write(batch)?;
@@ -355,7 +378,11 @@ impl Mvcc {
     pub fn status(&self) -> Result<Status> {
         let (next_version, active_txns, readers) = {
             let registry = self.shared.registry();
-            (registry.next_version, registry.active.len() as u64, registry.readers.values().sum::<usize>() as u64)
+            (
+                registry.next_version,
+                registry.active.len() as u64,
+                registry.readers.values().sum::<usize>() as u64,
+            )
         };
         Ok(Status {
             next_version,
@@ -366,4 +393,3 @@ impl Mvcc {
         })
     }
 }
-

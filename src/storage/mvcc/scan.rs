@@ -1,9 +1,12 @@
 //! Scans at a snapshot, merged with the transaction's unflushed writes.
 
-use super::keys::{decode_stored, decode_user_key, split_version_key};
 use super::Transaction;
-use crate::storage::engine::{KeyValue, ScanIterator};
+use super::keys::{decode_stored, decode_user_key, split_version_key};
 use crate::storage::Result;
+
+/// A user key and its newest visible value (`None`: deleted).
+type Entry = (Vec<u8>, Option<Vec<u8>>);
+use crate::storage::engine::{KeyValue, ScanIterator};
 
 /// An iterator over the newest visible values in a range, merging the engine's versions with
 /// the transaction's unflushed writes. Yields `(key, value)` pairs; deleted keys are skipped.
@@ -13,24 +16,37 @@ pub struct Scan<'a> {
     /// The escaped key and newest visible stored value of the key being assembled.
     group: Option<(Vec<u8>, Option<Vec<u8>>)>,
     /// The next key/value from the engine side, decoded (a lookahead for the merge).
-    engine_next: Option<(Vec<u8>, Option<Vec<u8>>)>,
+    engine_next: Option<Entry>,
     engine_done: bool,
     /// Unflushed writes in the range, in key order.
-    pending: std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>,
+    pending: std::iter::Peekable<std::vec::IntoIter<Entry>>,
 }
 
 impl<'a> Scan<'a> {
-    pub(super) fn new(txn: &'a Transaction, engine: ScanIterator<'a>, pending: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Self {
-        Self { txn, engine, group: None, engine_next: None, engine_done: false, pending: pending.into_iter().peekable() }
+    pub(super) fn new(
+        txn: &'a Transaction,
+        engine: ScanIterator<'a>,
+        pending: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Self {
+        Self {
+            txn,
+            engine,
+            group: None,
+            engine_next: None,
+            engine_done: false,
+            pending: pending.into_iter().peekable(),
+        }
     }
 
     /// Returns the next key's newest visible version from the engine (tombstones included).
-    fn next_from_engine(&mut self) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>> {
+    fn next_from_engine(&mut self) -> Result<Option<Entry>> {
         loop {
             let Some(item) = self.engine.next() else {
                 // The last group is complete.
                 return match self.group.take() {
-                    Some((prefix, Some(stored))) => Ok(Some((decode_user_key(&prefix)?, decode_stored(stored)?))),
+                    Some((prefix, Some(stored))) => {
+                        Ok(Some((decode_user_key(&prefix)?, decode_stored(stored)?)))
+                    }
                     _ => Ok(None),
                 };
             };
@@ -90,4 +106,3 @@ impl Iterator for Scan<'_> {
         self.step().transpose()
     }
 }
-

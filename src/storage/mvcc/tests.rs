@@ -117,7 +117,8 @@ fn rollback_removes_flushed_and_buffered_writes() {
     let reader = mvcc.begin_read_only().unwrap();
     assert_eq!(scan_all(&reader), vec![kv(b"a", b"1")]);
     // Nothing of the transaction is left but the version counter.
-    let after: Vec<_> = engine.dump().into_iter().filter(|(k, _)| k[0] != tag::NEXT_VERSION).collect();
+    let after: Vec<_> =
+        engine.dump().into_iter().filter(|(k, _)| k[0] != tag::NEXT_VERSION).collect();
     let before: Vec<_> = before.into_iter().filter(|(k, _)| k[0] != tag::NEXT_VERSION).collect();
     assert_eq!(after, before);
     // The key is writable again by a new transaction.
@@ -235,8 +236,10 @@ fn scans_respect_ranges_and_prefixes() {
         .collect::<Result<_>>()
         .unwrap();
     assert_eq!(range, vec![kv(b"ba", b"3"), kv(b"bb", b"5")]);
-    let upto_c: Vec<_> =
-        txn.scan((Bound::Unbounded, Bound::Excluded(b"c".to_vec()))).collect::<Result<_>>().unwrap();
+    let upto_c: Vec<_> = txn
+        .scan((Bound::Unbounded, Bound::Excluded(b"c".to_vec())))
+        .collect::<Result<_>>()
+        .unwrap();
     assert_eq!(upto_c.len(), 3);
 }
 

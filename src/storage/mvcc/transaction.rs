@@ -1,8 +1,8 @@
 //! Transactions: reads at a snapshot, buffered writes, flush, commit and rollback.
 
 use super::keys::{
-    decode_stored, encode_stored, split_version_key, tag, txn_write_key, unversioned_key, version_key,
-    versioned_tag_key, FLAG_EXCLUSIVE,
+    FLAG_EXCLUSIVE, decode_stored, encode_stored, split_version_key, tag, txn_write_key,
+    unversioned_key, version_key, versioned_tag_key,
 };
 use super::{Registry, Scan, Shared, Version};
 use crate::encoding::{keycode, value};
@@ -11,8 +11,8 @@ use crate::storage::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// The state that identifies a transaction and decides what it sees. It is plain data, so a
 /// replica can resume a transaction another process began.
@@ -105,7 +105,10 @@ impl Transaction {
         if let Some(value) = self.pending.get(key) {
             return Ok(value.clone());
         }
-        let range = (Bound::Included(version_key(key, 0)), Bound::Included(version_key(key, self.state.version)));
+        let range = (
+            Bound::Included(version_key(key, 0)),
+            Bound::Included(version_key(key, self.state.version)),
+        );
         let mut found = None;
         for item in self.shared.engine.scan(range).rev() {
             let (raw, stored) = item?;
@@ -184,8 +187,17 @@ impl Transaction {
         }
         // Only the newest version can conflict: versions below the oldest in-flight
         // transaction are committed and visible to us.
-        let from = self.state.active.first().copied().unwrap_or(self.state.version + 1).min(self.state.version + 1);
-        let range = (Bound::Included(version_key(key, from)), Bound::Included(version_key(key, Version::MAX)));
+        let from = self
+            .state
+            .active
+            .first()
+            .copied()
+            .unwrap_or(self.state.version + 1)
+            .min(self.state.version + 1);
+        let range = (
+            Bound::Included(version_key(key, from)),
+            Bound::Included(version_key(key, Version::MAX)),
+        );
         if let Some(item) = self.shared.engine.scan(range).next_back() {
             let (raw, _) = item?;
             let (_, version) = split_version_key(&raw)?;
@@ -202,9 +214,11 @@ impl Transaction {
     fn acquire_latch(&self) -> Result<()> {
         let mut registry = self.shared.registry();
         match registry.latch {
-            Some(holder) if holder != self.state.version => Err(Error::InvalidTransaction(format!(
-                "transaction {holder} has unflushed writes; write statements must run one at a time"
-            ))),
+            Some(holder) if holder != self.state.version => {
+                Err(Error::InvalidTransaction(format!(
+                    "transaction {holder} has unflushed writes; write statements must run one at a time"
+                )))
+            }
             _ => {
                 registry.latch = Some(self.state.version);
                 Ok(())
@@ -289,7 +303,10 @@ impl Transaction {
             batch.set(versioned_tag_key(tag::TXN_ACTIVE, self.state.version), vec![flags]);
         }
         if !self.persisted && !self.state.active.is_empty() {
-            batch.set(versioned_tag_key(tag::TXN_SNAPSHOT, self.state.version), value::encode(&self.state.active));
+            batch.set(
+                versioned_tag_key(tag::TXN_SNAPSHOT, self.state.version),
+                value::encode(&self.state.active),
+            );
         }
         self.drain_pending(&mut batch, true);
         if batch.is_empty() {
@@ -304,6 +321,17 @@ impl Transaction {
             registry.latch = None;
         }
         Ok(())
+    }
+
+    /// Discards the writes not yet flushed: what a failed statement wrote since the last
+    /// flush. Earlier (flushed) writes stay part of the transaction.
+    pub fn discard_pending(&mut self) {
+        self.pending.clear();
+        self.pending_unversioned.clear();
+        let mut registry = self.shared.registry();
+        if registry.latch == Some(self.state.version) {
+            registry.latch = None;
+        }
     }
 
     /// Commits: makes the transaction's writes visible to transactions that begin afterwards.
@@ -325,7 +353,10 @@ impl Transaction {
             batch.delete(versioned_tag_key(tag::TXN_ACTIVE, version));
         }
         if !self.persisted && !batch.is_empty() && !self.state.active.is_empty() {
-            batch.set(versioned_tag_key(tag::TXN_SNAPSHOT, version), value::encode(&self.state.active));
+            batch.set(
+                versioned_tag_key(tag::TXN_SNAPSHOT, version),
+                value::encode(&self.state.active),
+            );
         }
         if !batch.is_empty() {
             shared.persist_next_version(&registry, &mut batch);
@@ -365,7 +396,10 @@ impl Transaction {
             batch.delete(versioned_tag_key(tag::TXN_ACTIVE, version));
         } else if !self.state.active.is_empty() {
             // Keep as-of reads at this version exact even though it wrote nothing.
-            batch.set(versioned_tag_key(tag::TXN_SNAPSHOT, version), value::encode(&self.state.active));
+            batch.set(
+                versioned_tag_key(tag::TXN_SNAPSHOT, version),
+                value::encode(&self.state.active),
+            );
         }
         if !batch.is_empty() {
             shared.persist_next_version(&registry, &mut batch);
@@ -412,4 +446,3 @@ impl Drop for Transaction {
         let _ = self.rollback_inner();
     }
 }
-

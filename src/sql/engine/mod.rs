@@ -1,0 +1,10 @@
+//! The SQL engine: the catalog and row storage over MVCC ([`Txn`]), table schemas, and the
+//! [`Database`] with its [`Session`]s, which run statements with transaction control.
+
+mod schema;
+mod session;
+mod store;
+
+pub use schema::{Column, Index, Table};
+pub use session::{Database, Session};
+pub use store::Txn;

@@ -1,0 +1,155 @@
+//! Table schemas: columns, the primary key and secondary indexes.
+
+use crate::sql::error::{Error, Result};
+use crate::sql::types::{DataType, Row, Value};
+use serde::{Deserialize, Serialize};
+
+/// A table's schema, stored in the catalog.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    /// The table name (unique in the database).
+    pub name: String,
+    /// The columns in order.
+    pub columns: Vec<Column>,
+    /// The primary key column. `None` means the table has a hidden row id as its key,
+    /// allocated in insertion order.
+    pub primary_key: Option<usize>,
+    /// Secondary indexes, including those enforcing UNIQUE columns.
+    pub indexes: Vec<Index>,
+}
+
+/// A column of a table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Column {
+    /// The column name (unique in the table).
+    pub name: String,
+    /// The column type.
+    pub datatype: DataType,
+    /// VARCHAR(n): the maximum length in characters.
+    pub max_length: Option<u32>,
+    /// Whether NULL may be stored.
+    pub nullable: bool,
+    /// The value stored when an INSERT does not give one (NULL when absent).
+    pub default: Option<Value>,
+}
+
+/// A secondary index on one column.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    /// The index name (unique in the database).
+    pub name: String,
+    /// The indexed column.
+    pub column: usize,
+    /// Whether two rows may not share a non-NULL value.
+    pub unique: bool,
+}
+
+impl Table {
+    /// Checks the schema's own consistency: a column, unique column names, a valid key and
+    /// indexes, defaults of the right type.
+    pub fn validate(&self) -> Result<()> {
+        if self.columns.is_empty() {
+            return Err(Error::Invalid(format!(
+                "table \"{}\" must have at least one column",
+                self.name
+            )));
+        }
+        for (i, column) in self.columns.iter().enumerate() {
+            if self.columns[..i].iter().any(|c| c.name == column.name) {
+                return Err(Error::Invalid(format!(
+                    "column \"{}\" specified more than once",
+                    column.name
+                )));
+            }
+            if let Some(default) = &column.default {
+                let value = default.clone().coerce_to(column.datatype)?;
+                column.check(&self.name, &value)?;
+            }
+        }
+        if let Some(key) = self.primary_key {
+            let column = self
+                .columns
+                .get(key)
+                .ok_or_else(|| Error::Invalid("invalid primary key".into()))?;
+            if column.nullable {
+                return Err(Error::Invalid(format!(
+                    "primary key column \"{}\" must be NOT NULL",
+                    column.name
+                )));
+            }
+        }
+        for (i, index) in self.indexes.iter().enumerate() {
+            if index.column >= self.columns.len() {
+                return Err(Error::Invalid(format!(
+                    "index \"{}\" refers to a missing column",
+                    index.name
+                )));
+            }
+            if self.indexes[..i].iter().any(|other| other.name == index.name) {
+                return Err(Error::IndexExists(index.name.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The position of the column named `name`.
+    pub fn column_index(&self, name: &str) -> Result<usize> {
+        self.columns
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| Error::UnknownColumn(format!("{}.{name}", self.name)))
+    }
+
+    /// The key of a row: its primary key value. Tables with a hidden row id have no key
+    /// column; callers supply the row id instead.
+    pub fn row_key(&self, row: &Row) -> Option<Value> {
+        self.primary_key.map(|key| row[key].clone())
+    }
+
+    /// Converts a row for storage: coerces each value to its column's type and checks
+    /// NOT NULL and length limits.
+    pub fn prepare_row(&self, row: Row) -> Result<Row> {
+        if row.len() != self.columns.len() {
+            return Err(Error::Invalid(format!(
+                "table \"{}\" has {} columns, but {} values were given",
+                self.name,
+                self.columns.len(),
+                row.len()
+            )));
+        }
+        row.into_iter()
+            .zip(&self.columns)
+            .map(|(value, column)| {
+                let value = value.coerce_to(column.datatype).map_err(|error| match error {
+                    Error::TypeMismatch(message) => {
+                        Error::TypeMismatch(format!("column \"{}\": {message}", column.name))
+                    }
+                    other => other,
+                })?;
+                column.check(&self.name, &value)?;
+                Ok(value)
+            })
+            .collect()
+    }
+}
+
+impl Column {
+    /// Checks a value (already of the column's type) against NOT NULL and VARCHAR(n).
+    pub fn check(&self, table: &str, value: &Value) -> Result<()> {
+        match value {
+            Value::Null if !self.nullable => {
+                Err(Error::NotNull { table: table.to_string(), column: self.name.clone() })
+            }
+            Value::String(s)
+                if self.max_length.is_some_and(|max| s.chars().count() > max as usize) =>
+            {
+                Err(Error::OutOfRange(format!(
+                    "value too long for column \"{}\" of type VARCHAR({})",
+                    self.name,
+                    self.max_length.unwrap_or_default()
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! A database and its sessions: transaction control, autocommit and statement execution.
+
+use super::Txn;
+use crate::sql::error::{Error, Result};
+use crate::sql::execution::{StatementResult, execute};
+use crate::sql::parser::{self, ast::Statement};
+use crate::sql::planner::{OutputColumn, Planner};
+use crate::sql::types::{DataType, Value};
+use crate::storage::mvcc::{GcStats, Mvcc};
+use crate::storage::{Engine, MemoryEngine, SledEngine};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A SQL database on one storage engine, shared by its sessions.
+pub struct Database {
+    mvcc: Mvcc,
+    /// Held while a write statement runs: statements write one at a time, which is what the
+    /// MVCC write latch requires and what a replicated log does anyway.
+    write_lock: Mutex<()>,
+    /// Whether commits fsync before they return (true for a standalone database on disk;
+    /// a replicated node gets durability from its log instead).
+    durable: bool,
+}
+
+impl Database {
+    /// Opens a database on an engine. Transactions a previous process left in flight are
+    /// rolled back, since their sessions are gone.
+    pub fn open(engine: Arc<dyn Engine>, durable: bool) -> Result<Self> {
+        let mvcc = Mvcc::open(engine)?;
+        mvcc.rollback_in_flight()?;
+        Ok(Self { mvcc, write_lock: Mutex::new(()), durable })
+    }
+
+    /// Opens (or creates) a durable database in directory `path` (sled).
+    pub fn open_sled(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open(Arc::new(SledEngine::open(path)?), true)
+    }
+
+    /// A new in-memory database.
+    pub fn memory() -> Self {
+        let mvcc = Mvcc::open(Arc::new(MemoryEngine::new()));
+        // Opening an empty memory engine reads nothing and cannot fail.
+        let mvcc =
+            mvcc.unwrap_or_else(|error| panic!("empty memory engine failed to open: {error}"));
+        Self { mvcc, write_lock: Mutex::new(()), durable: false }
+    }
+
+    /// Starts a session.
+    pub fn session(self: &Arc<Self>) -> Session {
+        Session { db: self.clone(), txn: None }
+    }
+
+    /// The MVCC store.
+    pub fn mvcc(&self) -> &Mvcc {
+        &self.mvcc
+    }
+
+    /// Garbage-collects versions no open transaction can see.
+    pub fn gc(&self) -> Result<GcStats> {
+        Ok(self.mvcc.gc(self.mvcc.oldest_visible_version())?)
+    }
+
+    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        // The guarded data is `()`: a panic elsewhere leaves nothing inconsistent.
+        self.write_lock.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn flush_if_durable(&self) -> Result<()> {
+        if self.durable {
+            self.mvcc.engine().flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// A connection's state: at most one explicit transaction. Statements outside a transaction
+/// autocommit. A failed statement is undone on its own (its partial writes are discarded) and
+/// an explicit transaction stays usable, as in SQLite and MySQL.
+pub struct Session {
+    db: Arc<Database>,
+    txn: Option<Txn>,
+}
+
+impl Session {
+    /// Parses and runs a script, stopping at the first error.
+    pub fn execute(&mut self, sql: &str) -> Result<Vec<StatementResult>> {
+        parser::parse(sql)?.iter().map(|statement| self.execute_statement(statement)).collect()
+    }
+
+    /// Whether an explicit transaction is open.
+    pub fn in_transaction(&self) -> bool {
+        self.txn.is_some()
+    }
+
+    /// Runs one statement.
+    pub fn execute_statement(&mut self, statement: &Statement) -> Result<StatementResult> {
+        let mvcc = self.db.mvcc.clone();
+        match statement {
+            Statement::Begin { read_only, as_of } => {
+                if self.txn.is_some() {
+                    return Err(Error::Transaction("a transaction is already in progress".into()));
+                }
+                let txn = match (read_only, as_of) {
+                    (true, Some(version)) => mvcc.begin_as_of(*version)?,
+                    (true, None) => mvcc.begin_read_only()?,
+                    (false, _) => mvcc.begin()?,
+                };
+                let result =
+                    StatementResult::Begin { version: txn.version(), read_only: *read_only };
+                self.txn = Some(Txn::new(txn));
+                Ok(result)
+            }
+            Statement::Commit => {
+                let txn = self
+                    .txn
+                    .take()
+                    .ok_or_else(|| Error::Transaction("no transaction is in progress".into()))?;
+                let (version, writable) = (txn.mvcc().version(), !txn.mvcc().read_only());
+                txn.into_inner().commit()?;
+                if writable {
+                    self.db.flush_if_durable()?;
+                }
+                Ok(StatementResult::Commit { version })
+            }
+            Statement::Rollback => {
+                let txn = self
+                    .txn
+                    .take()
+                    .ok_or_else(|| Error::Transaction("no transaction is in progress".into()))?;
+                let version = txn.mvcc().version();
+                txn.into_inner().rollback()?;
+                Ok(StatementResult::Rollback { version })
+            }
+            Statement::Explain(inner) => {
+                if matches!(
+                    **inner,
+                    Statement::Begin { .. }
+                        | Statement::Commit
+                        | Statement::Rollback
+                        | Statement::Explain(_)
+                ) {
+                    return Err(Error::Invalid(
+                        "EXPLAIN needs a query or a write statement".into(),
+                    ));
+                }
+                let plan = match &self.txn {
+                    Some(txn) => Planner::new(txn).plan(inner)?,
+                    None => Planner::new(&Txn::new(mvcc.begin_read_only()?)).plan(inner)?,
+                };
+                let rows = plan
+                    .explain()
+                    .lines()
+                    .map(|line| vec![Value::String(line.to_string())])
+                    .collect();
+                let columns =
+                    vec![OutputColumn { name: "plan".into(), datatype: Some(DataType::String) }];
+                Ok(StatementResult::Query { columns, rows })
+            }
+            statement => {
+                let writes = !statement.is_read_only();
+                match &mut self.txn {
+                    Some(txn) => {
+                        if writes && txn.mvcc().read_only() {
+                            return Err(Error::ReadOnly);
+                        }
+                        let _guard = writes.then(|| self.db.lock_writes());
+                        let result =
+                            Planner::new(txn).plan(statement).and_then(|plan| execute(plan, txn));
+                        if writes {
+                            match &result {
+                                Ok(_) => txn.mvcc_mut().flush()?,
+                                Err(_) => txn.mvcc_mut().discard_pending(),
+                            }
+                        }
+                        result
+                    }
+                    None if writes => {
+                        let _guard = self.db.lock_writes();
+                        let mut txn = Txn::new(mvcc.begin()?);
+                        match Planner::new(&txn)
+                            .plan(statement)
+                            .and_then(|plan| execute(plan, &mut txn))
+                        {
+                            Ok(result) => {
+                                txn.into_inner().commit()?;
+                                self.db.flush_if_durable()?;
+                                Ok(result)
+                            }
+                            Err(error) => {
+                                txn.into_inner().rollback()?;
+                                Err(error)
+                            }
+                        }
+                    }
+                    None => {
+                        let mut txn = Txn::new(mvcc.begin_read_only()?);
+                        let result = Planner::new(&txn)
+                            .plan(statement)
+                            .and_then(|plan| execute(plan, &mut txn));
+                        txn.into_inner().commit()?;
+                        result
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The SQL view of an MVCC transaction: the catalog, rows and index entries, as keys.
+//!
+//! Key layout (inside MVCC, so every key is versioned and transactional):
+//! - `Table(name)` → the table's [`Table`] schema.
+//! - `Row(table, key)` → the row's values. `key` is the primary key value, or the hidden row
+//!   id for tables without one.
+//! - `Index(table, index, value)` → the row key, for a non-NULL value of a unique index. Two
+//!   rows writing the same value write the same key, so concurrent duplicates conflict.
+//! - `Index(table, index, value, key)` → the row key, for non-unique indexes and NULLs.
+//! - `RowId(table)` (unversioned) → the next hidden row id.
+//!
+//! Every value is encoded with [`Value::encode_key`], so rows scan in key order and an index
+//! lookup is a prefix scan.
+
+use super::schema::{Index, Table};
+use crate::encoding::keycode::{self, KeyReader};
+use crate::encoding::value as codec;
+use crate::sql::error::{Error, Result};
+use crate::sql::types::{Row, Value};
+use crate::storage::mvcc;
+use std::ops::Bound;
+
+const TABLE: u8 = 0x01;
+const ROW: u8 = 0x02;
+const INDEX: u8 = 0x03;
+const ROW_ID: u8 = 0x04;
+
+fn table_key(name: &str) -> Vec<u8> {
+    let mut out = vec![TABLE];
+    keycode::put_str(&mut out, name);
+    out
+}
+
+fn row_prefix(table: &str) -> Vec<u8> {
+    let mut out = vec![ROW];
+    keycode::put_str(&mut out, table);
+    out
+}
+
+fn row_key(table: &str, key: &Value) -> Vec<u8> {
+    let mut out = row_prefix(table);
+    key.encode_key(&mut out);
+    out
+}
+
+fn index_prefix(table: &str, index: &str) -> Vec<u8> {
+    let mut out = vec![INDEX];
+    keycode::put_str(&mut out, table);
+    keycode::put_str(&mut out, index);
+    out
+}
+
+fn index_value_prefix(table: &str, index: &str, value: &Value) -> Vec<u8> {
+    let mut out = index_prefix(table, index);
+    value.encode_key(&mut out);
+    out
+}
+
+/// The key of a row's entry in an index.
+fn index_entry_key(table: &str, index: &Index, value: &Value, key: &Value) -> Vec<u8> {
+    let mut out = index_value_prefix(table, &index.name, value);
+    if !index.unique || value.is_null() {
+        key.encode_key(&mut out);
+    }
+    out
+}
+
+fn row_id_key(table: &str) -> Vec<u8> {
+    let mut out = vec![ROW_ID];
+    keycode::put_str(&mut out, table);
+    out
+}
+
+fn encode_key_value(key: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10);
+    key.encode_key(&mut out);
+    out
+}
+
+fn decode_key_value(bytes: &[u8]) -> Result<Value> {
+    let mut reader = KeyReader::new(bytes);
+    let value = Value::decode_key(&mut reader)?;
+    reader.finish()?;
+    Ok(value)
+}
+
+/// A transaction seen as tables, rows and indexes.
+pub struct Txn {
+    inner: mvcc::Transaction,
+}
+
+impl Txn {
+    /// Wraps an MVCC transaction.
+    pub fn new(inner: mvcc::Transaction) -> Self {
+        Self { inner }
+    }
+
+    /// The underlying MVCC transaction.
+    pub fn mvcc(&self) -> &mvcc::Transaction {
+        &self.inner
+    }
+
+    /// The underlying MVCC transaction, mutably.
+    pub fn mvcc_mut(&mut self) -> &mut mvcc::Transaction {
+        &mut self.inner
+    }
+
+    /// Unwraps the MVCC transaction.
+    pub fn into_inner(self) -> mvcc::Transaction {
+        self.inner
+    }
+
+    /// Reads a table's schema.
+    pub fn get_table(&self, name: &str) -> Result<Option<Table>> {
+        self.inner.get(&table_key(name))?.map(|bytes| Ok(codec::decode(&bytes)?)).transpose()
+    }
+
+    /// Reads a table's schema, failing if it does not exist.
+    pub fn must_get_table(&self, name: &str) -> Result<Table> {
+        self.get_table(name)?.ok_or_else(|| Error::UnknownTable(name.to_string()))
+    }
+
+    /// Every table, ordered by name.
+    pub fn list_tables(&self) -> Result<Vec<Table>> {
+        self.inner.scan_prefix(&[TABLE]).map(|item| Ok(codec::decode(&item?.1)?)).collect()
+    }
+
+    /// Finds the table that has the index `name`.
+    fn find_index(&self, name: &str) -> Result<Option<Table>> {
+        Ok(self.list_tables()?.into_iter().find(|t| t.indexes.iter().any(|i| i.name == name)))
+    }
+
+    /// Creates a table (with the indexes its schema lists, all empty).
+    pub fn create_table(&mut self, table: Table) -> Result<()> {
+        table.validate()?;
+        if self.get_table(&table.name)?.is_some() {
+            return Err(Error::TableExists(table.name));
+        }
+        for index in &table.indexes {
+            if self.find_index(&index.name)?.is_some() {
+                return Err(Error::IndexExists(index.name.clone()));
+            }
+        }
+        self.inner.set(&table_key(&table.name), codec::encode(&table))?;
+        Ok(())
+    }
+
+    /// Drops a table with its rows and index entries. Returns false if it did not exist.
+    pub fn drop_table(&mut self, name: &str) -> Result<bool> {
+        if self.get_table(name)?.is_none() {
+            return Ok(false);
+        }
+        self.delete_prefix(&row_prefix(name))?;
+        let mut index_space = vec![INDEX];
+        keycode::put_str(&mut index_space, name);
+        self.delete_prefix(&index_space)?;
+        self.inner.delete(&table_key(name))?;
+        Ok(true)
+    }
+
+    fn delete_prefix(&mut self, prefix: &[u8]) -> Result<()> {
+        let keys: Vec<Vec<u8>> = self
+            .inner
+            .scan_prefix(prefix)
+            .map(|item| item.map(|(key, _)| key))
+            .collect::<Result<_, _>>()?;
+        for key in keys {
+            self.inner.delete(&key)?;
+        }
+        Ok(())
+    }
+
+    /// Adds an index to a table and fills it from the existing rows.
+    pub fn create_index(&mut self, table: &str, index: Index) -> Result<()> {
+        let mut schema = self.must_get_table(table)?;
+        if self.find_index(&index.name)?.is_some() {
+            return Err(Error::IndexExists(index.name));
+        }
+        let rows: Vec<(Value, Row)> =
+            self.scan(&schema, (Bound::Unbounded, Bound::Unbounded)).collect::<Result<_>>()?;
+        for (key, row) in &rows {
+            self.insert_index_entry(&schema, &index, &row[index.column], key)?;
+        }
+        schema.indexes.push(index);
+        schema.validate()?;
+        self.inner.set(&table_key(table), codec::encode(&schema))?;
+        Ok(())
+    }
+
+    /// Drops an index by name. Returns false if it did not exist.
+    pub fn drop_index(&mut self, name: &str) -> Result<bool> {
+        let Some(mut schema) = self.find_index(name)? else {
+            return Ok(false);
+        };
+        self.delete_prefix(&index_prefix(&schema.name, name))?;
+        schema.indexes.retain(|index| index.name != name);
+        self.inner.set(&table_key(&schema.name), codec::encode(&schema))?;
+        Ok(true)
+    }
+
+    /// Inserts a prepared row (see [`Table::prepare_row`]).
+    pub fn insert(&mut self, table: &Table, row: Row) -> Result<()> {
+        let key = match table.row_key(&row) {
+            Some(key) => {
+                if self.inner.get(&row_key(&table.name, &key))?.is_some() {
+                    return Err(Error::PrimaryKey { table: table.name.clone(), key: key.to_sql() });
+                }
+                key
+            }
+            None => self.next_row_id(&table.name)?,
+        };
+        for index in &table.indexes {
+            self.insert_index_entry(table, index, &row[index.column], &key)?;
+        }
+        self.inner.set(&row_key(&table.name, &key), codec::encode(&row))?;
+        Ok(())
+    }
+
+    /// Allocates the next hidden row id of a table. Ids are never reused, also after a
+    /// rolled-back statement (like a PostgreSQL sequence), so concurrent inserts don't conflict.
+    fn next_row_id(&mut self, table: &str) -> Result<Value> {
+        let key = row_id_key(table);
+        let next = match self.inner.get_unversioned(&key)? {
+            Some(bytes) => KeyReader::new(&bytes).get_u64()?,
+            None => 1,
+        };
+        self.inner.set_unversioned(&key, (next + 1).to_be_bytes().to_vec())?;
+        i64::try_from(next)
+            .map(Value::Integer)
+            .map_err(|_| Error::OutOfRange("row ids exhausted".into()))
+    }
+
+    fn insert_index_entry(
+        &mut self,
+        table: &Table,
+        index: &Index,
+        value: &Value,
+        key: &Value,
+    ) -> Result<()> {
+        let entry = index_entry_key(&table.name, index, value, key);
+        if index.unique
+            && !value.is_null()
+            && let Some(existing) = self.inner.get(&entry)?
+            && decode_key_value(&existing)? != *key
+        {
+            return Err(Error::Unique {
+                table: table.name.clone(),
+                column: table.columns[index.column].name.clone(),
+                index: index.name.clone(),
+                value: value.to_sql(),
+            });
+        }
+        self.inner.set(&entry, encode_key_value(key))?;
+        Ok(())
+    }
+
+    /// Deletes the row with key `key` (whose current values are `row`).
+    pub fn delete(&mut self, table: &Table, key: &Value, row: &Row) -> Result<()> {
+        for index in &table.indexes {
+            self.inner.delete(&index_entry_key(&table.name, index, &row[index.column], key))?;
+        }
+        self.inner.delete(&row_key(&table.name, key))?;
+        Ok(())
+    }
+
+    /// Replaces the row with key `key` (whose current values are `old`) by the prepared row
+    /// `new`. A changed primary key moves the row.
+    pub fn update(&mut self, table: &Table, key: &Value, old: &Row, new: Row) -> Result<()> {
+        if let Some(new_key) = table.row_key(&new)
+            && new_key != *key
+        {
+            self.delete(table, key, old)?;
+            return self.insert(table, new);
+        }
+        for index in &table.indexes {
+            let (before, after) = (&old[index.column], &new[index.column]);
+            // Same value (NULL included): the entry is unchanged.
+            if before == after && before.datatype() == after.datatype() {
+                continue;
+            }
+            self.inner.delete(&index_entry_key(&table.name, index, before, key))?;
+            self.insert_index_entry(table, index, after, key)?;
+        }
+        self.inner.set(&row_key(&table.name, key), codec::encode(&new))?;
+        Ok(())
+    }
+
+    /// Reads the row with key `key`.
+    pub fn get(&self, table: &Table, key: &Value) -> Result<Option<Row>> {
+        self.inner
+            .get(&row_key(&table.name, key))?
+            .map(|bytes| Ok(codec::decode(&bytes)?))
+            .transpose()
+    }
+
+    /// Scans the rows whose keys fall in `range`, in key order, as `(key, row)` pairs.
+    pub fn scan(
+        &self,
+        table: &Table,
+        range: (Bound<Value>, Bound<Value>),
+    ) -> impl Iterator<Item = Result<(Value, Row)>> + '_ {
+        let prefix = row_prefix(&table.name);
+        let prefix_len = prefix.len();
+        let bound = |bound: Bound<Value>| -> Bound<Vec<u8>> {
+            match bound {
+                Bound::Included(value) => Bound::Included(row_key(&table.name, &value)),
+                Bound::Excluded(value) => Bound::Excluded(row_key(&table.name, &value)),
+                Bound::Unbounded => Bound::Unbounded,
+            }
+        };
+        let scan = match range {
+            (Bound::Unbounded, Bound::Unbounded) => self.inner.scan_prefix(&prefix),
+            (start, end) => {
+                let start = match bound(start) {
+                    Bound::Unbounded => Bound::Included(prefix.clone()),
+                    other => other,
+                };
+                let end = match bound(end) {
+                    Bound::Unbounded => {
+                        keycode::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded)
+                    }
+                    other => other,
+                };
+                self.inner.scan((start, end))
+            }
+        };
+        scan.map(move |item| {
+            let (key, value) = item?;
+            let key = decode_key_value(&key[prefix_len..])?;
+            Ok((key, codec::decode(&value)?))
+        })
+    }
+
+    /// The keys of the rows whose indexed column equals `value` (never matches NULL).
+    pub fn lookup_index(&self, table: &Table, index: &Index, value: &Value) -> Result<Vec<Value>> {
+        if value.is_null() {
+            return Ok(Vec::new());
+        }
+        self.inner
+            .scan_prefix(&index_value_prefix(&table.name, &index.name, value))
+            .map(|item| decode_key_value(&item?.1))
+            .collect()
+    }
+
+    /// The number of rows of a table.
+    pub fn count_rows(&self, table: &Table) -> Result<u64> {
+        let mut count = 0;
+        for item in self.inner.scan_prefix(&row_prefix(&table.name)) {
+            item?;
+            count += 1;
+        }
+        Ok(count)
+    }
+}

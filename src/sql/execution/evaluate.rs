@@ -1,0 +1,221 @@
+//! Expression evaluation with SQL semantics (three-valued logic, NULL propagation).
+
+use crate::sql::error::{Error, Result};
+use crate::sql::parser::ast::{self, BinaryOp, UnaryOp};
+use crate::sql::planner::{ConstantContext, Expression, ScalarFunction, build};
+use crate::sql::types::Value;
+use std::cmp::Ordering;
+
+/// Builds and evaluates an expression that may not refer to columns (DEFAULT, LIMIT, ...).
+pub fn evaluate_constant(expr: &ast::Expression, clause: &str) -> Result<Value> {
+    build(expr, &ConstantContext(clause))?.evaluate(&[])
+}
+
+/// Three-valued NOT.
+fn not(value: Value) -> Result<Value> {
+    Ok(match value.as_bool()? {
+        Some(b) => Value::Boolean(!b),
+        None => Value::Null,
+    })
+}
+
+impl Expression {
+    /// Evaluates the expression against an input row.
+    pub fn evaluate(&self, row: &[Value]) -> Result<Value> {
+        use Expression::*;
+        Ok(match self {
+            Constant(value) => value.clone(),
+            Column(i, name) => row.get(*i).cloned().ok_or_else(|| {
+                Error::Invalid(format!("internal error: column {name} (#{i}) missing from row"))
+            })?,
+            Unary(UnaryOp::Not, e) => not(e.evaluate(row)?)?,
+            Unary(UnaryOp::Negate, e) => e.evaluate(row)?.negate()?,
+            Unary(UnaryOp::Plus, e) => e.evaluate(row)?.identity()?,
+            Binary(BinaryOp::And, a, b) => {
+                // FALSE wins over NULL; the right side is skipped once the left is FALSE.
+                match a.evaluate(row)?.as_bool()? {
+                    Some(false) => Value::Boolean(false),
+                    left => match (left, b.evaluate(row)?.as_bool()?) {
+                        (_, Some(false)) => Value::Boolean(false),
+                        (Some(true), Some(true)) => Value::Boolean(true),
+                        _ => Value::Null,
+                    },
+                }
+            }
+            Binary(BinaryOp::Or, a, b) => {
+                // TRUE wins over NULL; the right side is skipped once the left is TRUE.
+                match a.evaluate(row)?.as_bool()? {
+                    Some(true) => Value::Boolean(true),
+                    left => match (left, b.evaluate(row)?.as_bool()?) {
+                        (_, Some(true)) => Value::Boolean(true),
+                        (Some(false), Some(false)) => Value::Boolean(false),
+                        _ => Value::Null,
+                    },
+                }
+            }
+            Binary(op, a, b) => {
+                let (a, b) = (a.evaluate(row)?, b.evaluate(row)?);
+                match op {
+                    BinaryOp::Concat => a.concat(&b),
+                    BinaryOp::Arithmetic(op) => a.arithmetic(*op, &b)?,
+                    comparison => match a.compare(&b)? {
+                        None => Value::Null,
+                        Some(ordering) => Value::Boolean(match comparison {
+                            BinaryOp::Equal => ordering == Ordering::Equal,
+                            BinaryOp::NotEqual => ordering != Ordering::Equal,
+                            BinaryOp::Less => ordering == Ordering::Less,
+                            BinaryOp::LessOrEqual => ordering != Ordering::Greater,
+                            BinaryOp::Greater => ordering == Ordering::Greater,
+                            _ => ordering != Ordering::Less,
+                        }),
+                    },
+                }
+            }
+            IsNull(e, negated) => Value::Boolean(e.evaluate(row)?.is_null() != *negated),
+            InList(e, list, negated) => {
+                let value = e.evaluate(row)?;
+                let mut result = Value::Boolean(false);
+                if value.is_null() {
+                    result = if list.is_empty() { Value::Boolean(false) } else { Value::Null };
+                } else {
+                    for item in list {
+                        match value.sql_eq(&item.evaluate(row)?)? {
+                            Value::Boolean(true) => {
+                                result = Value::Boolean(true);
+                                break;
+                            }
+                            Value::Null => result = Value::Null,
+                            _ => {}
+                        }
+                    }
+                }
+                if *negated { not(result)? } else { result }
+            }
+            Between(e, low, high, negated) => {
+                let value = e.evaluate(row)?;
+                let above = compare_bool(&value, &low.evaluate(row)?, |o| o != Ordering::Less)?;
+                let below = compare_bool(&value, &high.evaluate(row)?, |o| o != Ordering::Greater)?;
+                let result = match (above, below) {
+                    (Some(false), _) | (_, Some(false)) => Value::Boolean(false),
+                    (Some(true), Some(true)) => Value::Boolean(true),
+                    _ => Value::Null,
+                };
+                if *negated { not(result)? } else { result }
+            }
+            Like(e, pattern, negated) => {
+                let result = e.evaluate(row)?.like(&pattern.evaluate(row)?)?;
+                if *negated { not(result)? } else { result }
+            }
+            Case(operand, when, otherwise) => {
+                let operand = operand.as_ref().map(|o| o.evaluate(row)).transpose()?;
+                for (condition, result) in when {
+                    let matched = match &operand {
+                        Some(operand) => operand.sql_eq(&condition.evaluate(row)?)?.is_true()?,
+                        None => condition.evaluate(row)?.is_true()?,
+                    };
+                    if matched {
+                        return result.evaluate(row);
+                    }
+                }
+                match otherwise {
+                    Some(otherwise) => otherwise.evaluate(row)?,
+                    None => Value::Null,
+                }
+            }
+            Cast(e, datatype) => e.evaluate(row)?.cast(*datatype)?,
+            Function(function, args) => call(*function, args, row)?,
+        })
+    }
+}
+
+fn compare_bool(a: &Value, b: &Value, test: impl Fn(Ordering) -> bool) -> Result<Option<bool>> {
+    Ok(a.compare(b)?.map(test))
+}
+
+/// Calls a scalar function. Arity was checked by the planner.
+fn call(function: ScalarFunction, args: &[Expression], row: &[Value]) -> Result<Value> {
+    let arg =
+        |i: usize| -> Result<Value> { args.get(i).map_or(Ok(Value::Null), |a| a.evaluate(row)) };
+    let string_arg = |name: &str| -> Result<Option<String>> {
+        match arg(0)? {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s)),
+            other => Err(Error::TypeMismatch(format!(
+                "{name}() expects a STRING, got {}",
+                other.to_sql()
+            ))),
+        }
+    };
+    Ok(match function {
+        ScalarFunction::Abs => match arg(0)? {
+            Value::Integer(i) => Value::Integer(
+                i.checked_abs().ok_or_else(|| Error::OutOfRange("integer out of range".into()))?,
+            ),
+            Value::Float(f) => Value::Float(f.abs()),
+            Value::Null => Value::Null,
+            other => {
+                return Err(Error::TypeMismatch(format!(
+                    "abs() expects a number, got {}",
+                    other.to_sql()
+                )));
+            }
+        },
+        ScalarFunction::Coalesce => {
+            for a in args {
+                let value = a.evaluate(row)?;
+                if !value.is_null() {
+                    return Ok(value);
+                }
+            }
+            Value::Null
+        }
+        ScalarFunction::NullIf => {
+            let (a, b) = (arg(0)?, arg(1)?);
+            if a.sql_eq(&b)?.is_true()? { Value::Null } else { a }
+        }
+        ScalarFunction::Length => match string_arg("length")? {
+            Some(s) => Value::Integer(s.chars().count() as i64),
+            None => Value::Null,
+        },
+        ScalarFunction::Upper => {
+            string_arg("upper")?.map_or(Value::Null, |s| Value::String(s.to_uppercase()))
+        }
+        ScalarFunction::Lower => {
+            string_arg("lower")?.map_or(Value::Null, |s| Value::String(s.to_lowercase()))
+        }
+        ScalarFunction::Round => {
+            let digits = match arg(1)? {
+                Value::Null if args.len() > 1 => return Ok(Value::Null),
+                Value::Null => 0,
+                Value::Integer(d) => d.clamp(-20, 20) as i32,
+                other => {
+                    return Err(Error::TypeMismatch(format!(
+                        "round() digits must be an INTEGER, got {}",
+                        other.to_sql()
+                    )));
+                }
+            };
+            match arg(0)? {
+                Value::Null => Value::Null,
+                Value::Integer(i) if digits >= 0 => Value::Integer(i),
+                Value::Integer(i) => {
+                    let scale = 10f64.powi(-digits);
+                    Value::Float(((i as f64) / scale).round() * scale)
+                        .cast(crate::sql::types::DataType::Integer)?
+                }
+                // Half away from zero, as SQLite and PostgreSQL's numeric round do.
+                Value::Float(f) => {
+                    let scale = 10f64.powi(digits);
+                    let rounded = (f * scale).round() / scale;
+                    Value::Float(if rounded.is_finite() { rounded } else { f })
+                }
+                other => {
+                    return Err(Error::TypeMismatch(format!(
+                        "round() expects a number, got {}",
+                        other.to_sql()
+                    )));
+                }
+            }
+        }
+    })
+}

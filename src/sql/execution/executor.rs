@@ -1,0 +1,223 @@
+//! Runs plans: query nodes as row iterators, and writes against the transaction.
+
+use super::{Rows, StatementResult, aggregate, join};
+use crate::sql::engine::{Table, Txn};
+use crate::sql::error::{Error, Result};
+use crate::sql::planner::{Access, Node, Plan};
+use crate::sql::types::{Row, Value};
+use std::collections::HashSet;
+use std::ops::Bound;
+
+/// Executes a planned statement in a transaction.
+pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
+    Ok(match plan {
+        Plan::Select { root, columns } => {
+            let rows = execute_node(root, txn)?.collect::<Result<Vec<_>>>()?;
+            StatementResult::Query { columns, rows }
+        }
+        Plan::Insert { table, columns, source } => {
+            let rows: Vec<Row> = execute_node(source, txn)?.collect::<Result<_>>()?;
+            let defaults: Row =
+                table.columns.iter().map(|c| c.default.clone().unwrap_or(Value::Null)).collect();
+            let count = rows.len() as u64;
+            for values in rows {
+                let mut row = defaults.clone();
+                for (target, value) in columns.iter().zip(values) {
+                    row[*target] = value;
+                }
+                let row = table.prepare_row(row)?;
+                txn.insert(&table, row)?;
+            }
+            StatementResult::Insert { count }
+        }
+        Plan::Update { table, source, set } => {
+            // Read every target row before writing any, so the scan never sees its own writes.
+            let rows: Vec<Row> = execute_node(source, txn)?.collect::<Result<_>>()?;
+            let count = rows.len() as u64;
+            for mut old in rows {
+                let key = old.pop().ok_or_else(|| missing_key(&table))?;
+                let mut new = old.clone();
+                for (column, expr) in &set {
+                    // Every assignment sees the old row, as in standard SQL.
+                    new[*column] = expr.evaluate(&old)?;
+                }
+                let new = table.prepare_row(new)?;
+                txn.update(&table, &key, &old, new)?;
+            }
+            StatementResult::Update { count }
+        }
+        Plan::Delete { table, source } => {
+            let rows: Vec<Row> = execute_node(source, txn)?.collect::<Result<_>>()?;
+            let count = rows.len() as u64;
+            for mut row in rows {
+                let key = row.pop().ok_or_else(|| missing_key(&table))?;
+                txn.delete(&table, &key, &row)?;
+            }
+            StatementResult::Delete { count }
+        }
+        Plan::CreateTable { schema, if_not_exists } => {
+            let name = schema.name.clone();
+            match txn.create_table(schema) {
+                Err(Error::TableExists(_)) if if_not_exists => {}
+                result => result?,
+            }
+            StatementResult::CreateTable { name }
+        }
+        Plan::DropTable { name, if_exists } => {
+            txn.mvcc_mut().lock_exclusive()?;
+            let existed = txn.drop_table(&name)?;
+            if !existed && !if_exists {
+                return Err(Error::UnknownTable(name));
+            }
+            StatementResult::DropTable { name, existed }
+        }
+        Plan::CreateIndex { table, index, if_not_exists } => {
+            txn.mvcc_mut().lock_exclusive()?;
+            let name = index.name.clone();
+            match txn.create_index(&table, index) {
+                Err(Error::IndexExists(_)) if if_not_exists => {}
+                result => result?,
+            }
+            StatementResult::CreateIndex { name }
+        }
+        Plan::DropIndex { name, if_exists } => {
+            txn.mvcc_mut().lock_exclusive()?;
+            let existed = txn.drop_index(&name)?;
+            if !existed && !if_exists {
+                return Err(Error::UnknownIndex(name));
+            }
+            StatementResult::DropIndex { name, existed }
+        }
+    })
+}
+
+fn missing_key(table: &Table) -> Error {
+    Error::Invalid(format!("internal error: row of {} without its key", table.name))
+}
+
+/// Runs a query node, yielding its rows.
+pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
+    Ok(match node {
+        Node::Scan { table, access, filter, with_key, .. } => {
+            let keyed: Box<dyn Iterator<Item = Result<(Value, Row)>> + '_> = match access {
+                Access::Full => Box::new(txn.scan(&table, (Bound::Unbounded, Bound::Unbounded))),
+                Access::KeyRange(start, end) => Box::new(txn.scan(&table, (start, end))),
+                Access::Keys(keys) => {
+                    let mut rows = Vec::new();
+                    for key in keys {
+                        if let Some(row) = txn.get(&table, &key)? {
+                            rows.push(Ok((key, row)));
+                        }
+                    }
+                    Box::new(rows.into_iter())
+                }
+                Access::Index { index, values } => {
+                    let mut rows = Vec::new();
+                    for value in &values {
+                        for key in txn.lookup_index(&table, &index, value)? {
+                            let row = txn.get(&table, &key)?.ok_or_else(|| {
+                                Error::Invalid(format!(
+                                    "index {} points to a missing row",
+                                    index.name
+                                ))
+                            })?;
+                            rows.push(Ok((key, row)));
+                        }
+                    }
+                    Box::new(rows.into_iter())
+                }
+            };
+            Box::new(keyed.filter_map(move |item| {
+                let (key, mut row) = match item {
+                    Ok(pair) => pair,
+                    Err(error) => return Some(Err(error)),
+                };
+                if let Some(filter) = &filter {
+                    match filter.evaluate(&row).and_then(|v| v.is_true()) {
+                        Ok(true) => {}
+                        Ok(false) => return None,
+                        Err(error) => return Some(Err(error)),
+                    }
+                }
+                if with_key {
+                    row.push(key);
+                }
+                Some(Ok(row))
+            }))
+        }
+        Node::Filter { source, predicate } => {
+            let source = execute_node(*source, txn)?;
+            Box::new(source.filter_map(move |row| match row {
+                Ok(row) => match predicate.evaluate(&row).and_then(|v| v.is_true()) {
+                    Ok(true) => Some(Ok(row)),
+                    Ok(false) => None,
+                    Err(error) => Some(Err(error)),
+                },
+                Err(error) => Some(Err(error)),
+            }))
+        }
+        Node::Projection { source, expressions } => {
+            let source = execute_node(*source, txn)?;
+            Box::new(source.map(move |row| {
+                let row = row?;
+                expressions.iter().map(|e| e.evaluate(&row)).collect()
+            }))
+        }
+        Node::Aggregate { source, group_by, aggregates } => {
+            aggregate::aggregate(execute_node(*source, txn)?, &group_by, &aggregates)?
+        }
+        Node::Order { source, keys } => {
+            let mut rows = Vec::new();
+            for row in execute_node(*source, txn)? {
+                let row = row?;
+                let sort_key =
+                    keys.iter().map(|k| k.expr.evaluate(&row)).collect::<Result<Vec<_>>>()?;
+                rows.push((sort_key, row));
+            }
+            rows.sort_by(|(a, _), (b, _)| {
+                for ((x, y), key) in a.iter().zip(b).zip(&keys) {
+                    let ordering = match (x.is_null(), y.is_null()) {
+                        (true, true) => std::cmp::Ordering::Equal,
+                        (true, false) if key.nulls_first => std::cmp::Ordering::Less,
+                        (true, false) => std::cmp::Ordering::Greater,
+                        (false, true) if key.nulls_first => std::cmp::Ordering::Greater,
+                        (false, true) => std::cmp::Ordering::Less,
+                        (false, false) if key.descending => y.cmp(x),
+                        (false, false) => x.cmp(y),
+                    };
+                    if ordering != std::cmp::Ordering::Equal {
+                        return ordering;
+                    }
+                }
+                std::cmp::Ordering::Equal
+            });
+            Box::new(rows.into_iter().map(|(_, row)| Ok(row)))
+        }
+        Node::Offset { source, offset } => Box::new(
+            execute_node(*source, txn)?.skip(usize::try_from(offset).unwrap_or(usize::MAX)),
+        ),
+        Node::Limit { source, limit } => {
+            Box::new(execute_node(*source, txn)?.take(usize::try_from(limit).unwrap_or(usize::MAX)))
+        }
+        Node::Distinct { source } => {
+            let mut seen: HashSet<Row> = HashSet::new();
+            Box::new(execute_node(*source, txn)?.filter(move |row| match row {
+                Ok(row) => seen.insert(row.clone()),
+                Err(_) => true,
+            }))
+        }
+        Node::NestedLoopJoin { left, right, right_width, predicate, outer } => {
+            let (left, right) = (execute_node(*left, txn)?, execute_node(*right, txn)?);
+            join::nested_loop(left, right, right_width, predicate, outer)?
+        }
+        Node::HashJoin { left, left_column, right, right_column, right_width, outer } => {
+            let (left, right) = (execute_node(*left, txn)?, execute_node(*right, txn)?);
+            join::hash(left, left_column, right, right_column, right_width, outer)?
+        }
+        Node::Values { rows } => {
+            let rows: Vec<Result<Row>> =
+                rows.into_iter().map(|row| row.iter().map(|e| e.evaluate(&[])).collect()).collect();
+            Box::new(rows.into_iter())
+        }
+    })
+}

@@ -1,0 +1,84 @@
+//! Rendering results for people: the ASCII table and one-line summaries.
+
+use crate::sql::execution::StatementResult;
+use crate::sql::types::{Row, Value};
+use std::fmt::Write as _;
+
+/// Renders rows as an ASCII table with a header, columns left-aligned and as wide as their
+/// widest value:
+///
+/// ```text
+/// +----+-------+
+/// | id | name  |
+/// +----+-------+
+/// | 1  | Alice |
+/// +----+-------+
+/// ```
+pub fn render_table(columns: &[String], rows: &[Row]) -> String {
+    let cells: Vec<Vec<String>> =
+        rows.iter().map(|row| row.iter().map(cell_text).collect()).collect();
+    let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
+    for row in &cells {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut border = String::from("+");
+    for width in &widths {
+        border.push_str(&"-".repeat(width + 2));
+        border.push('+');
+    }
+    let line = |out: &mut String, values: &mut dyn Iterator<Item = &str>| {
+        out.push('|');
+        for (value, width) in values.zip(&widths) {
+            let _ = write!(out, " {value}{} |", " ".repeat(width - value.chars().count()));
+        }
+        out.push('\n');
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{border}");
+    line(&mut out, &mut columns.iter().map(String::as_str));
+    let _ = writeln!(out, "{border}");
+    for row in &cells {
+        line(&mut out, &mut row.iter().map(String::as_str));
+    }
+    let _ = writeln!(out, "{border}");
+    out
+}
+
+/// A value as a table cell: its text, with control characters escaped so rows stay on one line.
+fn cell_text(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().any(char::is_control) { text.escape_default().to_string() } else { text }
+}
+
+/// A one-line summary of a statement's outcome (queries are summarized by their row count).
+pub fn summary(result: &StatementResult) -> String {
+    let rows = |n: u64| if n == 1 { "1 row".to_string() } else { format!("{n} rows") };
+    match result {
+        StatementResult::Begin { version, read_only: false } => {
+            format!("BEGIN (transaction {version})")
+        }
+        StatementResult::Begin { version, read_only: true } => {
+            format!("BEGIN READ ONLY (snapshot {version})")
+        }
+        StatementResult::Commit { .. } => "COMMIT".into(),
+        StatementResult::Rollback { .. } => "ROLLBACK".into(),
+        StatementResult::CreateTable { .. } | StatementResult::CreateIndex { .. } => {
+            "Query OK".into()
+        }
+        StatementResult::DropTable { existed, .. } | StatementResult::DropIndex { existed, .. } => {
+            if *existed {
+                "Query OK".into()
+            } else {
+                "Query OK (nothing to drop)".into()
+            }
+        }
+        StatementResult::Insert { count }
+        | StatementResult::Update { count }
+        | StatementResult::Delete { count } => {
+            format!("Query OK, {} affected", rows(*count))
+        }
+        StatementResult::Query { rows: r, .. } => format!("({})", rows(r.len() as u64)),
+    }
+}

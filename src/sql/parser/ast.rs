@@ -1,0 +1,327 @@
+//! The abstract syntax tree: what the parser produces and the planner consumes.
+//!
+//! Identifiers are already normalized (unquoted names lower-cased), so the planner compares
+//! names directly. The tree is plain data with no pest types in it.
+
+use crate::sql::types::{ArithmeticOp, DataType, Value};
+use serde::{Deserialize, Serialize};
+
+/// One SQL statement.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Statement {
+    /// BEGIN [READ ONLY | READ WRITE] [AS OF SYSTEM TIME version].
+    Begin {
+        /// READ ONLY was given.
+        read_only: bool,
+        /// AS OF SYSTEM TIME: read the database as of this MVCC version.
+        as_of: Option<u64>,
+    },
+    /// COMMIT.
+    Commit,
+    /// ROLLBACK.
+    Rollback,
+    /// EXPLAIN statement: show the plan instead of running it.
+    Explain(Box<Statement>),
+    /// CREATE TABLE.
+    CreateTable {
+        /// The table name.
+        name: String,
+        /// The column definitions in order.
+        columns: Vec<ColumnDef>,
+        /// A table-level PRIMARY KEY (columns).
+        primary_key: Option<Vec<String>>,
+        /// Table-level UNIQUE (columns) constraints.
+        unique: Vec<Vec<String>>,
+        /// IF NOT EXISTS was given.
+        if_not_exists: bool,
+    },
+    /// DROP TABLE.
+    DropTable {
+        /// The table name.
+        name: String,
+        /// IF EXISTS was given.
+        if_exists: bool,
+    },
+    /// CREATE [UNIQUE] INDEX name ON table (column).
+    CreateIndex {
+        /// The index name.
+        name: String,
+        /// The indexed table.
+        table: String,
+        /// The indexed columns (one is supported).
+        columns: Vec<String>,
+        /// UNIQUE was given.
+        unique: bool,
+        /// IF NOT EXISTS was given.
+        if_not_exists: bool,
+    },
+    /// DROP INDEX.
+    DropIndex {
+        /// The index name.
+        name: String,
+        /// IF EXISTS was given.
+        if_exists: bool,
+    },
+    /// INSERT INTO table [(columns)] VALUES ... | SELECT ... | DEFAULT VALUES.
+    Insert {
+        /// The target table.
+        table: String,
+        /// The target columns, if listed.
+        columns: Option<Vec<String>>,
+        /// Where the rows come from.
+        source: InsertSource,
+    },
+    /// UPDATE table SET column = expr, ... [WHERE].
+    Update {
+        /// The target table.
+        table: String,
+        /// The assignments in order.
+        set: Vec<(String, Expression)>,
+        /// The filter.
+        filter: Option<Expression>,
+    },
+    /// DELETE FROM table [WHERE].
+    Delete {
+        /// The target table.
+        table: String,
+        /// The filter.
+        filter: Option<Expression>,
+    },
+    /// SELECT.
+    Select(Box<Select>),
+}
+
+impl Statement {
+    /// True for statements that never write (queries and transaction control).
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            Statement::Select(_)
+                | Statement::Begin { .. }
+                | Statement::Commit
+                | Statement::Rollback
+                | Statement::Explain(_)
+        )
+    }
+}
+
+/// The rows of an INSERT.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum InsertSource {
+    /// VALUES (..), (..).
+    Values(Vec<Vec<Expression>>),
+    /// A query.
+    Select(Box<Select>),
+    /// DEFAULT VALUES: one row of defaults.
+    DefaultValues,
+}
+
+/// A column definition in CREATE TABLE.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ColumnDef {
+    /// The column name.
+    pub name: String,
+    /// The column type.
+    pub datatype: DataType,
+    /// VARCHAR(n): the maximum length in characters.
+    pub max_length: Option<u32>,
+    /// PRIMARY KEY was given.
+    pub primary_key: bool,
+    /// NULL (`Some(true)`) or NOT NULL (`Some(false)`) was given.
+    pub nullable: Option<bool>,
+    /// UNIQUE was given.
+    pub unique: bool,
+    /// DEFAULT expression.
+    pub default: Option<Expression>,
+}
+
+/// A SELECT query.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Select {
+    /// DISTINCT was given.
+    pub distinct: bool,
+    /// The select list.
+    pub select: Vec<SelectItem>,
+    /// The FROM items; several are cross-joined.
+    pub from: Vec<FromItem>,
+    /// WHERE.
+    pub filter: Option<Expression>,
+    /// GROUP BY.
+    pub group_by: Vec<Expression>,
+    /// HAVING.
+    pub having: Option<Expression>,
+    /// ORDER BY.
+    pub order_by: Vec<OrderItem>,
+    /// LIMIT.
+    pub limit: Option<Expression>,
+    /// OFFSET.
+    pub offset: Option<Expression>,
+}
+
+/// One item of the select list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SelectItem {
+    /// `*`: every column of every table.
+    Wildcard,
+    /// `table.*`.
+    TableWildcard(String),
+    /// An expression with an optional alias.
+    Expression(Expression, Option<String>),
+}
+
+/// One item of a FROM clause.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FromItem {
+    /// A table with an optional alias.
+    Table {
+        /// The table name.
+        name: String,
+        /// The alias.
+        alias: Option<String>,
+    },
+    /// A join of two items.
+    Join {
+        /// The left side.
+        left: Box<FromItem>,
+        /// The right side.
+        right: Box<FromItem>,
+        /// The kind of join.
+        kind: JoinKind,
+        /// The ON condition (absent for CROSS JOIN).
+        on: Option<Expression>,
+    },
+}
+
+/// A kind of join.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinKind {
+    /// CROSS JOIN (or a comma).
+    Cross,
+    /// [INNER] JOIN.
+    Inner,
+    /// LEFT [OUTER] JOIN.
+    Left,
+}
+
+/// An ORDER BY item.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OrderItem {
+    /// The sort expression (an output alias or position also appear as expressions).
+    pub expr: Expression,
+    /// DESC was given.
+    pub descending: bool,
+    /// NULLS FIRST (`Some(true)`) or NULLS LAST (`Some(false)`) was given.
+    pub nulls_first: Option<bool>,
+}
+
+/// An expression.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Expression {
+    /// A constant.
+    Literal(Value),
+    /// A column reference, optionally qualified by a table name or alias.
+    Column {
+        /// The qualifier.
+        table: Option<String>,
+        /// The column name.
+        name: String,
+    },
+    /// A unary operation.
+    Unary(UnaryOp, Box<Expression>),
+    /// A binary operation.
+    Binary(BinaryOp, Box<Expression>, Box<Expression>),
+    /// expr IS [NOT] NULL.
+    IsNull {
+        /// The operand.
+        expr: Box<Expression>,
+        /// IS NOT NULL.
+        negated: bool,
+    },
+    /// expr [NOT] IN (list).
+    InList {
+        /// The operand.
+        expr: Box<Expression>,
+        /// The list.
+        list: Vec<Expression>,
+        /// NOT IN.
+        negated: bool,
+    },
+    /// expr [NOT] BETWEEN low AND high.
+    Between {
+        /// The operand.
+        expr: Box<Expression>,
+        /// The lower bound.
+        low: Box<Expression>,
+        /// The upper bound.
+        high: Box<Expression>,
+        /// NOT BETWEEN.
+        negated: bool,
+    },
+    /// expr [NOT] LIKE pattern.
+    Like {
+        /// The operand.
+        expr: Box<Expression>,
+        /// The pattern.
+        pattern: Box<Expression>,
+        /// NOT LIKE.
+        negated: bool,
+    },
+    /// CASE [operand] WHEN .. THEN .. [ELSE ..] END.
+    Case {
+        /// The operand compared with each WHEN value (simple CASE).
+        operand: Option<Box<Expression>>,
+        /// The WHEN/THEN pairs.
+        when: Vec<(Expression, Expression)>,
+        /// The ELSE result.
+        otherwise: Option<Box<Expression>>,
+    },
+    /// CAST(expr AS type).
+    Cast(Box<Expression>, DataType),
+    /// A function call: scalar (ABS, ...) or aggregate (COUNT, ...).
+    Function {
+        /// The lower-cased function name.
+        name: String,
+        /// The arguments.
+        args: Vec<Expression>,
+        /// DISTINCT was given (aggregates).
+        distinct: bool,
+    },
+    /// COUNT(*).
+    CountStar,
+}
+
+/// Unary operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UnaryOp {
+    /// NOT.
+    Not,
+    /// `-`.
+    Negate,
+    /// `+`.
+    Plus,
+}
+
+/// Binary operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BinaryOp {
+    /// OR.
+    Or,
+    /// AND.
+    And,
+    /// `=`.
+    Equal,
+    /// `<>` or `!=`.
+    NotEqual,
+    /// `<`.
+    Less,
+    /// `<=`.
+    LessOrEqual,
+    /// `>`.
+    Greater,
+    /// `>=`.
+    GreaterOrEqual,
+    /// `||`.
+    Concat,
+    /// An arithmetic operator.
+    Arithmetic(ArithmeticOp),
+}

@@ -1,0 +1,814 @@
+//! Turns SQL text into [`ast::Statement`]s: pest parses by the grammar in `chronos.pest`, then
+//! the pairs are walked into our own AST. pest types never leave this module.
+
+use super::ast::*;
+use crate::sql::error::{Error, Result};
+use crate::sql::types::{ArithmeticOp, DataType, Value};
+use pest::Parser as _;
+use pest::iterators::{Pair, Pairs};
+use pest::pratt_parser::{Assoc, Op, PrattParser};
+use std::sync::LazyLock;
+
+/// The deepest expression tree accepted. Evaluation and planning recurse over expressions, so
+/// this bounds their stack use (SQLite's default limit is also 1000).
+pub const MAX_EXPRESSION_DEPTH: usize = 1000;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "sql/parser/chronos.pest"]
+struct Grammar;
+
+/// Operator precedence, lowest first (PostgreSQL's order).
+static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
+    PrattParser::new()
+        .op(Op::infix(Rule::op_or, Assoc::Left))
+        .op(Op::infix(Rule::op_and, Assoc::Left))
+        .op(Op::prefix(Rule::op_not))
+        .op(Op::postfix(Rule::is_null))
+        .op(Op::infix(Rule::op_eq, Assoc::Left)
+            | Op::infix(Rule::op_ne, Assoc::Left)
+            | Op::infix(Rule::op_lt, Assoc::Left)
+            | Op::infix(Rule::op_le, Assoc::Left)
+            | Op::infix(Rule::op_gt, Assoc::Left)
+            | Op::infix(Rule::op_ge, Assoc::Left))
+        .op(Op::postfix(Rule::in_list) | Op::postfix(Rule::between) | Op::postfix(Rule::like))
+        .op(Op::infix(Rule::op_concat, Assoc::Left))
+        .op(Op::infix(Rule::op_add, Assoc::Left) | Op::infix(Rule::op_sub, Assoc::Left))
+        .op(Op::infix(Rule::op_mul, Assoc::Left)
+            | Op::infix(Rule::op_div, Assoc::Left)
+            | Op::infix(Rule::op_rem, Assoc::Left))
+        .op(Op::prefix(Rule::op_neg) | Op::prefix(Rule::op_pos))
+});
+
+/// Parses a script of `;`-separated statements.
+pub fn parse(sql: &str) -> Result<Vec<Statement>> {
+    let mut pairs = Grammar::parse(Rule::script, sql).map_err(|error| parse_error(sql, error))?;
+    let script = pairs.next().ok_or_else(|| invalid_grammar("script"))?;
+    script.into_inner().filter(|pair| pair.as_rule() != Rule::EOI).map(build_statement).collect()
+}
+
+/// Parses exactly one statement (trailing `;` allowed).
+pub fn parse_statement(sql: &str) -> Result<Statement> {
+    let mut statements = parse(sql)?;
+    match statements.len() {
+        1 => Ok(statements.remove(0)),
+        0 => Err(Error::Invalid("empty statement".into())),
+        n => Err(Error::Invalid(format!("expected one statement, got {n}"))),
+    }
+}
+
+/// An error for grammar/builder disagreements: they are bugs, but input must never panic.
+fn invalid_grammar(what: &str) -> Error {
+    Error::Invalid(format!("internal parser error: unexpected shape of {what}"))
+}
+
+/// An error located at a pair.
+fn error_at(pair: &Pair<'_, Rule>, message: String) -> Error {
+    let (line, column) = pair.line_col();
+    Error::Parse { line, column, message }
+}
+
+/// Converts a pest error into a parse error naming what was expected and what was found.
+fn parse_error(sql: &str, error: pest::error::Error<Rule>) -> Error {
+    let (line, column) = match error.line_col {
+        pest::error::LineColLocation::Pos(pos) | pest::error::LineColLocation::Span(pos, _) => pos,
+    };
+    let offset = match error.location {
+        pest::error::InputLocation::Pos(pos) | pest::error::InputLocation::Span((pos, _)) => pos,
+    };
+    let found = describe_token(sql.get(offset..).unwrap_or(""));
+    let message = match error.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => {
+            let mut expected: Vec<&str> = positives.iter().map(|rule| rule_name(*rule)).collect();
+            expected.sort_unstable();
+            expected.dedup();
+            expected.retain(|name| *name != "token");
+            if expected.contains(&"expression") {
+                // The parts an expression can start with are implied by "expression".
+                expected.retain(|name| {
+                    !matches!(*name, "NOT" | "NULL" | "identifier" | "ALL" | "DISTINCT")
+                });
+            }
+            match expected.len() {
+                0 => format!("unexpected {found}"),
+                1..=8 => format!("expected {}, found {found}", join_or(&expected)),
+                _ => format!("unexpected {found}"),
+            }
+        }
+        pest::error::ErrorVariant::CustomError { message } => format!("{message} near {found}"),
+    };
+    Error::Parse { line, column, message }
+}
+
+/// Names the token at the start of `rest` for an error message.
+fn describe_token(rest: &str) -> String {
+    let rest = rest.trim_start();
+    let Some(first) = rest.chars().next() else {
+        return "end of input".into();
+    };
+    let token: String = if first.is_alphanumeric() || first == '_' {
+        rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').take(32).collect()
+    } else {
+        first.to_string()
+    };
+    format!("\"{token}\"")
+}
+
+fn join_or(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// A readable name for a grammar rule in "expected ..." messages.
+fn rule_name(rule: Rule) -> &'static str {
+    use Rule::*;
+    match rule {
+        EOI => "end of input",
+        ident | bare_ident | quoted_ident | ident_list | function_name => "identifier",
+        expr | operand_expr | paren | case_expr | cast_expr | count_star | function_call
+        | column_ref | null | true_ | false_ | float | integer | string | op_not | op_neg
+        | op_pos | kw_case | kw_cast | kw_true | kw_false | select_item | select_list
+        | wildcard | table_wildcard => "expression",
+        op_or | op_and | op_eq | op_ne | op_le | op_ge | op_lt | op_gt | op_concat | op_add
+        | op_sub | op_mul | op_div | op_rem | is_null | in_list | between | like | not => {
+            "operator"
+        }
+        data_type | type_name => "data type",
+        explain | begin | commit | rollback | create_table | create_index | drop_table
+        | drop_index | insert | update | delete | select => "statement",
+        alias => "alias",
+        kw_all => "ALL",
+        kw_and => "AND",
+        kw_as => "AS",
+        kw_by => "BY",
+        kw_from => "FROM",
+        kw_where => "WHERE",
+        kw_group => "GROUP BY",
+        kw_having => "HAVING",
+        kw_order => "ORDER BY",
+        kw_limit | limit => "LIMIT",
+        kw_offset | offset => "OFFSET",
+        kw_into => "INTO",
+        kw_values | values => "VALUES",
+        kw_set => "SET",
+        kw_on => "ON",
+        kw_table => "TABLE",
+        kw_index => "INDEX",
+        kw_key => "KEY",
+        kw_then => "THEN",
+        kw_when | case_when => "WHEN",
+        kw_else | case_else => "ELSE",
+        kw_end => "END",
+        kw_join | cross_join | left_join | inner_join => "JOIN",
+        kw_null => "NULL",
+        kw_not => "NOT",
+        kw_in => "IN",
+        kw_exists => "EXISTS",
+        kw_distinct | distinct => "DISTINCT",
+        kw_default | default | default_values => "DEFAULT",
+        kw_primary | primary_key | table_primary_key => "PRIMARY KEY",
+        kw_unique | unique | table_unique => "UNIQUE",
+        not_null => "NOT NULL",
+        kw_asc | asc => "ASC",
+        kw_desc | desc => "DESC",
+        kw_nulls | nulls_first | nulls_last => "NULLS",
+        kw_of => "OF",
+        kw_system => "SYSTEM",
+        kw_time => "TIME",
+        kw_only | read_only => "ONLY",
+        kw_write => "WRITE",
+        kw_read | access_mode => "READ",
+        kw_transaction => "TRANSACTION",
+        kw_if | if_exists | if_not_exists => "IF",
+        where_clause => "WHERE",
+        group_by => "GROUP BY",
+        having => "HAVING",
+        order_by => "ORDER BY",
+        from_clause => "FROM",
+        _ => "token",
+    }
+}
+
+/// Lower-cases an unquoted identifier; unquotes a quoted one (keeping its case).
+fn identifier(pair: Pair<'_, Rule>) -> Result<String> {
+    let inner = match pair.as_rule() {
+        Rule::ident => pair.into_inner().next().ok_or_else(|| invalid_grammar("identifier"))?,
+        _ => pair,
+    };
+    Ok(match inner.as_rule() {
+        Rule::quoted_ident => {
+            let text = inner.as_str();
+            text[1..text.len() - 1].replace("\"\"", "\"")
+        }
+        _ => inner.as_str().to_ascii_lowercase(),
+    })
+}
+
+fn identifiers(pair: Pair<'_, Rule>) -> Result<Vec<String>> {
+    pair.into_inner().map(identifier).collect()
+}
+
+fn build_statement(pair: Pair<'_, Rule>) -> Result<Statement> {
+    let rule = pair.as_rule();
+    let mut inner = pair.into_inner();
+    Ok(match rule {
+        Rule::select => Statement::Select(Box::new(build_select(inner)?)),
+        Rule::insert => build_insert(inner)?,
+        Rule::update => {
+            let table = identifier(next(&mut inner, "UPDATE")?)?;
+            let mut set = Vec::new();
+            let mut filter = None;
+            for item in inner {
+                match item.as_rule() {
+                    Rule::assignment => {
+                        let mut parts = item.into_inner();
+                        let column = identifier(next(&mut parts, "assignment")?)?;
+                        set.push((column, build_expr(next(&mut parts, "assignment")?, 0)?));
+                    }
+                    Rule::where_clause => filter = Some(build_clause_expr(item)?),
+                    _ => {}
+                }
+            }
+            Statement::Update { table, set, filter }
+        }
+        Rule::delete => {
+            let table = identifier(next(&mut inner, "DELETE")?)?;
+            let filter = inner
+                .find(|p| p.as_rule() == Rule::where_clause)
+                .map(build_clause_expr)
+                .transpose()?;
+            Statement::Delete { table, filter }
+        }
+        Rule::create_table => build_create_table(inner)?,
+        Rule::drop_table => {
+            let if_exists = inner.clone().any(|p| p.as_rule() == Rule::if_exists);
+            let name = identifier(
+                inner
+                    .find(|p| p.as_rule() == Rule::ident)
+                    .ok_or_else(|| invalid_grammar("DROP"))?,
+            )?;
+            Statement::DropTable { name, if_exists }
+        }
+        Rule::create_index => {
+            let mut unique = false;
+            let mut if_not_exists = false;
+            let mut names = Vec::new();
+            let mut columns = Vec::new();
+            for item in inner {
+                match item.as_rule() {
+                    Rule::unique => unique = true,
+                    Rule::if_not_exists => if_not_exists = true,
+                    Rule::ident => names.push(identifier(item)?),
+                    Rule::ident_list => columns = identifiers(item)?,
+                    _ => {}
+                }
+            }
+            let [name, table] =
+                <[String; 2]>::try_from(names).map_err(|_| invalid_grammar("CREATE INDEX"))?;
+            Statement::CreateIndex { name, table, columns, unique, if_not_exists }
+        }
+        Rule::drop_index => {
+            let if_exists = inner.clone().any(|p| p.as_rule() == Rule::if_exists);
+            let name = identifier(
+                inner
+                    .find(|p| p.as_rule() == Rule::ident)
+                    .ok_or_else(|| invalid_grammar("DROP"))?,
+            )?;
+            Statement::DropIndex { name, if_exists }
+        }
+        Rule::begin => {
+            let mut read_only = false;
+            let mut as_of = None;
+            for item in inner {
+                match item.as_rule() {
+                    Rule::access_mode => {
+                        read_only = item.into_inner().any(|p| p.as_rule() == Rule::read_only)
+                    }
+                    Rule::as_of => {
+                        let number = item.into_inner().find(|p| p.as_rule() == Rule::integer);
+                        let number = number.ok_or_else(|| invalid_grammar("AS OF"))?;
+                        let version = number.as_str().parse().map_err(|_| {
+                            error_at(
+                                &number,
+                                format!("version {} is out of range", number.as_str()),
+                            )
+                        })?;
+                        as_of = Some(version);
+                    }
+                    _ => {}
+                }
+            }
+            if as_of.is_some() && !read_only {
+                return Err(Error::Invalid("AS OF SYSTEM TIME requires READ ONLY".into()));
+            }
+            Statement::Begin { read_only, as_of }
+        }
+        Rule::commit => Statement::Commit,
+        Rule::rollback => Statement::Rollback,
+        Rule::explain => {
+            let target = inner
+                .find(|p| p.as_rule() != Rule::kw_explain)
+                .ok_or_else(|| invalid_grammar("EXPLAIN"))?;
+            Statement::Explain(Box::new(build_statement(target)?))
+        }
+        _ => return Err(invalid_grammar("statement")),
+    })
+}
+
+fn next<'i>(pairs: &mut Pairs<'i, Rule>, what: &str) -> Result<Pair<'i, Rule>> {
+    // Keywords are tokens of their own; skip them.
+    pairs.find(|p| !is_keyword(p.as_rule())).ok_or_else(|| invalid_grammar(what))
+}
+
+/// The keyword rules (`kw_*`), computed once from the grammar.
+static KEYWORDS: LazyLock<std::collections::HashSet<Rule>> = LazyLock::new(|| {
+    Rule::all_rules()
+        .iter()
+        .copied()
+        .filter(|rule| format!("{rule:?}").starts_with("kw_"))
+        .collect()
+});
+
+fn is_keyword(rule: Rule) -> bool {
+    KEYWORDS.contains(&rule)
+}
+
+/// Builds the expression of a clause such as `WHERE expr`.
+fn build_clause_expr(pair: Pair<'_, Rule>) -> Result<Expression> {
+    let mut inner = pair.into_inner();
+    build_expr(next(&mut inner, "clause")?, 0)
+}
+
+fn build_insert(mut inner: Pairs<'_, Rule>) -> Result<Statement> {
+    let table = identifier(next(&mut inner, "INSERT")?)?;
+    let mut columns = None;
+    let mut source = None;
+    for item in inner {
+        match item.as_rule() {
+            Rule::ident_list => columns = Some(identifiers(item)?),
+            Rule::values => {
+                let rows = item
+                    .into_inner()
+                    .filter(|p| p.as_rule() == Rule::values_row)
+                    .map(|row| {
+                        row.into_inner().map(|e| build_expr(e, 0)).collect::<Result<Vec<_>>>()
+                    })
+                    .collect::<Result<_>>()?;
+                source = Some(InsertSource::Values(rows));
+            }
+            Rule::default_values => source = Some(InsertSource::DefaultValues),
+            Rule::select => {
+                source = Some(InsertSource::Select(Box::new(build_select(item.into_inner())?)))
+            }
+            _ => {}
+        }
+    }
+    let source = source.ok_or_else(|| invalid_grammar("INSERT"))?;
+    Ok(Statement::Insert { table, columns, source })
+}
+
+fn build_create_table(inner: Pairs<'_, Rule>) -> Result<Statement> {
+    let mut name = None;
+    let mut if_not_exists = false;
+    let mut columns = Vec::new();
+    let mut primary_key = None;
+    let mut unique = Vec::new();
+    for item in inner {
+        match item.as_rule() {
+            Rule::if_not_exists => if_not_exists = true,
+            Rule::ident => name = Some(identifier(item)?),
+            Rule::table_primary_key => {
+                let list = item.into_inner().find(|p| p.as_rule() == Rule::ident_list);
+                let list = identifiers(list.ok_or_else(|| invalid_grammar("PRIMARY KEY"))?)?;
+                if primary_key.replace(list).is_some() {
+                    return Err(Error::Invalid("multiple primary keys are not allowed".into()));
+                }
+            }
+            Rule::table_unique => {
+                let list = item.into_inner().find(|p| p.as_rule() == Rule::ident_list);
+                unique.push(identifiers(list.ok_or_else(|| invalid_grammar("UNIQUE"))?)?);
+            }
+            Rule::column_def => columns.push(build_column(item)?),
+            _ => {}
+        }
+    }
+    let name = name.ok_or_else(|| invalid_grammar("CREATE TABLE"))?;
+    Ok(Statement::CreateTable { name, columns, primary_key, unique, if_not_exists })
+}
+
+fn build_column(pair: Pair<'_, Rule>) -> Result<ColumnDef> {
+    let mut inner = pair.into_inner();
+    let name = identifier(next(&mut inner, "column")?)?;
+    let (datatype, max_length) = build_data_type(next(&mut inner, "column type")?)?;
+    let mut column = ColumnDef {
+        name,
+        datatype,
+        max_length,
+        primary_key: false,
+        nullable: None,
+        unique: false,
+        default: None,
+    };
+    for constraint in inner {
+        match constraint.as_rule() {
+            Rule::primary_key => column.primary_key = true,
+            Rule::not_null => column.nullable = Some(false),
+            Rule::nullable => column.nullable = Some(true),
+            Rule::unique => column.unique = true,
+            Rule::default => {
+                let mut parts = constraint.into_inner();
+                column.default = Some(build_expr(next(&mut parts, "DEFAULT")?, 0)?);
+            }
+            _ => {}
+        }
+    }
+    Ok(column)
+}
+
+/// Builds a data type and its optional length (VARCHAR(n)).
+fn build_data_type(pair: Pair<'_, Rule>) -> Result<(DataType, Option<u32>)> {
+    let mut inner = pair.into_inner();
+    let name_pair = inner.next().ok_or_else(|| invalid_grammar("data type"))?;
+    let name: String =
+        name_pair.as_str().split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+    let datatype = DataType::from_name(&name).ok_or_else(|| {
+        error_at(&name_pair, format!("unknown data type \"{}\"", name_pair.as_str()))
+    })?;
+    let length = match inner.next() {
+        Some(length) if datatype == DataType::String => {
+            Some(length.as_str().parse::<u32>().map_err(|_| {
+                error_at(&length, format!("length {} is out of range", length.as_str()))
+            })?)
+        }
+        _ => None,
+    };
+    Ok((datatype, length))
+}
+
+fn build_select(inner: Pairs<'_, Rule>) -> Result<Select> {
+    let mut select = Select::default();
+    for item in inner {
+        match item.as_rule() {
+            Rule::distinct => select.distinct = true,
+            Rule::select_list => {
+                for entry in item.into_inner() {
+                    let mut parts = entry.into_inner();
+                    let first = parts.next().ok_or_else(|| invalid_grammar("select item"))?;
+                    select.select.push(match first.as_rule() {
+                        Rule::wildcard => SelectItem::Wildcard,
+                        Rule::table_wildcard => {
+                            let table = first
+                                .into_inner()
+                                .next()
+                                .ok_or_else(|| invalid_grammar("table.*"))?;
+                            SelectItem::TableWildcard(identifier(table)?)
+                        }
+                        _ => {
+                            let expr = build_expr(first, 0)?;
+                            let alias = parts.next().map(build_alias).transpose()?;
+                            SelectItem::Expression(expr, alias)
+                        }
+                    });
+                }
+            }
+            Rule::from_clause => {
+                select.from = item
+                    .into_inner()
+                    .filter(|p| p.as_rule() == Rule::from_item)
+                    .map(build_from)
+                    .collect::<Result<_>>()?;
+            }
+            Rule::where_clause => select.filter = Some(build_clause_expr(item)?),
+            Rule::group_by => {
+                select.group_by = item
+                    .into_inner()
+                    .filter(|p| p.as_rule() == Rule::expr)
+                    .map(|e| build_expr(e, 0))
+                    .collect::<Result<_>>()?;
+            }
+            Rule::having => select.having = Some(build_clause_expr(item)?),
+            Rule::order_by => {
+                for order in item.into_inner().filter(|p| p.as_rule() == Rule::order_item) {
+                    let mut entry = OrderItem {
+                        expr: Expression::Literal(Value::Null),
+                        descending: false,
+                        nulls_first: None,
+                    };
+                    for part in order.into_inner() {
+                        match part.as_rule() {
+                            Rule::expr => entry.expr = build_expr(part, 0)?,
+                            Rule::desc => entry.descending = true,
+                            Rule::nulls_first => entry.nulls_first = Some(true),
+                            Rule::nulls_last => entry.nulls_first = Some(false),
+                            _ => {}
+                        }
+                    }
+                    select.order_by.push(entry);
+                }
+            }
+            Rule::limit => select.limit = Some(build_clause_expr(item)?),
+            Rule::offset => select.offset = Some(build_clause_expr(item)?),
+            _ => {}
+        }
+    }
+    Ok(select)
+}
+
+fn build_alias(pair: Pair<'_, Rule>) -> Result<String> {
+    let ident = pair
+        .into_inner()
+        .find(|p| p.as_rule() == Rule::ident)
+        .ok_or_else(|| invalid_grammar("alias"))?;
+    identifier(ident)
+}
+
+fn build_from(pair: Pair<'_, Rule>) -> Result<FromItem> {
+    let mut inner = pair.into_inner();
+    let mut item = build_table_ref(inner.next().ok_or_else(|| invalid_grammar("FROM item"))?)?;
+    for join in inner {
+        let mut parts = join.into_inner();
+        let kind = match parts.next().map(|p| p.as_rule()) {
+            Some(Rule::cross_join) => JoinKind::Cross,
+            Some(Rule::left_join) => JoinKind::Left,
+            Some(Rule::inner_join) => JoinKind::Inner,
+            _ => return Err(invalid_grammar("JOIN")),
+        };
+        let right = build_table_ref(parts.next().ok_or_else(|| invalid_grammar("JOIN"))?)?;
+        let on = parts.find(|p| p.as_rule() == Rule::expr).map(|e| build_expr(e, 0)).transpose()?;
+        if on.is_none() && kind != JoinKind::Cross {
+            return Err(Error::Invalid("JOIN requires an ON condition (or use CROSS JOIN)".into()));
+        }
+        if on.is_some() && kind == JoinKind::Cross {
+            return Err(Error::Invalid("CROSS JOIN takes no ON condition".into()));
+        }
+        item = FromItem::Join { left: Box::new(item), right: Box::new(right), kind, on };
+    }
+    Ok(item)
+}
+
+fn build_table_ref(pair: Pair<'_, Rule>) -> Result<FromItem> {
+    let mut inner = pair.into_inner();
+    let first = inner.next().ok_or_else(|| invalid_grammar("table"))?;
+    if first.as_rule() == Rule::from_item {
+        return build_from(first);
+    }
+    let name = identifier(first)?;
+    let alias = inner.next().map(build_alias).transpose()?;
+    Ok(FromItem::Table { name, alias })
+}
+
+/// An expression under construction and the depth of its tree.
+type Built = Result<(Expression, usize)>;
+
+/// Builds an expression from an `expr` or `operand_expr` pair. `depth` is the depth at which
+/// the expression sits in the enclosing tree.
+fn build_expr(pair: Pair<'_, Rule>, depth: usize) -> Result<Expression> {
+    build_expr_depth(pair, depth).map(|(expr, _)| expr)
+}
+
+fn build_expr_depth(pair: Pair<'_, Rule>, depth: usize) -> Built {
+    let position = pair.clone();
+    let too_deep = || {
+        error_at(
+            &position,
+            format!("expression is nested too deeply (the limit is {MAX_EXPRESSION_DEPTH})"),
+        )
+    };
+    if depth > MAX_EXPRESSION_DEPTH {
+        return Err(too_deep());
+    }
+    let pairs = pair.into_inner();
+    // pest's Pratt parser recurses once per consecutive prefix operator; bound it first.
+    let mut run = 0usize;
+    for item in pairs.clone() {
+        run = if matches!(item.as_rule(), Rule::op_not | Rule::op_neg | Rule::op_pos) {
+            run + 1
+        } else {
+            0
+        };
+        if depth + run > MAX_EXPRESSION_DEPTH {
+            return Err(too_deep());
+        }
+    }
+    let checked = |expr: Expression, tree_depth: usize| -> Built {
+        if depth + tree_depth > MAX_EXPRESSION_DEPTH {
+            Err(too_deep())
+        } else {
+            Ok((expr, tree_depth))
+        }
+    };
+    PRATT
+        .map_primary(|primary| build_primary(primary, depth))
+        .map_prefix(|op_pair, rhs| {
+            let (rhs, d) = rhs?;
+            let op = match op_pair.as_rule() {
+                Rule::op_not => UnaryOp::Not,
+                Rule::op_neg => UnaryOp::Negate,
+                _ => UnaryOp::Plus,
+            };
+            // Fold a negated numeric literal into a constant. -9223372036854775808 is the one
+            // integer whose digits alone overflow; as in SQLite, it is an INTEGER.
+            let min_integer = op == UnaryOp::Negate && precedes_min_integer(&op_pair);
+            let expr = match (op, rhs) {
+                (UnaryOp::Negate, Expression::Literal(Value::Float(_))) if min_integer => {
+                    Expression::Literal(Value::Integer(i64::MIN))
+                }
+                (UnaryOp::Negate, Expression::Literal(Value::Integer(i))) if i != i64::MIN => {
+                    Expression::Literal(Value::Integer(-i))
+                }
+                (UnaryOp::Negate, Expression::Literal(Value::Float(f))) => {
+                    Expression::Literal(Value::Float(-f))
+                }
+                (op, rhs) => Expression::Unary(op, Box::new(rhs)),
+            };
+            checked(expr, d + 1)
+        })
+        .map_postfix(|lhs, op| {
+            let (lhs, d) = lhs?;
+            let lhs = Box::new(lhs);
+            let negated = op.clone().into_inner().any(|p| p.as_rule() == Rule::not);
+            let mut operands = op
+                .clone()
+                .into_inner()
+                .filter(|p| matches!(p.as_rule(), Rule::expr | Rule::operand_expr));
+            let mut operand = || -> Built {
+                let pair = operands.next().ok_or_else(|| invalid_grammar("operator"))?;
+                build_expr_depth(pair, depth + d + 1)
+            };
+            let (expr, deepest) = match op.as_rule() {
+                Rule::is_null => (Expression::IsNull { expr: lhs, negated }, 0),
+                Rule::between => {
+                    let (low, dl) = operand()?;
+                    let (high, dh) = operand()?;
+                    (
+                        Expression::Between {
+                            expr: lhs,
+                            low: Box::new(low),
+                            high: Box::new(high),
+                            negated,
+                        },
+                        dl.max(dh),
+                    )
+                }
+                Rule::like => {
+                    let (pattern, dp) = operand()?;
+                    (Expression::Like { expr: lhs, pattern: Box::new(pattern), negated }, dp)
+                }
+                _ => {
+                    let mut list = Vec::new();
+                    let mut deepest = 0;
+                    while let Ok((item, di)) = operand() {
+                        deepest = deepest.max(di);
+                        list.push(item);
+                    }
+                    (Expression::InList { expr: lhs, list, negated }, deepest)
+                }
+            };
+            checked(expr, d.max(deepest) + 1)
+        })
+        .map_infix(|lhs, op, rhs| {
+            let ((lhs, dl), (rhs, dr)) = (lhs?, rhs?);
+            let op = match op.as_rule() {
+                Rule::op_or => BinaryOp::Or,
+                Rule::op_and => BinaryOp::And,
+                Rule::op_eq => BinaryOp::Equal,
+                Rule::op_ne => BinaryOp::NotEqual,
+                Rule::op_lt => BinaryOp::Less,
+                Rule::op_le => BinaryOp::LessOrEqual,
+                Rule::op_gt => BinaryOp::Greater,
+                Rule::op_ge => BinaryOp::GreaterOrEqual,
+                Rule::op_concat => BinaryOp::Concat,
+                Rule::op_add => BinaryOp::Arithmetic(ArithmeticOp::Add),
+                Rule::op_sub => BinaryOp::Arithmetic(ArithmeticOp::Subtract),
+                Rule::op_mul => BinaryOp::Arithmetic(ArithmeticOp::Multiply),
+                Rule::op_div => BinaryOp::Arithmetic(ArithmeticOp::Divide),
+                _ => BinaryOp::Arithmetic(ArithmeticOp::Remainder),
+            };
+            checked(Expression::Binary(op, Box::new(lhs), Box::new(rhs)), dl.max(dr) + 1)
+        })
+        .parse(pairs)
+}
+
+fn build_primary(pair: Pair<'_, Rule>, depth: usize) -> Built {
+    let rule = pair.as_rule();
+    let position = pair.clone();
+    let nested = |pair: Pair<'_, Rule>| build_expr_depth(pair, depth + 1);
+    Ok(match rule {
+        Rule::null => (Expression::Literal(Value::Null), 1),
+        Rule::true_ => (Expression::Literal(Value::Boolean(true)), 1),
+        Rule::false_ => (Expression::Literal(Value::Boolean(false)), 1),
+        Rule::integer => {
+            // An integer too large for i64 becomes a float, as in SQLite.
+            let text = pair.as_str();
+            let value = match text.parse::<i64>() {
+                Ok(i) => Value::Integer(i),
+                Err(_) => Value::Float(
+                    text.parse::<f64>()
+                        .map_err(|_| error_at(&position, "invalid number".into()))?,
+                ),
+            };
+            (Expression::Literal(value), 1)
+        }
+        Rule::float => {
+            let value = pair
+                .as_str()
+                .parse::<f64>()
+                .map_err(|_| error_at(&position, "invalid number".into()))?;
+            (Expression::Literal(Value::Float(value)), 1)
+        }
+        Rule::string => {
+            let text = pair.as_str();
+            (Expression::Literal(Value::String(text[1..text.len() - 1].replace("''", "'"))), 1)
+        }
+        Rule::column_ref => {
+            let mut parts = pair.into_inner();
+            let first = identifier(parts.next().ok_or_else(|| invalid_grammar("column"))?)?;
+            match parts.next() {
+                Some(second) => {
+                    (Expression::Column { table: Some(first), name: identifier(second)? }, 1)
+                }
+                None => (Expression::Column { table: None, name: first }, 1),
+            }
+        }
+        Rule::paren => {
+            let inner = pair.into_inner().next().ok_or_else(|| invalid_grammar("parentheses"))?;
+            let (expr, d) = nested(inner)?;
+            (expr, d + 1)
+        }
+        Rule::count_star => (Expression::CountStar, 1),
+        Rule::function_call => {
+            let mut parts = pair.into_inner();
+            let name = parts
+                .next()
+                .ok_or_else(|| invalid_grammar("function"))?
+                .as_str()
+                .to_ascii_lowercase();
+            let mut distinct = false;
+            let mut args = Vec::new();
+            let mut deepest = 0;
+            for part in parts {
+                match part.as_rule() {
+                    Rule::distinct => distinct = true,
+                    Rule::kw_all => {}
+                    _ => {
+                        let (arg, d) = nested(part)?;
+                        deepest = deepest.max(d);
+                        args.push(arg);
+                    }
+                }
+            }
+            (Expression::Function { name, args, distinct }, deepest + 1)
+        }
+        Rule::cast_expr => {
+            let mut parts = pair.into_inner().filter(|p| !is_keyword(p.as_rule()));
+            let (expr, d) = nested(parts.next().ok_or_else(|| invalid_grammar("CAST"))?)?;
+            let (datatype, _) =
+                build_data_type(parts.next().ok_or_else(|| invalid_grammar("CAST"))?)?;
+            (Expression::Cast(Box::new(expr), datatype), d + 1)
+        }
+        Rule::case_expr => {
+            let mut operand = None;
+            let mut when = Vec::new();
+            let mut otherwise = None;
+            let mut deepest = 0;
+            for part in pair.into_inner() {
+                match part.as_rule() {
+                    Rule::case_operand | Rule::case_else => {
+                        let is_operand = part.as_rule() == Rule::case_operand;
+                        let inner = part.into_inner().find(|p| p.as_rule() == Rule::expr);
+                        let (expr, d) = nested(inner.ok_or_else(|| invalid_grammar("CASE"))?)?;
+                        deepest = deepest.max(d);
+                        if is_operand {
+                            operand = Some(Box::new(expr));
+                        } else {
+                            otherwise = Some(Box::new(expr));
+                        }
+                    }
+                    Rule::case_when => {
+                        let mut exprs = part.into_inner().filter(|p| p.as_rule() == Rule::expr);
+                        let (condition, dc) =
+                            nested(exprs.next().ok_or_else(|| invalid_grammar("WHEN"))?)?;
+                        let (result, dr) =
+                            nested(exprs.next().ok_or_else(|| invalid_grammar("THEN"))?)?;
+                        deepest = deepest.max(dc).max(dr);
+                        when.push((condition, result));
+                    }
+                    _ => {}
+                }
+            }
+            (Expression::Case { operand, when, otherwise }, deepest + 1)
+        }
+        _ => return Err(invalid_grammar("expression")),
+    })
+}
+
+/// Whether the text right after a `-` operator is the integer literal 9223372036854775808.
+fn precedes_min_integer(op: &Pair<'_, Rule>) -> bool {
+    let span = op.as_span();
+    let rest = span.get_input()[span.end()..].trim_start();
+    rest.strip_prefix("9223372036854775808").is_some_and(|after| {
+        !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    })
+}

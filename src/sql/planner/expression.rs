@@ -1,0 +1,272 @@
+//! Building plan expressions from AST expressions: name resolution in a [`Scope`] and type
+//! inference for result columns.
+
+use super::plan::{Expression, ScalarFunction};
+use crate::sql::error::{Error, Result};
+use crate::sql::parser::ast::{self, BinaryOp, UnaryOp};
+use crate::sql::types::DataType;
+
+/// The columns of a node's output rows, as names can refer to them.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// The columns in row order.
+    pub columns: Vec<ScopeColumn>,
+}
+
+/// A column of a scope.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScopeColumn {
+    /// The table (or alias) the column belongs to, if any.
+    pub table: Option<String>,
+    /// The column's name, if it has one.
+    pub name: Option<String>,
+    /// The column's type, when known.
+    pub datatype: Option<DataType>,
+}
+
+impl Scope {
+    /// Appends the columns of `other` (for joins).
+    pub fn extend(&mut self, other: Scope) {
+        self.columns.extend(other.columns);
+    }
+
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// True when there are no columns.
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+
+    /// Finds the column `table.name` (or `name` in any table).
+    pub fn resolve(&self, table: Option<&str>, name: &str) -> Result<usize> {
+        let mut found = None;
+        for (i, column) in self.columns.iter().enumerate() {
+            let table_matches = table.is_none_or(|t| column.table.as_deref() == Some(t));
+            if table_matches && column.name.as_deref() == Some(name) {
+                if found.is_some() {
+                    return Err(Error::AmbiguousColumn(name.to_string()));
+                }
+                found = Some(i);
+            }
+        }
+        found.ok_or_else(|| {
+            Error::UnknownColumn(match table {
+                Some(table) => format!("{table}.{name}"),
+                None => name.to_string(),
+            })
+        })
+    }
+
+    /// A display name for column `i`.
+    pub fn label(&self, i: usize) -> String {
+        match &self.columns[i] {
+            ScopeColumn { table: Some(table), name: Some(name), .. } => format!("{table}.{name}"),
+            ScopeColumn { name: Some(name), .. } => name.clone(),
+            _ => format!("#{i}"),
+        }
+    }
+
+    /// Whether any column belongs to `table`.
+    pub fn has_table(&self, table: &str) -> bool {
+        self.columns.iter().any(|c| c.table.as_deref() == Some(table))
+    }
+}
+
+/// How names and aggregates are resolved while building an expression.
+pub trait Context {
+    /// Resolves a column reference.
+    fn column(&self, table: Option<&str>, name: &str) -> Result<Expression>;
+
+    /// Resolves an aggregate call; by default aggregates are not allowed.
+    fn aggregate(&self, _ast: &ast::Expression) -> Result<Expression> {
+        Err(Error::Invalid("aggregate functions are not allowed here".into()))
+    }
+
+    /// Called on every node before it is built; returning an expression replaces the node.
+    fn intercept(&self, _ast: &ast::Expression) -> Result<Option<Expression>> {
+        Ok(None)
+    }
+}
+
+/// Resolves names in a scope; aggregates are errors (with `clause` naming where they were).
+pub struct ScopeContext<'a> {
+    /// The scope names resolve in.
+    pub scope: &'a Scope,
+    /// The clause being built, for error messages ("WHERE", "ON", ...).
+    pub clause: &'a str,
+}
+
+impl Context for ScopeContext<'_> {
+    fn column(&self, table: Option<&str>, name: &str) -> Result<Expression> {
+        let index = self.scope.resolve(table, name)?;
+        Ok(Expression::Column(index, self.scope.label(index)))
+    }
+
+    fn aggregate(&self, _ast: &ast::Expression) -> Result<Expression> {
+        Err(Error::Invalid(format!("aggregate functions are not allowed in {}", self.clause)))
+    }
+}
+
+/// No columns in scope: only constant expressions build (VALUES, DEFAULT, LIMIT).
+pub struct ConstantContext<'a>(pub &'a str);
+
+impl Context for ConstantContext<'_> {
+    fn column(&self, table: Option<&str>, name: &str) -> Result<Expression> {
+        let name = table.map_or(name.to_string(), |t| format!("{t}.{name}"));
+        Err(Error::Invalid(format!("column \"{name}\" cannot be used in {}", self.0)))
+    }
+
+    fn aggregate(&self, _ast: &ast::Expression) -> Result<Expression> {
+        Err(Error::Invalid(format!("aggregate functions are not allowed in {}", self.0)))
+    }
+}
+
+/// Whether a function name is an aggregate.
+pub fn is_aggregate_name(name: &str) -> bool {
+    matches!(name, "count" | "sum" | "avg" | "min" | "max")
+}
+
+/// Whether the AST expression is an aggregate call.
+pub fn is_aggregate(ast: &ast::Expression) -> bool {
+    match ast {
+        ast::Expression::CountStar => true,
+        ast::Expression::Function { name, .. } => is_aggregate_name(name),
+        _ => false,
+    }
+}
+
+/// Whether the AST expression contains an aggregate call anywhere.
+pub fn contains_aggregate(ast: &ast::Expression) -> bool {
+    let mut found = false;
+    walk_ast(ast, &mut |e| {
+        found |= is_aggregate(e);
+        !found
+    });
+    found
+}
+
+/// The direct subexpressions of an AST expression.
+pub fn children(ast: &ast::Expression) -> Vec<&ast::Expression> {
+    use ast::Expression::*;
+    match ast {
+        Literal(_) | Column { .. } | CountStar => vec![],
+        Unary(_, e) | Cast(e, _) => vec![e],
+        IsNull { expr, .. } => vec![expr],
+        Binary(_, a, b) => vec![a, b],
+        Like { expr, pattern, .. } => vec![expr, pattern],
+        Between { expr, low, high, .. } => vec![expr, low, high],
+        InList { expr, list, .. } => std::iter::once(expr.as_ref()).chain(list).collect(),
+        Function { args, .. } => args.iter().collect(),
+        Case { operand, when, otherwise } => operand
+            .iter()
+            .map(|o| o.as_ref())
+            .chain(when.iter().flat_map(|(w, t)| [w, t]))
+            .chain(otherwise.iter().map(|o| o.as_ref()))
+            .collect(),
+    }
+}
+
+/// Visits every AST node, pre-order, while `visit` returns true.
+pub fn walk_ast(ast: &ast::Expression, visit: &mut impl FnMut(&ast::Expression) -> bool) -> bool {
+    visit(ast) && children(ast).into_iter().all(|child| walk_ast(child, visit))
+}
+
+/// Builds a plan expression from an AST expression.
+pub fn build(ast: &ast::Expression, ctx: &dyn Context) -> Result<Expression> {
+    if let Some(replaced) = ctx.intercept(ast)? {
+        return Ok(replaced);
+    }
+    let b = |e: &ast::Expression| build(e, ctx).map(Box::new);
+    use ast::Expression as A;
+    Ok(match ast {
+        A::Literal(value) => Expression::Constant(value.clone()),
+        A::Column { table, name } => ctx.column(table.as_deref(), name)?,
+        A::Unary(op, e) => Expression::Unary(*op, b(e)?),
+        A::Binary(op, l, r) => Expression::Binary(*op, b(l)?, b(r)?),
+        A::IsNull { expr, negated } => Expression::IsNull(b(expr)?, *negated),
+        A::InList { expr, list, negated } => Expression::InList(
+            b(expr)?,
+            list.iter().map(|e| build(e, ctx)).collect::<Result<_>>()?,
+            *negated,
+        ),
+        A::Between { expr, low, high, negated } => {
+            Expression::Between(b(expr)?, b(low)?, b(high)?, *negated)
+        }
+        A::Like { expr, pattern, negated } => Expression::Like(b(expr)?, b(pattern)?, *negated),
+        A::Case { operand, when, otherwise } => Expression::Case(
+            operand.as_deref().map(b).transpose()?,
+            when.iter()
+                .map(|(w, t)| Ok((build(w, ctx)?, build(t, ctx)?)))
+                .collect::<Result<_>>()?,
+            otherwise.as_deref().map(b).transpose()?,
+        ),
+        A::Cast(e, datatype) => Expression::Cast(b(e)?, *datatype),
+        A::CountStar => ctx.aggregate(ast)?,
+        A::Function { name, .. } if is_aggregate_name(name) => ctx.aggregate(ast)?,
+        A::Function { name, args, distinct } => {
+            if *distinct {
+                return Err(Error::Invalid(format!(
+                    "DISTINCT is only allowed in aggregate functions, not {name}()"
+                )));
+            }
+            let (function, arity) = match name.as_str() {
+                "abs" => (ScalarFunction::Abs, 1..=1),
+                "coalesce" | "ifnull" => (ScalarFunction::Coalesce, 1..=usize::MAX),
+                "length" => (ScalarFunction::Length, 1..=1),
+                "upper" => (ScalarFunction::Upper, 1..=1),
+                "lower" => (ScalarFunction::Lower, 1..=1),
+                "round" => (ScalarFunction::Round, 1..=2),
+                "nullif" => (ScalarFunction::NullIf, 2..=2),
+                _ => return Err(Error::Invalid(format!("unknown function {name}()"))),
+            };
+            if !arity.contains(&args.len()) {
+                return Err(Error::Invalid(format!(
+                    "wrong number of arguments to {name}(): {}",
+                    args.len()
+                )));
+            }
+            Expression::Function(
+                function,
+                args.iter().map(|a| build(a, ctx)).collect::<Result<_>>()?,
+            )
+        }
+    })
+}
+
+/// Infers the type of an expression's values from the types of its input columns.
+pub fn infer_type(
+    expr: &Expression,
+    input: &dyn Fn(usize) -> Option<DataType>,
+) -> Option<DataType> {
+    use Expression::*;
+    let infer = |e: &Expression| infer_type(e, input);
+    match expr {
+        Constant(value) => value.datatype(),
+        Column(i, _) => input(*i),
+        Unary(UnaryOp::Not, _) => Some(DataType::Boolean),
+        Unary(_, e) => infer(e),
+        Binary(BinaryOp::Arithmetic(_), a, b) => match (infer(a)?, infer(b)?) {
+            (DataType::Integer, DataType::Integer) => Some(DataType::Integer),
+            (DataType::Integer | DataType::Float, DataType::Integer | DataType::Float) => {
+                Some(DataType::Float)
+            }
+            _ => None,
+        },
+        Binary(BinaryOp::Concat, ..) => Some(DataType::String),
+        Binary(..) | IsNull(..) | InList(..) | Between(..) | Like(..) => Some(DataType::Boolean),
+        Case(_, when, otherwise) => when
+            .iter()
+            .map(|(_, then)| infer(then))
+            .chain(otherwise.iter().map(|e| infer(e)))
+            .flatten()
+            .next(),
+        Cast(_, datatype) => Some(*datatype),
+        Function(ScalarFunction::Length, _) => Some(DataType::Integer),
+        Function(ScalarFunction::Upper | ScalarFunction::Lower, _) => Some(DataType::String),
+        Function(ScalarFunction::Coalesce, args) => args.iter().filter_map(infer).next(),
+        Function(_, args) => args.first().and_then(infer),
+    }
+}
