@@ -29,6 +29,8 @@ const SHARED_CORPUS_FLOOR: usize = 17_035;
 struct ChronosDb {
     session: chronos::sql::Session,
     declared: Arc<Mutex<Vec<DefaultColumnType>>>,
+    /// Format as SQLite's runner does (non-ASCII text shown as `@`), for the corpus.
+    corpus: bool,
 }
 
 impl sqllogictest::DB for ChronosDb {
@@ -46,7 +48,10 @@ impl sqllogictest::DB for ChronosDb {
                 let rows = rows
                     .iter()
                     .map(|row| {
-                        row.iter().zip(&types).map(|(value, t)| format_value(value, t)).collect()
+                        row.iter()
+                            .zip(&types)
+                            .map(|(value, t)| format_value(value, t, self.corpus))
+                            .collect()
                     })
                     .collect();
                 DBOutput::Rows { types, rows }
@@ -62,7 +67,7 @@ impl sqllogictest::DB for ChronosDb {
 }
 
 /// Formats a value as SQLite's sqllogictest runner does for the declared column type.
-fn format_value(value: &Value, declared: &DefaultColumnType) -> String {
+fn format_value(value: &Value, declared: &DefaultColumnType, corpus: bool) -> String {
     match (value, declared) {
         (Value::Null, _) => "NULL".into(),
         (value, DefaultColumnType::Integer) => match value {
@@ -80,7 +85,7 @@ fn format_value(value: &Value, declared: &DefaultColumnType) -> String {
             Value::Null => unreachable!(),
         },
         (Value::String(s), _) if s.is_empty() => "(empty)".into(),
-        (Value::String(s), _) => {
+        (Value::String(s), _) if corpus => {
             s.chars().map(|c| if (' '..='~').contains(&c) { c } else { '@' }).collect()
         }
         (value, _) => value.to_string(),
@@ -207,7 +212,7 @@ fn run_file(path: &Path, open: &dyn Fn() -> Database, corpus: bool) -> Counts {
     let (make_db, make_declared) = (db.clone(), declared.clone());
     let mut runner = Runner::new(move || {
         let (db, declared) = (make_db.clone(), make_declared.clone());
-        async move { Ok::<_, Error>(ChronosDb { session: db.session(), declared }) }
+        async move { Ok::<_, Error>(ChronosDb { session: db.session(), declared, corpus }) }
     });
     if corpus {
         runner.with_hash_threshold(8);

@@ -82,6 +82,17 @@ fn parse_error(sql: &str, error: pest::error::Error<Rule>) -> Error {
             expected.sort_unstable();
             expected.dedup();
             expected.retain(|name| *name != "token");
+            // At the start of a statement, name the category rather than every keyword.
+            const STARTS: [&str; 11] = [
+                "BEGIN", "COMMIT", "CREATE", "DELETE", "DROP", "EXPLAIN", "INSERT", "ROLLBACK",
+                "SELECT", "START", "UPDATE",
+            ];
+            if ["SELECT", "INSERT", "CREATE", "BEGIN"].iter().all(|k| expected.contains(k)) {
+                expected.retain(|name| !STARTS.contains(name));
+                expected.push("statement");
+                expected.sort_unstable();
+                expected.dedup();
+            }
             if expected.contains(&"expression") {
                 // The parts an expression can start with are implied by "expression".
                 expected.retain(|name| {
@@ -93,6 +104,10 @@ fn parse_error(sql: &str, error: pest::error::Error<Rule>) -> Error {
                 1..=8 => format!("expected {}, found {found}", join_or(&expected)),
                 _ => format!("unexpected {found}"),
             }
+        }
+        // pest's own guards against deep recursion ("stack limit reached", "call limit reached").
+        pest::error::ErrorVariant::CustomError { message } if message.contains("limit reached") => {
+            format!("statement is nested too deeply or too complex ({message}) near {found}")
         }
         pest::error::ErrorVariant::CustomError { message } => format!("{message} near {found}"),
     };
@@ -136,10 +151,21 @@ fn rule_name(rule: Rule) -> &'static str {
             "operator"
         }
         data_type | type_name => "data type",
-        explain | begin | commit | rollback | create_table | create_index | drop_table
+        script | explain | begin | commit | rollback | create_table | create_index | drop_table
         | drop_index | insert | update | delete | select => "statement",
         alias => "alias",
         kw_all => "ALL",
+        kw_begin => "BEGIN",
+        kw_commit => "COMMIT",
+        kw_create => "CREATE",
+        kw_delete => "DELETE",
+        kw_drop => "DROP",
+        kw_explain => "EXPLAIN",
+        kw_insert => "INSERT",
+        kw_rollback => "ROLLBACK",
+        kw_select => "SELECT",
+        kw_start => "START",
+        kw_update => "UPDATE",
         kw_and => "AND",
         kw_as => "AS",
         kw_by => "BY",

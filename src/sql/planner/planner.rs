@@ -624,10 +624,10 @@ struct Grouped {
 
 impl Grouped {
     fn output(&self, index: usize) -> Expression {
-        let label = self.post_scope.columns[index]
-            .name
-            .clone()
-            .unwrap_or_else(|| self.labels[index].clone());
+        let label = match self.post_scope.columns[index].name {
+            Some(_) => self.post_scope.label(index),
+            None => self.labels[index].clone(),
+        };
         Expression::Column(index, label)
     }
 }
