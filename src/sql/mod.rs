@@ -32,5 +32,17 @@ pub mod planner;
 pub mod types;
 
 pub use engine::{Database, Session};
+
+/// Runs `f` with enough stack for one more level of recursion over an expression tree,
+/// growing the stack onto the heap when it runs low. Parsing, planning and evaluation recurse
+/// once per level of an expression (up to [`parser::MAX_EXPRESSION_DEPTH`] levels), and a debug
+/// build's frames are large, so a thread's default stack alone is not enough.
+pub(crate) fn with_stack<R>(f: impl FnOnce() -> R) -> R {
+    /// Grow when less than this is left.
+    const RED_ZONE: usize = 128 * 1024;
+    /// How much to add each time.
+    const SEGMENT: usize = 2 * 1024 * 1024;
+    stacker::maybe_grow(RED_ZONE, SEGMENT, f)
+}
 pub use error::{Error, Result};
 pub use execution::StatementResult;

@@ -22,6 +22,10 @@ fn not(value: Value) -> Result<Value> {
 impl Expression {
     /// Evaluates the expression against an input row.
     pub fn evaluate(&self, row: &[Value]) -> Result<Value> {
+        crate::sql::with_stack(|| self.evaluate_inner(row))
+    }
+
+    fn evaluate_inner(&self, row: &[Value]) -> Result<Value> {
         use Expression::*;
         Ok(match self {
             Constant(value) => value.clone(),

@@ -325,3 +325,96 @@ pub enum BinaryOp {
     /// An arithmetic operator.
     Arithmetic(ArithmeticOp),
 }
+
+/// An operand in rendered SQL: parenthesized when it is itself an operation, so the text
+/// parses back to the same tree.
+struct Operand<'a>(&'a Expression);
+
+impl std::fmt::Display for Operand<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Expression::Binary(..)
+            | Expression::IsNull { .. }
+            | Expression::InList { .. }
+            | Expression::Between { .. }
+            | Expression::Like { .. }
+            | Expression::Unary(UnaryOp::Not, _) => write!(f, "({})", self.0),
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Expression {
+    /// Renders the expression as SQL (used to name unaliased result columns).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        crate::sql::with_stack(|| self.render(f))
+    }
+}
+
+impl Expression {
+    fn render(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let not = |negated: &bool| if *negated { "NOT " } else { "" };
+        match self {
+            Expression::Literal(value) => f.write_str(&value.to_sql()),
+            Expression::Column { table: Some(table), name } => write!(f, "{table}.{name}"),
+            Expression::Column { table: None, name } => f.write_str(name),
+            Expression::Unary(UnaryOp::Not, e) => write!(f, "NOT {}", Operand(e)),
+            Expression::Unary(UnaryOp::Negate, e) => write!(f, "-{}", Operand(e)),
+            Expression::Unary(UnaryOp::Plus, e) => write!(f, "+{}", Operand(e)),
+            Expression::Binary(op, a, b) => {
+                let op = match op {
+                    BinaryOp::Or => "OR".to_string(),
+                    BinaryOp::And => "AND".to_string(),
+                    BinaryOp::Equal => "=".to_string(),
+                    BinaryOp::NotEqual => "<>".to_string(),
+                    BinaryOp::Less => "<".to_string(),
+                    BinaryOp::LessOrEqual => "<=".to_string(),
+                    BinaryOp::Greater => ">".to_string(),
+                    BinaryOp::GreaterOrEqual => ">=".to_string(),
+                    BinaryOp::Concat => "||".to_string(),
+                    BinaryOp::Arithmetic(op) => op.to_string(),
+                };
+                write!(f, "{} {op} {}", Operand(a), Operand(b))
+            }
+            Expression::IsNull { expr, negated } => {
+                write!(f, "{} IS {}NULL", Operand(expr), not(negated))
+            }
+            Expression::InList { expr, list, negated } => {
+                let items: Vec<String> = list.iter().map(|e| e.to_string()).collect();
+                write!(f, "{} {}IN ({})", Operand(expr), not(negated), items.join(", "))
+            }
+            Expression::Between { expr, low, high, negated } => {
+                write!(
+                    f,
+                    "{} {}BETWEEN {} AND {}",
+                    Operand(expr),
+                    not(negated),
+                    Operand(low),
+                    Operand(high)
+                )
+            }
+            Expression::Like { expr, pattern, negated } => {
+                write!(f, "{} {}LIKE {}", Operand(expr), not(negated), Operand(pattern))
+            }
+            Expression::Case { operand, when, otherwise } => {
+                f.write_str("CASE")?;
+                if let Some(operand) = operand {
+                    write!(f, " {operand}")?;
+                }
+                for (condition, result) in when {
+                    write!(f, " WHEN {condition} THEN {result}")?;
+                }
+                if let Some(otherwise) = otherwise {
+                    write!(f, " ELSE {otherwise}")?;
+                }
+                f.write_str(" END")
+            }
+            Expression::Cast(e, datatype) => write!(f, "CAST({e} AS {datatype})"),
+            Expression::Function { name, args, distinct } => {
+                let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+                write!(f, "{name}({}{})", if *distinct { "DISTINCT " } else { "" }, args.join(", "))
+            }
+            Expression::CountStar => f.write_str("count(*)"),
+        }
+    }
+}

@@ -13,3 +13,6 @@ pub mod ast;
 mod parser;
 
 pub use parser::{MAX_EXPRESSION_DEPTH, parse, parse_statement};
+
+#[cfg(test)]
+mod tests;

@@ -595,238 +595,243 @@ fn build_expr(pair: Pair<'_, Rule>, depth: usize) -> Result<Expression> {
 }
 
 fn build_expr_depth(pair: Pair<'_, Rule>, depth: usize) -> Built {
-    let position = pair.clone();
-    let too_deep = || {
-        error_at(
-            &position,
-            format!("expression is nested too deeply (the limit is {MAX_EXPRESSION_DEPTH})"),
-        )
-    };
-    if depth > MAX_EXPRESSION_DEPTH {
-        return Err(too_deep());
-    }
-    let pairs = pair.into_inner();
-    // pest's Pratt parser recurses once per consecutive prefix operator; bound it first.
-    let mut run = 0usize;
-    for item in pairs.clone() {
-        run = if matches!(item.as_rule(), Rule::op_not | Rule::op_neg | Rule::op_pos) {
-            run + 1
-        } else {
-            0
+    crate::sql::with_stack(|| {
+        let position = pair.clone();
+        let too_deep = || {
+            error_at(
+                &position,
+                format!("expression is nested too deeply (the limit is {MAX_EXPRESSION_DEPTH})"),
+            )
         };
-        if depth + run > MAX_EXPRESSION_DEPTH {
+        if depth > MAX_EXPRESSION_DEPTH {
             return Err(too_deep());
         }
-    }
-    let checked = |expr: Expression, tree_depth: usize| -> Built {
-        if depth + tree_depth > MAX_EXPRESSION_DEPTH {
-            Err(too_deep())
-        } else {
-            Ok((expr, tree_depth))
+        let pairs = pair.into_inner();
+        // pest's Pratt parser recurses once per consecutive prefix operator; bound it first.
+        let mut run = 0usize;
+        for item in pairs.clone() {
+            run = if matches!(item.as_rule(), Rule::op_not | Rule::op_neg | Rule::op_pos) {
+                run + 1
+            } else {
+                0
+            };
+            if depth + run > MAX_EXPRESSION_DEPTH {
+                return Err(too_deep());
+            }
         }
-    };
-    PRATT
-        .map_primary(|primary| build_primary(primary, depth))
-        .map_prefix(|op_pair, rhs| {
-            let (rhs, d) = rhs?;
-            let op = match op_pair.as_rule() {
-                Rule::op_not => UnaryOp::Not,
-                Rule::op_neg => UnaryOp::Negate,
-                _ => UnaryOp::Plus,
-            };
-            // Fold a negated numeric literal into a constant. -9223372036854775808 is the one
-            // integer whose digits alone overflow; as in SQLite, it is an INTEGER.
-            let min_integer = op == UnaryOp::Negate && precedes_min_integer(&op_pair);
-            let expr = match (op, rhs) {
-                (UnaryOp::Negate, Expression::Literal(Value::Float(_))) if min_integer => {
-                    Expression::Literal(Value::Integer(i64::MIN))
-                }
-                (UnaryOp::Negate, Expression::Literal(Value::Integer(i))) if i != i64::MIN => {
-                    Expression::Literal(Value::Integer(-i))
-                }
-                (UnaryOp::Negate, Expression::Literal(Value::Float(f))) => {
-                    Expression::Literal(Value::Float(-f))
-                }
-                (op, rhs) => Expression::Unary(op, Box::new(rhs)),
-            };
-            checked(expr, d + 1)
-        })
-        .map_postfix(|lhs, op| {
-            let (lhs, d) = lhs?;
-            let lhs = Box::new(lhs);
-            let negated = op.clone().into_inner().any(|p| p.as_rule() == Rule::not);
-            let mut operands = op
-                .clone()
-                .into_inner()
-                .filter(|p| matches!(p.as_rule(), Rule::expr | Rule::operand_expr));
-            let mut operand = || -> Built {
-                let pair = operands.next().ok_or_else(|| invalid_grammar("operator"))?;
-                build_expr_depth(pair, depth + d + 1)
-            };
-            let (expr, deepest) = match op.as_rule() {
-                Rule::is_null => (Expression::IsNull { expr: lhs, negated }, 0),
-                Rule::between => {
-                    let (low, dl) = operand()?;
-                    let (high, dh) = operand()?;
-                    (
-                        Expression::Between {
-                            expr: lhs,
-                            low: Box::new(low),
-                            high: Box::new(high),
-                            negated,
-                        },
-                        dl.max(dh),
-                    )
-                }
-                Rule::like => {
-                    let (pattern, dp) = operand()?;
-                    (Expression::Like { expr: lhs, pattern: Box::new(pattern), negated }, dp)
-                }
-                _ => {
-                    let mut list = Vec::new();
-                    let mut deepest = 0;
-                    while let Ok((item, di)) = operand() {
-                        deepest = deepest.max(di);
-                        list.push(item);
+        let checked = |expr: Expression, tree_depth: usize| -> Built {
+            if depth + tree_depth > MAX_EXPRESSION_DEPTH {
+                Err(too_deep())
+            } else {
+                Ok((expr, tree_depth))
+            }
+        };
+        PRATT
+            .map_primary(|primary| build_primary(primary, depth))
+            .map_prefix(|op_pair, rhs| {
+                let (rhs, d) = rhs?;
+                let op = match op_pair.as_rule() {
+                    Rule::op_not => UnaryOp::Not,
+                    Rule::op_neg => UnaryOp::Negate,
+                    _ => UnaryOp::Plus,
+                };
+                // Fold a negated numeric literal into a constant. -9223372036854775808 is the one
+                // integer whose digits alone overflow; as in SQLite, it is an INTEGER.
+                let min_integer = op == UnaryOp::Negate && precedes_min_integer(&op_pair);
+                let expr = match (op, rhs) {
+                    (UnaryOp::Negate, Expression::Literal(Value::Float(_))) if min_integer => {
+                        Expression::Literal(Value::Integer(i64::MIN))
                     }
-                    (Expression::InList { expr: lhs, list, negated }, deepest)
-                }
-            };
-            checked(expr, d.max(deepest) + 1)
-        })
-        .map_infix(|lhs, op, rhs| {
-            let ((lhs, dl), (rhs, dr)) = (lhs?, rhs?);
-            let op = match op.as_rule() {
-                Rule::op_or => BinaryOp::Or,
-                Rule::op_and => BinaryOp::And,
-                Rule::op_eq => BinaryOp::Equal,
-                Rule::op_ne => BinaryOp::NotEqual,
-                Rule::op_lt => BinaryOp::Less,
-                Rule::op_le => BinaryOp::LessOrEqual,
-                Rule::op_gt => BinaryOp::Greater,
-                Rule::op_ge => BinaryOp::GreaterOrEqual,
-                Rule::op_concat => BinaryOp::Concat,
-                Rule::op_add => BinaryOp::Arithmetic(ArithmeticOp::Add),
-                Rule::op_sub => BinaryOp::Arithmetic(ArithmeticOp::Subtract),
-                Rule::op_mul => BinaryOp::Arithmetic(ArithmeticOp::Multiply),
-                Rule::op_div => BinaryOp::Arithmetic(ArithmeticOp::Divide),
-                _ => BinaryOp::Arithmetic(ArithmeticOp::Remainder),
-            };
-            checked(Expression::Binary(op, Box::new(lhs), Box::new(rhs)), dl.max(dr) + 1)
-        })
-        .parse(pairs)
+                    (UnaryOp::Negate, Expression::Literal(Value::Integer(i))) if i != i64::MIN => {
+                        Expression::Literal(Value::Integer(-i))
+                    }
+                    (UnaryOp::Negate, Expression::Literal(Value::Float(f))) => {
+                        Expression::Literal(Value::Float(-f))
+                    }
+                    (op, rhs) => Expression::Unary(op, Box::new(rhs)),
+                };
+                checked(expr, d + 1)
+            })
+            .map_postfix(|lhs, op| {
+                let (lhs, d) = lhs?;
+                let lhs = Box::new(lhs);
+                let negated = op.clone().into_inner().any(|p| p.as_rule() == Rule::not);
+                let mut operands = op
+                    .clone()
+                    .into_inner()
+                    .filter(|p| matches!(p.as_rule(), Rule::expr | Rule::operand_expr));
+                let mut operand = || -> Built {
+                    let pair = operands.next().ok_or_else(|| invalid_grammar("operator"))?;
+                    build_expr_depth(pair, depth + d + 1)
+                };
+                let (expr, deepest) = match op.as_rule() {
+                    Rule::is_null => (Expression::IsNull { expr: lhs, negated }, 0),
+                    Rule::between => {
+                        let (low, dl) = operand()?;
+                        let (high, dh) = operand()?;
+                        (
+                            Expression::Between {
+                                expr: lhs,
+                                low: Box::new(low),
+                                high: Box::new(high),
+                                negated,
+                            },
+                            dl.max(dh),
+                        )
+                    }
+                    Rule::like => {
+                        let (pattern, dp) = operand()?;
+                        (Expression::Like { expr: lhs, pattern: Box::new(pattern), negated }, dp)
+                    }
+                    _ => {
+                        let mut list = Vec::new();
+                        let mut deepest = 0;
+                        while let Ok((item, di)) = operand() {
+                            deepest = deepest.max(di);
+                            list.push(item);
+                        }
+                        (Expression::InList { expr: lhs, list, negated }, deepest)
+                    }
+                };
+                checked(expr, d.max(deepest) + 1)
+            })
+            .map_infix(|lhs, op, rhs| {
+                let ((lhs, dl), (rhs, dr)) = (lhs?, rhs?);
+                let op = match op.as_rule() {
+                    Rule::op_or => BinaryOp::Or,
+                    Rule::op_and => BinaryOp::And,
+                    Rule::op_eq => BinaryOp::Equal,
+                    Rule::op_ne => BinaryOp::NotEqual,
+                    Rule::op_lt => BinaryOp::Less,
+                    Rule::op_le => BinaryOp::LessOrEqual,
+                    Rule::op_gt => BinaryOp::Greater,
+                    Rule::op_ge => BinaryOp::GreaterOrEqual,
+                    Rule::op_concat => BinaryOp::Concat,
+                    Rule::op_add => BinaryOp::Arithmetic(ArithmeticOp::Add),
+                    Rule::op_sub => BinaryOp::Arithmetic(ArithmeticOp::Subtract),
+                    Rule::op_mul => BinaryOp::Arithmetic(ArithmeticOp::Multiply),
+                    Rule::op_div => BinaryOp::Arithmetic(ArithmeticOp::Divide),
+                    _ => BinaryOp::Arithmetic(ArithmeticOp::Remainder),
+                };
+                checked(Expression::Binary(op, Box::new(lhs), Box::new(rhs)), dl.max(dr) + 1)
+            })
+            .parse(pairs)
+    })
 }
 
 fn build_primary(pair: Pair<'_, Rule>, depth: usize) -> Built {
-    let rule = pair.as_rule();
-    let position = pair.clone();
-    let nested = |pair: Pair<'_, Rule>| build_expr_depth(pair, depth + 1);
-    Ok(match rule {
-        Rule::null => (Expression::Literal(Value::Null), 1),
-        Rule::true_ => (Expression::Literal(Value::Boolean(true)), 1),
-        Rule::false_ => (Expression::Literal(Value::Boolean(false)), 1),
-        Rule::integer => {
-            // An integer too large for i64 becomes a float, as in SQLite.
-            let text = pair.as_str();
-            let value = match text.parse::<i64>() {
-                Ok(i) => Value::Integer(i),
-                Err(_) => Value::Float(
-                    text.parse::<f64>()
-                        .map_err(|_| error_at(&position, "invalid number".into()))?,
-                ),
-            };
-            (Expression::Literal(value), 1)
-        }
-        Rule::float => {
-            let value = pair
-                .as_str()
-                .parse::<f64>()
-                .map_err(|_| error_at(&position, "invalid number".into()))?;
-            (Expression::Literal(Value::Float(value)), 1)
-        }
-        Rule::string => {
-            let text = pair.as_str();
-            (Expression::Literal(Value::String(text[1..text.len() - 1].replace("''", "'"))), 1)
-        }
-        Rule::column_ref => {
-            let mut parts = pair.into_inner();
-            let first = identifier(parts.next().ok_or_else(|| invalid_grammar("column"))?)?;
-            match parts.next() {
-                Some(second) => {
-                    (Expression::Column { table: Some(first), name: identifier(second)? }, 1)
-                }
-                None => (Expression::Column { table: None, name: first }, 1),
+    crate::sql::with_stack(|| {
+        let rule = pair.as_rule();
+        let position = pair.clone();
+        let nested = |pair: Pair<'_, Rule>| build_expr_depth(pair, depth + 1);
+        Ok(match rule {
+            Rule::null => (Expression::Literal(Value::Null), 1),
+            Rule::true_ => (Expression::Literal(Value::Boolean(true)), 1),
+            Rule::false_ => (Expression::Literal(Value::Boolean(false)), 1),
+            Rule::integer => {
+                // An integer too large for i64 becomes a float, as in SQLite.
+                let text = pair.as_str();
+                let value = match text.parse::<i64>() {
+                    Ok(i) => Value::Integer(i),
+                    Err(_) => Value::Float(
+                        text.parse::<f64>()
+                            .map_err(|_| error_at(&position, "invalid number".into()))?,
+                    ),
+                };
+                (Expression::Literal(value), 1)
             }
-        }
-        Rule::paren => {
-            let inner = pair.into_inner().next().ok_or_else(|| invalid_grammar("parentheses"))?;
-            let (expr, d) = nested(inner)?;
-            (expr, d + 1)
-        }
-        Rule::count_star => (Expression::CountStar, 1),
-        Rule::function_call => {
-            let mut parts = pair.into_inner();
-            let name = parts
-                .next()
-                .ok_or_else(|| invalid_grammar("function"))?
-                .as_str()
-                .to_ascii_lowercase();
-            let mut distinct = false;
-            let mut args = Vec::new();
-            let mut deepest = 0;
-            for part in parts {
-                match part.as_rule() {
-                    Rule::distinct => distinct = true,
-                    Rule::kw_all => {}
-                    _ => {
-                        let (arg, d) = nested(part)?;
-                        deepest = deepest.max(d);
-                        args.push(arg);
+            Rule::float => {
+                let value = pair
+                    .as_str()
+                    .parse::<f64>()
+                    .map_err(|_| error_at(&position, "invalid number".into()))?;
+                (Expression::Literal(Value::Float(value)), 1)
+            }
+            Rule::string => {
+                let text = pair.as_str();
+                (Expression::Literal(Value::String(text[1..text.len() - 1].replace("''", "'"))), 1)
+            }
+            Rule::column_ref => {
+                let mut parts = pair.into_inner();
+                let first = identifier(parts.next().ok_or_else(|| invalid_grammar("column"))?)?;
+                match parts.next() {
+                    Some(second) => {
+                        (Expression::Column { table: Some(first), name: identifier(second)? }, 1)
                     }
+                    None => (Expression::Column { table: None, name: first }, 1),
                 }
             }
-            (Expression::Function { name, args, distinct }, deepest + 1)
-        }
-        Rule::cast_expr => {
-            let mut parts = pair.into_inner().filter(|p| !is_keyword(p.as_rule()));
-            let (expr, d) = nested(parts.next().ok_or_else(|| invalid_grammar("CAST"))?)?;
-            let (datatype, _) =
-                build_data_type(parts.next().ok_or_else(|| invalid_grammar("CAST"))?)?;
-            (Expression::Cast(Box::new(expr), datatype), d + 1)
-        }
-        Rule::case_expr => {
-            let mut operand = None;
-            let mut when = Vec::new();
-            let mut otherwise = None;
-            let mut deepest = 0;
-            for part in pair.into_inner() {
-                match part.as_rule() {
-                    Rule::case_operand | Rule::case_else => {
-                        let is_operand = part.as_rule() == Rule::case_operand;
-                        let inner = part.into_inner().find(|p| p.as_rule() == Rule::expr);
-                        let (expr, d) = nested(inner.ok_or_else(|| invalid_grammar("CASE"))?)?;
-                        deepest = deepest.max(d);
-                        if is_operand {
-                            operand = Some(Box::new(expr));
-                        } else {
-                            otherwise = Some(Box::new(expr));
+            Rule::paren => {
+                let inner =
+                    pair.into_inner().next().ok_or_else(|| invalid_grammar("parentheses"))?;
+                let (expr, d) = nested(inner)?;
+                (expr, d + 1)
+            }
+            Rule::count_star => (Expression::CountStar, 1),
+            Rule::function_call => {
+                let mut parts = pair.into_inner();
+                let name = parts
+                    .next()
+                    .ok_or_else(|| invalid_grammar("function"))?
+                    .as_str()
+                    .to_ascii_lowercase();
+                let mut distinct = false;
+                let mut args = Vec::new();
+                let mut deepest = 0;
+                for part in parts {
+                    match part.as_rule() {
+                        Rule::distinct => distinct = true,
+                        Rule::kw_all => {}
+                        _ => {
+                            let (arg, d) = nested(part)?;
+                            deepest = deepest.max(d);
+                            args.push(arg);
                         }
                     }
-                    Rule::case_when => {
-                        let mut exprs = part.into_inner().filter(|p| p.as_rule() == Rule::expr);
-                        let (condition, dc) =
-                            nested(exprs.next().ok_or_else(|| invalid_grammar("WHEN"))?)?;
-                        let (result, dr) =
-                            nested(exprs.next().ok_or_else(|| invalid_grammar("THEN"))?)?;
-                        deepest = deepest.max(dc).max(dr);
-                        when.push((condition, result));
-                    }
-                    _ => {}
                 }
+                (Expression::Function { name, args, distinct }, deepest + 1)
             }
-            (Expression::Case { operand, when, otherwise }, deepest + 1)
-        }
-        _ => return Err(invalid_grammar("expression")),
+            Rule::cast_expr => {
+                let mut parts = pair.into_inner().filter(|p| !is_keyword(p.as_rule()));
+                let (expr, d) = nested(parts.next().ok_or_else(|| invalid_grammar("CAST"))?)?;
+                let (datatype, _) =
+                    build_data_type(parts.next().ok_or_else(|| invalid_grammar("CAST"))?)?;
+                (Expression::Cast(Box::new(expr), datatype), d + 1)
+            }
+            Rule::case_expr => {
+                let mut operand = None;
+                let mut when = Vec::new();
+                let mut otherwise = None;
+                let mut deepest = 0;
+                for part in pair.into_inner() {
+                    match part.as_rule() {
+                        Rule::case_operand | Rule::case_else => {
+                            let is_operand = part.as_rule() == Rule::case_operand;
+                            let inner = part.into_inner().find(|p| p.as_rule() == Rule::expr);
+                            let (expr, d) = nested(inner.ok_or_else(|| invalid_grammar("CASE"))?)?;
+                            deepest = deepest.max(d);
+                            if is_operand {
+                                operand = Some(Box::new(expr));
+                            } else {
+                                otherwise = Some(Box::new(expr));
+                            }
+                        }
+                        Rule::case_when => {
+                            let mut exprs = part.into_inner().filter(|p| p.as_rule() == Rule::expr);
+                            let (condition, dc) =
+                                nested(exprs.next().ok_or_else(|| invalid_grammar("WHEN"))?)?;
+                            let (result, dr) =
+                                nested(exprs.next().ok_or_else(|| invalid_grammar("THEN"))?)?;
+                            deepest = deepest.max(dc).max(dr);
+                            when.push((condition, result));
+                        }
+                        _ => {}
+                    }
+                }
+                (Expression::Case { operand, when, otherwise }, deepest + 1)
+            }
+            _ => return Err(invalid_grammar("expression")),
+        })
     })
 }
 

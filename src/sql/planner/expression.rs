@@ -171,11 +171,17 @@ pub fn children(ast: &ast::Expression) -> Vec<&ast::Expression> {
 
 /// Visits every AST node, pre-order, while `visit` returns true.
 pub fn walk_ast(ast: &ast::Expression, visit: &mut impl FnMut(&ast::Expression) -> bool) -> bool {
-    visit(ast) && children(ast).into_iter().all(|child| walk_ast(child, visit))
+    crate::sql::with_stack(|| {
+        visit(ast) && children(ast).into_iter().all(|child| walk_ast(child, visit))
+    })
 }
 
 /// Builds a plan expression from an AST expression.
 pub fn build(ast: &ast::Expression, ctx: &dyn Context) -> Result<Expression> {
+    crate::sql::with_stack(|| build_inner(ast, ctx))
+}
+
+fn build_inner(ast: &ast::Expression, ctx: &dyn Context) -> Result<Expression> {
     if let Some(replaced) = ctx.intercept(ast)? {
         return Ok(replaced);
     }

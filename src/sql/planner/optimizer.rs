@@ -38,13 +38,13 @@ fn optimize_node(node: Node) -> Node {
 
 /// Splits an expression into its AND-ed conjuncts.
 fn conjuncts(expr: Expression, out: &mut Vec<Expression>) {
-    match expr {
+    crate::sql::with_stack(|| match expr {
         Expression::Binary(BinaryOp::And, a, b) => {
             conjuncts(*a, out);
             conjuncts(*b, out);
         }
         other => out.push(other),
-    }
+    })
 }
 
 /// ANDs expressions together; `None` for none.

@@ -293,51 +293,57 @@ impl Expression {
     /// Calls `visit` on this expression and every subexpression, stopping early if it
     /// returns false. Returns false if stopped.
     pub fn walk(&self, visit: &mut impl FnMut(&Expression) -> bool) -> bool {
-        if !visit(self) {
-            return false;
-        }
-        use Expression::*;
-        match self {
-            Constant(_) | Column(..) => true,
-            Unary(_, e) | IsNull(e, _) | Cast(e, _) => e.walk(visit),
-            Binary(_, a, b) | Like(a, b, _) => a.walk(visit) && b.walk(visit),
-            Between(a, b, c, _) => a.walk(visit) && b.walk(visit) && c.walk(visit),
-            InList(e, list, _) => e.walk(visit) && list.iter().all(|i| i.walk(visit)),
-            Function(_, args) => args.iter().all(|a| a.walk(visit)),
-            Case(operand, when, otherwise) => {
-                operand.as_ref().is_none_or(|o| o.walk(visit))
-                    && when.iter().all(|(w, t)| w.walk(visit) && t.walk(visit))
-                    && otherwise.as_ref().is_none_or(|o| o.walk(visit))
+        crate::sql::with_stack(|| {
+            if !visit(self) {
+                return false;
             }
-        }
+            use Expression::*;
+            match self {
+                Constant(_) | Column(..) => true,
+                Unary(_, e) | IsNull(e, _) | Cast(e, _) => e.walk(visit),
+                Binary(_, a, b) | Like(a, b, _) => a.walk(visit) && b.walk(visit),
+                Between(a, b, c, _) => a.walk(visit) && b.walk(visit) && c.walk(visit),
+                InList(e, list, _) => e.walk(visit) && list.iter().all(|i| i.walk(visit)),
+                Function(_, args) => args.iter().all(|a| a.walk(visit)),
+                Case(operand, when, otherwise) => {
+                    operand.as_ref().is_none_or(|o| o.walk(visit))
+                        && when.iter().all(|(w, t)| w.walk(visit) && t.walk(visit))
+                        && otherwise.as_ref().is_none_or(|o| o.walk(visit))
+                }
+            }
+        })
     }
 
     /// Rewrites every column reference with `map` (used when moving an expression to another
     /// node's input).
     pub fn map_columns(self, map: &impl Fn(usize) -> usize) -> Expression {
-        use Expression::*;
-        let m = |e: Box<Expression>| Box::new(e.map_columns(map));
-        match self {
-            Constant(v) => Constant(v),
-            Column(i, name) => Column(map(i), name),
-            Unary(op, e) => Unary(op, m(e)),
-            Binary(op, a, b) => Binary(op, m(a), m(b)),
-            IsNull(e, n) => IsNull(m(e), n),
-            InList(e, list, n) => {
-                InList(m(e), list.into_iter().map(|i| i.map_columns(map)).collect(), n)
+        crate::sql::with_stack(|| {
+            use Expression::*;
+            let m = |e: Box<Expression>| Box::new(e.map_columns(map));
+            match self {
+                Constant(v) => Constant(v),
+                Column(i, name) => Column(map(i), name),
+                Unary(op, e) => Unary(op, m(e)),
+                Binary(op, a, b) => Binary(op, m(a), m(b)),
+                IsNull(e, n) => IsNull(m(e), n),
+                InList(e, list, n) => {
+                    InList(m(e), list.into_iter().map(|i| i.map_columns(map)).collect(), n)
+                }
+                Between(a, b, c, n) => Between(m(a), m(b), m(c), n),
+                Like(a, b, n) => Like(m(a), m(b), n),
+                Case(o, when, e) => Case(
+                    o.map(m),
+                    when.into_iter()
+                        .map(|(w, t)| (w.map_columns(map), t.map_columns(map)))
+                        .collect(),
+                    e.map(m),
+                ),
+                Cast(e, t) => Cast(m(e), t),
+                Function(f, args) => {
+                    Function(f, args.into_iter().map(|a| a.map_columns(map)).collect())
+                }
             }
-            Between(a, b, c, n) => Between(m(a), m(b), m(c), n),
-            Like(a, b, n) => Like(m(a), m(b), n),
-            Case(o, when, e) => Case(
-                o.map(m),
-                when.into_iter().map(|(w, t)| (w.map_columns(map), t.map_columns(map))).collect(),
-                e.map(m),
-            ),
-            Cast(e, t) => Cast(m(e), t),
-            Function(f, args) => {
-                Function(f, args.into_iter().map(|a| a.map_columns(map)).collect())
-            }
-        }
+        })
     }
 
     /// The input columns the expression reads.
@@ -355,6 +361,12 @@ impl Expression {
 
 impl fmt::Display for Expression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::sql::with_stack(|| self.render(f))
+    }
+}
+
+impl Expression {
+    fn render(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Expression::*;
         let not = |negated: &bool| if *negated { "NOT " } else { "" };
         match self {

@@ -408,7 +408,7 @@ impl<'a> Planner<'a> {
             let name = match (output_name, label.is_empty()) {
                 (Some(name), _) => name.clone(),
                 (None, false) => label.clone(),
-                (None, true) => expression_label(expr, built),
+                (None, true) => expression_label(expr),
             };
             let datatype =
                 infer_type(built, &|i| post_scope.columns.get(i).and_then(|c| c.datatype));
@@ -663,16 +663,18 @@ impl Context for Grouped {
 
 /// Collects the distinct aggregate calls in an expression, rejecting nested aggregates.
 fn collect_aggregates(expr: &ast::Expression, out: &mut Vec<ast::Expression>) -> Result<()> {
-    if is_aggregate(expr) {
-        if children(expr).into_iter().any(contains_aggregate) {
-            return Err(Error::Invalid("aggregate function calls cannot be nested".into()));
+    crate::sql::with_stack(|| {
+        if is_aggregate(expr) {
+            if children(expr).into_iter().any(contains_aggregate) {
+                return Err(Error::Invalid("aggregate function calls cannot be nested".into()));
+            }
+            if !out.contains(expr) {
+                out.push(expr.clone());
+            }
+            return Ok(());
         }
-        if !out.contains(expr) {
-            out.push(expr.clone());
-        }
-        return Ok(());
-    }
-    children(expr).into_iter().try_for_each(|child| collect_aggregates(child, out))
+        children(expr).into_iter().try_for_each(|child| collect_aggregates(child, out))
+    })
 }
 
 /// Evaluates a LIMIT or OFFSET: a non-negative integer, or NULL for none.
@@ -687,22 +689,13 @@ fn row_count(expr: &ast::Expression, clause: &str) -> Result<Option<u64>> {
     }
 }
 
-/// The label of an unnamed select-list expression: a function's name, or its text.
-fn expression_label(ast: &ast::Expression, built: &Expression) -> String {
+/// The label of an unnamed select-list expression: a function's name (as PostgreSQL names
+/// it), or the expression's SQL text.
+fn expression_label(ast: &ast::Expression) -> String {
     match ast {
         ast::Expression::CountStar => "count".to_string(),
         ast::Expression::Function { name, .. } => name.clone(),
-        _ => {
-            let text = built.to_string();
-            match text.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
-                Some(inner)
-                    if !built.to_string().is_empty() && matches!(built, Expression::Binary(..)) =>
-                {
-                    inner.to_string()
-                }
-                _ => text,
-            }
-        }
+        other => other.to_string(),
     }
 }
 
