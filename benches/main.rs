@@ -1,1 +1,8 @@
-fn main() {}
+//! Criterion benchmarks, one module per area. Run all with `cargo bench`, or one group with
+//! `cargo bench --bench main -- sql/insert`.
+
+use criterion::criterion_main;
+
+mod sql;
+
+criterion_main!(sql::benches);

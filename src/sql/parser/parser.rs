@@ -41,9 +41,118 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 
 /// Parses a script of `;`-separated statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
-    let mut pairs = Grammar::parse(Rule::script, sql).map_err(|error| parse_error(sql, error))?;
-    let script = pairs.next().ok_or_else(|| invalid_grammar("script"))?;
-    script.into_inner().filter(|pair| pair.as_rule() != Rule::EOI).map(build_statement).collect()
+    let (text, depth) = prepare(sql)?;
+    // pest recurses once per nesting level (a few KiB of stack each in a debug build): make
+    // sure that much stack is there, on a new segment if need be.
+    let needed = 128 * 1024 + depth * 16 * 1024;
+    stacker::maybe_grow(needed, needed * 2, || {
+        let mut pairs =
+            Grammar::parse(Rule::script, &text).map_err(|error| parse_error(&text, error))?;
+        let script = pairs.next().ok_or_else(|| invalid_grammar("script"))?;
+        script
+            .into_inner()
+            .filter(|pair| pair.as_rule() != Rule::EOI)
+            .map(build_statement)
+            .collect()
+    })
+}
+
+/// Prepares text for the grammar in one pass: blanks out comments (every other character
+/// keeps its line and column), and measures the nesting depth of parentheses and CASE..END,
+/// the only constructs the grammar recurses on, refusing input nested deeper than
+/// [`MAX_EXPRESSION_DEPTH`] before pest recurses over it.
+fn prepare(sql: &str) -> Result<(std::borrow::Cow<'_, str>, usize)> {
+    let bytes = sql.as_bytes();
+    // Byte ranges of comments.
+    let mut comments: Vec<(usize, usize)> = Vec::new();
+    let (mut depth, mut max_depth, mut i) = (0usize, 0usize, 0usize);
+    let position = |offset: usize| {
+        let before = &sql[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, column)
+    };
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'\'' | b'"') => {
+                // A string or quoted identifier; a doubled quote continues it.
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == quote {
+                        if bytes.get(i + 1) == Some(&quote) {
+                            i += 1;
+                        } else {
+                            break;
+                        }
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                let end = sql[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                comments.push((i, end));
+                i = end;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let Some(length) = sql[i + 2..].find("*/") else {
+                    let (line, column) = position(i);
+                    return Err(Error::Parse {
+                        line,
+                        column,
+                        message: "unterminated /* comment".into(),
+                    });
+                };
+                let end = i + 2 + length + 2;
+                comments.push((i, end));
+                i = end;
+            }
+            b'(' => {
+                depth += 1;
+                i += 1;
+            }
+            b')' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b if b.is_ascii_alphabetic() || b == b'_' => {
+                let start = i;
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                let word = &sql[start..i];
+                if word.eq_ignore_ascii_case("case") {
+                    depth += 1;
+                } else if word.eq_ignore_ascii_case("end") {
+                    depth = depth.saturating_sub(1);
+                }
+            }
+            _ => i += 1,
+        }
+        if depth > max_depth {
+            max_depth = depth;
+            if depth > MAX_EXPRESSION_DEPTH {
+                let (line, column) = position(i.min(bytes.len()).saturating_sub(1));
+                let message =
+                    format!("statement is nested too deeply (the limit is {MAX_EXPRESSION_DEPTH})");
+                return Err(Error::Parse { line, column, message });
+            }
+        }
+    }
+    if comments.is_empty() {
+        return Ok((std::borrow::Cow::Borrowed(sql), max_depth));
+    }
+    // One space per character of each comment (newlines kept), so lines and columns (counted
+    // in characters) stay the same.
+    let mut text = String::with_capacity(sql.len());
+    let mut copied = 0;
+    for (start, end) in comments {
+        text.push_str(&sql[copied..start]);
+        text.extend(sql[start..end].chars().map(|c| if c == '\n' { '\n' } else { ' ' }));
+        copied = end;
+    }
+    text.push_str(&sql[copied..]);
+    Ok((std::borrow::Cow::Owned(text), max_depth))
 }
 
 /// Parses exactly one statement (trailing `;` allowed).
@@ -154,6 +263,7 @@ fn rule_name(rule: Rule) -> &'static str {
         script | explain | begin | commit | rollback | create_table | create_index | drop_table
         | drop_index | insert | update | delete | select => "statement",
         alias => "alias",
+        rparen => "\")\"",
         kw_all => "ALL",
         kw_begin => "BEGIN",
         kw_commit => "COMMIT",
@@ -379,7 +489,10 @@ fn build_insert(mut inner: Pairs<'_, Rule>) -> Result<Statement> {
                     .into_inner()
                     .filter(|p| p.as_rule() == Rule::values_row)
                     .map(|row| {
-                        row.into_inner().map(|e| build_expr(e, 0)).collect::<Result<Vec<_>>>()
+                        row.into_inner()
+                            .filter(|p| p.as_rule() != Rule::rparen)
+                            .map(build_value)
+                            .collect::<Result<Vec<_>>>()
                     })
                     .collect::<Result<_>>()?;
                 source = Some(InsertSource::Values(rows));
@@ -393,6 +506,14 @@ fn build_insert(mut inner: Pairs<'_, Rule>) -> Result<Statement> {
     }
     let source = source.ok_or_else(|| invalid_grammar("INSERT"))?;
     Ok(Statement::Insert { table, columns, source })
+}
+
+/// Builds one value of a VALUES row: a plain literal (the fast path) or an expression.
+fn build_value(pair: Pair<'_, Rule>) -> Result<Expression> {
+    match pair.as_rule() {
+        Rule::expr => build_expr(pair, 0),
+        _ => build_primary(pair, 0).map(|(expr, _)| expr),
+    }
 }
 
 fn build_create_table(inner: Pairs<'_, Rule>) -> Result<Statement> {
@@ -607,14 +728,20 @@ fn build_expr_depth(pair: Pair<'_, Rule>, depth: usize) -> Built {
             return Err(too_deep());
         }
         let pairs = pair.into_inner();
+        // pest's Pratt parser panics on an empty sequence; the grammar never produces one, but
+        // input must never reach a panic.
+        if pairs.peek().is_none() {
+            return Err(invalid_grammar("expression"));
+        }
         // pest's Pratt parser recurses once per consecutive prefix operator; bound it first.
-        let mut run = 0usize;
+        let (mut run, mut longest_run) = (0usize, 0usize);
         for item in pairs.clone() {
             run = if matches!(item.as_rule(), Rule::op_not | Rule::op_neg | Rule::op_pos) {
                 run + 1
             } else {
                 0
             };
+            longest_run = longest_run.max(run);
             if depth + run > MAX_EXPRESSION_DEPTH {
                 return Err(too_deep());
             }
@@ -626,96 +753,104 @@ fn build_expr_depth(pair: Pair<'_, Rule>, depth: usize) -> Built {
                 Ok((expr, tree_depth))
             }
         };
-        PRATT
-            .map_primary(|primary| build_primary(primary, depth))
-            .map_prefix(|op_pair, rhs| {
-                let (rhs, d) = rhs?;
-                let op = match op_pair.as_rule() {
-                    Rule::op_not => UnaryOp::Not,
-                    Rule::op_neg => UnaryOp::Negate,
-                    _ => UnaryOp::Plus,
-                };
-                // Fold a negated numeric literal into a constant. -9223372036854775808 is the one
-                // integer whose digits alone overflow; as in SQLite, it is an INTEGER.
-                let min_integer = op == UnaryOp::Negate && precedes_min_integer(&op_pair);
-                let expr = match (op, rhs) {
-                    (UnaryOp::Negate, Expression::Literal(Value::Float(_))) if min_integer => {
-                        Expression::Literal(Value::Integer(i64::MIN))
-                    }
-                    (UnaryOp::Negate, Expression::Literal(Value::Integer(i))) if i != i64::MIN => {
-                        Expression::Literal(Value::Integer(-i))
-                    }
-                    (UnaryOp::Negate, Expression::Literal(Value::Float(f))) => {
-                        Expression::Literal(Value::Float(-f))
-                    }
-                    (op, rhs) => Expression::Unary(op, Box::new(rhs)),
-                };
-                checked(expr, d + 1)
-            })
-            .map_postfix(|lhs, op| {
-                let (lhs, d) = lhs?;
-                let lhs = Box::new(lhs);
-                let negated = op.clone().into_inner().any(|p| p.as_rule() == Rule::not);
-                let mut operands = op
-                    .clone()
-                    .into_inner()
-                    .filter(|p| matches!(p.as_rule(), Rule::expr | Rule::operand_expr));
-                let mut operand = || -> Built {
-                    let pair = operands.next().ok_or_else(|| invalid_grammar("operator"))?;
-                    build_expr_depth(pair, depth + d + 1)
-                };
-                let (expr, deepest) = match op.as_rule() {
-                    Rule::is_null => (Expression::IsNull { expr: lhs, negated }, 0),
-                    Rule::between => {
-                        let (low, dl) = operand()?;
-                        let (high, dh) = operand()?;
-                        (
-                            Expression::Between {
-                                expr: lhs,
-                                low: Box::new(low),
-                                high: Box::new(high),
-                                negated,
-                            },
-                            dl.max(dh),
-                        )
-                    }
-                    Rule::like => {
-                        let (pattern, dp) = operand()?;
-                        (Expression::Like { expr: lhs, pattern: Box::new(pattern), negated }, dp)
-                    }
-                    _ => {
-                        let mut list = Vec::new();
-                        let mut deepest = 0;
-                        while let Ok((item, di)) = operand() {
-                            deepest = deepest.max(di);
-                            list.push(item);
+        let needed = 128 * 1024 + longest_run * 8 * 1024;
+        stacker::maybe_grow(needed, needed * 2, || {
+            PRATT
+                .map_primary(|primary| build_primary(primary, depth))
+                .map_prefix(|op_pair, rhs| {
+                    let (rhs, d) = rhs?;
+                    let op = match op_pair.as_rule() {
+                        Rule::op_not => UnaryOp::Not,
+                        Rule::op_neg => UnaryOp::Negate,
+                        _ => UnaryOp::Plus,
+                    };
+                    // Fold a negated numeric literal into a constant. -9223372036854775808 is the one
+                    // integer whose digits alone overflow; as in SQLite, it is an INTEGER.
+                    let min_integer = op == UnaryOp::Negate && precedes_min_integer(&op_pair);
+                    let expr = match (op, rhs) {
+                        (UnaryOp::Negate, Expression::Literal(Value::Float(_))) if min_integer => {
+                            Expression::Literal(Value::Integer(i64::MIN))
                         }
-                        (Expression::InList { expr: lhs, list, negated }, deepest)
-                    }
-                };
-                checked(expr, d.max(deepest) + 1)
-            })
-            .map_infix(|lhs, op, rhs| {
-                let ((lhs, dl), (rhs, dr)) = (lhs?, rhs?);
-                let op = match op.as_rule() {
-                    Rule::op_or => BinaryOp::Or,
-                    Rule::op_and => BinaryOp::And,
-                    Rule::op_eq => BinaryOp::Equal,
-                    Rule::op_ne => BinaryOp::NotEqual,
-                    Rule::op_lt => BinaryOp::Less,
-                    Rule::op_le => BinaryOp::LessOrEqual,
-                    Rule::op_gt => BinaryOp::Greater,
-                    Rule::op_ge => BinaryOp::GreaterOrEqual,
-                    Rule::op_concat => BinaryOp::Concat,
-                    Rule::op_add => BinaryOp::Arithmetic(ArithmeticOp::Add),
-                    Rule::op_sub => BinaryOp::Arithmetic(ArithmeticOp::Subtract),
-                    Rule::op_mul => BinaryOp::Arithmetic(ArithmeticOp::Multiply),
-                    Rule::op_div => BinaryOp::Arithmetic(ArithmeticOp::Divide),
-                    _ => BinaryOp::Arithmetic(ArithmeticOp::Remainder),
-                };
-                checked(Expression::Binary(op, Box::new(lhs), Box::new(rhs)), dl.max(dr) + 1)
-            })
-            .parse(pairs)
+                        (UnaryOp::Negate, Expression::Literal(Value::Integer(i)))
+                            if i != i64::MIN =>
+                        {
+                            Expression::Literal(Value::Integer(-i))
+                        }
+                        (UnaryOp::Negate, Expression::Literal(Value::Float(f))) => {
+                            Expression::Literal(Value::Float(-f))
+                        }
+                        (op, rhs) => Expression::Unary(op, Box::new(rhs)),
+                    };
+                    checked(expr, d + 1)
+                })
+                .map_postfix(|lhs, op| {
+                    let (lhs, d) = lhs?;
+                    let lhs = Box::new(lhs);
+                    let negated = op.clone().into_inner().any(|p| p.as_rule() == Rule::not);
+                    let mut operands = op
+                        .clone()
+                        .into_inner()
+                        .filter(|p| matches!(p.as_rule(), Rule::expr | Rule::operand_expr));
+                    let mut operand = || -> Built {
+                        let pair = operands.next().ok_or_else(|| invalid_grammar("operator"))?;
+                        build_expr_depth(pair, depth + d + 1)
+                    };
+                    let (expr, deepest) = match op.as_rule() {
+                        Rule::is_null => (Expression::IsNull { expr: lhs, negated }, 0),
+                        Rule::between => {
+                            let (low, dl) = operand()?;
+                            let (high, dh) = operand()?;
+                            (
+                                Expression::Between {
+                                    expr: lhs,
+                                    low: Box::new(low),
+                                    high: Box::new(high),
+                                    negated,
+                                },
+                                dl.max(dh),
+                            )
+                        }
+                        Rule::like => {
+                            let (pattern, dp) = operand()?;
+                            (
+                                Expression::Like { expr: lhs, pattern: Box::new(pattern), negated },
+                                dp,
+                            )
+                        }
+                        _ => {
+                            let mut list = Vec::new();
+                            let mut deepest = 0;
+                            while let Ok((item, di)) = operand() {
+                                deepest = deepest.max(di);
+                                list.push(item);
+                            }
+                            (Expression::InList { expr: lhs, list, negated }, deepest)
+                        }
+                    };
+                    checked(expr, d.max(deepest) + 1)
+                })
+                .map_infix(|lhs, op, rhs| {
+                    let ((lhs, dl), (rhs, dr)) = (lhs?, rhs?);
+                    let op = match op.as_rule() {
+                        Rule::op_or => BinaryOp::Or,
+                        Rule::op_and => BinaryOp::And,
+                        Rule::op_eq => BinaryOp::Equal,
+                        Rule::op_ne => BinaryOp::NotEqual,
+                        Rule::op_lt => BinaryOp::Less,
+                        Rule::op_le => BinaryOp::LessOrEqual,
+                        Rule::op_gt => BinaryOp::Greater,
+                        Rule::op_ge => BinaryOp::GreaterOrEqual,
+                        Rule::op_concat => BinaryOp::Concat,
+                        Rule::op_add => BinaryOp::Arithmetic(ArithmeticOp::Add),
+                        Rule::op_sub => BinaryOp::Arithmetic(ArithmeticOp::Subtract),
+                        Rule::op_mul => BinaryOp::Arithmetic(ArithmeticOp::Multiply),
+                        Rule::op_div => BinaryOp::Arithmetic(ArithmeticOp::Divide),
+                        _ => BinaryOp::Arithmetic(ArithmeticOp::Remainder),
+                    };
+                    checked(Expression::Binary(op, Box::new(lhs), Box::new(rhs)), dl.max(dr) + 1)
+                })
+                .parse(pairs)
+        })
     })
 }
 
@@ -730,6 +865,18 @@ fn build_primary(pair: Pair<'_, Rule>, depth: usize) -> Built {
             Rule::false_ => (Expression::Literal(Value::Boolean(false)), 1),
             Rule::integer => {
                 // An integer too large for i64 becomes a float, as in SQLite.
+                let text = pair.as_str();
+                let value = match text.parse::<i64>() {
+                    Ok(i) => Value::Integer(i),
+                    Err(_) => Value::Float(
+                        text.parse::<f64>()
+                            .map_err(|_| error_at(&position, "invalid number".into()))?,
+                    ),
+                };
+                (Expression::Literal(value), 1)
+            }
+            Rule::signed_number => {
+                // The whole text parses as one number, so -9223372036854775808 is an INTEGER.
                 let text = pair.as_str();
                 let value = match text.parse::<i64>() {
                     Ok(i) => Value::Integer(i),
@@ -781,7 +928,7 @@ fn build_primary(pair: Pair<'_, Rule>, depth: usize) -> Built {
                 for part in parts {
                     match part.as_rule() {
                         Rule::distinct => distinct = true,
-                        Rule::kw_all => {}
+                        Rule::kw_all | Rule::rparen => {}
                         _ => {
                             let (arg, d) = nested(part)?;
                             deepest = deepest.max(d);
