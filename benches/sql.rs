@@ -12,23 +12,40 @@ struct Fixture {
     session: Session,
 }
 
-fn fixture(rows: i64) -> Fixture {
+/// The table shapes benchmarked.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// The seed's example table: no primary key (hidden row ids), no index.
+    Seed,
+    /// A primary key and a unique secondary index.
+    Keyed,
+}
+
+fn fixture(shape: Shape, rows: i64) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = Arc::new(Database::open_sled(dir.path()).expect("open sled"));
     let mut session = db.session();
-    session
-        .execute("CREATE TABLE users (id INT PRIMARY KEY, name STRING, email STRING, balance FLOAT); CREATE UNIQUE INDEX users_email ON users (email)")
-        .expect("schema");
-    for chunk in (0..rows).collect::<Vec<_>>().chunks(1000) {
-        session.execute(&insert_sql(chunk[0], chunk.len() as i64)).expect("load");
+    let schema = match shape {
+        Shape::Seed => "CREATE TABLE users (id INT, name STRING, balance FLOAT)",
+        Shape::Keyed => {
+            "CREATE TABLE users (id INT PRIMARY KEY, name STRING, email STRING, balance FLOAT);
+             CREATE UNIQUE INDEX users_email ON users (email)"
+        }
+    };
+    session.execute(schema).expect("schema");
+    for first in (0..rows).step_by(1000) {
+        session.execute(&insert_sql(shape, first, (rows - first).min(1000))).expect("load");
     }
     Fixture { _dir: dir, session }
 }
 
 /// One INSERT statement of `count` rows with ids from `first`.
-fn insert_sql(first: i64, count: i64) -> String {
+fn insert_sql(shape: Shape, first: i64, count: i64) -> String {
     let values: Vec<String> = (first..first + count)
-        .map(|id| format!("({id}, 'user {id}', 'user{id}@example.com', {}.5)", id % 1000))
+        .map(|id| match shape {
+            Shape::Seed => format!("({id}, 'user {id}', {}.5)", id % 1000),
+            Shape::Keyed => format!("({id}, 'user {id}', 'user{id}@example.com', {}.5)", id % 1000),
+        })
         .collect();
     format!("INSERT INTO users VALUES {}", values.join(", "))
 }
@@ -40,18 +57,23 @@ fn rows_returned(results: Vec<StatementResult>) -> usize {
     }
 }
 
-/// INSERT of N rows in one statement (one transaction, one fsync).
+/// INSERT of N rows in one statement (one transaction, one fsync), into the seed's table and
+/// into a table with a primary key and a unique index.
 fn insert(c: &mut Criterion) {
     let mut group = c.benchmark_group("sql/insert");
-    for rows in [100i64, 1000] {
-        let mut fixture = fixture(0);
+    for (name, shape, rows) in [
+        ("100", Shape::Seed, 100i64),
+        ("1000", Shape::Seed, 1000),
+        ("1000_keyed_indexed", Shape::Keyed, 1000),
+    ] {
+        let mut fixture = fixture(shape, 0);
         let mut next = 0i64;
         group.throughput(Throughput::Elements(rows as u64));
-        group.bench_function(BenchmarkId::from_parameter(rows), |b| {
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
             b.iter_batched(
                 || {
                     next += rows;
-                    insert_sql(next, rows)
+                    insert_sql(shape, next, rows)
                 },
                 |sql| black_box(fixture.session.execute(&sql).expect("insert")),
                 criterion::BatchSize::SmallInput,
@@ -65,7 +87,7 @@ fn insert(c: &mut Criterion) {
 fn scan(c: &mut Criterion) {
     let mut group = c.benchmark_group("sql/scan");
     for rows in [100i64, 1000] {
-        let mut fixture = fixture(rows);
+        let mut fixture = fixture(Shape::Seed, rows);
         group.throughput(Throughput::Elements(rows as u64));
         group.bench_function(BenchmarkId::from_parameter(rows), |b| {
             b.iter(|| {
@@ -82,7 +104,7 @@ fn scan(c: &mut Criterion) {
 /// One row found by primary key, and by a unique secondary index, in a 10,000-row table.
 fn point_lookup(c: &mut Criterion) {
     let mut group = c.benchmark_group("sql/point_lookup");
-    let mut fixture = fixture(10_000);
+    let mut fixture = fixture(Shape::Keyed, 10_000);
     let mut id = 0i64;
     group.bench_function("primary_key", |b| {
         b.iter(|| {

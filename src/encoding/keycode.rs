@@ -154,7 +154,7 @@ impl<'a> KeyReader<'a> {
 
     /// Decodes a byte string written by [`put_bytes`].
     pub fn get_bytes(&mut self) -> Result<Vec<u8>, DecodeError> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.rest.len());
         loop {
             let Some(zero) = self.rest.iter().position(|b| *b == 0) else {
                 return Err(DecodeError("unterminated byte string in key".into()));

@@ -43,6 +43,25 @@ fn row_key(table: &str, key: &Value) -> Vec<u8> {
     out
 }
 
+/// The key range of a table's rows whose keys fall in `range`.
+fn row_range(
+    table: &Table,
+    range: (Bound<Value>, Bound<Value>),
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let prefix = row_prefix(&table.name);
+    let start = match range.0 {
+        Bound::Included(value) => Bound::Included(row_key(&table.name, &value)),
+        Bound::Excluded(value) => Bound::Excluded(row_key(&table.name, &value)),
+        Bound::Unbounded => Bound::Included(prefix.clone()),
+    };
+    let end = match range.1 {
+        Bound::Included(value) => Bound::Included(row_key(&table.name, &value)),
+        Bound::Excluded(value) => Bound::Excluded(row_key(&table.name, &value)),
+        Bound::Unbounded => keycode::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded),
+    };
+    (start, end)
+}
+
 fn index_prefix(table: &str, index: &str) -> Vec<u8> {
     let mut out = vec![INDEX];
     keycode::put_str(&mut out, table);
@@ -200,19 +219,25 @@ impl Txn {
 
     /// Inserts a prepared row (see [`Table::prepare_row`]).
     pub fn insert(&mut self, table: &Table, row: Row) -> Result<()> {
-        let key = match table.row_key(&row) {
+        let (key, fresh) = match table.row_key(&row) {
             Some(key) => {
+                // The read also checks the key for conflicts, so the write below need not.
                 if self.inner.get(&row_key(&table.name, &key))?.is_some() {
                     return Err(Error::PrimaryKey { table: table.name.clone(), key: key.to_sql() });
                 }
-                key
+                (key, false)
             }
-            None => self.next_row_id(&table.name)?,
+            None => (self.next_row_id(&table.name)?, true),
         };
         for index in &table.indexes {
             self.insert_index_entry(table, index, &row[index.column], &key)?;
         }
-        self.inner.set(&row_key(&table.name, &key), codec::encode(&row))?;
+        let row_key = row_key(&table.name, &key);
+        match fresh {
+            // A new row id: no other transaction can write this key.
+            true => self.inner.write_covered(&row_key, Some(codec::encode(&row)))?,
+            false => self.inner.set(&row_key, codec::encode(&row))?,
+        }
         Ok(())
     }
 
@@ -250,16 +275,38 @@ impl Txn {
                 value: value.to_sql(),
             });
         }
-        self.inner.set(&entry, encode_key_value(key))?;
+        match index.unique && !value.is_null() {
+            true => self.inner.set(&entry, encode_key_value(key))?,
+            // The entry includes the row key, and the row is written by the same transaction:
+            // a conflict on the entry is a conflict on the row.
+            false => self.inner.write_covered(&entry, Some(encode_key_value(key)))?,
+        }
         Ok(())
     }
 
     /// Deletes the row with key `key` (whose current values are `row`).
     pub fn delete(&mut self, table: &Table, key: &Value, row: &Row) -> Result<()> {
         for index in &table.indexes {
-            self.inner.delete(&index_entry_key(&table.name, index, &row[index.column], key))?;
+            self.delete_index_entry(table, index, &row[index.column], key)?;
         }
         self.inner.delete(&row_key(&table.name, key))?;
+        Ok(())
+    }
+
+    /// Deletes a row's index entry. Entries that include the row key are covered by the row's
+    /// own write (see `insert_index_entry`).
+    fn delete_index_entry(
+        &mut self,
+        table: &Table,
+        index: &Index,
+        value: &Value,
+        key: &Value,
+    ) -> Result<()> {
+        let entry = index_entry_key(&table.name, index, value, key);
+        match index.unique && !value.is_null() {
+            true => self.inner.delete(&entry)?,
+            false => self.inner.write_covered(&entry, None)?,
+        }
         Ok(())
     }
 
@@ -278,7 +325,7 @@ impl Txn {
             if before == after && before.datatype() == after.datatype() {
                 continue;
             }
-            self.inner.delete(&index_entry_key(&table.name, index, before, key))?;
+            self.delete_index_entry(table, index, before, key)?;
             self.insert_index_entry(table, index, after, key)?;
         }
         self.inner.set(&row_key(&table.name, key), codec::encode(&new))?;
@@ -299,36 +346,22 @@ impl Txn {
         table: &Table,
         range: (Bound<Value>, Bound<Value>),
     ) -> impl Iterator<Item = Result<(Value, Row)>> + '_ {
-        let prefix = row_prefix(&table.name);
-        let prefix_len = prefix.len();
-        let bound = |bound: Bound<Value>| -> Bound<Vec<u8>> {
-            match bound {
-                Bound::Included(value) => Bound::Included(row_key(&table.name, &value)),
-                Bound::Excluded(value) => Bound::Excluded(row_key(&table.name, &value)),
-                Bound::Unbounded => Bound::Unbounded,
-            }
-        };
-        let scan = match range {
-            (Bound::Unbounded, Bound::Unbounded) => self.inner.scan_prefix(&prefix),
-            (start, end) => {
-                let start = match bound(start) {
-                    Bound::Unbounded => Bound::Included(prefix.clone()),
-                    other => other,
-                };
-                let end = match bound(end) {
-                    Bound::Unbounded => {
-                        keycode::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded)
-                    }
-                    other => other,
-                };
-                self.inner.scan((start, end))
-            }
-        };
-        scan.map(move |item| {
+        let prefix_len = row_prefix(&table.name).len();
+        self.inner.scan(row_range(table, range)).map(move |item| {
             let (key, value) = item?;
             let key = decode_key_value(&key[prefix_len..])?;
             Ok((key, codec::decode(&value)?))
         })
+    }
+
+    /// Scans the rows whose keys fall in `range`, in key order, without their keys (cheaper
+    /// than [`Txn::scan`] when the key is not needed).
+    pub fn scan_rows(
+        &self,
+        table: &Table,
+        range: (Bound<Value>, Bound<Value>),
+    ) -> impl Iterator<Item = Result<Row>> + '_ {
+        self.inner.scan_values(row_range(table, range)).map(|value| Ok(codec::decode(&value?)?))
     }
 
     /// The keys of the rows whose indexed column equals `value` (never matches NULL).

@@ -98,6 +98,29 @@ fn missing_key(table: &Table) -> Error {
 /// Runs a query node, yielding its rows.
 pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
     Ok(match node {
+        Node::Scan {
+            table,
+            access: access @ (Access::Full | Access::KeyRange(..)),
+            filter,
+            with_key: false,
+            ..
+        } => {
+            // The key is not wanted: read the rows alone, which skips decoding keys.
+            let range = match access {
+                Access::KeyRange(start, end) => (start, end),
+                _ => (Bound::Unbounded, Bound::Unbounded),
+            };
+            let rows = txn.scan_rows(&table, range);
+            Box::new(rows.filter_map(move |row| match (row, &filter) {
+                (Err(error), _) => Some(Err(error)),
+                (Ok(row), None) => Some(Ok(row)),
+                (Ok(row), Some(filter)) => match filter.evaluate(&row).and_then(|v| v.is_true()) {
+                    Ok(true) => Some(Ok(row)),
+                    Ok(false) => None,
+                    Err(error) => Some(Err(error)),
+                },
+            }))
+        }
         Node::Scan { table, access, filter, with_key, .. } => {
             let keyed: Box<dyn Iterator<Item = Result<(Value, Row)>> + '_> = match access {
                 Access::Full => Box::new(txn.scan(&table, (Bound::Unbounded, Bound::Unbounded))),

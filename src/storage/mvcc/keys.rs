@@ -67,27 +67,30 @@ pub(super) fn decode_user_key(prefix: &[u8]) -> Result<Vec<u8>> {
     Ok(key)
 }
 
-/// Encodes a stored version: a tombstone or a value.
+/// Encodes a stored version: a tombstone (`[0]`) or a value followed by `1`. The tag is last,
+/// so decoding only pops it.
 pub(super) fn encode_stored(value: Option<&[u8]>) -> Vec<u8> {
     match value {
         None => vec![0],
         Some(value) => {
             let mut out = Vec::with_capacity(value.len() + 1);
-            out.push(1);
             out.extend_from_slice(value);
+            out.push(1);
             out
         }
     }
 }
 
+/// Whether a stored version is a tombstone.
+pub(super) fn is_tombstone(stored: &[u8]) -> bool {
+    stored == [0]
+}
+
 /// Decodes a stored version; `None` is a tombstone.
 pub(super) fn decode_stored(mut raw: Vec<u8>) -> Result<Option<Vec<u8>>> {
-    match raw.first() {
-        Some(0) if raw.len() == 1 => Ok(None),
-        Some(1) => {
-            raw.remove(0);
-            Ok(Some(raw))
-        }
+    match raw.pop() {
+        Some(1) => Ok(Some(raw)),
+        Some(0) if raw.is_empty() => Ok(None),
         _ => Err(Error::Corrupt("invalid MVCC stored value".into())),
     }
 }

@@ -87,6 +87,9 @@ pub(crate) struct Shared {
     pub(super) registry: Mutex<Registry>,
     /// The oldest version still readable. Raised before garbage collection deletes anything.
     pub(super) gc_horizon: AtomicU64,
+    /// Bumped by every batch that adds versions (flush, commit), so a transaction knows
+    /// whether what a read checked about conflicts still holds.
+    pub(super) write_epoch: AtomicU64,
 }
 
 impl Shared {
@@ -167,6 +170,7 @@ impl Mvcc {
             engine,
             registry: Mutex::new(registry),
             gc_horizon: AtomicU64::new(gc_horizon),
+            write_epoch: AtomicU64::new(0),
         };
         Ok(Self { shared: Arc::new(shared) })
     }
@@ -351,7 +355,7 @@ impl Mvcc {
             if version >= horizon {
                 continue;
             }
-            let is_tombstone = stored.as_slice() == [0];
+            let is_tombstone = keys::is_tombstone(&stored);
             if let Some((older, _)) = newest_below.replace((key, is_tombstone)) {
                 batch.delete(older);
                 stats.deleted += 1;

@@ -3,30 +3,35 @@
 use super::Transaction;
 use super::keys::{decode_stored, decode_user_key, split_version_key};
 use crate::storage::Result;
+use crate::storage::engine::{KeyValue, ScanIterator};
 
 /// A user key and its newest visible value (`None`: deleted).
 type Entry = (Vec<u8>, Option<Vec<u8>>);
-use crate::storage::engine::{KeyValue, ScanIterator};
 
 /// An iterator over the newest visible values in a range, merging the engine's versions with
 /// the transaction's unflushed writes. Yields `(key, value)` pairs; deleted keys are skipped.
+/// Without `decode_keys` (and no unflushed writes to merge) the keys are left empty.
 pub struct Scan<'a> {
     txn: &'a Transaction,
     engine: ScanIterator<'a>,
-    /// The escaped key and newest visible stored value of the key being assembled.
+    /// The raw engine key first seen for the user key being assembled, and the newest
+    /// visible stored value of it so far.
     group: Option<(Vec<u8>, Option<Vec<u8>>)>,
     /// The next key/value from the engine side, decoded (a lookahead for the merge).
     engine_next: Option<Entry>,
     engine_done: bool,
     /// Unflushed writes in the range, in key order.
     pending: std::iter::Peekable<std::vec::IntoIter<Entry>>,
+    /// Whether keys are decoded (always when there are unflushed writes to merge).
+    decode_keys: bool,
 }
 
 impl<'a> Scan<'a> {
     pub(super) fn new(
         txn: &'a Transaction,
         engine: ScanIterator<'a>,
-        pending: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        pending: Vec<Entry>,
+        decode_keys: bool,
     ) -> Self {
         Self {
             txn,
@@ -34,8 +39,19 @@ impl<'a> Scan<'a> {
             group: None,
             engine_next: None,
             engine_done: false,
+            decode_keys: decode_keys || !pending.is_empty(),
             pending: pending.into_iter().peekable(),
         }
+    }
+
+    /// Turns a finished group into an entry (or nothing, if no version was visible).
+    fn finish(&self, group: Option<(Vec<u8>, Option<Vec<u8>>)>) -> Result<Option<Entry>> {
+        let Some((raw, Some(stored))) = group else { return Ok(None) };
+        let key = match self.decode_keys {
+            true => decode_user_key(&raw[..raw.len() - 8])?,
+            false => Vec::new(),
+        };
+        Ok(Some((key, decode_stored(stored)?)))
     }
 
     /// Returns the next key's newest visible version from the engine (tombstones included).
@@ -43,26 +59,23 @@ impl<'a> Scan<'a> {
         loop {
             let Some(item) = self.engine.next() else {
                 // The last group is complete.
-                return match self.group.take() {
-                    Some((prefix, Some(stored))) => {
-                        Ok(Some((decode_user_key(&prefix)?, decode_stored(stored)?)))
-                    }
-                    _ => Ok(None),
-                };
+                let group = self.group.take();
+                return self.finish(group);
             };
             let (raw, stored) = item?;
             let (prefix, version) = split_version_key(&raw)?;
             let visible = self.txn.state.is_visible(version);
             match &mut self.group {
-                Some((group_prefix, best)) if group_prefix.as_slice() == prefix => {
+                Some((group_raw, best)) if &group_raw[..group_raw.len() - 8] == prefix => {
+                    // Versions come oldest first: a later visible one is newer.
                     if visible {
                         *best = Some(stored);
                     }
                 }
                 _ => {
-                    let finished = self.group.replace((prefix.to_vec(), visible.then_some(stored)));
-                    if let Some((prefix, Some(stored))) = finished {
-                        return Ok(Some((decode_user_key(&prefix)?, decode_stored(stored)?)));
+                    let finished = self.group.replace((raw, visible.then_some(stored)));
+                    if let Some(entry) = self.finish(finished)? {
+                        return Ok(Some(entry));
                     }
                 }
             }

@@ -381,3 +381,41 @@ fn oldest_visible_version_tracks_readers() {
     assert!(mvcc.oldest_visible_version() > 2);
     assert_eq!(mvcc.status().unwrap().readers, 0);
 }
+
+#[test]
+fn a_read_checks_conflicts_for_the_next_write_only_until_someone_else_writes() {
+    let (mvcc, _) = memory();
+    seed(&mvcc, &[(b"k", b"0")]);
+    // Read, then write in the same "statement": the write relies on the read's check.
+    let mut t1 = mvcc.begin().unwrap();
+    assert_eq!(t1.get(b"k").unwrap(), Some(b"0".to_vec()));
+    t1.set(b"k", b"1".to_vec()).unwrap();
+    t1.commit().unwrap();
+
+    // Read, then another transaction commits the key, then write: the check is stale and the
+    // write must still conflict.
+    let mut t2 = mvcc.begin().unwrap();
+    assert_eq!(t2.get(b"k").unwrap(), Some(b"1".to_vec()));
+    let mut t3 = mvcc.begin().unwrap();
+    t3.set(b"k", b"3".to_vec()).unwrap();
+    t3.commit().unwrap();
+    assert!(matches!(t2.set(b"k", b"2".to_vec()), Err(Error::Serialization(_))));
+
+    // A key the read found absent, written by another transaction meanwhile: conflict too.
+    let mut t4 = mvcc.begin().unwrap();
+    assert_eq!(t4.get(b"new").unwrap(), None);
+    seed(&mvcc, &[(b"new", b"x")]);
+    assert!(matches!(t4.set(b"new", b"y".to_vec()), Err(Error::Serialization(_))));
+}
+
+#[test]
+fn a_conflicting_write_does_not_keep_other_writers_out() {
+    let (mvcc, _) = memory();
+    seed(&mvcc, &[(b"k", b"0")]);
+    let mut loser = mvcc.begin().unwrap();
+    seed(&mvcc, &[(b"k", b"1")]);
+    assert!(matches!(loser.set(b"k", b"2".to_vec()), Err(Error::Serialization(_))));
+    // The loser is still open but has nothing buffered: others can write.
+    seed(&mvcc, &[(b"other", b"x")]);
+    drop(loser);
+}

@@ -45,6 +45,10 @@ pub struct Transaction {
     pub(super) state: TransactionState,
     /// Writes not yet in the engine: `None` deletes.
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Keys a read found writable without conflict (their newest version is visible), with
+    /// the write epoch at the time: valid only while no batch has added versions since.
+    /// The write epoch the set belongs to: once another batch has added versions, it is stale.
+    write_checked: std::cell::RefCell<(u64, std::collections::HashSet<Vec<u8>>)>,
     /// Unversioned writes not yet in the engine.
     pending_unversioned: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// The engine holds this transaction's `TxnActive` marker.
@@ -64,6 +68,7 @@ impl Transaction {
             state,
             pending: BTreeMap::new(),
             pending_unversioned: BTreeMap::new(),
+            write_checked: Default::default(),
             persisted,
             exclusive: false,
             exclusive_dirty: false,
@@ -101,29 +106,70 @@ impl Transaction {
     }
 
     /// Reads the newest visible value of `key`.
+    ///
+    /// The versions are read newest first, so the same scan also tells whether a write of the
+    /// key would conflict; a read-write transaction remembers that it would not, and its next
+    /// write of the key skips its own conflict scan unless another batch landed meanwhile.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(value) = self.pending.get(key) {
             return Ok(value.clone());
         }
-        let range = (
-            Bound::Included(version_key(key, 0)),
-            Bound::Included(version_key(key, self.state.version)),
-        );
+        // Read the epoch before scanning: a batch landing during the scan makes the check stale.
+        let epoch = self.shared.write_epoch.load(Ordering::Acquire);
+        let range =
+            (Bound::Included(version_key(key, 0)), Bound::Included(version_key(key, Version::MAX)));
         let mut found = None;
+        let mut newest = true;
         for item in self.shared.engine.scan(range).rev() {
             let (raw, stored) = item?;
             let (_, version) = split_version_key(&raw)?;
-            if self.state.is_visible(version) {
+            let visible = self.state.is_visible(version);
+            if newest && visible && !self.state.read_only {
+                self.remember_checked(key, epoch);
+            }
+            newest = false;
+            if visible {
                 found = decode_stored(stored)?;
                 break;
             }
+        }
+        if newest && !self.state.read_only {
+            // No version at all: nothing to conflict with.
+            self.remember_checked(key, epoch);
         }
         self.check_horizon()?;
         Ok(found)
     }
 
+    /// Remembers that `key` can be written without conflict, as of write epoch `epoch`.
+    fn remember_checked(&self, key: &[u8], epoch: u64) {
+        let mut checked = self.write_checked.borrow_mut();
+        if checked.0 != epoch {
+            *checked = (epoch, Default::default());
+        }
+        checked.1.insert(key.to_vec());
+    }
+
+    /// Whether a read found `key` writable and no batch has added versions since.
+    fn take_checked(&self, key: &[u8]) -> bool {
+        let mut checked = self.write_checked.borrow_mut();
+        checked.0 == self.shared.write_epoch.load(Ordering::Acquire) && checked.1.remove(key)
+    }
+
     /// Iterates over the newest visible values of the keys in `range`, in key order.
     pub fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Scan<'_> {
+        self.scan_range(range, true)
+    }
+
+    /// Like [`Transaction::scan`], but yields only the values (skipping key decoding).
+    pub fn scan_values(
+        &self,
+        range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+    ) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+        self.scan_range(range, false).map(|item| item.map(|(_, value)| value))
+    }
+
+    fn scan_range(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>), decode_keys: bool) -> Scan<'_> {
         let start = match &range.0 {
             Bound::Included(key) => Bound::Included(version_key(key, 0)),
             Bound::Excluded(key) => Bound::Excluded(version_key(key, Version::MAX)),
@@ -139,11 +185,20 @@ impl Transaction {
         } else {
             self.pending.range(range).map(|(k, v)| (k.clone(), v.clone())).collect()
         };
-        Scan::new(self, self.shared.engine.scan((start, end)), pending)
+        Scan::new(self, self.shared.engine.scan((start, end)), pending, decode_keys)
     }
 
     /// Iterates over the newest visible values of the keys starting with `prefix`.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Scan<'_> {
+        self.scan_prefix_with(prefix, true)
+    }
+
+    /// Like [`Transaction::scan_prefix`], but yields only the values.
+    pub fn scan_prefix_values(&self, prefix: &[u8]) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+        self.scan_prefix_with(prefix, false).map(|item| item.map(|(_, value)| value))
+    }
+
+    fn scan_prefix_with(&self, prefix: &[u8], decode_keys: bool) -> Scan<'_> {
         let mut engine_prefix = vec![tag::VERSION];
         keycode::put_bytes_unterminated(&mut engine_prefix, prefix);
         let pending: Vec<_> = if self.pending.is_empty() {
@@ -158,7 +213,7 @@ impl Transaction {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         };
-        Scan::new(self, self.shared.engine.scan_prefix(&engine_prefix), pending)
+        Scan::new(self, self.shared.engine.scan_prefix(&engine_prefix), pending, decode_keys)
     }
 
     /// Sets `key` to `value`.
@@ -169,6 +224,24 @@ impl Transaction {
     /// Deletes `key` (writes a tombstone).
     pub fn delete(&mut self, key: &[u8]) -> Result<()> {
         self.write(key, None)
+    }
+
+    /// Sets (`Some`) or deletes (`None`) `key` without a conflict check of its own. Only for
+    /// keys whose conflicts are caught elsewhere: keys no other transaction can write (a freshly
+    /// allocated, never reused id), or keys always written together with another key that is
+    /// checked (a non-unique index entry together with its row).
+    pub fn write_covered(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Result<()> {
+        if self.state.read_only {
+            return Err(Error::ReadOnly);
+        }
+        if self.finished {
+            return Err(Error::InvalidTransaction("transaction already finished".into()));
+        }
+        if self.pending.is_empty() {
+            self.acquire_latch()?;
+        }
+        self.pending.insert(key.to_vec(), value);
+        Ok(())
     }
 
     fn write(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Result<()> {
@@ -184,6 +257,11 @@ impl Transaction {
         }
         if self.pending.is_empty() {
             self.acquire_latch()?;
+        }
+        if self.take_checked(key) {
+            // A read in this statement already saw that the newest version is ours to see.
+            self.pending.insert(key.to_vec(), value);
+            return Ok(());
         }
         // Only the newest version can conflict: versions below the oldest in-flight
         // transaction are committed and visible to us.
@@ -202,6 +280,10 @@ impl Transaction {
             let (raw, _) = item?;
             let (_, version) = split_version_key(&raw)?;
             if !self.state.is_visible(version) {
+                // Nothing was buffered: don't keep other writers out.
+                if self.pending.is_empty() {
+                    self.release_latch();
+                }
                 return Err(Error::Serialization(format!(
                     "write conflict: key was written by concurrent transaction {version}; retry the transaction"
                 )));
@@ -209,6 +291,13 @@ impl Transaction {
         }
         self.pending.insert(key.to_vec(), value);
         Ok(())
+    }
+
+    fn release_latch(&self) {
+        let mut registry = self.shared.registry();
+        if registry.latch == Some(self.state.version) {
+            registry.latch = None;
+        }
     }
 
     fn acquire_latch(&self) -> Result<()> {
@@ -273,6 +362,8 @@ impl Transaction {
     /// Adds this transaction's buffered writes to `batch`, plus `TxnWrite` records when they
     /// must survive as in-flight writes.
     fn drain_pending(&mut self, batch: &mut WriteBatch, record_writes: bool) {
+        // The statement ends here: what its reads checked no longer holds.
+        self.write_checked.get_mut().1.clear();
         let version = self.state.version;
         for (key, value) in std::mem::take(&mut self.pending) {
             if record_writes {
@@ -314,6 +405,8 @@ impl Transaction {
         }
         shared.persist_next_version(&registry, &mut batch);
         shared.engine.write(batch)?;
+        // New versions exist now: conflict checks made before are stale.
+        shared.write_epoch.fetch_add(1, Ordering::AcqRel);
         registry.persisted_next_version = registry.next_version;
         self.persisted = true;
         self.exclusive_dirty = false;
@@ -327,6 +420,7 @@ impl Transaction {
     /// flush. Earlier (flushed) writes stay part of the transaction.
     pub fn discard_pending(&mut self) {
         self.pending.clear();
+        self.write_checked.get_mut().1.clear();
         self.pending_unversioned.clear();
         let mut registry = self.shared.registry();
         if registry.latch == Some(self.state.version) {
@@ -361,6 +455,8 @@ impl Transaction {
         if !batch.is_empty() {
             shared.persist_next_version(&registry, &mut batch);
             engine.write(batch)?;
+            // New versions exist now: conflict checks made before are stale.
+            shared.write_epoch.fetch_add(1, Ordering::AcqRel);
             registry.persisted_next_version = registry.next_version;
         }
         self.release(&mut registry);
