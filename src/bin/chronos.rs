@@ -7,5 +7,4 @@ fn main() {
          usage: chronos [--addr HOST:PORT] <exec SQL | shell | status>\n\n\
          The commands talk to chronosd nodes, which are not built yet."
     );
-    std::process::exit(2);
 }

@@ -82,3 +82,45 @@ pub fn summary(result: &StatementResult) -> String {
         StatementResult::Query { rows: r, .. } => format!("({})", rows(r.len() as u64)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::types::Value;
+
+    #[test]
+    fn table_widths_follow_the_widest_cell_in_characters() {
+        let columns = vec!["id".to_string(), "name".to_string()];
+        let rows = vec![
+            vec![Value::Integer(1), Value::String("Zoë".into())],
+            vec![Value::Null, Value::String("a\nb".into())],
+        ];
+        assert_eq!(
+            render_table(&columns, &rows),
+            "+------+------+\n\
+             | id   | name |\n\
+             +------+------+\n\
+             | 1    | Zoë  |\n\
+             | NULL | a\\nb |\n\
+             +------+------+\n"
+        );
+    }
+
+    #[test]
+    fn empty_results_keep_their_header() {
+        let columns = vec!["x".to_string()];
+        assert_eq!(render_table(&columns, &[]), "+---+\n| x |\n+---+\n+---+\n");
+    }
+
+    #[test]
+    fn summaries() {
+        assert_eq!(summary(&StatementResult::Insert { count: 1 }), "Query OK, 1 row affected");
+        assert_eq!(summary(&StatementResult::Delete { count: 0 }), "Query OK, 0 rows affected");
+        assert_eq!(
+            summary(&StatementResult::Query { columns: vec![], rows: vec![vec![], vec![]] }),
+            "(2 rows)"
+        );
+        let dropped = StatementResult::DropTable { name: "t".into(), existed: false };
+        assert_eq!(summary(&dropped), "Query OK (nothing to drop)");
+    }
+}

@@ -7,5 +7,4 @@ fn main() {
          usage: chronos-tui [--spawn N | --peers ID=HOST:PORT,...]\n\n\
          The console needs chronosd nodes, which are not built yet."
     );
-    std::process::exit(2);
 }

@@ -301,7 +301,7 @@ pub enum UnaryOp {
     Plus,
 }
 
-/// Binary operators.
+/// Binary operators (displayed as their SQL symbol).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BinaryOp {
     /// OR.
@@ -361,21 +361,7 @@ impl Expression {
             Expression::Unary(UnaryOp::Not, e) => write!(f, "NOT {}", Operand(e)),
             Expression::Unary(UnaryOp::Negate, e) => write!(f, "-{}", Operand(e)),
             Expression::Unary(UnaryOp::Plus, e) => write!(f, "+{}", Operand(e)),
-            Expression::Binary(op, a, b) => {
-                let op = match op {
-                    BinaryOp::Or => "OR".to_string(),
-                    BinaryOp::And => "AND".to_string(),
-                    BinaryOp::Equal => "=".to_string(),
-                    BinaryOp::NotEqual => "<>".to_string(),
-                    BinaryOp::Less => "<".to_string(),
-                    BinaryOp::LessOrEqual => "<=".to_string(),
-                    BinaryOp::Greater => ">".to_string(),
-                    BinaryOp::GreaterOrEqual => ">=".to_string(),
-                    BinaryOp::Concat => "||".to_string(),
-                    BinaryOp::Arithmetic(op) => op.to_string(),
-                };
-                write!(f, "{} {op} {}", Operand(a), Operand(b))
-            }
+            Expression::Binary(op, a, b) => write!(f, "{} {op} {}", Operand(a), Operand(b)),
             Expression::IsNull { expr, negated } => {
                 write!(f, "{} IS {}NULL", Operand(expr), not(negated))
             }
@@ -415,6 +401,23 @@ impl Expression {
                 write!(f, "{name}({}{})", if *distinct { "DISTINCT " } else { "" }, args.join(", "))
             }
             Expression::CountStar => f.write_str("count(*)"),
+        }
+    }
+}
+
+impl std::fmt::Display for BinaryOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BinaryOp::Or => f.write_str("OR"),
+            BinaryOp::And => f.write_str("AND"),
+            BinaryOp::Equal => f.write_str("="),
+            BinaryOp::NotEqual => f.write_str("<>"),
+            BinaryOp::Less => f.write_str("<"),
+            BinaryOp::LessOrEqual => f.write_str("<="),
+            BinaryOp::Greater => f.write_str(">"),
+            BinaryOp::GreaterOrEqual => f.write_str(">="),
+            BinaryOp::Concat => f.write_str("||"),
+            BinaryOp::Arithmetic(op) => write!(f, "{op}"),
         }
     }
 }

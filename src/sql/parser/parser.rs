@@ -863,30 +863,9 @@ fn build_primary(pair: Pair<'_, Rule>, depth: usize) -> Built {
             Rule::null => (Expression::Literal(Value::Null), 1),
             Rule::true_ => (Expression::Literal(Value::Boolean(true)), 1),
             Rule::false_ => (Expression::Literal(Value::Boolean(false)), 1),
-            Rule::integer => {
-                // An integer too large for i64 becomes a float, as in SQLite.
-                let text = pair.as_str();
-                let value = match text.parse::<i64>() {
-                    Ok(i) => Value::Integer(i),
-                    Err(_) => Value::Float(
-                        text.parse::<f64>()
-                            .map_err(|_| error_at(&position, "invalid number".into()))?,
-                    ),
-                };
-                (Expression::Literal(value), 1)
-            }
-            Rule::signed_number => {
-                // The whole text parses as one number, so -9223372036854775808 is an INTEGER.
-                let text = pair.as_str();
-                let value = match text.parse::<i64>() {
-                    Ok(i) => Value::Integer(i),
-                    Err(_) => Value::Float(
-                        text.parse::<f64>()
-                            .map_err(|_| error_at(&position, "invalid number".into()))?,
-                    ),
-                };
-                (Expression::Literal(value), 1)
-            }
+            // An integer too large for i64 becomes a float, as in SQLite. A signed literal
+            // parses whole, so -9223372036854775808 is an INTEGER.
+            Rule::integer | Rule::signed_number => (Expression::Literal(number(&pair)?), 1),
             Rule::float => {
                 let value = pair
                     .as_str()
@@ -989,4 +968,16 @@ fn precedes_min_integer(op: &Pair<'_, Rule>) -> bool {
     rest.strip_prefix("9223372036854775808").is_some_and(|after| {
         !after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.')
     })
+}
+
+/// The value of a numeric literal: an INTEGER if it fits, else a FLOAT.
+fn number(pair: &Pair<'_, Rule>) -> Result<Value> {
+    let text = pair.as_str();
+    match text.parse::<i64>() {
+        Ok(i) => Ok(Value::Integer(i)),
+        Err(_) => text
+            .parse::<f64>()
+            .map(Value::Float)
+            .map_err(|_| error_at(pair, "invalid number".into())),
+    }
 }

@@ -375,21 +375,7 @@ impl Expression {
             Unary(UnaryOp::Not, e) => write!(f, "NOT {e}"),
             Unary(UnaryOp::Negate, e) => write!(f, "-{e}"),
             Unary(UnaryOp::Plus, e) => write!(f, "+{e}"),
-            Binary(op, a, b) => {
-                let op = match op {
-                    BinaryOp::Or => "OR".to_string(),
-                    BinaryOp::And => "AND".to_string(),
-                    BinaryOp::Equal => "=".to_string(),
-                    BinaryOp::NotEqual => "<>".to_string(),
-                    BinaryOp::Less => "<".to_string(),
-                    BinaryOp::LessOrEqual => "<=".to_string(),
-                    BinaryOp::Greater => ">".to_string(),
-                    BinaryOp::GreaterOrEqual => ">=".to_string(),
-                    BinaryOp::Concat => "||".to_string(),
-                    BinaryOp::Arithmetic(op) => op.to_string(),
-                };
-                write!(f, "({a} {op} {b})")
-            }
+            Binary(op, a, b) => write!(f, "({a} {op} {b})"),
             IsNull(e, negated) => write!(f, "{e} IS {}NULL", not(negated)),
             InList(e, list, negated) => {
                 let items: Vec<String> = list.iter().map(|i| i.to_string()).collect();

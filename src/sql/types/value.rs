@@ -111,23 +111,32 @@ impl Value {
 
     /// SQL comparison: `None` when either side is NULL; an error for incomparable types.
     pub fn compare(&self, other: &Value) -> Result<Option<Ordering>> {
+        if self.is_null() || other.is_null() {
+            return Ok(None);
+        }
+        match self.compare_same_kind(other) {
+            Some(ordering) => Ok(Some(ordering)),
+            None => Err(Error::TypeMismatch(format!(
+                "cannot compare {} with {}",
+                self.type_name(),
+                other.type_name()
+            ))),
+        }
+    }
+
+    /// Compares two values of comparable kinds (integers and floats by value); `None` for
+    /// different kinds or NULL.
+    fn compare_same_kind(&self, other: &Value) -> Option<Ordering> {
         use Value::*;
-        Ok(Some(match (self, other) {
-            (Null, _) | (_, Null) => return Ok(None),
+        Some(match (self, other) {
             (Boolean(a), Boolean(b)) => a.cmp(b),
             (Integer(a), Integer(b)) => a.cmp(b),
             (Integer(a), Float(b)) => compare_int_float(*a, *b),
             (Float(a), Integer(b)) => compare_int_float(*b, *a).reverse(),
             (Float(a), Float(b)) => compare_floats(*a, *b),
             (String(a), String(b)) => a.cmp(b),
-            (a, b) => {
-                return Err(Error::TypeMismatch(format!(
-                    "cannot compare {} with {}",
-                    a.type_name(),
-                    b.type_name()
-                )));
-            }
-        }))
+            _ => return None,
+        })
     }
 
     /// SQL equality: NULL when either side is NULL.
@@ -445,15 +454,7 @@ impl Ord for Value {
                 String(_) => 3,
             }
         }
-        match (self, other) {
-            (Boolean(a), Boolean(b)) => a.cmp(b),
-            (Integer(a), Integer(b)) => a.cmp(b),
-            (Integer(a), Float(b)) => compare_int_float(*a, *b),
-            (Float(a), Integer(b)) => compare_int_float(*b, *a).reverse(),
-            (Float(a), Float(b)) => compare_floats(*a, *b),
-            (String(a), String(b)) => a.cmp(b),
-            (a, b) => rank(a).cmp(&rank(b)),
-        }
+        self.compare_same_kind(other).unwrap_or_else(|| rank(self).cmp(&rank(other)))
     }
 }
 

@@ -99,11 +99,24 @@ impl Shared {
         self.registry.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Adds the `NextVersion` write to `batch` if the counter moved since it was last written.
-    pub(super) fn persist_next_version(&self, registry: &Registry, batch: &mut WriteBatch) {
+    /// Writes a transaction's batch with the registry locked, adding the `NextVersion`
+    /// record if the counter moved since it was last written. `adds_versions` says whether the
+    /// batch adds versions, which makes earlier conflict checks stale.
+    pub(super) fn write_batch(
+        &self,
+        registry: &mut Registry,
+        mut batch: WriteBatch,
+        adds_versions: bool,
+    ) -> Result<()> {
         if registry.next_version != registry.persisted_next_version {
             batch.set(vec![tag::NEXT_VERSION], u64_bytes(registry.next_version));
         }
+        self.engine.write(batch)?;
+        if adds_versions {
+            self.write_epoch.fetch_add(1, Ordering::AcqRel);
+        }
+        registry.persisted_next_version = registry.next_version;
+        Ok(())
     }
 }
 

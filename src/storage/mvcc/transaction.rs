@@ -403,11 +403,7 @@ impl Transaction {
         if batch.is_empty() {
             return Ok(());
         }
-        shared.persist_next_version(&registry, &mut batch);
-        shared.engine.write(batch)?;
-        // New versions exist now: conflict checks made before are stale.
-        shared.write_epoch.fetch_add(1, Ordering::AcqRel);
-        registry.persisted_next_version = registry.next_version;
+        shared.write_batch(&mut registry, batch, true)?;
         self.persisted = true;
         self.exclusive_dirty = false;
         if registry.latch == Some(self.state.version) {
@@ -453,11 +449,7 @@ impl Transaction {
             );
         }
         if !batch.is_empty() {
-            shared.persist_next_version(&registry, &mut batch);
-            engine.write(batch)?;
-            // New versions exist now: conflict checks made before are stale.
-            shared.write_epoch.fetch_add(1, Ordering::AcqRel);
-            registry.persisted_next_version = registry.next_version;
+            shared.write_batch(&mut registry, batch, true)?;
         }
         self.release(&mut registry);
         Ok(())
@@ -498,9 +490,8 @@ impl Transaction {
             );
         }
         if !batch.is_empty() {
-            shared.persist_next_version(&registry, &mut batch);
-            engine.write(batch)?;
-            registry.persisted_next_version = registry.next_version;
+            // A rollback only removes versions.
+            shared.write_batch(&mut registry, batch, false)?;
         }
         self.release(&mut registry);
         Ok(())
