@@ -13,5 +13,6 @@
 #![warn(missing_docs)]
 
 pub mod encoding;
+pub mod raft;
 pub mod sql;
 pub mod storage;

@@ -1,0 +1,327 @@
+//! Unit tests of the core on its own: messages in, `Ready` out, no network or disk.
+
+use super::message::{
+    AppendResult, Configuration, Entry, Envelope, HardState, Message, Payload, SnapshotMeta,
+};
+use super::node::{Node, Options, Ready, Recovered, Role};
+use super::{Error, Index, NodeId, Term};
+use std::sync::Arc;
+
+fn recovered(voters: &[NodeId], term: Term, entries: &[Term], commit: Index) -> Recovered {
+    Recovered {
+        hard_state: HardState { term, vote: None, commit },
+        snapshot: SnapshotMeta {
+            index: 0,
+            term: 0,
+            config: Configuration::voters(voters.iter().copied()),
+        },
+        entries: entries
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Entry {
+                index: i as Index + 1,
+                term: *t,
+                payload: Payload::Command(vec![i as u8]),
+            })
+            .collect(),
+        snapshot_data: None,
+    }
+}
+
+fn node(id: NodeId, recovered: Recovered) -> Node {
+    Node::new(Options::new(id), recovered)
+}
+
+/// Takes a Ready and acknowledges it as handled.
+fn cycle(node: &mut Node) -> Ready {
+    let ready = node.ready();
+    node.advance();
+    ready
+}
+
+fn envelope(from: NodeId, to: NodeId, term: Term, message: Message) -> Envelope {
+    Envelope { from, to, term, message }
+}
+
+/// Makes node 1 (of voters 1..=3) leader of the next term by ticking and granting votes.
+fn make_leader(node: &mut Node) {
+    while node.role() == Role::Follower {
+        node.tick();
+    }
+    let pre_term = node.term() + 1;
+    for voter in [2, 3] {
+        node.step(envelope(voter, 1, pre_term, Message::PreVoteResponse { granted: true }))
+            .unwrap();
+    }
+    let term = node.term();
+    for voter in [2, 3] {
+        node.step(envelope(voter, 1, term, Message::VoteResponse { granted: true })).unwrap();
+    }
+    assert_eq!(node.role(), Role::Leader);
+}
+
+#[test]
+fn entries_replaced_during_a_sync_are_not_marked_stable() {
+    // Regression (found by the simulator): a follower hands out entry 3 of term 1 to persist;
+    // before the sync completes the leader replaces it with entry 3 of term 2. The old Ready's
+    // completion must not mark index 3 stable, or the replacement is never written.
+    let mut follower = node(2, recovered(&[1, 2, 3], 1, &[1, 1], 2));
+    let append = |prev: Index, prev_term: Term, entries: Vec<(Index, Term)>| Message::Append {
+        prev_index: prev,
+        prev_term,
+        entries: entries
+            .into_iter()
+            .map(|(index, term)| Entry { index, term, payload: Payload::Noop })
+            .collect(),
+        commit: 2,
+    };
+    follower.step(envelope(1, 2, 1, append(2, 1, vec![(3, 1)]))).unwrap();
+    let first = follower.ready();
+    assert_eq!(first.entries.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>(), vec![(3, 1)]);
+    // While `first` is being synced, a new leader replaces entry 3.
+    follower.step(envelope(3, 2, 2, append(2, 1, vec![(3, 2), (4, 2)]))).unwrap();
+    follower.advance();
+    let second = follower.ready();
+    assert_eq!(
+        second.entries.iter().map(|e| (e.index, e.term)).collect::<Vec<_>>(),
+        vec![(3, 2), (4, 2)]
+    );
+}
+
+#[test]
+fn proposals_between_readies_are_persisted_together() {
+    let mut leader = node(1, recovered(&[1], 0, &[], 0));
+    while leader.role() != Role::Leader {
+        leader.tick();
+    }
+    cycle(&mut leader);
+    for i in 0..100u8 {
+        leader.propose(vec![i]).unwrap();
+    }
+    let ready = leader.ready();
+    assert_eq!(ready.entries.len(), 100, "one batch, one sync (group commit)");
+    leader.advance();
+    // A single voter commits once its own entries are durable.
+    let committed = cycle(&mut leader).committed;
+    assert_eq!(committed.len(), 100);
+}
+
+#[test]
+fn votes_and_acknowledgements_wait_for_durability() {
+    let mut follower = node(2, recovered(&[1, 2, 3], 1, &[1], 1));
+    follower
+        .step(envelope(1, 2, 2, Message::Vote { last_index: 1, last_term: 1, transfer: false }))
+        .unwrap();
+    let ready = follower.ready();
+    assert_eq!(ready.hard_state.map(|h| (h.term, h.vote)), Some((2, Some(1))));
+    assert!(ready.messages.is_empty());
+    assert!(matches!(ready.persisted_messages[0].message, Message::VoteResponse { granted: true }));
+    follower.advance();
+    let entries = vec![Entry { index: 2, term: 2, payload: Payload::Noop }];
+    follower
+        .step(envelope(
+            1,
+            2,
+            2,
+            Message::Append { prev_index: 1, prev_term: 1, entries, commit: 1 },
+        ))
+        .unwrap();
+    let ready = follower.ready();
+    assert!(matches!(
+        ready.persisted_messages[0].message,
+        Message::AppendResponse { result: AppendResult::Accepted { match_index: 2 } }
+    ));
+}
+
+#[test]
+fn entries_of_earlier_terms_commit_only_with_one_of_the_current_term() {
+    // Node 1 has an entry of term 1 at index 2 that only it holds. As leader of term 2 it
+    // appends a no-op at 3. A follower matching index 2 is a quorum for index 2, but index 2
+    // is of an earlier term: nothing commits until index 3 is replicated.
+    let mut leader = node(1, recovered(&[1, 2, 3], 1, &[1, 1], 1));
+    make_leader(&mut leader);
+    let term = leader.term();
+    cycle(&mut leader);
+    let accepted =
+        |match_index| Message::AppendResponse { result: AppendResult::Accepted { match_index } };
+    leader.step(envelope(2, 1, term, accepted(2))).unwrap();
+    cycle(&mut leader);
+    assert_eq!(
+        leader.status().commit_index,
+        1,
+        "an earlier term's entry was committed by counting replicas"
+    );
+    leader.step(envelope(2, 1, term, accepted(3))).unwrap();
+    cycle(&mut leader);
+    assert_eq!(leader.status().commit_index, 3);
+}
+
+#[test]
+fn a_follower_with_a_live_leader_ignores_disruptive_candidates() {
+    let mut follower = node(2, recovered(&[1, 2, 3], 3, &[3], 1));
+    follower.step(envelope(1, 2, 3, Message::Heartbeat { commit: 1, read_seq: 0 })).unwrap();
+    cycle(&mut follower);
+    // A candidate of a higher term, not sent by the leader: ignored, term unchanged.
+    follower
+        .step(envelope(3, 2, 4, Message::Vote { last_index: 5, last_term: 3, transfer: false }))
+        .unwrap();
+    assert_eq!(follower.term(), 3);
+    assert!(follower.ready().persisted_messages.is_empty());
+    follower.advance();
+    // A transfer election is honoured.
+    follower
+        .step(envelope(3, 2, 4, Message::Vote { last_index: 5, last_term: 3, transfer: true }))
+        .unwrap();
+    assert_eq!(follower.term(), 4);
+    // So is any candidate once the lease has expired.
+    let mut follower = node(2, recovered(&[1, 2, 3], 3, &[3], 1));
+    follower.step(envelope(1, 2, 3, Message::Heartbeat { commit: 1, read_seq: 0 })).unwrap();
+    for _ in 0..super::ELECTION_TICKS {
+        follower.tick();
+    }
+    follower
+        .step(envelope(3, 2, 4, Message::Vote { last_index: 5, last_term: 3, transfer: false }))
+        .unwrap();
+    assert_eq!(follower.term(), 4);
+}
+
+#[test]
+fn snapshot_chunks_out_of_order_ask_to_resume() {
+    let mut follower = node(2, recovered(&[1, 2], 1, &[], 0));
+    let meta = SnapshotMeta { index: 10, term: 1, config: Configuration::voters([1, 2]) };
+    let chunk = |offset: u64, data: &[u8], done| Message::Snapshot {
+        meta: meta.clone(),
+        offset,
+        data: data.to_vec(),
+        done,
+    };
+    follower.step(envelope(1, 2, 1, chunk(0, b"abc", false))).unwrap();
+    // Chunk at 6 arrives but 3 was lost: the follower asks for 3.
+    follower.step(envelope(1, 2, 1, chunk(6, b"ghi", true))).unwrap();
+    let ready = cycle(&mut follower);
+    let answers: Vec<(u64, bool)> = ready
+        .messages
+        .iter()
+        .filter_map(|m| match m.message {
+            Message::SnapshotResponse { next_offset, done, .. } => Some((next_offset, done)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers, vec![(3, false), (3, false)]);
+    follower.step(envelope(1, 2, 1, chunk(3, b"def", false))).unwrap();
+    follower.step(envelope(1, 2, 1, chunk(6, b"ghi", true))).unwrap();
+    let ready = cycle(&mut follower);
+    let installed = ready.snapshot.expect("installed");
+    assert_eq!(installed.data.as_slice(), b"abcdefghi");
+    assert_eq!(follower.status().commit_index, 10);
+    assert_eq!(follower.status().applied_index, 10);
+}
+
+#[test]
+fn compaction_needs_an_applied_index() {
+    let mut leader = node(1, recovered(&[1], 0, &[], 0));
+    assert!(matches!(leader.compact(5, Arc::new(vec![])), Err(Error::InvalidRequest(_))));
+    while leader.role() != Role::Leader {
+        leader.tick();
+    }
+    for i in 0..10u8 {
+        leader.propose(vec![i]).unwrap();
+    }
+    cycle(&mut leader);
+    cycle(&mut leader);
+    leader.compact(8, Arc::new(vec![1])).unwrap();
+    let ready = cycle(&mut leader);
+    assert_eq!(ready.compact.map(|m| m.index), Some(8));
+    assert_eq!(
+        ready.entries.first().map(|e| e.index),
+        Some(9),
+        "the checkpoint keeps the entries after it"
+    );
+    assert_eq!(leader.log().first_index(), 9);
+}
+
+#[test]
+fn a_single_node_cluster_leads_commits_and_reads_alone() {
+    let mut only = node(1, recovered(&[1], 0, &[], 0));
+    for _ in 0..2 * super::ELECTION_TICKS {
+        only.tick();
+    }
+    assert_eq!(only.role(), Role::Leader);
+    let (index, _) = only.propose(b"x".to_vec()).unwrap();
+    cycle(&mut only);
+    cycle(&mut only);
+    assert!(only.status().commit_index >= index);
+    only.read_index(7).unwrap();
+    let ready = cycle(&mut only);
+    assert_eq!(ready.read_states.first().map(|r| r.request), Some(7));
+}
+
+#[test]
+fn any_message_from_a_peer_is_handled_without_panicking() {
+    // Random and malformed messages (wrong indexes, gaps, unknown peers, wild terms) in every
+    // role: the node must never panic and must stay consistent.
+    let mut rng = crate::raft::sim::Rng::new(7);
+    for round in 0..300 {
+        let mut node = node(1, recovered(&[1, 2, 3], 2, &[1, 2, 2], 2));
+        if round % 3 == 1 {
+            make_leader(&mut node);
+        }
+        for _ in 0..40 {
+            let from = 2 + rng.next_u64() % 3; // includes a non-member
+            let term = rng.next_u64() % 6;
+            let index = rng.next_u64() % 8;
+            let entries: Vec<Entry> = (0..rng.next_u64() % 4)
+                .map(|i| Entry {
+                    index: index + 1 + i * (rng.next_u64() % 2),
+                    term: rng.next_u64() % 6,
+                    payload: Payload::Noop,
+                })
+                .collect();
+            let message = match rng.next_u64() % 12 {
+                0 => Message::PreVote { last_index: index, last_term: term },
+                1 => Message::PreVoteResponse { granted: rng.chance(50) },
+                2 => Message::Vote { last_index: index, last_term: term, transfer: rng.chance(20) },
+                3 => Message::VoteResponse { granted: rng.chance(50) },
+                4 => Message::Append {
+                    prev_index: index,
+                    prev_term: rng.next_u64() % 6,
+                    entries,
+                    commit: rng.next_u64() % 10,
+                },
+                5 => Message::AppendResponse {
+                    result: AppendResult::Accepted { match_index: rng.next_u64() % 10 },
+                },
+                6 => Message::AppendResponse {
+                    result: AppendResult::Rejected {
+                        rejected: index,
+                        last_index: rng.next_u64() % 10,
+                        conflict: Some((term, index)),
+                    },
+                },
+                7 => {
+                    Message::Heartbeat { commit: rng.next_u64() % 10, read_seq: rng.next_u64() % 5 }
+                }
+                8 => Message::HeartbeatResponse { read_seq: rng.next_u64() % 5 },
+                9 => Message::ReadIndexResponse { request: 1, index: Some(index) },
+                10 => Message::SnapshotResponse {
+                    index,
+                    next_offset: rng.next_u64() % 10,
+                    done: rng.chance(50),
+                },
+                _ => Message::TimeoutNow,
+            };
+            let _ = node.step(envelope(from, 1, term, message));
+            if rng.chance(30) {
+                node.tick();
+            }
+            if rng.chance(50) && node.has_ready() {
+                cycle(&mut node);
+            }
+            let status = node.status();
+            assert!(status.commit_index <= status.last_index);
+            assert!(status.applied_index <= status.commit_index);
+        }
+        // Misrouted messages are errors, not panics.
+        assert!(node.step(envelope(2, 9, 1, Message::TimeoutNow)).is_err());
+    }
+}

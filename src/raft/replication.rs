@@ -1,0 +1,381 @@
+//! Log replication: appends (leader and follower side), commit, heartbeats, snapshots and
+//! membership bookkeeping.
+
+use super::message::{AppendResult, Entry, Message, Payload, SnapshotMeta};
+use super::node::{Event, Node, RoleState, Snapshot};
+use super::progress::{Progress, ReplicationState};
+use super::{Error, Index, NodeId, Result, Term};
+use std::sync::Arc;
+
+impl Node {
+    /// Appends an entry as leader and starts replicating it.
+    pub(super) fn append_as_leader(&mut self, payload: Payload) -> Result<(Index, Term)> {
+        let RoleState::Leader(leader) = &self.role else {
+            return Err(Error::NotLeader { leader: self.leader });
+        };
+        if leader.transfer.is_some() {
+            return Err(Error::TransferInProgress);
+        }
+        let is_config = matches!(payload, Payload::Config(_));
+        let entry = Entry { index: self.log.last_index() + 1, term: self.term, payload };
+        let position = (entry.index, entry.term);
+        self.log.push(entry);
+        if is_config {
+            self.refresh_config();
+        }
+        self.broadcast_append(false);
+        Ok(position)
+    }
+
+    /// Sends appends to every follower that can take one (`allow_empty`: also when there are
+    /// no new entries, to carry the commit index).
+    pub(super) fn broadcast_append(&mut self, allow_empty: bool) {
+        let RoleState::Leader(leader) = &self.role else { return };
+        let peers: Vec<NodeId> = leader.progress.keys().copied().collect();
+        for peer in peers {
+            self.send_append(peer, allow_empty);
+        }
+    }
+
+    /// Sends the next append (or snapshot chunk) to `to`, if its flow control allows.
+    pub(super) fn send_append(&mut self, to: NodeId, allow_empty: bool) {
+        let (id, term, max_entries, max_inflight) =
+            (self.opts.id, self.term, self.opts.max_append_entries, self.opts.max_inflight);
+        let RoleState::Leader(leader) = &mut self.role else { return };
+        let Some(progress) = leader.progress.get_mut(&to) else { return };
+        if !progress.can_send(max_inflight) {
+            return;
+        }
+        let next = progress.next_index;
+        if next < self.log.first_index() {
+            // The entries it needs are compacted: send the snapshot instead.
+            let Some(data) = self.snapshot_data.clone() else { return };
+            progress.start_snapshot(self.log.snapshot().clone(), data);
+            self.send_snapshot_chunk(to);
+            return;
+        }
+        let prev_index = next - 1;
+        let Some(prev_term) = self.log.term(prev_index) else { return };
+        let entries = self.log.slice(next, self.log.last_index(), max_entries).to_vec();
+        if entries.is_empty() && !allow_empty && progress.state == ReplicationState::Replicate {
+            return;
+        }
+        progress.sent(entries.last().map(|e| e.index));
+        let message = Message::Append { prev_index, prev_term, entries, commit: self.log.commit };
+        self.messages.push(super::message::Envelope { from: id, to, term, message });
+    }
+
+    /// Follower: merges entries after `prev_index` if our logs match there, else rejects with
+    /// a hint.
+    pub(super) fn on_append(
+        &mut self,
+        from: NodeId,
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        commit: Index,
+    ) {
+        // A correct leader sends entries that directly follow `prev_index`, in order, with
+        // terms that never decrease; anything else is malformed and dropped.
+        let well_formed =
+            entries.iter().enumerate().all(|(i, e)| e.index == prev_index + 1 + i as Index)
+                && entries.windows(2).all(|pair| pair[0].term <= pair[1].term)
+                && entries.first().is_none_or(|e| e.term >= prev_term);
+        if !well_formed {
+            return;
+        }
+        let (mut prev_index, mut prev_term, mut entries) = (prev_index, prev_term, entries);
+        // What we have committed matches the leader's log: skip it (old or duplicated appends).
+        if prev_index < self.log.commit {
+            entries.retain(|e| e.index > self.log.commit);
+            prev_index = self.log.commit;
+            prev_term = match self.log.term(prev_index) {
+                Some(term) => term,
+                None => return, // cannot happen: the commit index is always in the log
+            };
+        }
+        if self.log.term(prev_index) != Some(prev_term) {
+            let conflict = if prev_index > self.log.last_index() {
+                None
+            } else {
+                self.log.first_index_of_term(prev_index)
+            };
+            let result = AppendResult::Rejected {
+                rejected: prev_index,
+                last_index: self.log.last_index(),
+                conflict,
+            };
+            self.send(from, Message::AppendResponse { result });
+            return;
+        }
+        let last_new = prev_index + entries.len() as Index;
+        if self.log.merge(entries).is_some() {
+            self.refresh_config();
+        }
+        let commit = commit.min(last_new);
+        if commit > self.log.commit {
+            self.log.commit = commit;
+        }
+        // Sent once the entries are durable.
+        self.send_persisted(
+            from,
+            Message::AppendResponse { result: AppendResult::Accepted { match_index: last_new } },
+        );
+    }
+
+    /// Leader: records a follower's answer to an append.
+    pub(super) fn on_append_response(&mut self, from: NodeId, result: AppendResult) {
+        let last_index = self.log.last_index();
+        let hinted_next = match result {
+            AppendResult::Rejected { rejected, last_index, conflict } => Some(match conflict {
+                None => (last_index + 1).min(rejected),
+                Some((term, first)) => match self.log.last_index_of_term(term) {
+                    Some(index) => (index + 1).min(rejected),
+                    None => first,
+                },
+            }),
+            AppendResult::Accepted { .. } => None,
+        };
+        let RoleState::Leader(leader) = &mut self.role else { return };
+        let Some(progress) = leader.progress.get_mut(&from) else { return };
+        progress.recent_active = true;
+        progress.last_contact = 0;
+        match (result, hinted_next) {
+            (AppendResult::Accepted { match_index }, _) => {
+                // A follower cannot match entries the leader does not have.
+                let advanced = progress.accept(match_index.min(last_index));
+                let transfer_ready = leader.transfer.is_some_and(|(to, _)| to == from)
+                    && progress.match_index == last_index;
+                if advanced {
+                    self.maybe_commit();
+                }
+                if transfer_ready {
+                    self.send(from, Message::TimeoutNow);
+                }
+                self.send_append(from, false);
+            }
+            (AppendResult::Rejected { rejected, .. }, Some(next))
+                if progress.reject(rejected, next) =>
+            {
+                self.send_append(from, true);
+            }
+            _ => {}
+        }
+    }
+
+    /// Leader: commits the highest index a quorum of voters has, if it is from this term
+    /// (entries of earlier terms commit only through it: thesis Figure 3.7).
+    pub(super) fn maybe_commit(&mut self) {
+        let RoleState::Leader(leader) = &self.role else { return };
+        let mut matched: Vec<Index> = self
+            .config
+            .voters
+            .iter()
+            .map(|v| match *v == self.opts.id {
+                true => self.log.stable,
+                false => leader.progress.get(v).map_or(0, |p| p.match_index),
+            })
+            .collect();
+        if matched.is_empty() {
+            return;
+        }
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let quorum_index = matched[self.config.quorum() - 1];
+        if quorum_index > self.log.commit && self.log.term(quorum_index) == Some(self.term) {
+            self.log.commit = quorum_index;
+            self.release_early_reads();
+            // A leader that removed itself steps down once the change is committed.
+            if self.config_index <= self.log.commit && !self.config.voters.contains(&self.opts.id) {
+                self.become_follower(self.term, None);
+                return;
+            }
+            self.broadcast_append(true);
+        }
+    }
+
+    /// Leader: sends heartbeats, which carry the commit (capped at what each follower is known
+    /// to have) and the current read round.
+    pub(super) fn broadcast_heartbeat(&mut self) {
+        let (id, term, commit) = (self.opts.id, self.term, self.log.commit);
+        let RoleState::Leader(leader) = &self.role else { return };
+        let read_seq = leader.read_seq;
+        for (peer, progress) in &leader.progress {
+            let message = Message::Heartbeat { commit: commit.min(progress.match_index), read_seq };
+            self.messages.push(super::message::Envelope { from: id, to: *peer, term, message });
+        }
+    }
+
+    /// Leader: a follower answered a heartbeat. It is alive; confirm reads; resume replication
+    /// if it is behind (a lost append is resent this way).
+    pub(super) fn on_heartbeat_response(&mut self, from: NodeId, read_seq: u64) {
+        let last_index = self.log.last_index();
+        let RoleState::Leader(leader) = &mut self.role else { return };
+        let Some(progress) = leader.progress.get_mut(&from) else { return };
+        progress.recent_active = true;
+        progress.last_contact = 0;
+        // Only rounds that were actually started count.
+        progress.read_ack = progress.read_ack.max(read_seq.min(leader.read_seq));
+        let behind = progress.match_index < last_index;
+        if behind && progress.state == ReplicationState::Probe {
+            progress.probe_sent = false;
+        }
+        if behind && progress.state == ReplicationState::Replicate && progress.inflight > 0 {
+            // Appends may have been lost: fall back to probing from the last known match.
+            progress.state = ReplicationState::Probe;
+            progress.next_index = progress.match_index + 1;
+            progress.inflight = 0;
+            progress.probe_sent = false;
+        }
+        self.process_reads();
+        if behind {
+            self.send_append(from, true);
+        }
+    }
+
+    /// Leader: sends the next chunk of the snapshot `to` is receiving.
+    pub(super) fn send_snapshot_chunk(&mut self, to: NodeId) {
+        let (id, term, chunk) = (self.opts.id, self.term, self.opts.snapshot_chunk_bytes.max(1));
+        let RoleState::Leader(leader) = &mut self.role else { return };
+        let Some(progress) = leader.progress.get_mut(&to) else { return };
+        let ReplicationState::Snapshot { meta, data, offset, since_sent } = &mut progress.state
+        else {
+            return;
+        };
+        let start = (*offset as usize).min(data.len());
+        let end = (start + chunk).min(data.len());
+        *since_sent = 0;
+        let message = Message::Snapshot {
+            meta: meta.clone(),
+            offset: start as u64,
+            data: data[start..end].to_vec(),
+            done: end == data.len(),
+        };
+        self.messages.push(super::message::Envelope { from: id, to, term, message });
+    }
+
+    /// Leader: resends snapshot chunks that got no answer for a while.
+    pub(super) fn resend_snapshots(&mut self) {
+        let patience = self.opts.heartbeat_ticks.max(1) * 3;
+        let RoleState::Leader(leader) = &mut self.role else { return };
+        let mut stalled = Vec::new();
+        for (peer, progress) in leader.progress.iter_mut() {
+            if let ReplicationState::Snapshot { since_sent, .. } = &mut progress.state {
+                *since_sent += 1;
+                if *since_sent >= patience {
+                    stalled.push(*peer);
+                }
+            }
+        }
+        for peer in stalled {
+            self.send_snapshot_chunk(peer);
+        }
+    }
+
+    /// Leader: a follower answered a snapshot chunk.
+    pub(super) fn on_snapshot_response(
+        &mut self,
+        from: NodeId,
+        index: Index,
+        next_offset: u64,
+        done: bool,
+    ) {
+        let RoleState::Leader(leader) = &mut self.role else { return };
+        let Some(progress) = leader.progress.get_mut(&from) else { return };
+        progress.recent_active = true;
+        progress.last_contact = 0;
+        match &mut progress.state {
+            ReplicationState::Snapshot { meta, offset, .. } if meta.index == index => {
+                if done {
+                    progress.finish_snapshot(index);
+                    self.send_append(from, true);
+                } else {
+                    *offset = next_offset;
+                    self.send_snapshot_chunk(from);
+                }
+            }
+            // The follower already had everything the snapshot covers.
+            _ if done && index > progress.match_index => {
+                progress.finish_snapshot(index);
+                self.send_append(from, true);
+            }
+            _ => {}
+        }
+    }
+
+    /// Follower: receives a snapshot chunk; installs the snapshot when complete. A chunk out
+    /// of order is answered with the offset to resume from.
+    pub(super) fn on_snapshot(
+        &mut self,
+        from: NodeId,
+        meta: SnapshotMeta,
+        offset: u64,
+        data: Vec<u8>,
+        done: bool,
+    ) {
+        let index = meta.index;
+        if index <= self.log.commit {
+            // Everything it covers is already committed here.
+            self.incoming = None;
+            self.send_persisted(
+                from,
+                Message::SnapshotResponse { index, next_offset: 0, done: true },
+            );
+            return;
+        }
+        let received = match &mut self.incoming {
+            Some((current, buffer)) if *current == meta && buffer.len() as u64 == offset => {
+                buffer.extend_from_slice(&data);
+                buffer.len() as u64
+            }
+            _ if offset == 0 => {
+                let length = data.len() as u64;
+                self.incoming = Some((meta, data));
+                length
+            }
+            incoming => {
+                let expected = match incoming {
+                    Some((current, buffer)) if *current == meta => buffer.len() as u64,
+                    _ => 0,
+                };
+                self.send(
+                    from,
+                    Message::SnapshotResponse { index, next_offset: expected, done: false },
+                );
+                return;
+            }
+        };
+        if !done {
+            self.send(
+                from,
+                Message::SnapshotResponse { index, next_offset: received, done: false },
+            );
+            return;
+        }
+        let Some((meta, data)) = self.incoming.take() else { return };
+        let data = Arc::new(data);
+        self.log.restore(meta.clone());
+        self.snapshot_data = Some(data.clone());
+        self.install = Some(Snapshot { meta, data });
+        self.refresh_config();
+        self.events.push(Event::SnapshotInstalled { index });
+        // Sent once the snapshot is durable.
+        self.send_persisted(
+            from,
+            Message::SnapshotResponse { index, next_offset: received, done: true },
+        );
+    }
+
+    /// Leader: follows a configuration change with the set of followers it tracks.
+    pub(super) fn on_config_change(&mut self) {
+        let (id, last) = (self.opts.id, self.log.last_index());
+        let members: Vec<NodeId> = self.config.members().filter(|m| *m != id).collect();
+        let RoleState::Leader(leader) = &mut self.role else { return };
+        leader.progress.retain(|peer, _| members.contains(peer));
+        for member in members {
+            leader.progress.entry(member).or_insert_with(|| Progress::new(last));
+        }
+        if leader.transfer.is_some_and(|(to, _)| !self.config.voters.contains(&to)) {
+            leader.transfer = None;
+        }
+    }
+}
