@@ -3,6 +3,7 @@
 
 use criterion::criterion_main;
 
+mod raft;
 mod sql;
 
-criterion_main!(sql::benches);
+criterion_main!(raft::benches, sql::benches);

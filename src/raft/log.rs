@@ -26,6 +26,9 @@ pub struct RaftLog {
     /// The lowest index the log was truncated to since the last `Ready` was taken: entries
     /// that `Ready` persisted beyond it were replaced, so they are not stable.
     pub(super) truncated: Option<Index>,
+    /// The indexes of the configuration entries in `entries`, in order (so finding the
+    /// configuration in effect does not scan the log).
+    configs: Vec<Index>,
 }
 
 impl RaftLog {
@@ -39,8 +42,13 @@ impl RaftLog {
             stable: last,
             commit,
             snapshot,
-            entries,
             truncated: None,
+            configs: entries
+                .iter()
+                .filter(|e| matches!(e.payload, Payload::Config(_)))
+                .map(|e| e.index)
+                .collect(),
+            entries,
         }
     }
 
@@ -104,6 +112,9 @@ impl RaftLog {
     /// Appends an entry the leader just created.
     pub fn push(&mut self, entry: Entry) {
         debug_assert_eq!(entry.index, self.last_index() + 1, "log gap");
+        if matches!(entry.payload, Payload::Config(_)) {
+            self.configs.push(entry.index);
+        }
         self.entries.push(entry);
     }
 
@@ -132,7 +143,7 @@ impl RaftLog {
                 break; // a gap: the rest cannot be placed (the leader sends contiguous entries)
             }
             first_new.get_or_insert(entry.index);
-            self.entries.push(entry);
+            self.push(entry);
         }
         first_new
     }
@@ -141,6 +152,7 @@ impl RaftLog {
     fn truncate_after(&mut self, index: Index) {
         let keep = (index + 1).saturating_sub(self.first_index()) as usize;
         self.entries.truncate(keep);
+        self.configs.retain(|i| *i <= index);
         self.stable = self.stable.min(index);
         self.truncated = Some(self.truncated.map_or(index, |t| t.min(index)));
     }
@@ -165,12 +177,20 @@ impl RaftLog {
 
     /// The configuration in effect: the newest in the log, else the snapshot's.
     pub fn config(&self) -> (Index, Configuration) {
-        for entry in self.entries.iter().rev() {
-            if let Payload::Config(config) = &entry.payload {
-                return (entry.index, config.clone());
-            }
+        if let Some(index) = self.configs.last()
+            && let Some(Entry { payload: Payload::Config(config), .. }) = self.entry(*index)
+        {
+            return (*index, config.clone());
         }
         (self.snapshot.index, self.snapshot.config.clone())
+    }
+
+    /// The configuration in effect at `index` (in the log or at its snapshot).
+    pub fn config_at(&self, index: Index) -> Configuration {
+        match self.configs.iter().rev().find(|i| **i <= index).and_then(|i| self.entry(*i)) {
+            Some(Entry { payload: Payload::Config(config), .. }) => config.clone(),
+            _ => self.snapshot.config.clone(),
+        }
     }
 
     /// Drops the entries up to `meta.index`, which a snapshot now covers.
@@ -181,6 +201,7 @@ impl RaftLog {
         }
         let drop = (meta.index - self.snapshot.index) as usize;
         self.entries.drain(..drop.min(self.entries.len()));
+        self.configs.retain(|i| *i > meta.index);
         self.snapshot = meta;
     }
 
@@ -190,8 +211,10 @@ impl RaftLog {
         if self.term(meta.index) == Some(meta.term) {
             let drop = (meta.index - self.snapshot.index) as usize;
             self.entries.drain(..drop.min(self.entries.len()));
+            self.configs.retain(|i| *i > meta.index);
         } else {
             self.entries.clear();
+            self.configs.clear();
             self.truncated = Some(self.truncated.map_or(meta.index, |t| t.min(meta.index)));
         }
         self.commit = self.commit.max(meta.index);

@@ -439,24 +439,13 @@ impl Node {
             .log
             .term(index)
             .ok_or_else(|| Error::InvalidRequest(format!("no entry at {index}")))?;
-        let config = self.config_at(index);
+        let config = self.log.config_at(index);
         let meta = SnapshotMeta { index, term, config };
         self.log.compact(meta.clone());
         self.snapshot_data = Some(data);
         self.compaction = Some(meta);
         self.events.push(Event::Compacted { index });
         Ok(())
-    }
-
-    /// The configuration in effect at `index` (which must be in the log or at its snapshot).
-    fn config_at(&self, index: Index) -> Configuration {
-        let mut config = self.log.snapshot().config.clone();
-        for i in self.log.first_index()..=index {
-            if let Some(Entry { payload: Payload::Config(c), .. }) = self.log.entry(i) {
-                config = c.clone();
-            }
-        }
-        config
     }
 
     /// Recomputes the configuration from the log after entries were added, truncated or
