@@ -14,5 +14,6 @@
 
 pub mod encoding;
 pub mod raft;
+pub mod rng;
 pub mod sql;
 pub mod storage;

@@ -9,26 +9,11 @@ use chronos::sql::{Database, Session};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-/// SplitMix64: a small deterministic generator, so a seed replays a run exactly.
-struct Rng(u64);
+use chronos::rng::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
+/// Picks an item.
+fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> &'a T {
+    &items[rng.below(items.len())]
 }
 
 const SCHEMA: &str = "
@@ -160,15 +145,15 @@ fn expression(rng: &mut Rng, columns: &Columns, kind: Kind, depth: usize) -> Str
     };
     if depth == 0 || rng.chance(30) {
         if !pool.is_empty() && rng.chance(60) {
-            return rng.pick(pool).to_string();
+            return pick(rng, pool).to_string();
         }
         return match kind {
             Kind::Int => {
-                rng.pick(&["0", "1", "-7", "42", "9223372036854775807", "NULL"]).to_string()
+                pick(rng, &["0", "1", "-7", "42", "9223372036854775807", "NULL"]).to_string()
             }
-            Kind::Float => rng.pick(&["1.5", "-0.0", "2.5e3", "NULL"]).to_string(),
-            Kind::Text => rng.pick(&["'a'", "''", "'it''s'", "'%b_'", "NULL"]).to_string(),
-            Kind::Bool => rng.pick(&["TRUE", "FALSE", "NULL"]).to_string(),
+            Kind::Float => pick(rng, &["1.5", "-0.0", "2.5e3", "NULL"]).to_string(),
+            Kind::Text => pick(rng, &["'a'", "''", "'it''s'", "'%b_'", "NULL"]).to_string(),
+            Kind::Bool => pick(rng, &["TRUE", "FALSE", "NULL"]).to_string(),
         };
     }
     let d = depth - 1;
@@ -178,7 +163,7 @@ fn expression(rng: &mut Rng, columns: &Columns, kind: Kind, depth: usize) -> Str
             0..=2 => format!(
                 "{} {} {}",
                 e(rng, kind),
-                rng.pick(&["+", "-", "*", "/", "%"]),
+                pick(rng, &["+", "-", "*", "/", "%"]),
                 e(rng, kind)
             ),
             3 => format!("abs({})", e(rng, kind)),
@@ -192,7 +177,7 @@ fn expression(rng: &mut Rng, columns: &Columns, kind: Kind, depth: usize) -> Str
         },
         Kind::Text => match rng.below(4) {
             0 => format!("{} || {}", e(rng, Kind::Text), e(rng, Kind::Int)),
-            1 => format!("{}({})", rng.pick(&["upper", "lower"]), e(rng, Kind::Text)),
+            1 => format!("{}({})", pick(rng, &["upper", "lower"]), e(rng, Kind::Text)),
             2 => format!("CAST({} AS STRING)", e(rng, Kind::Int)),
             _ => format!("nullif({}, {})", e(rng, Kind::Text), e(rng, Kind::Text)),
         },
@@ -200,19 +185,19 @@ fn expression(rng: &mut Rng, columns: &Columns, kind: Kind, depth: usize) -> Str
             0 => format!(
                 "{} {} {}",
                 e(rng, Kind::Int),
-                rng.pick(&["=", "<>", "<", ">=", "<="]),
+                pick(rng, &["=", "<>", "<", ">=", "<="]),
                 e(rng, Kind::Int)
             ),
             1 => format!(
                 "{} {} {}",
                 e(rng, Kind::Text),
-                rng.pick(&["=", ">", "<>"]),
+                pick(rng, &["=", ">", "<>"]),
                 e(rng, Kind::Text)
             ),
             2 => format!(
                 "({}) {} ({})",
                 e(rng, Kind::Bool),
-                rng.pick(&["AND", "OR"]),
+                pick(rng, &["AND", "OR"]),
                 e(rng, Kind::Bool)
             ),
             3 => format!("NOT {}", e(rng, Kind::Bool)),
@@ -237,9 +222,9 @@ fn untyped(rng: &mut Rng, columns: &Columns, depth: usize) -> String {
         [columns.int, columns.float, columns.text, columns.bool, &["nope"]].concat();
     if depth == 0 || rng.chance(30) {
         return if rng.chance(50) {
-            rng.pick(&all).to_string()
+            pick(rng, &all).to_string()
         } else {
-            rng.pick(LITERALS).to_string()
+            pick(rng, LITERALS).to_string()
         };
     }
     let d = depth - 1;
@@ -247,11 +232,11 @@ fn untyped(rng: &mut Rng, columns: &Columns, depth: usize) -> String {
         0 => format!(
             "({} {} {})",
             untyped(rng, columns, d),
-            rng.pick(BINARY),
+            pick(rng, BINARY),
             untyped(rng, columns, d)
         ),
-        1 => format!("CAST({} AS {})", untyped(rng, columns, d), rng.pick(TYPES)),
-        2 => format!("{}({})", rng.pick(FUNCTIONS), untyped(rng, columns, d)),
+        1 => format!("CAST({} AS {})", untyped(rng, columns, d), pick(rng, TYPES)),
+        2 => format!("{}({})", pick(rng, FUNCTIONS), untyped(rng, columns, d)),
         3 => format!("-{}", untyped(rng, columns, d)),
         _ => format!(
             "CASE {} WHEN {} THEN {} END",
@@ -263,20 +248,23 @@ fn untyped(rng: &mut Rng, columns: &Columns, depth: usize) -> String {
 }
 
 fn any_kind(rng: &mut Rng) -> Kind {
-    *rng.pick(&[Kind::Int, Kind::Float, Kind::Text, Kind::Bool])
+    *pick(rng, &[Kind::Int, Kind::Float, Kind::Text, Kind::Bool])
 }
 
 fn statement(rng: &mut Rng) -> String {
     match rng.below(12) {
         0..=3 => {
-            let (from, columns) = rng.pick(&[
-                ("", &NONE),
-                (" FROM t1", &T1),
-                (" FROM t1, t2", &BOTH),
-                (" FROM t1 JOIN t2 ON t1.id = t2.x", &BOTH),
-                (" FROM t1 LEFT JOIN t2 ON a = x", &BOTH),
-                (" FROM t2", &T2),
-            ]);
+            let (from, columns) = pick(
+                rng,
+                &[
+                    ("", &NONE),
+                    (" FROM t1", &T1),
+                    (" FROM t1, t2", &BOTH),
+                    (" FROM t1 JOIN t2 ON t1.id = t2.x", &BOTH),
+                    (" FROM t1 LEFT JOIN t2 ON a = x", &BOTH),
+                    (" FROM t2", &T2),
+                ],
+            );
             let e = |rng: &mut Rng, kind| expression(rng, columns, kind, 3);
             let (k1, k2) = (any_kind(rng), any_kind(rng));
             let distinct = if rng.chance(20) { "DISTINCT " } else { "" };
@@ -289,7 +277,7 @@ fn statement(rng: &mut Rng) -> String {
                 let group = e(rng, k1);
                 sql = format!(
                     "SELECT {group}, count(*), {}({}){from} GROUP BY {group}",
-                    rng.pick(&["sum", "min", "max", "avg", "count"]),
+                    pick(rng, &["sum", "min", "max", "avg", "count"]),
                     e(rng, Kind::Int)
                 );
                 if rng.chance(50) {
@@ -300,7 +288,7 @@ fn statement(rng: &mut Rng) -> String {
                 sql += &format!(
                     " ORDER BY {} {}",
                     1 + rng.below(2),
-                    rng.pick(&["", "ASC", "DESC", "DESC NULLS FIRST"])
+                    pick(rng, &["", "ASC", "DESC", "DESC NULLS FIRST"])
                 );
             }
             if rng.chance(30) {
@@ -326,13 +314,16 @@ fn statement(rng: &mut Rng) -> String {
             expression(rng, &T1, Kind::Int, 2)
         ),
         6 => {
-            let (column, kind) = *rng.pick(&[
-                ("a", Kind::Int),
-                ("b", Kind::Float),
-                ("s", Kind::Text),
-                ("id", Kind::Int),
-                ("f", Kind::Bool),
-            ]);
+            let (column, kind) = *pick(
+                rng,
+                &[
+                    ("a", Kind::Int),
+                    ("b", Kind::Float),
+                    ("s", Kind::Text),
+                    ("id", Kind::Int),
+                    ("f", Kind::Bool),
+                ],
+            );
             format!(
                 "UPDATE t1 SET {column} = {} WHERE {}",
                 expression(rng, &T1, kind, 2),
@@ -340,39 +331,43 @@ fn statement(rng: &mut Rng) -> String {
             )
         }
         7 => {
-            let (table, columns) = rng.pick(&[("t1", &T1), ("t2", &T2)]);
+            let (table, columns) = pick(rng, &[("t1", &T1), ("t2", &T2)]);
             format!("DELETE FROM {table} WHERE {}", expression(rng, columns, Kind::Bool, 2))
         }
-        8 => rng
-            .pick(&[
+        8 => pick(
+            rng,
+            &[
                 "BEGIN",
                 "COMMIT",
                 "ROLLBACK",
                 "BEGIN READ ONLY",
                 "BEGIN READ ONLY AS OF SYSTEM TIME 3",
-            ])
-            .to_string(),
+            ],
+        )
+        .to_string(),
         9 => format!(
             "CREATE {}INDEX i{} ON {}",
             if rng.chance(50) { "UNIQUE " } else { "" },
             rng.below(3),
-            rng.pick(&["t1 (b)", "t2 (y)", "t1 (nope)"])
+            pick(rng, &["t1 (b)", "t2 (y)", "t1 (nope)"])
         ),
         10 => format!(
             "CREATE TABLE IF NOT EXISTS t{} (k {} PRIMARY KEY, v {} DEFAULT {})",
             rng.below(4),
-            rng.pick(TYPES),
-            rng.pick(TYPES),
+            pick(rng, TYPES),
+            pick(rng, TYPES),
             untyped(rng, &NONE, 1)
         ),
-        _ => rng
-            .pick(&[
+        _ => pick(
+            rng,
+            &[
                 "DROP INDEX IF EXISTS i0",
                 "DROP TABLE IF EXISTS t3",
                 "DROP INDEX i1",
                 "SELECT * FROM t1",
-            ])
-            .to_string(),
+            ],
+        )
+        .to_string(),
     }
 }
 
@@ -386,7 +381,7 @@ fn mutate(rng: &mut Rng, sql: &str) -> String {
                 let end = (at + 1 + rng.below(8)).min(chars.len());
                 chars.drain(at.min(end)..end);
             }
-            1 => chars.splice(at..at, rng.pick(TOKENS).chars()).for_each(drop),
+            1 => chars.splice(at..at, pick(rng, TOKENS).chars()).for_each(drop),
             2 => chars.insert(at, char::from_u32(rng.below(0x3000) as u32).unwrap_or('?')),
             3 => chars.truncate(at),
             _ => {
@@ -400,7 +395,7 @@ fn mutate(rng: &mut Rng, sql: &str) -> String {
 }
 
 fn soup(rng: &mut Rng) -> String {
-    (0..1 + rng.below(20)).map(|_| *rng.pick(TOKENS)).collect::<Vec<_>>().join(if rng.chance(50) {
+    (0..1 + rng.below(20)).map(|_| *pick(rng, TOKENS)).collect::<Vec<_>>().join(if rng.chance(50) {
         " "
     } else {
         ""
@@ -417,7 +412,7 @@ fn fresh_session() -> (Arc<Database>, Session) {
 /// Runs `cases` inputs of each strategy from `seed`, failing on the first panic. Returns how
 /// many generated (unmutated) statements succeeded.
 fn run(seed: u64, cases: usize) -> usize {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let (mut _db, mut session) = fresh_session();
     let mut succeeded = 0;
     for case in 0..cases {

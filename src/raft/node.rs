@@ -284,7 +284,8 @@ pub struct Node {
     pub(super) election_elapsed: Ticks,
     /// The current randomized election timeout.
     pub(super) election_timeout: Ticks,
-    rng: u64,
+    /// The generator of election timeouts, seeded by the caller.
+    rng: crate::rng::Rng,
     /// The hard state as last persisted (or handed out to persist).
     pub(super) persisted_hard_state: HardState,
     /// The latest local snapshot's data, for sending to followers.
@@ -319,7 +320,7 @@ impl Node {
             config_index,
             election_elapsed: 0,
             election_timeout: opts.election_ticks,
-            rng: opts.seed ^ 0x853c_49e6_748f_ea9b,
+            rng: crate::rng::Rng::new(opts.seed ^ 0x853c_49e6_748f_ea9b),
             persisted_hard_state: HardState {
                 term: recovered.hard_state.term,
                 vote: recovered.hard_state.vote,
@@ -367,20 +368,11 @@ impl Node {
         self.leader
     }
 
-    /// The next pseudo-random number (SplitMix64 over the seed).
-    pub(super) fn random(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
     /// Restarts the election timer with a new random timeout.
     pub(super) fn reset_election_timer(&mut self) {
         self.election_elapsed = 0;
         let base = self.opts.election_ticks.max(1);
-        self.election_timeout = base + (self.random() % u64::from(base)) as Ticks;
+        self.election_timeout = base + (self.rng.next_u64() % u64::from(base)) as Ticks;
     }
 
     /// Queues a message to send at once.

@@ -123,31 +123,7 @@ impl Ord for Scheduled {
     }
 }
 
-/// SplitMix64: small and deterministic.
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    /// The next number.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// A number in `[low, high]`.
-    pub fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next_u64() % (high.saturating_sub(low) + 1)
-    }
-    /// True with probability `percent`/100.
-    pub fn chance(&mut self, percent: u64) -> bool {
-        self.next_u64() % 100 < percent
-    }
-}
+pub use crate::rng::Rng;
 
 /// A simulated cluster.
 pub struct Cluster {
@@ -599,30 +575,30 @@ impl Cluster {
         Ok(request)
     }
 
-    /// Proposes a membership change at the leader.
-    pub fn conf_change(&mut self, change: crate::raft::ConfChange) -> Result<(Index, Term), Error> {
+    /// Runs `action` on the leader's core, then its driver loop.
+    fn on_leader<T>(
+        &mut self,
+        action: impl FnOnce(&mut Node) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let leader = self.leader().ok_or(Error::NotLeader { leader: None })?;
         let node = self
             .nodes
             .get_mut(&leader)
             .and_then(|s| s.node.as_mut())
             .ok_or(Error::NotLeader { leader: None })?;
-        let position = node.propose_conf_change(change)?;
+        let result = action(node)?;
         let _ = self.drive(leader);
-        Ok(position)
+        Ok(result)
+    }
+
+    /// Proposes a membership change at the leader.
+    pub fn conf_change(&mut self, change: crate::raft::ConfChange) -> Result<(Index, Term), Error> {
+        self.on_leader(|node| node.propose_conf_change(change))
     }
 
     /// Asks the leader to hand over to `to`.
     pub fn transfer(&mut self, to: NodeId) -> Result<(), Error> {
-        let leader = self.leader().ok_or(Error::NotLeader { leader: None })?;
-        let node = self
-            .nodes
-            .get_mut(&leader)
-            .and_then(|s| s.node.as_mut())
-            .ok_or(Error::NotLeader { leader: None })?;
-        node.transfer_leadership(to)?;
-        let _ = self.drive(leader);
-        Ok(())
+        self.on_leader(|node| node.transfer_leadership(to))
     }
 
     /// The index applied by node `id` (0 when down).
