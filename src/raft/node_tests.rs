@@ -325,3 +325,48 @@ fn any_message_from_a_peer_is_handled_without_panicking() {
         assert!(node.step(envelope(2, 9, 1, Message::TimeoutNow)).is_err());
     }
 }
+
+#[test]
+fn a_replicating_follower_gets_at_most_the_window_of_appends_in_flight() {
+    let mut leader = node(1, recovered(&[1, 2, 3], 0, &[], 0));
+    make_leader(&mut leader);
+    let appends_to = |ready: &Ready, to: NodeId| {
+        ready
+            .messages
+            .iter()
+            .chain(&ready.persisted_messages)
+            .filter(|m| m.to == to && matches!(m.message, Message::Append { .. }))
+            .count()
+    };
+    let term = leader.term();
+    // The election no-op goes out; once node 2 accepts it, node 2 is in the replicate state.
+    cycle(&mut leader);
+    let accepted = Message::AppendResponse { result: AppendResult::Accepted { match_index: 1 } };
+    leader.step(envelope(2, 1, term, accepted)).unwrap();
+    cycle(&mut leader);
+    // One proposal per Ready: each is pipelined as its own append until the window is full.
+    let mut sent = 0;
+    for i in 0..3 * super::MAX_INFLIGHT {
+        leader.propose(vec![i as u8]).unwrap();
+        sent += appends_to(&cycle(&mut leader), 2);
+    }
+    assert_eq!(sent, super::MAX_INFLIGHT, "no more appends than the window while none is acked");
+    // An acknowledgement of everything opens the window again, and the rest goes out batched.
+    let last = leader.status().last_index;
+    let acked = Message::AppendResponse {
+        result: AppendResult::Accepted { match_index: 1 + super::MAX_INFLIGHT as Index },
+    };
+    leader.step(envelope(2, 1, term, acked)).unwrap();
+    let ready = cycle(&mut leader);
+    let caught_up: Index = ready
+        .messages
+        .iter()
+        .filter(|m| m.to == 2)
+        .filter_map(|m| match &m.message {
+            Message::Append { entries, .. } => entries.last().map(|e| e.index),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    assert_eq!(caught_up, last, "the backlog is sent once the window opens");
+}
