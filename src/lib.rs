@@ -13,7 +13,9 @@
 #![warn(missing_docs)]
 
 pub mod encoding;
+pub mod grpc;
 pub mod raft;
 pub mod rng;
+pub mod server;
 pub mod sql;
 pub mod storage;

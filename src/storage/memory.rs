@@ -37,6 +37,11 @@ impl MemoryEngine {
     pub fn dump(&self) -> Vec<KeyValue> {
         self.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
+
+    /// An engine holding exactly `pairs`.
+    pub fn from_dump(pairs: Vec<KeyValue>) -> Self {
+        Self { data: Arc::new(RwLock::new(pairs.into_iter().collect())) }
+    }
 }
 
 impl Engine for MemoryEngine {

@@ -6,7 +6,7 @@ use crate::sql::execution::{StatementResult, execute};
 use crate::sql::parser::{self, ast::Statement};
 use crate::sql::planner::{OutputColumn, Planner};
 use crate::sql::types::{DataType, Value};
-use crate::storage::mvcc::{GcStats, Mvcc};
+use crate::storage::mvcc::{GcStats, Mvcc, TransactionState};
 use crate::storage::{Engine, MemoryEngine, SledEngine};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +31,12 @@ impl Database {
         Ok(Self { mvcc, write_lock: Mutex::new(()), durable })
     }
 
+    /// Opens a replica's database: transactions in flight stay in flight (the replicated log
+    /// carries their later statements), and commits do not fsync (the log is durable).
+    pub fn open_replicated(engine: Arc<dyn Engine>) -> Result<Self> {
+        Ok(Self { mvcc: Mvcc::open(engine)?, write_lock: Mutex::new(()), durable: false })
+    }
+
     /// Opens (or creates) a durable database in directory `path` (sled).
     pub fn open_sled(path: impl AsRef<Path>) -> Result<Self> {
         Self::open(Arc::new(SledEngine::open(path)?), true)
@@ -48,6 +54,28 @@ impl Database {
     /// Starts a session.
     pub fn session(self: &Arc<Self>) -> Session {
         Session { db: self.clone(), txn: None }
+    }
+
+    /// A session continuing an open transaction.
+    pub fn resume_session(self: &Arc<Self>, txn: Txn) -> Session {
+        Session { db: self.clone(), txn: Some(txn) }
+    }
+
+    /// The in-flight read-write transaction `version`, resumed on this handle (it must have
+    /// been flushed: see [`Session::flush`]).
+    pub fn resume_transaction(&self, version: u64) -> Result<Txn> {
+        Ok(Txn::new(self.mvcc.resume(self.mvcc.load_state(version)?)?))
+    }
+
+    /// A read view of the in-flight read-write transaction `version`, for running its queries
+    /// outside the session that writes it.
+    pub fn view_transaction(&self, version: u64) -> Result<Txn> {
+        Ok(Txn::new(self.mvcc.view(version)?))
+    }
+
+    /// Reopens a read-only snapshot from its state.
+    pub fn read_only_transaction(&self, state: TransactionState) -> Result<Txn> {
+        Ok(Txn::new(self.mvcc.begin_read_only_at(state)?))
     }
 
     /// The MVCC store.
@@ -90,6 +118,26 @@ impl Session {
     /// Whether an explicit transaction is open.
     pub fn in_transaction(&self) -> bool {
         self.txn.is_some()
+    }
+
+    /// The open transaction, if any.
+    pub fn transaction(&self) -> Option<&Txn> {
+        self.txn.as_ref()
+    }
+
+    /// Ends the session, handing over its open transaction (dropping a read-write one would
+    /// roll it back).
+    pub fn into_transaction(self) -> Option<Txn> {
+        self.txn
+    }
+
+    /// Writes the open transaction's in-flight markers if it has not written yet, so it can be
+    /// resumed and so the stored data alone describes it (a replica snapshot carries it).
+    pub fn flush(&mut self) -> Result<()> {
+        if let Some(txn) = &mut self.txn {
+            txn.mvcc_mut().flush()?;
+        }
+        Ok(())
     }
 
     /// Runs one statement.

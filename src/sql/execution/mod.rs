@@ -23,7 +23,7 @@ use crate::sql::types::Row;
 pub type Rows<'a> = Box<dyn Iterator<Item = Result<Row>> + 'a>;
 
 /// The outcome of one statement.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum StatementResult {
     /// BEGIN: the transaction's version.
     Begin {

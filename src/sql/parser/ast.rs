@@ -92,6 +92,32 @@ pub enum Statement {
 }
 
 impl Statement {
+    /// A short description: the statement's kind and target (`INSERT INTO t (3 rows)`).
+    pub fn summary(&self) -> String {
+        match self {
+            Statement::Begin { read_only: true, as_of: Some(v) } => {
+                format!("BEGIN READ ONLY AS OF {v}")
+            }
+            Statement::Begin { read_only: true, as_of: None } => "BEGIN READ ONLY".into(),
+            Statement::Begin { .. } => "BEGIN".into(),
+            Statement::Commit => "COMMIT".into(),
+            Statement::Rollback => "ROLLBACK".into(),
+            Statement::Explain(inner) => format!("EXPLAIN {}", inner.summary()),
+            Statement::CreateTable { name, .. } => format!("CREATE TABLE {name}"),
+            Statement::DropTable { name, .. } => format!("DROP TABLE {name}"),
+            Statement::CreateIndex { name, table, .. } => format!("CREATE INDEX {name} ON {table}"),
+            Statement::DropIndex { name, .. } => format!("DROP INDEX {name}"),
+            Statement::Insert { table, source: InsertSource::Values(rows), .. } => {
+                let plural = if rows.len() == 1 { "" } else { "s" };
+                format!("INSERT INTO {table} ({} row{plural})", rows.len())
+            }
+            Statement::Insert { table, .. } => format!("INSERT INTO {table}"),
+            Statement::Update { table, .. } => format!("UPDATE {table}"),
+            Statement::Delete { table, .. } => format!("DELETE FROM {table}"),
+            Statement::Select(_) => "SELECT".into(),
+        }
+    }
+
     /// True for statements that never write (queries and transaction control).
     pub fn is_read_only(&self) -> bool {
         matches!(

@@ -78,7 +78,7 @@ pub enum Plan {
 }
 
 /// An output column of a query.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutputColumn {
     /// The column's name (alias, column name, or the expression's text).
     pub name: String,

@@ -267,6 +267,48 @@ impl Mvcc {
         ))
     }
 
+    /// Reopens a read-only snapshot from its state (taken by [`Mvcc::begin_read_only`] here or
+    /// on a replica that applied the same log): it sees exactly what it saw when it began.
+    pub fn begin_read_only_at(&self, state: TransactionState) -> Result<Transaction> {
+        if !state.read_only {
+            return Err(Error::InvalidTransaction("not a read-only snapshot".into()));
+        }
+        let mut registry = self.shared.registry();
+        if state.version > registry.next_version {
+            return Err(Error::InvalidTransaction(format!(
+                "snapshot {} is ahead of this store (next version {})",
+                state.version, registry.next_version
+            )));
+        }
+        let horizon = self.shared.gc_horizon.load(Ordering::Acquire);
+        if state.version < horizon {
+            return Err(Error::SnapshotTooOld { version: state.version, horizon });
+        }
+        *registry.readers.entry(state.version).or_default() += 1;
+        drop(registry);
+        Ok(Transaction::new(self.shared.clone(), state, false))
+    }
+
+    /// A read view of the in-flight read-write transaction `version`: it reads what that
+    /// transaction reads (its flushed writes included) and cannot write or end it. A replica
+    /// serves a transaction's reads this way while its writes go through the log.
+    pub fn view(&self, version: Version) -> Result<Transaction> {
+        let state = self.load_state(version)?;
+        Ok(Transaction::new_view(self.shared.clone(), state))
+    }
+
+    /// Writes the version counter if it moved without a batch (a transaction that began and
+    /// ended without writing), so the stored data alone describes the store: replicas stay
+    /// byte-identical and a snapshot of the engine carries the counter.
+    pub fn persist_counter(&self) -> Result<()> {
+        let mut registry = self.shared.registry();
+        if registry.next_version != registry.persisted_next_version {
+            self.shared.engine.set(&[tag::NEXT_VERSION], u64_bytes(registry.next_version))?;
+            registry.persisted_next_version = registry.next_version;
+        }
+        Ok(())
+    }
+
     /// Loads the state of an in-flight read-write transaction from the engine.
     pub fn load_state(&self, version: Version) -> Result<TransactionState> {
         if !self.shared.registry().active.contains(&version) {

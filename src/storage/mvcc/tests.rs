@@ -419,3 +419,59 @@ fn a_conflicting_write_does_not_keep_other_writers_out() {
     seed(&mvcc, &[(b"other", b"x")]);
     drop(loser);
 }
+
+#[test]
+fn a_view_reads_like_its_transaction_and_changes_nothing() {
+    let (mvcc, engine) = memory();
+    seed(&mvcc, &[(b"a", b"1")]);
+    let mut txn = mvcc.begin().unwrap();
+    txn.set(b"a", b"2".to_vec()).unwrap();
+    txn.set(b"b", b"2".to_vec()).unwrap();
+    txn.flush().unwrap();
+    // A later commit by someone else is invisible to the transaction, and so to its view.
+    seed(&mvcc, &[(b"c", b"3")]);
+    let before = engine.dump();
+    let mut view = mvcc.view(txn.version()).unwrap();
+    assert_eq!(scan_all(&view), vec![kv(b"a", b"2"), kv(b"b", b"2")]);
+    assert_eq!(view.set(b"x", vec![]), Err(Error::ReadOnly));
+    assert!(view.lock_exclusive().is_err());
+    assert!(view.commit().is_err());
+    let view = mvcc.view(txn.version()).unwrap();
+    drop(view);
+    assert_eq!(engine.dump(), before, "a view never writes, not even when dropped");
+    assert!(mvcc.active_versions().contains(&txn.version()));
+    txn.commit().unwrap();
+    assert!(mvcc.view(1).is_err(), "only in-flight transactions have views");
+}
+
+#[test]
+fn a_read_only_snapshot_reopens_from_its_state_on_a_replica() {
+    let (mvcc, engine) = memory();
+    seed(&mvcc, &[(b"a", b"1")]);
+    let mut in_flight = mvcc.begin().unwrap();
+    in_flight.set(b"b", b"2".to_vec()).unwrap();
+    in_flight.flush().unwrap();
+    let reader = mvcc.begin_read_only().unwrap();
+    let state = reader.state().clone();
+    in_flight.commit().unwrap();
+    seed(&mvcc, &[(b"c", b"3")]);
+    // A replica with the same data reopens the snapshot from its state alone.
+    let replica = Mvcc::open(Arc::new(MemoryEngine::from_dump(engine.dump()))).unwrap();
+    let reopened = replica.begin_read_only_at(state.clone()).unwrap();
+    assert_eq!(scan_all(&reopened), vec![kv(b"a", b"1")]);
+    assert_eq!(scan_all(&reopened), scan_all(&reader));
+    assert!(replica.begin_read_only_at(TransactionState { read_only: false, ..state }).is_err());
+    let future = TransactionState { version: 1_000, read_only: true, active: BTreeSet::new() };
+    assert!(replica.begin_read_only_at(future).is_err());
+}
+
+#[test]
+fn the_counter_is_persisted_even_when_no_batch_carried_it() {
+    let (mvcc, engine) = memory();
+    mvcc.begin().unwrap().rollback().unwrap();
+    mvcc.begin().unwrap().commit().unwrap();
+    assert_eq!(Mvcc::open(Arc::new(engine.clone())).unwrap().status().unwrap().next_version, 1);
+    mvcc.persist_counter().unwrap();
+    let reopened = Mvcc::open(Arc::new(engine)).unwrap();
+    assert_eq!(reopened.status().unwrap().next_version, 3);
+}

@@ -59,6 +59,9 @@ pub struct Transaction {
     exclusive_dirty: bool,
     /// Committed or rolled back.
     finished: bool,
+    /// A read view of another handle's read-write transaction: it reads as that transaction
+    /// does (its own writes included) but never writes, commits or rolls back.
+    view: bool,
 }
 
 impl Transaction {
@@ -73,7 +76,26 @@ impl Transaction {
             exclusive: false,
             exclusive_dirty: false,
             finished: false,
+            view: false,
         }
+    }
+
+    /// A read view of an in-flight read-write transaction (see [`super::Mvcc::view`]).
+    pub(super) fn new_view(shared: Arc<Shared>, state: TransactionState) -> Self {
+        let mut txn = Self::new(shared, state, true);
+        txn.view = true;
+        txn
+    }
+
+    /// Whether this handle may write.
+    fn writable(&self) -> Result<()> {
+        if self.state.read_only || self.view {
+            return Err(Error::ReadOnly);
+        }
+        if self.finished {
+            return Err(Error::InvalidTransaction("transaction already finished".into()));
+        }
+        Ok(())
     }
 
     /// The transaction's version.
@@ -231,12 +253,7 @@ impl Transaction {
     /// allocated, never reused id), or keys always written together with another key that is
     /// checked (a non-unique index entry together with its row).
     pub fn write_covered(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Result<()> {
-        if self.state.read_only {
-            return Err(Error::ReadOnly);
-        }
-        if self.finished {
-            return Err(Error::InvalidTransaction("transaction already finished".into()));
-        }
+        self.writable()?;
         if self.pending.is_empty() {
             self.acquire_latch()?;
         }
@@ -245,12 +262,7 @@ impl Transaction {
     }
 
     fn write(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Result<()> {
-        if self.state.read_only {
-            return Err(Error::ReadOnly);
-        }
-        if self.finished {
-            return Err(Error::InvalidTransaction("transaction already finished".into()));
-        }
+        self.writable()?;
         if let Some(slot) = self.pending.get_mut(key) {
             *slot = value;
             return Ok(());
@@ -327,9 +339,7 @@ impl Transaction {
     /// Sets an unversioned value; it is written with this transaction's next flush or commit
     /// and discarded by a rollback before then.
     pub fn set_unversioned(&mut self, key: &[u8], value: Vec<u8>) -> Result<()> {
-        if self.state.read_only {
-            return Err(Error::ReadOnly);
-        }
+        self.writable()?;
         if self.pending.is_empty() && self.pending_unversioned.is_empty() {
             self.acquire_latch()?;
         }
@@ -340,9 +350,7 @@ impl Transaction {
     /// Takes the exclusive (schema) lock. Fails with a serialization error while other
     /// read-write transactions are in flight.
     pub fn lock_exclusive(&mut self) -> Result<()> {
-        if self.state.read_only {
-            return Err(Error::ReadOnly);
-        }
+        self.writable()?;
         if self.exclusive {
             return Ok(());
         }
@@ -383,7 +391,7 @@ impl Transaction {
     /// batch (no fsync). Afterwards the transaction can be resumed, and a crash leaves it to be
     /// rolled back.
     pub fn flush(&mut self) -> Result<()> {
-        if self.state.read_only || self.finished {
+        if self.state.read_only || self.finished || self.view {
             return Ok(());
         }
         let shared = self.shared.clone();
@@ -426,6 +434,9 @@ impl Transaction {
 
     /// Commits: makes the transaction's writes visible to transactions that begin afterwards.
     pub fn commit(mut self) -> Result<()> {
+        if self.view {
+            return Err(Error::InvalidTransaction("a read view cannot commit".into()));
+        }
         if self.state.read_only {
             self.finish_reader();
             return Ok(());
@@ -461,7 +472,8 @@ impl Transaction {
     }
 
     fn rollback_inner(&mut self) -> Result<()> {
-        if self.finished {
+        if self.finished || self.view {
+            // A view owns nothing: the transaction it shows lives on elsewhere.
             return Ok(());
         }
         if self.state.read_only {

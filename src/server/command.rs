@@ -1,0 +1,127 @@
+//! What the replicated log carries, and what applying it returns.
+//!
+//! A [`Command`] is a Raft log entry's payload. It carries parsed statements, never storage
+//! operations: every replica runs them through the same deterministic executor. Everything a
+//! replica could decide differently (when to garbage-collect, which transactions were
+//! abandoned) is decided by the leader and written into the command before it is proposed.
+
+use crate::encoding::value as codec;
+use crate::raft::NodeId;
+use crate::sql::StatementResult;
+use crate::sql::parser::ast::Statement;
+use crate::storage::mvcc::Version;
+use serde::{Deserialize, Serialize};
+
+/// A log entry's payload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Statements run in order in one session: outside a transaction (`txn: None`) or inside
+    /// the open read-write transaction `txn`. Execution stops at the first failed statement
+    /// unless `continue_on_error`.
+    Execute {
+        /// The transaction the statements continue, if any.
+        txn: Option<Version>,
+        /// The statements.
+        statements: Vec<Statement>,
+        /// Run every statement even after one fails.
+        continue_on_error: bool,
+    },
+    /// Rolls back transactions whose clients went away (chosen by the leader's timeout).
+    Abort {
+        /// The transactions.
+        txns: Vec<Version>,
+    },
+    /// Garbage-collects versions below `horizon` (chosen by the leader).
+    Collect {
+        /// The oldest version that must stay readable.
+        horizon: Version,
+    },
+    /// Records the address a member serves on (before it joins the configuration).
+    SetAddress {
+        /// The node.
+        id: NodeId,
+        /// Its `host:port`.
+        address: String,
+    },
+}
+
+impl Command {
+    /// The command as log entry bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// A command from log entry bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, crate::encoding::DecodeError> {
+        codec::decode(bytes)
+    }
+
+    /// A one-line description, for log views.
+    pub fn summary(&self) -> String {
+        match self {
+            Command::Execute { txn, statements, .. } => {
+                let text: Vec<String> = statements.iter().map(Statement::summary).collect();
+                let text = text.join("; ");
+                match txn {
+                    Some(txn) => format!("[txn {txn}] {text}"),
+                    None => text,
+                }
+            }
+            Command::Abort { txns } => format!("abort abandoned transactions {txns:?}"),
+            Command::Collect { horizon } => format!("garbage-collect below version {horizon}"),
+            Command::SetAddress { id, address } => format!("node {id} serves on {address}"),
+        }
+    }
+}
+
+/// A failed statement, as clients see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementError {
+    /// A stable machine-readable kind (`unique_violation`, `unavailable`, ...).
+    pub kind: String,
+    /// A message for people.
+    pub message: String,
+}
+
+impl StatementError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: &str, message: impl Into<String>) -> Self {
+        Self { kind: kind.to_string(), message: message.into() }
+    }
+}
+
+impl From<crate::sql::Error> for StatementError {
+    fn from(error: crate::sql::Error) -> Self {
+        Self { kind: error.kind().to_string(), message: error.to_string() }
+    }
+}
+
+/// One statement's outcome.
+pub type StatementOutcome = Result<StatementResult, StatementError>;
+
+/// What applying a command produced, identical on every replica.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The results of an [`Command::Execute`], one per statement run, and the transaction
+    /// still open afterwards.
+    Executed {
+        /// The statements' outcomes.
+        results: Vec<StatementOutcome>,
+        /// The open read-write transaction after the last statement.
+        txn: Option<Version>,
+    },
+    /// Any other command was applied.
+    Done,
+}
+
+impl Outcome {
+    /// The outcome as bytes (forwarded from the leader to the node a client talks to).
+    pub fn encode(&self) -> Vec<u8> {
+        codec::encode(self)
+    }
+
+    /// An outcome from bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, crate::encoding::DecodeError> {
+        codec::decode(bytes)
+    }
+}

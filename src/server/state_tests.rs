@@ -1,0 +1,156 @@
+//! State machine tests: determinism across replicas, snapshots, transactions across entries.
+
+use super::*;
+use crate::raft::Term;
+use crate::sql::StatementResult;
+
+fn execute(txn: Option<Version>, sql: &str) -> Command {
+    let statements = crate::sql::parser::parse(sql).unwrap();
+    Command::Execute { txn, statements, continue_on_error: false }
+}
+
+fn entry(index: Index, command: &Command) -> Entry {
+    Entry { index, term: 1 as Term, payload: Payload::Command(command.encode()) }
+}
+
+fn machine() -> StateMachine {
+    StateMachine::new(Box::new(MemorySource)).unwrap()
+}
+
+/// Every stored pair of the current database.
+fn dump(machine: &StateMachine) -> Vec<KeyValue> {
+    let db = read_database(&machine.database());
+    db.mvcc()
+        .engine()
+        .scan((std::ops::Bound::Unbounded, std::ops::Bound::Unbounded))
+        .collect::<crate::storage::Result<_>>()
+        .unwrap()
+}
+
+fn results(outcome: Outcome) -> (Vec<Result<StatementResult, String>>, Option<Version>) {
+    match outcome {
+        Outcome::Executed { results, txn } => {
+            (results.into_iter().map(|r| r.map_err(|e| e.kind)).collect(), txn)
+        }
+        Outcome::Done => (Vec::new(), None),
+    }
+}
+
+/// A workload touching every command: DDL, autocommit writes, an interactive transaction that
+/// begins without writing, a conflict, an abort, a collection and an address.
+fn workload() -> Vec<Command> {
+    vec![
+        execute(
+            None,
+            "CREATE TABLE t (id INT PRIMARY KEY, v STRING UNIQUE); CREATE TABLE h (x INT)",
+        ),
+        execute(None, "INSERT INTO t VALUES (1, 'a'), (2, 'b'); INSERT INTO h VALUES (1), (2)"),
+        // Transaction 5 (BEGIN only), then writes in a later entry.
+        execute(None, "BEGIN"),
+        execute(Some(5), "UPDATE t SET v = 'z' WHERE id = 1"),
+        // A concurrent autocommit write of the same row conflicts.
+        execute(None, "UPDATE t SET v = 'y' WHERE id = 1"),
+        // The counter moves without any batch: a transaction that writes nothing.
+        execute(None, "UPDATE t SET v = 'q' WHERE id = 99"),
+        execute(None, "BEGIN; INSERT INTO h VALUES (3)"),
+        Command::Abort { txns: vec![8] },
+        execute(Some(8), "COMMIT"),
+        execute(Some(5), "INSERT INTO t VALUES (3, 'b')"),
+        execute(Some(5), "COMMIT"),
+        Command::Collect { horizon: 100 },
+        Command::SetAddress { id: 4, address: "127.0.0.1:7004".into() },
+        execute(None, "INSERT INTO t VALUES (4, 'd'); DELETE FROM h WHERE x = 1"),
+    ]
+}
+
+#[test]
+fn replicas_applying_the_same_log_are_byte_identical() {
+    let (mut a, mut b) = (machine(), machine());
+    for (i, command) in workload().iter().enumerate() {
+        let entry = entry(i as Index + 1, command);
+        assert_eq!(a.apply(&entry).unwrap(), b.apply(&entry).unwrap(), "outcome of {command:?}");
+        assert_eq!(dump(&a), dump(&b), "state after {command:?}");
+    }
+    assert_eq!(a.addresses(), b.addresses());
+    assert_eq!(a.applied(), 14);
+}
+
+#[test]
+fn outcomes_report_results_errors_and_the_open_transaction() {
+    let mut m = machine();
+    let mut outcomes = Vec::new();
+    for (i, command) in workload().iter().enumerate() {
+        outcomes.push(results(m.apply(&entry(i as Index + 1, command)).unwrap()));
+    }
+    assert_eq!(
+        outcomes[2],
+        (vec![Ok(StatementResult::Begin { version: 5, read_only: false })], Some(5))
+    );
+    assert_eq!(outcomes[3], (vec![Ok(StatementResult::Update { count: 1 })], Some(5)));
+    assert_eq!(outcomes[4].0, vec![Err("serialization_failure".to_string())]);
+    // The aborted transaction is gone: its COMMIT fails and its row never appears.
+    assert_eq!(outcomes[8], (vec![Err("transaction_state".to_string())], None));
+    // A unique violation fails the statement; the transaction stays open.
+    assert_eq!(outcomes[9], (vec![Err("unique_violation".to_string())], Some(5)));
+    assert_eq!(outcomes[10], (vec![Ok(StatementResult::Commit { version: 5 })], None));
+    let db = read_database(&m.database());
+    let rows =
+        db.session().execute("SELECT * FROM t ORDER BY id; SELECT x FROM h ORDER BY x").unwrap();
+    let StatementResult::Query { rows: t, .. } = &rows[0] else { panic!() };
+    let StatementResult::Query { rows: h, .. } = &rows[1] else { panic!() };
+    let text = |rows: &Vec<crate::sql::types::Row>| -> Vec<String> {
+        rows.iter().map(|r| r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",")).collect()
+    };
+    assert_eq!(text(t), vec!["1,z", "2,b", "4,d"]);
+    assert_eq!(text(h), vec!["2"], "the aborted insert of 3 never lands; 1 was deleted");
+}
+
+#[test]
+fn a_snapshot_at_any_index_restores_to_the_same_state() {
+    let commands = workload();
+    let mut reference = machine();
+    for (i, command) in commands.iter().enumerate() {
+        reference.apply(&entry(i as Index + 1, command)).unwrap();
+    }
+    for cut in 0..commands.len() {
+        let mut first = machine();
+        for (i, command) in commands[..cut].iter().enumerate() {
+            first.apply(&entry(i as Index + 1, command)).unwrap();
+        }
+        let snapshot = first.snapshot().unwrap();
+        let mut second = machine();
+        second.restore(&snapshot).unwrap();
+        assert_eq!(second.applied(), cut as Index);
+        for (i, command) in commands.iter().enumerate().skip(cut) {
+            let entry = entry(i as Index + 1, command);
+            assert_eq!(second.apply(&entry).unwrap(), first.apply(&entry).unwrap(), "cut {cut}");
+        }
+        assert_eq!(dump(&second), dump(&reference), "restored at {cut}");
+        assert_eq!(second.addresses(), reference.addresses());
+    }
+}
+
+#[test]
+fn read_only_transactions_and_bad_commands_are_deterministic_errors() {
+    let mut m = machine();
+    let (outcome, txn) = results(m.apply(&entry(1, &execute(None, "BEGIN READ ONLY"))).unwrap());
+    assert_eq!((outcome, txn), (vec![Err("invalid_statement".to_string())], None));
+    let garbage = Entry { index: 2, term: 1, payload: Payload::Command(vec![0xff, 0xff, 0xff]) };
+    assert_eq!(results(m.apply(&garbage).unwrap()).0, vec![Err("invalid_command".to_string())]);
+    assert_eq!(
+        m.apply(&Entry { index: 3, term: 1, payload: Payload::Noop }).unwrap(),
+        Outcome::Done
+    );
+    assert_eq!(m.applied(), 3);
+}
+
+#[test]
+fn sled_generations_start_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut source = SledSource::open(&dir.path().join("sql")).unwrap();
+    for _ in 0..4 {
+        let engine = source.fresh().unwrap();
+        assert_eq!(engine.scan_prefix(b"").count(), 0);
+        engine.set(b"k", b"v".to_vec()).unwrap();
+    }
+}
