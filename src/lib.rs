@@ -12,6 +12,7 @@
 #![warn(clippy::all)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod encoding;
 pub mod grpc;
 pub mod raft;

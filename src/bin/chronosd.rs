@@ -1,11 +1,163 @@
-//! `chronosd`: the Chronos node. The replicated node (Raft + gRPC) is not wired yet; until it
-//! is, this binary only explains its planned usage.
+//! `chronosd`: a Chronos node. With no flags it is a one-node cluster on 127.0.0.1:7001 with its
+//! data in `./chronos-data`; with `--peers` it forms (or rejoins) a cluster.
+//!
+//! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the node cannot start or halts,
+//! 2 for bad flags.
 
-fn main() {
-    println!(
-        "chronosd: the Chronos node\n\n\
-         usage: chronosd [--id ID] [--listen HOST:PORT] [--peers ID=HOST:PORT,...] [--data-dir DIR]\n\n\
-         The replicated node is not built yet: the SQL engine (src/sql) and storage (src/storage)\n\
-         are, and can be used as a library (chronos::sql::Database)."
-    );
+use chronos::raft::NodeId;
+use chronos::server::{Node, Options};
+use clap::Parser;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// A Chronos node: SQL over gRPC, replicated with Raft.
+#[derive(Parser, Debug)]
+#[command(name = "chronosd", version, about)]
+struct Args {
+    /// This node's id (1 or more, unique in the cluster).
+    #[arg(long, default_value_t = 1)]
+    id: NodeId,
+    /// The address to serve clients and peers on.
+    #[arg(long, default_value = "127.0.0.1:7001")]
+    listen: String,
+    /// The other members: ID=HOST:PORT,... (none: a one-node cluster).
+    #[arg(long, value_delimiter = ',', value_parser = parse_peer)]
+    peers: Vec<(NodeId, String)>,
+    /// Where the node keeps its log, snapshots and data.
+    #[arg(long, default_value = "chronos-data")]
+    data_dir: PathBuf,
+    /// Join an existing cluster: wait to be added (chronos member add) instead of forming one.
+    #[arg(long)]
+    join: bool,
+    /// How long a request may wait for a leader, a commit or a read, in milliseconds.
+    #[arg(long, default_value_t = chronos::server::REQUEST_TIMEOUT.as_millis() as u64)]
+    request_timeout_ms: u64,
+    /// How long a transaction may sit unused before it is rolled back, in seconds.
+    #[arg(long, default_value_t = chronos::server::TRANSACTION_TIMEOUT.as_secs())]
+    transaction_timeout_secs: u64,
+    /// Applied entries after which the node snapshots its state and compacts its log.
+    #[arg(long, default_value_t = chronos::server::SNAPSHOT_ENTRIES)]
+    snapshot_entries: u64,
+    /// The Raft tick in milliseconds (elections take 10-20 ticks).
+    #[arg(long, default_value_t = chronos::server::TICK_INTERVAL.as_millis() as u64)]
+    tick_ms: u64,
+}
+
+/// Parses `ID=HOST:PORT`.
+fn parse_peer(text: &str) -> Result<(NodeId, String), String> {
+    let (id, address) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not ID=HOST:PORT (for example 2=127.0.0.1:7002)"))?;
+    let id: NodeId = id.trim().parse().map_err(|_| format!("{id:?} is not a node id"))?;
+    if id == 0 {
+        return Err("node ids start at 1".into());
+    }
+    let address = address.trim();
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            Ok((id, address.to_string()))
+        }
+        _ => Err(format!("{address:?} is not HOST:PORT")),
+    }
+}
+
+impl Args {
+    fn options(&self) -> Result<Options, String> {
+        let mut peers = BTreeMap::new();
+        for (id, address) in &self.peers {
+            if peers.insert(*id, address.clone()).is_some() {
+                return Err(format!("node {id} is listed twice in --peers"));
+            }
+        }
+        if self.id == 0 {
+            return Err("--id: node ids start at 1".into());
+        }
+        if self.tick_ms == 0 {
+            return Err("--tick-ms must be at least 1".into());
+        }
+        let mut opts = Options::new(self.id, self.listen.clone(), self.data_dir.clone());
+        opts.peers = peers;
+        opts.join = self.join;
+        opts.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
+        opts.transaction_timeout = Duration::from_secs(self.transaction_timeout_secs.max(1));
+        opts.snapshot_entries = self.snapshot_entries.max(1);
+        opts.tick = Duration::from_millis(self.tick_ms);
+        Ok(opts)
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal as _;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let opts = match args.options() {
+        Ok(opts) => opts,
+        Err(error) => {
+            eprintln!("chronosd: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("chronosd: cannot start the runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let node = match Node::start(opts).await {
+            Ok(node) => node,
+            Err(error) => {
+                eprintln!("chronosd: {error}");
+                return ExitCode::from(1);
+            }
+        };
+        println!("chronosd: node {} serving on {}", node.id(), node.address());
+        let halted = tokio::select! {
+            _ = shutdown_signal() => None,
+            reason = node.halted() => Some(reason),
+        };
+        match halted {
+            None => {
+                node.stop().await;
+                ExitCode::SUCCESS
+            }
+            Some(reason) => {
+                eprintln!("chronosd: node halted: {reason}");
+                node.kill().await;
+                ExitCode::from(1)
+            }
+        }
+    })
 }

@@ -1,1 +1,285 @@
+//! Conversions between the protobuf messages and the domain types.
 
+use super::pb;
+use crate::server::{
+    Consistency, Request, Response, StatementError, StatementOutcome, Transaction,
+};
+use crate::sql::StatementResult;
+use crate::sql::planner::OutputColumn;
+use crate::sql::types::{DataType, Value};
+use crate::storage::mvcc::TransactionState;
+
+impl From<&Value> for pb::Value {
+    fn from(value: &Value) -> Self {
+        use pb::value::Value as V;
+        let value = match value {
+            Value::Null => V::Null(true),
+            Value::Boolean(b) => V::Boolean(*b),
+            Value::Integer(i) => V::Integer(*i),
+            Value::Float(f) => V::Float(*f),
+            Value::String(s) => V::String(s.clone()),
+        };
+        pb::Value { value: Some(value) }
+    }
+}
+
+impl From<pb::Value> for Value {
+    fn from(value: pb::Value) -> Self {
+        use pb::value::Value as V;
+        match value.value {
+            None | Some(V::Null(_)) => Value::Null,
+            Some(V::Boolean(b)) => Value::Boolean(b),
+            Some(V::Integer(i)) => Value::Integer(i),
+            Some(V::Float(f)) => Value::Float(f),
+            Some(V::String(s)) => Value::String(s),
+        }
+    }
+}
+
+/// The protobuf data type of a column.
+pub fn data_type(datatype: Option<DataType>) -> pb::DataType {
+    match datatype {
+        None => pb::DataType::Unknown,
+        Some(DataType::Boolean) => pb::DataType::Boolean,
+        Some(DataType::Integer) => pb::DataType::Integer,
+        Some(DataType::Float) => pb::DataType::Float,
+        Some(DataType::String) => pb::DataType::String,
+    }
+}
+
+fn from_data_type(datatype: i32) -> Option<DataType> {
+    match pb::DataType::try_from(datatype).unwrap_or(pb::DataType::Unknown) {
+        pb::DataType::Unknown => None,
+        pb::DataType::Boolean => Some(DataType::Boolean),
+        pb::DataType::Integer => Some(DataType::Integer),
+        pb::DataType::Float => Some(DataType::Float),
+        pb::DataType::String => Some(DataType::String),
+    }
+}
+
+/// Protobuf columns of a result.
+pub fn columns(columns: &[OutputColumn]) -> Vec<pb::Column> {
+    columns
+        .iter()
+        .map(|c| pb::Column { name: c.name.clone(), r#type: data_type(c.datatype) as i32 })
+        .collect()
+}
+
+/// Protobuf rows.
+pub fn rows(rows: &[Vec<Value>]) -> Vec<pb::Row> {
+    rows.iter().map(|row| pb::Row { values: row.iter().map(pb::Value::from).collect() }).collect()
+}
+
+/// Domain columns of protobuf columns.
+pub fn from_columns(columns: Vec<pb::Column>) -> Vec<OutputColumn> {
+    columns
+        .into_iter()
+        .map(|c| OutputColumn { name: c.name, datatype: from_data_type(c.r#type) })
+        .collect()
+}
+
+/// Domain rows of protobuf rows.
+pub fn from_rows(rows: Vec<pb::Row>) -> Vec<Vec<Value>> {
+    rows.into_iter().map(|row| row.values.into_iter().map(Value::from).collect()).collect()
+}
+
+/// A statement's outcome as a protobuf result.
+pub fn statement_result(index: u64, outcome: &StatementOutcome) -> pb::StatementResult {
+    use pb::statement_result::Result as R;
+    let result = match outcome {
+        Err(error) => {
+            R::Error(pb::Error { kind: error.kind.clone(), message: error.message.clone() })
+        }
+        Ok(result) => match result {
+            StatementResult::Begin { version, read_only } => {
+                R::Begin(pb::Begin { version: *version, read_only: *read_only })
+            }
+            StatementResult::Commit { version } => R::Commit(pb::Finished { version: *version }),
+            StatementResult::Rollback { version } => {
+                R::Rollback(pb::Finished { version: *version })
+            }
+            StatementResult::CreateTable { name } => {
+                R::CreateTable(pb::Named { name: name.clone() })
+            }
+            StatementResult::DropTable { name, existed } => {
+                R::DropTable(pb::Dropped { name: name.clone(), existed: *existed })
+            }
+            StatementResult::CreateIndex { name } => {
+                R::CreateIndex(pb::Named { name: name.clone() })
+            }
+            StatementResult::DropIndex { name, existed } => {
+                R::DropIndex(pb::Dropped { name: name.clone(), existed: *existed })
+            }
+            StatementResult::Insert { count } => R::Insert(*count),
+            StatementResult::Update { count } => R::Update(*count),
+            StatementResult::Delete { count } => R::Delete(*count),
+            StatementResult::Query { columns: c, rows: r } => {
+                R::Query(pb::Query { columns: columns(c), rows: rows(r) })
+            }
+        },
+    };
+    pb::StatementResult { index, result: Some(result) }
+}
+
+/// A protobuf result as a statement outcome.
+pub fn from_statement_result(result: pb::StatementResult) -> (u64, StatementOutcome) {
+    use pb::statement_result::Result as R;
+    let outcome = match result.result {
+        None => Err(StatementError::new("internal", "empty result")),
+        Some(R::Error(error)) => Err(StatementError { kind: error.kind, message: error.message }),
+        Some(R::Begin(b)) => {
+            Ok(StatementResult::Begin { version: b.version, read_only: b.read_only })
+        }
+        Some(R::Commit(f)) => Ok(StatementResult::Commit { version: f.version }),
+        Some(R::Rollback(f)) => Ok(StatementResult::Rollback { version: f.version }),
+        Some(R::CreateTable(n)) => Ok(StatementResult::CreateTable { name: n.name }),
+        Some(R::DropTable(d)) => {
+            Ok(StatementResult::DropTable { name: d.name, existed: d.existed })
+        }
+        Some(R::CreateIndex(n)) => Ok(StatementResult::CreateIndex { name: n.name }),
+        Some(R::DropIndex(d)) => {
+            Ok(StatementResult::DropIndex { name: d.name, existed: d.existed })
+        }
+        Some(R::Insert(count)) => Ok(StatementResult::Insert { count }),
+        Some(R::Update(count)) => Ok(StatementResult::Update { count }),
+        Some(R::Delete(count)) => Ok(StatementResult::Delete { count }),
+        Some(R::Query(q)) => {
+            Ok(StatementResult::Query { columns: from_columns(q.columns), rows: from_rows(q.rows) })
+        }
+    };
+    (result.index, outcome)
+}
+
+impl From<&Transaction> for pb::Transaction {
+    fn from(txn: &Transaction) -> Self {
+        match txn {
+            Transaction::ReadWrite { version, index } => pb::Transaction {
+                version: *version,
+                read_only: false,
+                active: vec![],
+                index: *index,
+            },
+            Transaction::ReadOnly { state, index } => pb::Transaction {
+                version: state.version,
+                read_only: true,
+                active: state.active.iter().copied().collect(),
+                index: *index,
+            },
+        }
+    }
+}
+
+impl From<pb::Transaction> for Transaction {
+    fn from(txn: pb::Transaction) -> Self {
+        match txn.read_only {
+            false => Transaction::ReadWrite { version: txn.version, index: txn.index },
+            true => Transaction::ReadOnly {
+                state: TransactionState {
+                    version: txn.version,
+                    read_only: true,
+                    active: txn.active.into_iter().collect(),
+                },
+                index: txn.index,
+            },
+        }
+    }
+}
+
+impl From<pb::ExecuteRequest> for Request {
+    fn from(request: pb::ExecuteRequest) -> Self {
+        let consistency = match pb::Consistency::try_from(request.consistency) {
+            Ok(pb::Consistency::Stale) => Consistency::Stale,
+            _ => Consistency::Linearizable,
+        };
+        Request {
+            sql: request.sql,
+            consistency,
+            transaction: request.session.and_then(|s| s.transaction).map(Transaction::from),
+            continue_on_error: request.continue_on_error,
+        }
+    }
+}
+
+impl From<&Request> for pb::ExecuteRequest {
+    fn from(request: &Request) -> Self {
+        let consistency = match request.consistency {
+            Consistency::Linearizable => pb::Consistency::Linearizable,
+            Consistency::Stale => pb::Consistency::Stale,
+        };
+        pb::ExecuteRequest {
+            sql: request.sql.clone(),
+            consistency: consistency as i32,
+            session: Some(pb::Session {
+                transaction: request.transaction.as_ref().map(Into::into),
+            }),
+            continue_on_error: request.continue_on_error,
+        }
+    }
+}
+
+impl From<&Response> for pb::ExecuteResponse {
+    fn from(response: &Response) -> Self {
+        pb::ExecuteResponse {
+            results: response.results.iter().map(|(i, o)| statement_result(*i, o)).collect(),
+            session: Some(pb::Session {
+                transaction: response.transaction.as_ref().map(Into::into),
+            }),
+        }
+    }
+}
+
+impl From<pb::ExecuteResponse> for Response {
+    fn from(response: pb::ExecuteResponse) -> Self {
+        Response {
+            results: response.results.into_iter().map(from_statement_result).collect(),
+            transaction: response.session.and_then(|s| s.transaction).map(Transaction::from),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn requests_and_responses_round_trip() {
+        let request = Request {
+            sql: "SELECT 1".into(),
+            consistency: Consistency::Stale,
+            transaction: Some(Transaction::ReadOnly {
+                state: TransactionState {
+                    version: 7,
+                    read_only: true,
+                    active: BTreeSet::from([3, 5]),
+                },
+                index: 42,
+            }),
+            continue_on_error: true,
+        };
+        let back = Request::from(pb::ExecuteRequest::from(&request));
+        assert_eq!(format!("{back:?}"), format!("{request:?}"));
+        let outcomes: Vec<(u64, StatementOutcome)> = vec![
+            (1, Ok(StatementResult::Begin { version: 3, read_only: false })),
+            (2, Ok(StatementResult::Insert { count: 2 })),
+            (2, Ok(StatementResult::DropIndex { name: "i".into(), existed: false })),
+            (
+                3,
+                Ok(StatementResult::Query {
+                    columns: vec![OutputColumn {
+                        name: "a".into(),
+                        datatype: Some(DataType::Float),
+                    }],
+                    rows: vec![vec![Value::Float(1.5)], vec![Value::Null]],
+                }),
+            ),
+            (4, Err(StatementError::new("unique_violation", "duplicate"))),
+        ];
+        let response = Response {
+            results: outcomes,
+            transaction: Some(Transaction::ReadWrite { version: 3, index: 2 }),
+        };
+        let back = Response::from(pb::ExecuteResponse::from(&response));
+        assert_eq!(format!("{back:?}"), format!("{response:?}"));
+    }
+}

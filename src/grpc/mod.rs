@@ -1,7 +1,7 @@
 //! The gRPC surface: the generated protobuf types and services (`pb`), and conversions between
 //! them and the domain types. Only this module and the server's services see `pb`.
 
-mod convert;
+pub mod convert;
 
 /// Types and services generated from `proto/chronos/v1/*.proto`.
 #[allow(missing_docs, clippy::all)]

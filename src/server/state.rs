@@ -111,6 +111,8 @@ pub struct StateMachine {
     txns: BTreeMap<Version, Txn>,
     applied: Index,
     addresses: BTreeMap<NodeId, String>,
+    /// Counts changes of `addresses` (volatile: only for noticing them).
+    address_changes: u64,
 }
 
 impl StateMachine {
@@ -124,6 +126,7 @@ impl StateMachine {
             txns: BTreeMap::new(),
             applied: 0,
             addresses: BTreeMap::new(),
+            address_changes: 0,
         })
     }
 
@@ -144,6 +147,11 @@ impl StateMachine {
     /// Member addresses recorded through the log.
     pub fn addresses(&self) -> &BTreeMap<NodeId, String> {
         &self.addresses
+    }
+
+    /// A counter that moves whenever the addresses change.
+    pub fn address_changes(&self) -> u64 {
+        self.address_changes
     }
 
     /// Applies a committed entry. Returns the outcome for the client that proposed it.
@@ -230,6 +238,7 @@ impl StateMachine {
             }
             Command::SetAddress { id, address } => {
                 self.addresses.insert(id, address);
+                self.address_changes += 1;
                 Ok(Outcome::Done)
             }
         }
@@ -278,6 +287,7 @@ impl StateMachine {
         *self.db.write().unwrap_or_else(|poison| poison.into_inner()) = Arc::new(db);
         self.applied = data.applied;
         self.addresses = data.addresses;
+        self.address_changes += 1;
         Ok(())
     }
 

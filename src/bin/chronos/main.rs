@@ -1,0 +1,252 @@
+//! `chronos`: the Chronos command line.
+//!
+//! - `chronos exec "SQL; SQL"` (or `-f FILE`, `-` for stdin) runs statements in order and prints
+//!   their results as tables, CSV or JSON lines.
+//! - `chronos shell` is an interactive prompt.
+//! - `chronos status` shows every node of the cluster.
+//! - `chronos member add|promote|remove` and `chronos transfer-leader` change the cluster.
+//!
+//! Exit codes: 0 success, 1 an SQL error (or a refused request), 2 a usage error, 3 the cluster
+//! is unreachable or unavailable.
+
+mod output;
+mod shell;
+mod status;
+
+use chronos::client::{self, Client};
+use chronos::server::Consistency;
+use clap::{Parser, Subcommand};
+use output::Format;
+use std::io::{Read as _, Write as _};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// The Chronos command line.
+#[derive(Parser, Debug)]
+#[command(name = "chronos", version, about)]
+struct Args {
+    /// Node addresses (HOST:PORT), tried in order; any node serves any request.
+    #[arg(long, global = true, value_delimiter = ',', default_value = "127.0.0.1:7001")]
+    addr: Vec<String>,
+    /// How long to wait for an answer, in milliseconds.
+    #[arg(long, global = true, default_value_t = client::DEFAULT_TIMEOUT.as_millis() as u64)]
+    timeout_ms: u64,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Read consistency, as a flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ConsistencyArg {
+    /// Reflect every write acknowledged before the read (default).
+    Linearizable,
+    /// Read the node's local state at once.
+    Stale,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run SQL statements in order.
+    Exec {
+        /// The statements, separated by semicolons.
+        sql: Option<String>,
+        /// Read the statements from a file (`-` for stdin).
+        #[arg(short, long, conflicts_with = "sql")]
+        file: Option<String>,
+        /// How to print results.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Keep going after a failed statement.
+        #[arg(long)]
+        continue_on_error: bool,
+        /// How fresh reads must be.
+        #[arg(long, value_enum, default_value_t = ConsistencyArg::Linearizable)]
+        consistency: ConsistencyArg,
+    },
+    /// An interactive SQL prompt.
+    Shell {
+        /// How fresh reads must be.
+        #[arg(long, value_enum, default_value_t = ConsistencyArg::Linearizable)]
+        consistency: ConsistencyArg,
+    },
+    /// Show every node of the cluster.
+    Status {
+        /// `table` or `json`.
+        #[arg(long, value_enum, default_value_t = status::StatusFormat::Table)]
+        format: status::StatusFormat,
+    },
+    /// Change the cluster's membership.
+    Member {
+        #[command(subcommand)]
+        change: MemberChange,
+    },
+    /// Hand leadership to another voter.
+    TransferLeader {
+        /// The new leader's id.
+        id: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MemberChange {
+    /// Add a node (started with `chronosd --join`) as a non-voting learner.
+    Add {
+        /// Its id.
+        id: u64,
+        /// Where it serves (HOST:PORT).
+        address: String,
+    },
+    /// Make a learner a voter.
+    Promote {
+        /// Its id.
+        id: u64,
+    },
+    /// Remove a node.
+    Remove {
+        /// Its id.
+        id: u64,
+    },
+}
+
+/// Exit codes.
+const SQL_ERROR: u8 = 1;
+const USAGE: u8 = 2;
+const UNAVAILABLE: u8 = 3;
+
+/// The exit code for a client error.
+fn exit_for(error: &client::Error) -> ExitCode {
+    eprintln!("chronos: {error}");
+    match error {
+        client::Error::Unreachable(_) | client::Error::Unavailable(_) => {
+            ExitCode::from(UNAVAILABLE)
+        }
+        client::Error::Invalid(_) | client::Error::Server(_) => ExitCode::from(SQL_ERROR),
+    }
+}
+
+fn consistency(arg: ConsistencyArg) -> Consistency {
+    match arg {
+        ConsistencyArg::Linearizable => Consistency::Linearizable,
+        ConsistencyArg::Stale => Consistency::Stale,
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let timeout = Duration::from_millis(args.timeout_ms.max(1));
+    let mut client = match Client::new(args.addr.clone(), timeout) {
+        Ok(client) => client,
+        Err(error) => {
+            eprintln!("chronos: {error}");
+            return ExitCode::from(USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("chronos: cannot start the runtime: {error}");
+            return ExitCode::from(SQL_ERROR);
+        }
+    };
+    match args.command {
+        Command::Exec { sql, file, format, continue_on_error, consistency: level } => {
+            let script = match (sql, file) {
+                (Some(sql), None) => sql,
+                (None, Some(path)) => match read_script(&path) {
+                    Ok(script) => script,
+                    Err(error) => {
+                        eprintln!("chronos: cannot read {path}: {error}");
+                        return ExitCode::from(USAGE);
+                    }
+                },
+                _ => {
+                    eprintln!("chronos: exec needs SQL or -f FILE (see chronos exec --help)");
+                    return ExitCode::from(USAGE);
+                }
+            };
+            client.consistency = consistency(level);
+            runtime.block_on(exec(&mut client, &script, format, continue_on_error))
+        }
+        Command::Shell { consistency: level } => {
+            client.consistency = consistency(level);
+            shell::run(&runtime, client)
+        }
+        Command::Status { format } => runtime.block_on(status::print(&mut client, format)),
+        Command::Member { change } => runtime.block_on(async {
+            let result = match change {
+                MemberChange::Add { id, address } => client.add_learner(id, &address).await,
+                MemberChange::Promote { id } => client.promote(id).await,
+                MemberChange::Remove { id } => client.remove_node(id).await,
+            };
+            match result {
+                Ok(response) => {
+                    let members: Vec<String> = response
+                        .members
+                        .iter()
+                        .map(|m| {
+                            let kind = if m.voter { "voter" } else { "learner" };
+                            format!("{} ({kind}, {})", m.id, m.address)
+                        })
+                        .collect();
+                    println!("configuration at index {}: {}", response.index, members.join(", "));
+                    ExitCode::SUCCESS
+                }
+                Err(error) => exit_for(&error),
+            }
+        }),
+        Command::TransferLeader { id } => runtime.block_on(async {
+            match client.transfer_leadership(id).await {
+                Ok(leader) => {
+                    println!("leader: node {leader}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => exit_for(&error),
+            }
+        }),
+    }
+}
+
+fn read_script(path: &str) -> std::io::Result<String> {
+    if path == "-" {
+        let mut script = String::new();
+        std::io::stdin().read_to_string(&mut script)?;
+        Ok(script)
+    } else {
+        std::fs::read_to_string(path)
+    }
+}
+
+/// Runs a script and prints its results; the exit code says how it went.
+async fn exec(
+    client: &mut Client,
+    script: &str,
+    format: Format,
+    continue_on_error: bool,
+) -> ExitCode {
+    let response = match client.execute(script, continue_on_error).await {
+        Ok(response) => response,
+        Err(error) => return exit_for(&error),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut code = 0;
+    for (_, outcome) in &response.results {
+        let _ = stdout.write_all(output::render(format, outcome).as_bytes());
+        if let Err(error) = outcome {
+            if format != Format::Json {
+                let _ = stdout.flush();
+                eprintln!("{}", output::error_line(&error.kind, &error.message));
+            }
+            let unavailable = error.kind == "unavailable";
+            code = code.max(if unavailable { UNAVAILABLE } else { SQL_ERROR });
+        }
+    }
+    let _ = stdout.flush();
+    if client.transaction().is_some() {
+        // Like a closed connection in other databases: an unfinished transaction is undone.
+        eprintln!("chronos: the script left a transaction open; rolling it back");
+        if let Err(error) = client.execute("ROLLBACK", false).await {
+            eprintln!("chronos: {error} (the cluster rolls it back after its timeout)");
+        }
+    }
+    ExitCode::from(code)
+}

@@ -1,0 +1,102 @@
+//! A node's periodic work: rolling back abandoned transactions and garbage-collecting old
+//! versions (both decided by the leader and carried out through the log), and reporting
+//! transaction use to the leader.
+
+use super::command::Command;
+use super::context::Context;
+use crate::grpc::pb;
+use crate::raft::{Role, Term};
+use crate::storage::mvcc::Version;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often transaction use is reported and abandoned transactions are looked for.
+const ACTIVITY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Starts the background tasks.
+pub fn spawn(cx: Arc<Context>) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![tokio::spawn(transactions(cx.clone())), tokio::spawn(collect_garbage(cx))]
+}
+
+/// The role and term now.
+fn leadership(cx: &Context) -> (Role, Term, Option<u64>) {
+    let state = cx.state.borrow();
+    (state.raft.role, state.raft.term, state.raft.leader)
+}
+
+/// Reports transaction use to the leader; on the leader, rolls back abandoned transactions.
+async fn transactions(cx: Arc<Context>) {
+    let mut ticker = tokio::time::interval(ACTIVITY_INTERVAL);
+    let mut led_term: Option<Term> = None;
+    loop {
+        ticker.tick().await;
+        let (role, term, leader) = leadership(&cx);
+        if role != Role::Leader {
+            led_term = None;
+            let touched = cx.activity.take_touched();
+            if let (false, Some(leader)) = (touched.is_empty(), leader)
+                && let Some(channel) = cx.transport.channel(leader)
+            {
+                let mut client = pb::raft_client::RaftClient::new(channel);
+                let request = pb::TouchRequest { transactions: touched };
+                let _ = tokio::time::timeout(ACTIVITY_INTERVAL, client.touch(request)).await;
+            }
+            continue;
+        }
+        if led_term != Some(term) {
+            // A new leadership: every open transaction's clock starts now.
+            cx.activity.reset();
+            led_term = Some(term);
+        }
+        cx.activity.take_touched();
+        let open: Vec<Version> = cx.database().mvcc().active_versions().into_iter().collect();
+        let abandoned = cx.activity.abandoned(&open, cx.opts.transaction_timeout, Instant::now());
+        if !abandoned.is_empty() {
+            tracing::info!(?abandoned, "rolling back transactions whose clients went away");
+            let message = format!("rolled back abandoned transactions {abandoned:?}");
+            if cx.propose(&Command::Abort { txns: abandoned }).await.is_ok() {
+                cx.publish("transaction", message);
+            }
+        }
+    }
+}
+
+/// On the leader: garbage-collects versions older than the retention period. The leader
+/// samples the version counter; a sample older than the retention becomes the horizon.
+async fn collect_garbage(cx: Arc<Context>) {
+    let mut ticker = tokio::time::interval(cx.opts.gc_interval);
+    let mut samples: VecDeque<(Instant, Version)> = VecDeque::new();
+    let mut led_term: Option<Term> = None;
+    let mut collected: Version = 0;
+    loop {
+        ticker.tick().await;
+        let (role, term, _) = leadership(&cx);
+        if role != Role::Leader || led_term != Some(term) {
+            samples.clear();
+            led_term = (role == Role::Leader).then_some(term);
+            if role != Role::Leader {
+                continue;
+            }
+        }
+        let now = Instant::now();
+        let next_version = match cx.database().mvcc().status() {
+            Ok(status) => status.next_version,
+            Err(_) => continue,
+        };
+        samples.push_back((now, next_version));
+        let mut horizon = None;
+        while let Some((at, version)) = samples.front().copied() {
+            if now.duration_since(at) < cx.opts.gc_retention {
+                break;
+            }
+            horizon = Some(version);
+            samples.pop_front();
+        }
+        if let Some(horizon) = horizon.filter(|h| *h > collected)
+            && cx.propose(&Command::Collect { horizon }).await.is_ok()
+        {
+            collected = horizon;
+        }
+    }
+}

@@ -1,0 +1,335 @@
+//! What a node's services and background tasks share, and the three things they do with the
+//! Raft layer: propose a command (here or through the leader), wait for a linearizable read
+//! index, and wait until the state machine has applied an index.
+
+use super::Error;
+use super::command::{Command, Outcome};
+use super::driver::{DriverState, Input, NodeEvent, ProposeError};
+use super::files::DataDir;
+use super::state::{SharedDatabase, read_database};
+use super::transport::Transport;
+use super::{Options, activity::Activity};
+use crate::grpc::pb;
+use crate::raft::{self, ConfChange, Index, NodeId, Role};
+use crate::sql::Database;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, oneshot, watch};
+
+/// A gRPC metadata key the leader sets on a forwarded proposal's failure, saying whether the
+/// command may still be applied (`unknown`) or certainly was not (`not_applied`).
+pub const OUTCOME_HEADER: &str = "chronos-outcome";
+
+/// How long a follower waits for the leader's answer to a read index before asking again (the
+/// question or the answer may have been lost).
+const READ_INDEX_RETRY: Duration = Duration::from_millis(300);
+
+/// Shared by a node's services and tasks.
+pub struct Context {
+    /// The node's settings.
+    pub opts: Options,
+    /// The address clients and peers reach this node at.
+    pub address: String,
+    /// The driver's inbox.
+    pub inbox: Mutex<Sender<Input>>,
+    /// The driver's published state.
+    pub state: watch::Receiver<DriverState>,
+    /// The state machine's applied index.
+    pub applied: watch::Receiver<Index>,
+    /// The current database.
+    pub db: SharedDatabase,
+    /// Connections to peers.
+    pub transport: Arc<Transport>,
+    /// Node events.
+    pub events: broadcast::Sender<NodeEvent>,
+    /// The data directory.
+    pub data: Arc<DataDir>,
+    /// When the node started.
+    pub started: Instant,
+    /// Transaction use, for the abandonment timeout.
+    pub activity: Activity,
+}
+
+impl Context {
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.opts.id
+    }
+
+    /// The current database.
+    pub fn database(&self) -> Arc<Database> {
+        read_database(&self.db)
+    }
+
+    /// The applied index now.
+    pub fn applied_index(&self) -> Index {
+        *self.applied.borrow()
+    }
+
+    /// Sends an input to the driver.
+    pub fn send(&self, input: Input) -> Result<(), Error> {
+        let inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
+        inbox.send(input).map_err(|_| self.stopped())
+    }
+
+    /// The error for a node whose driver has stopped.
+    pub fn stopped(&self) -> Error {
+        match self.state.borrow().halted.clone() {
+            Some(reason) => Error::Halted(reason),
+            None => Error::Unavailable("the node is shutting down".into()),
+        }
+    }
+
+    /// Fails if the node has halted.
+    pub fn check_running(&self) -> Result<(), Error> {
+        match self.state.borrow().halted.clone() {
+            Some(reason) => Err(Error::Halted(reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the state changes or `deadline` passes; false at the deadline.
+    async fn wait_change(&self, deadline: Instant) -> bool {
+        let mut state = self.state.clone();
+        state.mark_unchanged();
+        // A short cap: a leader may appear without a state change reaching us promptly.
+        let until = deadline.min(Instant::now() + Duration::from_millis(50));
+        let _ = tokio::time::timeout_at(until.into(), state.changed()).await;
+        Instant::now() < deadline
+    }
+
+    /// Replicates a command and returns its outcome once applied, proposing it here if this
+    /// node leads or forwarding it to the leader otherwise. Refusals that prove the command was
+    /// not proposed are retried until the request timeout.
+    pub async fn propose(&self, command: &Command) -> Result<(Index, Outcome), Error> {
+        let bytes = command.encode();
+        let deadline = Instant::now() + self.opts.request_timeout;
+        loop {
+            self.check_running()?;
+            let (role, leader) = {
+                let state = self.state.borrow();
+                (state.raft.role, state.raft.leader)
+            };
+            let attempt = if role == Role::Leader {
+                let (tx, rx) = oneshot::channel();
+                let input = Input::Propose { command: bytes.clone(), reply: tx };
+                self.propose_here(input, rx, deadline).await
+            } else if let Some(leader) = leader.filter(|l| *l != self.id()) {
+                self.forward(leader, &bytes, deadline).await
+            } else {
+                Attempt::Retry
+            };
+            match attempt {
+                Attempt::Done(result) => return result,
+                Attempt::Retry => {
+                    if !self.wait_change(deadline).await {
+                        return Err(self.no_quorum());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Proposes a command on this node, which must lead (for commands forwarded to it).
+    /// `None` means it certainly was not applied (this node stopped leading).
+    pub async fn propose_on_leader(
+        &self,
+        command: &Command,
+    ) -> Result<Option<(Index, Outcome)>, Error> {
+        let deadline = Instant::now() + self.opts.request_timeout;
+        let (tx, rx) = oneshot::channel();
+        let input = Input::Propose { command: command.encode(), reply: tx };
+        match self.propose_here(input, rx, deadline).await {
+            Attempt::Done(result) => result.map(Some),
+            Attempt::Retry => Ok(None),
+        }
+    }
+
+    /// Proposes a membership change on the leader (forwarding is done by the caller).
+    pub async fn propose_conf_change(&self, change: ConfChange) -> Result<Index, Error> {
+        let deadline = Instant::now() + self.opts.request_timeout;
+        loop {
+            let (tx, rx) = oneshot::channel();
+            let input = Input::ConfChange { change, reply: tx };
+            match self.propose_here(input, rx, deadline).await {
+                Attempt::Done(result) => return result.map(|(index, _)| index),
+                Attempt::Retry => {
+                    if !self.wait_change(deadline).await {
+                        return Err(self.no_quorum());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn propose_here(
+        &self,
+        input: Input,
+        reply: OutcomeReceiver,
+        deadline: Instant,
+    ) -> Attempt {
+        if let Err(error) = self.send(input) {
+            return Attempt::Done(Err(error));
+        }
+        match tokio::time::timeout_at(deadline.into(), reply).await {
+            Err(_) => Attempt::Done(Err(Error::UnknownOutcome(format!(
+                "the write did not commit within {:?}: a majority of the cluster may be down or partitioned; it may still be applied later",
+                self.opts.request_timeout
+            )))),
+            Ok(Err(_)) => Attempt::Done(Err(self.stopped())),
+            Ok(Ok(Ok(result))) => Attempt::Done(Ok(result)),
+            // Not proposed, or replaced before it committed: safe to try again.
+            Ok(Ok(Err(ProposeError::Raft(raft::Error::NotLeader { .. }))))
+            | Ok(Ok(Err(ProposeError::Raft(raft::Error::TransferInProgress))))
+            | Ok(Ok(Err(ProposeError::Raft(raft::Error::ConfChangeInProgress))))
+            | Ok(Ok(Err(ProposeError::Replaced))) => Attempt::Retry,
+            Ok(Ok(Err(ProposeError::Raft(error)))) => {
+                Attempt::Done(Err(Error::InvalidRequest(error.to_string())))
+            }
+            Ok(Ok(Err(ProposeError::Unknown))) => {
+                Attempt::Done(Err(Error::UnknownOutcome(ProposeError::Unknown.to_string())))
+            }
+            Ok(Ok(Err(ProposeError::Halted(reason)))) => Attempt::Done(Err(Error::Halted(reason))),
+        }
+    }
+
+    /// Forwards a command to the leader.
+    async fn forward(&self, leader: NodeId, command: &[u8], deadline: Instant) -> Attempt {
+        let Some(channel) = self.transport.channel(leader) else { return Attempt::Retry };
+        let mut client = pb::raft_client::RaftClient::new(channel);
+        let mut request = tonic::Request::new(pb::ProposeRequest { command: command.to_vec() });
+        request.set_timeout(deadline.saturating_duration_since(Instant::now()));
+        let response = match tokio::time::timeout_at(deadline.into(), client.propose(request)).await
+        {
+            Err(_) => {
+                return Attempt::Done(Err(Error::UnknownOutcome(format!(
+                    "the leader (node {leader}) did not answer within {:?}",
+                    self.opts.request_timeout
+                ))));
+            }
+            Ok(Ok(response)) => response.into_inner(),
+            Ok(Err(status)) => return self.forward_failed(leader, status),
+        };
+        let outcome = match Outcome::decode(&response.outcome) {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                return Attempt::Done(Err(Error::InvalidRequest(format!(
+                    "the leader sent an undecodable outcome: {error}"
+                ))));
+            }
+        };
+        // Read-your-writes on this node: later reads here see the write. It is committed
+        // either way, so a slow catch-up does not fail the request.
+        let _ = self.wait_applied(response.index, deadline).await;
+        Attempt::Done(Ok((response.index, outcome)))
+    }
+
+    fn forward_failed(&self, leader: NodeId, status: tonic::Status) -> Attempt {
+        let outcome = status.metadata().get(OUTCOME_HEADER).and_then(|v| v.to_str().ok());
+        match (status.code(), outcome) {
+            (_, Some("not_applied")) => Attempt::Retry,
+            (_, Some(_)) => Attempt::Done(Err(Error::UnknownOutcome(status.message().to_string()))),
+            // The leader refused before proposing (it is not the leader any more).
+            (tonic::Code::FailedPrecondition, None) => Attempt::Retry,
+            // The connection could not be made: nothing was sent.
+            _ if never_sent(&status) => Attempt::Retry,
+            (tonic::Code::InvalidArgument, None) => {
+                Attempt::Done(Err(Error::InvalidRequest(status.message().to_string())))
+            }
+            _ => Attempt::Done(Err(Error::UnknownOutcome(format!(
+                "lost contact with the leader (node {leader}) while it handled the write: {}",
+                status.message()
+            )))),
+        }
+    }
+
+    /// The error for a request that found no leader able to serve it in time.
+    fn no_quorum(&self) -> Error {
+        let state = self.state.borrow();
+        let leader = match state.raft.leader {
+            Some(leader) => format!("the last known leader is node {leader}"),
+            None => "no leader is known".to_string(),
+        };
+        Error::Unavailable(format!(
+            "no leader could serve the request within {:?} ({leader}); a majority of the cluster may be down or partitioned",
+            self.opts.request_timeout
+        ))
+    }
+
+    /// Waits for a linearizable read index (ReadIndex through the leader) and until this node
+    /// has applied it. Returns the index.
+    pub async fn read_barrier(&self) -> Result<Index, Error> {
+        let deadline = Instant::now() + self.opts.request_timeout;
+        loop {
+            self.check_running()?;
+            let (tx, rx) = oneshot::channel();
+            self.send(Input::ReadIndex { reply: tx })?;
+            let retry_at = deadline.min(Instant::now() + READ_INDEX_RETRY);
+            match tokio::time::timeout_at(retry_at.into(), rx).await {
+                Ok(Ok(Ok(index))) => {
+                    self.wait_applied(index, deadline).await?;
+                    return Ok(index);
+                }
+                Ok(Err(_)) => return Err(self.stopped()),
+                // No leader yet, or the question or its answer was lost: ask again.
+                Ok(Ok(Err(_))) => {
+                    if !self.wait_change(deadline).await {
+                        return Err(self.no_quorum());
+                    }
+                }
+                Err(_) if Instant::now() >= deadline => return Err(self.no_quorum()),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Waits until the state machine has applied `index`.
+    pub async fn wait_applied(&self, index: Index, deadline: Instant) -> Result<(), Error> {
+        let mut applied = self.applied.clone();
+        match tokio::time::timeout_at(deadline.into(), applied.wait_for(|a| *a >= index)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(self.stopped()),
+            Err(_) => Err(Error::Unavailable(format!(
+                "this node has not caught up to index {index} within {:?} (applied: {})",
+                self.opts.request_timeout,
+                *self.applied.borrow()
+            ))),
+        }
+    }
+
+    /// Tells consoles something happened.
+    pub fn publish(&self, kind: &'static str, message: String) {
+        let state = self.state.borrow();
+        let event = NodeEvent {
+            at: std::time::SystemTime::now(),
+            kind,
+            message,
+            term: state.raft.term,
+            index: state.raft.commit_index,
+        };
+        let _ = self.events.send(event);
+    }
+}
+
+/// The result of one attempt at a proposal.
+enum Attempt {
+    Done(Result<(Index, Outcome), Error>),
+    Retry,
+}
+
+/// Where a proposal's outcome arrives.
+type OutcomeReceiver = oneshot::Receiver<Result<(Index, Outcome), ProposeError>>;
+
+/// True when a gRPC failure happened before the request left this node (the connection
+/// could not be made), so retrying cannot apply it twice.
+pub fn never_sent(status: &tonic::Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.downcast_ref::<tonic::ConnectError>().is_some() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}

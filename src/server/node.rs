@@ -1,0 +1,342 @@
+//! Starting and stopping a node, and its status.
+
+use super::activity::Activity;
+use super::context::Context;
+use super::driver::{Applier, Driver, DriverState, NodeEvent};
+use super::files::DataDir;
+use super::state::{SledSource, StateMachine};
+use super::transport::{Addresses, Transport};
+use super::{Error, admin, background, services};
+use crate::grpc::pb;
+use crate::raft::{
+    self, Configuration, FileDisk, Index, LogStore, NodeId, PeerStatus, Role, SnapshotMeta,
+};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, watch};
+
+/// A node's settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// This node's id (non-zero, unique in the cluster).
+    pub id: NodeId,
+    /// The address to serve on (`host:port`; port 0 picks a free one).
+    pub listen: String,
+    /// The other members' addresses. With none, the node is a one-node cluster.
+    pub peers: BTreeMap<NodeId, String>,
+    /// Where the node keeps its data.
+    pub data_dir: PathBuf,
+    /// Join an existing cluster (wait to be added) instead of forming one with `peers`.
+    pub join: bool,
+    /// The length of a Raft tick.
+    pub tick: Duration,
+    /// The base election timeout in ticks.
+    pub election_ticks: raft::Ticks,
+    /// How long a request may wait for a leader, a commit or a read barrier.
+    pub request_timeout: Duration,
+    /// How long a transaction may go unused before it is rolled back.
+    pub transaction_timeout: Duration,
+    /// Entries applied after the latest snapshot that trigger a new one.
+    pub snapshot_entries: u64,
+    /// How often the leader garbage-collects old versions.
+    pub gc_interval: Duration,
+    /// How long old versions stay readable.
+    pub gc_retention: Duration,
+}
+
+impl Options {
+    /// Defaults for node `id` serving on `listen` with data in `data_dir`.
+    pub fn new(id: NodeId, listen: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            id,
+            listen: listen.into(),
+            peers: BTreeMap::new(),
+            data_dir: data_dir.into(),
+            join: false,
+            tick: super::TICK_INTERVAL,
+            election_ticks: super::ELECTION_TICKS,
+            request_timeout: super::REQUEST_TIMEOUT,
+            transaction_timeout: super::TRANSACTION_TIMEOUT,
+            snapshot_entries: super::SNAPSHOT_ENTRIES,
+            gc_interval: super::GC_INTERVAL,
+            gc_retention: super::GC_RETENTION,
+        }
+    }
+}
+
+/// A node's status, as the Admin service reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The node.
+    pub id: NodeId,
+    /// Where it serves.
+    pub address: String,
+    /// Its Raft role.
+    pub role: Role,
+    /// Whether it is a learner (a non-voting member).
+    pub learner: bool,
+    /// Its term.
+    pub term: raft::Term,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// Whom it voted for in this term.
+    pub voted_for: Option<NodeId>,
+    /// The first index in its log.
+    pub first_index: Index,
+    /// Its last index.
+    pub last_index: Index,
+    /// Its commit index.
+    pub commit_index: Index,
+    /// What its state machine has applied.
+    pub applied_index: Index,
+    /// Its latest snapshot's index.
+    pub snapshot_index: Index,
+    /// On the leader: each other member's replication (last contact in milliseconds).
+    pub peers: BTreeMap<NodeId, PeerStatus>,
+    /// The members and their addresses (`true`: voter).
+    pub members: Vec<(NodeId, String, bool)>,
+    /// Time since it started.
+    pub uptime: Duration,
+    /// Bytes in its data directory.
+    pub data_bytes: u64,
+    /// Why it stopped serving, if it did.
+    pub halted: Option<String>,
+}
+
+/// A running node.
+pub struct Node {
+    cx: Arc<Context>,
+    address: std::net::SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts a node: recovers its log and state, binds its port and joins the cluster.
+    pub async fn start(opts: Options) -> Result<Node, Error> {
+        if opts.id == 0 {
+            return Err(Error::Config("node ids start at 1".into()));
+        }
+        if opts.peers.contains_key(&opts.id) {
+            return Err(Error::Config(format!("node {} cannot be its own peer", opts.id)));
+        }
+        let listener = tokio::net::TcpListener::bind(&opts.listen)
+            .await
+            .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", opts.listen)))?;
+        let address = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
+        let opts_dir = opts.data_dir.clone();
+        let (data, store, recovered, machine) = {
+            let opts = opts.clone();
+            tokio::task::spawn_blocking(move || recover(&opts))
+                .await
+                .map_err(|e| Error::Io(format!("recovery failed: {e}")))??
+        };
+        let data = Arc::new(data);
+        let mut book = opts.peers.clone();
+        book.insert(opts.id, address.to_string());
+        for (id, recorded) in machine.addresses() {
+            book.insert(*id, recorded.clone());
+        }
+        let addresses: Addresses = Arc::new(RwLock::new(book));
+        let transport =
+            Arc::new(Transport::new(addresses.clone(), tokio::runtime::Handle::current()));
+        let mut raft_opts = raft::Options::new(opts.id);
+        raft_opts.election_ticks = opts.election_ticks;
+        raft_opts.seed = seed(opts.id);
+        let node = raft::Node::new(raft_opts, recovered);
+        let (inbox, inbox_rx) = std::sync::mpsc::channel();
+        let (apply, apply_rx) = std::sync::mpsc::channel();
+        let (applied_tx, applied) = watch::channel(machine.applied());
+        let initial = DriverState {
+            raft: node.status(),
+            snapshot_index: node.log().snapshot().index,
+            halted: None,
+        };
+        let (state_tx, state) = watch::channel(initial);
+        let (events, _) = broadcast::channel(256);
+        let waiters = Arc::new(Mutex::new(BTreeMap::new()));
+        let db = machine.database();
+        let applier = Applier {
+            machine,
+            work: apply_rx,
+            waiters: waiters.clone(),
+            applied: applied_tx,
+            driver: inbox.clone(),
+            data: data.clone(),
+            addresses: addresses.clone(),
+        };
+        let driver = Driver {
+            node,
+            store,
+            data: data.clone(),
+            inbox: inbox_rx,
+            transport: transport.clone(),
+            apply,
+            waiters,
+            state: state_tx,
+            events: events.clone(),
+            tick: opts.tick,
+            snapshot_entries: opts.snapshot_entries.max(1),
+        };
+        let threads = vec![
+            spawn_thread("chronos-apply", move || applier.run())?,
+            spawn_thread("chronos-raft", move || driver.run())?,
+        ];
+        let cx = Arc::new(Context {
+            opts,
+            address: address.to_string(),
+            inbox: Mutex::new(inbox),
+            state,
+            applied,
+            db,
+            transport,
+            events,
+            data,
+            started: Instant::now(),
+            activity: Activity::default(),
+        });
+        let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
+        let server = services::serve(cx.clone(), listener, shutdown_rx);
+        let tasks = background::spawn(cx.clone());
+        tracing::info!(id = cx.id(), %address, data = %opts_dir.display(), "node started");
+        Ok(Node { cx, address, shutdown: Some(shutdown), server: Some(server), tasks, threads })
+    }
+
+    /// The address the node serves on.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.address
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.cx.id()
+    }
+
+    /// The node's status now.
+    pub fn status(&self) -> NodeStatus {
+        admin::node_status(&self.cx)
+    }
+
+    /// Events as they happen.
+    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
+        self.cx.events.subscribe()
+    }
+
+    /// Resolves when the node halts after a failure that could make it diverge.
+    pub async fn halted(&self) -> String {
+        let mut state = self.cx.state.clone();
+        match state.wait_for(|s| s.halted.is_some()).await {
+            Ok(state) => state.halted.clone().unwrap_or_default(),
+            Err(_) => "the node stopped".into(),
+        }
+    }
+
+    /// Stops gracefully: a leader first hands leadership to the most up-to-date voter (waiting
+    /// at most an election timeout), then the node stops serving and its threads end.
+    pub async fn stop(mut self) {
+        super::admin::hand_over_leadership(&self.cx).await;
+        self.shut_down().await;
+    }
+
+    /// Stops at once, as a crash would (minus losing unsynced writes: none are acknowledged).
+    pub async fn kill(mut self) {
+        self.shut_down().await;
+    }
+
+    async fn shut_down(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        let _ = self.cx.send(super::driver::Input::Shutdown);
+        let threads = std::mem::take(&mut self.threads);
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+        tracing::info!(id = self.cx.id(), "node stopped");
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+        let _ = self.cx.send(super::driver::Input::Shutdown);
+    }
+}
+
+fn spawn_thread(
+    name: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, Error> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .map_err(|e| Error::Io(format!("cannot start thread {name}: {e}")))
+}
+
+/// A seed for election timeouts: different per node and per start.
+fn seed(id: NodeId) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    nanos ^ id.rotate_left(32)
+}
+
+/// Opens the data directory, the log and the state machine (blocking work).
+fn recover(
+    opts: &Options,
+) -> Result<(DataDir, LogStore<FileDisk>, raft::Recovered, StateMachine), Error> {
+    let data = DataDir::open(&opts.data_dir, opts.id)?;
+    let disk = FileDisk::open(data.raft_dir())?;
+    let (mut store, mut recovered) = LogStore::open(disk)?;
+    let fresh = recovered.entries.is_empty()
+        && recovered.snapshot.index == 0
+        && recovered.snapshot.config.voters.is_empty()
+        && recovered.snapshot.config.learners.is_empty();
+    if fresh && !opts.join {
+        // A new cluster: every node listed starts as a voter of the initial configuration.
+        let voters = opts.peers.keys().copied().chain([opts.id]);
+        let meta = SnapshotMeta { index: 0, term: 0, config: Configuration::voters(voters) };
+        store.checkpoint(&meta, &[])?;
+        recovered.snapshot = meta;
+    }
+    let source = SledSource::open(&data.sql_dir())?;
+    let mut machine = StateMachine::new(Box::new(source)).map_err(|e| Error::Io(e.to_string()))?;
+    let index = recovered.snapshot.index;
+    if index > 0 {
+        let bytes = data.load_snapshot(index).map_err(|e| {
+            Error::Io(format!("snapshot {index} that the log refers to cannot be read: {e}"))
+        })?;
+        machine.restore(&bytes).map_err(|e| Error::Io(e.to_string()))?;
+        recovered.snapshot_data = Some(Arc::new(bytes));
+    }
+    Ok((data, store, recovered, machine))
+}
+
+/// The gRPC role of a status.
+pub(super) fn pb_role(status: &NodeStatus) -> pb::Role {
+    match status.role {
+        Role::Leader => pb::Role::Leader,
+        Role::Candidate | Role::PreCandidate => pb::Role::Candidate,
+        Role::Follower if status.learner => pb::Role::Learner,
+        Role::Follower => pb::Role::Follower,
+    }
+}

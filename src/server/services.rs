@@ -1,0 +1,125 @@
+//! The gRPC services of a node (Sql and Raft here, Admin in `admin.rs`) and the server that
+//! hosts them, with the standard health service, on one port.
+
+use super::command::Command;
+use super::context::{Context, OUTCOME_HEADER};
+use super::driver::Input;
+use super::requests;
+use crate::encoding::value as codec;
+use crate::grpc::pb;
+use crate::raft::{Envelope, Role};
+use std::sync::Arc;
+use std::time::Instant;
+use tonic::{Request, Response, Status, Streaming};
+
+/// Serves every service on `listener` until `shutdown` fires.
+pub fn serve(
+    cx: Arc<Context>,
+    listener: tokio::net::TcpListener,
+    shutdown: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let id = cx.id();
+    let router = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(health)
+        .add_service(pb::sql_server::SqlServer::new(SqlService { cx: cx.clone() }))
+        .add_service(pb::raft_server::RaftServer::new(RaftService { cx: cx.clone() }))
+        .add_service(pb::admin_server::AdminServer::new(super::admin::AdminService::new(cx)));
+    tokio::spawn(async move {
+        health_reporter.set_serving::<pb::sql_server::SqlServer<SqlService>>().await;
+        let stopped = router
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = shutdown.await;
+            })
+            .await;
+        if let Err(error) = stopped {
+            tracing::error!(id, "gRPC server failed: {error}");
+        }
+    })
+}
+
+/// The client SQL service.
+pub struct SqlService {
+    cx: Arc<Context>,
+}
+
+#[tonic::async_trait]
+impl pb::sql_server::Sql for SqlService {
+    async fn execute(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let request = requests::Request::from(request.into_inner());
+        let response = requests::execute(&self.cx, request).await?;
+        Ok(Response::new(pb::ExecuteResponse::from(&response)))
+    }
+}
+
+/// The node-to-node service.
+pub struct RaftService {
+    cx: Arc<Context>,
+}
+
+#[tonic::async_trait]
+impl pb::raft_server::Raft for RaftService {
+    async fn step(
+        &self,
+        request: Request<Streaming<pb::RaftBatch>>,
+    ) -> Result<Response<pb::StepResponse>, Status> {
+        let mut stream = request.into_inner();
+        while let Some(batch) = stream.message().await? {
+            for bytes in batch.messages {
+                match codec::decode::<Envelope>(&bytes) {
+                    Ok(envelope) if envelope.to == self.cx.id() => {
+                        self.cx.send(Input::Step(envelope))?;
+                    }
+                    Ok(envelope) => {
+                        tracing::warn!(to = envelope.to, "dropped a message meant for another node")
+                    }
+                    Err(error) => tracing::warn!("dropped an undecodable message: {error}"),
+                }
+            }
+        }
+        Ok(Response::new(pb::StepResponse {}))
+    }
+
+    async fn propose(
+        &self,
+        request: Request<pb::ProposeRequest>,
+    ) -> Result<Response<pb::ProposeResponse>, Status> {
+        let command = Command::decode(&request.get_ref().command)
+            .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
+        if self.cx.state.borrow().raft.role != Role::Leader {
+            return Err(not_applied(Status::failed_precondition("not the leader")));
+        }
+        if let Command::Execute { txn: Some(version), .. } = &command {
+            self.cx.activity.record(&[*version], Instant::now());
+        }
+        match self.cx.propose_on_leader(&command).await? {
+            Some((index, outcome)) => {
+                Ok(Response::new(pb::ProposeResponse { index, outcome: outcome.encode() }))
+            }
+            None => Err(not_applied(Status::failed_precondition(
+                "leadership changed before the command was applied",
+            ))),
+        }
+    }
+
+    async fn touch(
+        &self,
+        request: Request<pb::TouchRequest>,
+    ) -> Result<Response<pb::TouchResponse>, Status> {
+        self.cx.activity.record(&request.get_ref().transactions, Instant::now());
+        Ok(Response::new(pb::TouchResponse {}))
+    }
+}
+
+/// Marks a failure as one that certainly did not apply the command.
+fn not_applied(mut status: Status) -> Status {
+    status
+        .metadata_mut()
+        .insert(OUTCOME_HEADER, tonic::metadata::MetadataValue::from_static("not_applied"));
+    status
+}
