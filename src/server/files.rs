@@ -15,17 +15,41 @@ use crate::raft::{Index, NodeId};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-/// A node's data directory.
+/// A node's data directory, locked for this process while it is open.
 pub struct DataDir {
     root: PathBuf,
+    /// Holds the directory's lock: two nodes on one directory would destroy each other's data.
+    _lock: std::fs::File,
 }
 
 impl DataDir {
     /// Opens (creating if needed) the data directory of node `id`. A directory that belongs to
     /// another node id is refused.
     pub fn open(root: &Path, id: NodeId) -> Result<Self, Error> {
-        let dir = Self { root: root.to_path_buf() };
-        for sub in [dir.root.clone(), dir.raft_dir(), dir.snapshot_dir()] {
+        std::fs::create_dir_all(root).map_err(|e| {
+            Error::Config(format!("cannot create data directory {}: {e}", root.display()))
+        })?;
+        let lock_path = root.join("LOCK");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::Config(format!("cannot open {}: {e}", lock_path.display())))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Config(format!(
+                    "data directory {} is in use by another running node",
+                    root.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::Io(format!("cannot lock {}: {e}", lock_path.display())));
+            }
+        }
+        let dir = Self { root: root.to_path_buf(), _lock: lock };
+        for sub in [dir.raft_dir(), dir.snapshot_dir()] {
             std::fs::create_dir_all(&sub).map_err(|e| {
                 Error::Config(format!("cannot create data directory {}: {e}", sub.display()))
             })?;
@@ -129,9 +153,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_directory_belongs_to_one_node() {
+    fn a_directory_belongs_to_one_node_and_one_process() {
         let dir = tempfile::tempdir().unwrap();
-        DataDir::open(dir.path(), 1).unwrap();
+        let open = DataDir::open(dir.path(), 1).unwrap();
+        let error = DataDir::open(dir.path(), 1).err().unwrap().to_string();
+        assert!(error.contains("in use by another running node"), "{error}");
+        drop(open);
         DataDir::open(dir.path(), 1).unwrap();
         let error = DataDir::open(dir.path(), 2).err().unwrap().to_string();
         assert!(error.contains("belongs to node 1"), "{error}");

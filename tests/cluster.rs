@@ -1,0 +1,270 @@
+//! End-to-end tests of a replicated cluster: real `chronosd` processes on 127.0.0.1, killed
+//! with SIGKILL and restarted, driven through the client library.
+
+mod support;
+
+use chronos::grpc::pb;
+use chronos::sql::StatementResult;
+use chronos::sql::types::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use support::{Cluster, eventually, serial, single_integer, text};
+
+#[test]
+fn three_nodes_elect_one_leader_and_replicate_writes_made_through_a_follower() {
+    let _serial = serial();
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    // Every node's view of the cluster agrees.
+    for id in 1..=3 {
+        let mut client = cluster.client(id);
+        let nodes = cluster.block_on(client.cluster_status()).expect("cluster status");
+        assert_eq!(nodes.len(), 3);
+        for node in &nodes {
+            assert_eq!(node.leader, leader, "node {id}'s view of node {}", node.id);
+            let expected = if node.id == leader { pb::Role::Leader } else { pb::Role::Follower };
+            assert_eq!(node.role, expected as i32, "node {id}'s view of node {}", node.id);
+        }
+    }
+    let follower = cluster.other_than(leader);
+    cluster.ok(
+        follower,
+        "CREATE TABLE accounts (id INT PRIMARY KEY, owner STRING NOT NULL, balance FLOAT);
+         INSERT INTO accounts VALUES (1, 'ada', 10.5), (2, 'grace', 20.25), (3, 'edsger', NULL)",
+    );
+    let rows = cluster.converged("accounts");
+    assert_eq!(text(&rows), vec!["1,ada,10.5", "2,grace,20.25", "3,edsger,NULL"]);
+    // A linearizable read on any node sees the write at once, and says what it reflects.
+    for id in 1..=3 {
+        let response = cluster.execute(id, "SELECT COUNT(*) FROM accounts");
+        let (index, outcome) = &response.results[0];
+        assert_eq!(single_integer(outcome), 3, "node {id}");
+        assert!(*index >= 2, "the read reflects the write's entry, got index {index}");
+    }
+}
+
+#[test]
+fn a_killed_leader_is_replaced_and_catches_up_when_restarted() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(3, &[]);
+    let old = cluster.leader();
+    cluster.ok(old, "CREATE TABLE t (id INT PRIMARY KEY, v STRING); INSERT INTO t VALUES (1, 'a')");
+    cluster.kill(old);
+    let killed = Instant::now();
+    let survivor = cluster.other_than(old);
+    let mut client = cluster.client(survivor);
+    // The first write that succeeds after the kill.
+    eventually("a write through a surviving node", || {
+        let response = cluster.block_on(client.execute("INSERT INTO t VALUES (2, 'b')", false));
+        response.ok().filter(|r| r.results.iter().all(|(_, o)| o.is_ok()))
+    });
+    println!("kill -9 of the leader to the first successful write: {:?}", killed.elapsed());
+    let new = cluster.leader();
+    assert_ne!(new, old);
+    cluster.ok(new, "INSERT INTO t VALUES (3, 'c')");
+    // The old leader comes back as a follower and catches up.
+    cluster.spawn(old);
+    let rows = cluster.converged("t");
+    assert_eq!(text(&rows), vec!["1,a", "2,b", "3,c"]);
+    let statuses: Vec<pb::NodeStatus> =
+        (1..=3).map(|id| cluster.status(id).expect("status")).collect();
+    assert!(statuses.iter().all(|s| s.applied_index == statuses[0].applied_index));
+}
+
+#[test]
+fn a_node_down_during_compaction_catches_up_by_snapshot() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(3, &["--snapshot-entries", "20"]);
+    let leader = cluster.leader();
+    cluster.ok(leader, "CREATE TABLE t (id INT PRIMARY KEY, v STRING)");
+    let down = cluster.other_than(leader);
+    cluster.converged("t");
+    cluster.kill(down);
+    for batch in 0..60 {
+        cluster.ok(leader, &format!("INSERT INTO t VALUES ({batch}, 'row {batch}')"));
+    }
+    // The others compacted their logs past where the stopped node left off.
+    let up = cluster.running();
+    eventually("the running nodes to compact their logs", || {
+        up.iter().all(|id| cluster.status(*id).is_some_and(|s| s.first_index > 20)).then_some(())
+    });
+    cluster.spawn(down);
+    let rows = cluster.converged("t");
+    assert_eq!(rows.len(), 60);
+    let status = cluster.status(down).expect("status");
+    assert!(status.snapshot_index > 20, "caught up by snapshot: {status:?}");
+    // And it keeps up with new writes afterwards.
+    cluster.ok(leader, "INSERT INTO t VALUES (100, 'after')");
+    assert_eq!(cluster.converged("t").len(), 61);
+}
+
+#[test]
+fn without_a_quorum_writes_fail_as_unavailable_and_acknowledged_writes_survive() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(3, &["--request-timeout-ms", "1500"]);
+    let leader = cluster.leader();
+    cluster.ok(leader, "CREATE TABLE t (id INT PRIMARY KEY)");
+    let mut acknowledged = Vec::new();
+    for id in 0..20 {
+        cluster.ok(leader, &format!("INSERT INTO t VALUES ({id})"));
+        acknowledged.push(id);
+    }
+    let keep = cluster.other_than(leader);
+    for id in cluster.running() {
+        if id != keep {
+            cluster.kill(id);
+        }
+    }
+    let started = Instant::now();
+    let response = cluster.execute(keep, "INSERT INTO t VALUES (1000)");
+    let (_, outcome) = &response.results[0];
+    let error = outcome.as_ref().expect_err("no quorum, no write");
+    assert_eq!(error.kind, "unavailable", "{}", error.message);
+    assert!(started.elapsed() < Duration::from_secs(10), "answered within the client timeout");
+    // A linearizable read cannot be served either; a stale one can.
+    let read = cluster.execute(keep, "SELECT COUNT(*) FROM t");
+    assert_eq!(read.results[0].1.as_ref().expect_err("no quorum").kind, "unavailable");
+    for id in 1..=3 {
+        if id != keep {
+            cluster.spawn(id);
+        }
+    }
+    cluster.leader();
+    let rows = cluster.converged("t");
+    let ids: Vec<i64> = rows
+        .iter()
+        .filter_map(|row| match row[0] {
+            Value::Integer(i) => Some(i),
+            _ => None,
+        })
+        .collect();
+    for id in &acknowledged {
+        assert_eq!(ids.iter().filter(|i| *i == id).count(), 1, "row {id} exactly once");
+    }
+}
+
+#[test]
+fn concurrent_clients_insert_every_row_exactly_once() {
+    let _serial = serial();
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    cluster.ok(leader, "CREATE TABLE t (client INT, n INT)");
+    const CLIENTS: i64 = 16;
+    const INSERTS: i64 = 500;
+    let addresses: Vec<String> = cluster.addresses.values().cloned().collect();
+    std::thread::scope(|scope| {
+        for client in 0..CLIENTS {
+            // Clients spread over all nodes: followers forward their writes.
+            let address = addresses[client as usize % addresses.len()].clone();
+            scope.spawn(move || {
+                let runtime = support::runtime();
+                let mut session =
+                    chronos::client::Client::new(vec![address], Duration::from_secs(10)).unwrap();
+                for n in 0..INSERTS {
+                    let sql = format!("INSERT INTO t VALUES ({client}, {n})");
+                    let response = runtime.block_on(session.execute(&sql, false)).unwrap();
+                    assert!(response.results[0].1.is_ok(), "{sql}: {:?}", response.results[0].1);
+                }
+            });
+        }
+    });
+    let rows = cluster.converged("t");
+    assert_eq!(rows.len() as i64, CLIENTS * INSERTS);
+    let mut seen = BTreeMap::new();
+    for row in text(&rows) {
+        *seen.entry(row).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len() as i64, CLIENTS * INSERTS, "no row twice");
+}
+
+#[test]
+fn conflicting_interactive_transactions_commit_one_and_abort_the_other() {
+    let _serial = serial();
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    let follower = cluster.other_than(leader);
+    cluster.ok(leader, "CREATE TABLE acct (id INT PRIMARY KEY, balance INT); INSERT INTO acct VALUES (1, 100), (2, 0)");
+    // Two sessions on different nodes, each moving money out of account 1.
+    let mut first = cluster.client(leader);
+    let mut second = cluster.client(follower);
+    let run = |client: &mut chronos::client::Client, sql: &str| {
+        cluster.block_on(client.execute(sql, false)).expect("request").results
+    };
+    run(&mut first, "BEGIN");
+    run(&mut second, "BEGIN");
+    let moved = run(
+        &mut first,
+        "UPDATE acct SET balance = balance - 30 WHERE id = 1; UPDATE acct SET balance = balance + 30 WHERE id = 2",
+    );
+    assert!(moved.iter().all(|(_, o)| o.is_ok()));
+    // The second transaction's read runs on its own node and sees its snapshot.
+    let seen = run(&mut second, "SELECT balance FROM acct WHERE id = 1");
+    assert_eq!(single_integer(&seen[0].1), 100);
+    let conflict = run(&mut second, "UPDATE acct SET balance = balance - 50 WHERE id = 1");
+    assert_eq!(conflict[0].1.as_ref().expect_err("conflict").kind, "serialization_failure");
+    let committed = run(&mut first, "COMMIT");
+    assert!(matches!(committed[0].1, Ok(StatementResult::Commit { .. })));
+    let rolled_back = run(&mut second, "ROLLBACK");
+    assert!(matches!(rolled_back[0].1, Ok(StatementResult::Rollback { .. })));
+    let rows = cluster.converged("acct");
+    assert_eq!(text(&rows), vec!["1,70", "2,30"], "the loser left nothing behind");
+}
+
+#[test]
+fn an_abandoned_transaction_is_rolled_back_after_its_timeout() {
+    let _serial = serial();
+    let cluster = Cluster::start(3, &["--transaction-timeout-secs", "1"]);
+    let leader = cluster.leader();
+    cluster.ok(leader, "CREATE TABLE t (id INT PRIMARY KEY, v STRING)");
+    let follower = cluster.other_than(leader);
+    let mut gone = cluster.client(follower);
+    let results =
+        cluster.block_on(gone.execute("BEGIN; INSERT INTO t VALUES (1, 'abandoned')", false));
+    assert!(results.expect("request").results.iter().all(|(_, o)| o.is_ok()));
+    drop(gone);
+    // The row's key is locked until the leader rolls the transaction back.
+    eventually("the abandoned transaction to be rolled back", || {
+        let response = cluster.execute(leader, "INSERT INTO t VALUES (1, 'mine')");
+        response.results[0].1.is_ok().then_some(())
+    });
+    assert_eq!(text(&cluster.converged("t")), vec!["1,mine"]);
+}
+
+#[test]
+fn membership_changes_keep_the_cluster_available() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    cluster.ok(leader, "CREATE TABLE t (id INT PRIMARY KEY)");
+    let mut next = 0;
+    let mut write = |cluster: &Cluster| {
+        next += 1;
+        let id = cluster.running()[0];
+        cluster.ok(id, &format!("INSERT INTO t VALUES ({next})"));
+    };
+    write(&cluster);
+    let address = cluster.reserve(4);
+    cluster.spawn_with(4, &["--join"]);
+    let mut admin = cluster.client(cluster.other_than(leader));
+    let added = cluster.block_on(admin.add_learner(4, &address)).expect("add learner");
+    assert!(added.members.iter().any(|m| m.id == 4 && !m.voter));
+    write(&cluster);
+    eventually("the learner to catch up", || {
+        let status = cluster.status(4)?;
+        (status.role == pb::Role::Learner as i32 && status.applied_index >= added.index)
+            .then_some(())
+    });
+    let promoted = cluster.block_on(admin.promote(4)).expect("promote");
+    assert!(promoted.members.iter().any(|m| m.id == 4 && m.voter));
+    write(&cluster);
+    // Remove a node that is not the leader, then the leader itself.
+    let victim = (1..=3).find(|id| *id != cluster.leader()).expect("a follower");
+    let removed = cluster.block_on(admin.remove_node(victim)).expect("remove");
+    assert!(removed.members.iter().all(|m| m.id != victim));
+    cluster.kill(victim);
+    write(&cluster);
+    let rows = cluster.converged("t");
+    assert_eq!(rows.len(), next);
+    let status = cluster.status(4).expect("status");
+    assert_eq!(status.members.len(), 3, "{status:?}");
+}
