@@ -74,6 +74,9 @@ impl Args {
         if self.id == 0 {
             return Err("--id: node ids start at 1".into());
         }
+        if peers.contains_key(&self.id) {
+            return Err(format!("--peers: node {} cannot be its own peer", self.id));
+        }
         if self.tick_ms == 0 {
             return Err("--tick-ms must be at least 1".into());
         }

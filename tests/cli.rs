@@ -1,0 +1,293 @@
+//! The `chronos` and `chronosd` command lines, run as processes: output formats, exit codes,
+//! the seed's example session byte for byte, and refusals of bad flags and directories.
+
+mod support;
+
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
+use support::{Cluster, serial};
+
+/// Runs `chronos` against `cluster`'s node 1 with `args`, feeding `stdin`.
+fn chronos(cluster: &Cluster, args: &[&str], stdin: &str) -> Output {
+    chronos_at(&cluster.addresses[&1], args, stdin)
+}
+
+fn chronos_at(address: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chronos"))
+        .arg("--addr")
+        .arg(address)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run chronos");
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("chronos output")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exit code")
+}
+
+#[test]
+fn the_seed_session_prints_byte_for_byte() {
+    let _serial = serial();
+    let cluster = Cluster::start(1, &[]);
+    let exec = |sql: &str| {
+        let output = chronos(&cluster, &["exec", sql], "");
+        assert_eq!(code(&output), 0, "{sql}: {}", stderr(&output));
+        stdout(&output)
+    };
+    assert_eq!(exec("CREATE TABLE users (id INT, name STRING, balance FLOAT)"), "Query OK\n");
+    assert_eq!(
+        exec("INSERT INTO users VALUES (1, 'Alice', 100.5), (2, 'Bob', 250.75)"),
+        "Query OK, 2 rows affected\n"
+    );
+    assert_eq!(
+        exec("SELECT * FROM users"),
+        "+----+-------+---------+\n\
+         | id | name  | balance |\n\
+         +----+-------+---------+\n\
+         | 1  | Alice | 100.5   |\n\
+         | 2  | Bob   | 250.75  |\n\
+         +----+-------+---------+\n"
+    );
+    assert_eq!(exec("DELETE FROM users WHERE id = 2"), "Query OK, 1 row affected\n");
+    assert_eq!(
+        exec(
+            "BEGIN; UPDATE users SET balance = balance + 10 WHERE name = 'Alice'; COMMIT; SELECT * FROM users"
+        ),
+        "BEGIN (transaction 4)\n\
+         Query OK, 1 row affected\n\
+         COMMIT\n\
+         +----+-------+---------+\n\
+         | id | name  | balance |\n\
+         +----+-------+---------+\n\
+         | 1  | Alice | 110.5   |\n\
+         +----+-------+---------+\n"
+    );
+}
+
+#[test]
+fn exec_formats_and_exit_codes() {
+    let _serial = serial();
+    let cluster = Cluster::start(1, &[]);
+    let setup = chronos(
+        &cluster,
+        &[
+            "exec",
+            "CREATE TABLE t (id INT PRIMARY KEY, name STRING, score FLOAT, ok BOOL); INSERT INTO t VALUES (1, 'a,b', 1.5, TRUE), (2, NULL, NULL, FALSE)",
+        ],
+        "",
+    );
+    assert_eq!(code(&setup), 0, "{}", stderr(&setup));
+
+    let csv = chronos(&cluster, &["exec", "--format", "csv", "SELECT * FROM t ORDER BY id"], "");
+    assert_eq!(stdout(&csv), "id,name,score,ok\n1,\"a,b\",1.5,TRUE\n2,,,FALSE\n");
+
+    let json = chronos(
+        &cluster,
+        &[
+            "exec",
+            "--format",
+            "json",
+            "SELECT * FROM t ORDER BY id; UPDATE t SET score = 2 WHERE id = 2; SELECT nope FROM t",
+        ],
+        "",
+    );
+    assert_eq!(
+        stdout(&json),
+        "{\"columns\":[\"id\",\"name\",\"score\",\"ok\"],\"rows\":[[1,\"a,b\",1.5,true],[2,null,null,false]]}\n\
+         {\"rows_affected\":1}\n\
+         {\"error\":{\"kind\":\"unknown_column\",\"message\":\"column \\\"nope\\\" does not exist\"}}\n"
+    );
+    assert_eq!(code(&json), 1, "an SQL error exits with 1");
+
+    // Execution stops at the first error unless told otherwise.
+    let stop = chronos(
+        &cluster,
+        &["exec", "SELECT * FROM missing; INSERT INTO t VALUES (3, 'c', 0, TRUE)"],
+        "",
+    );
+    assert_eq!(code(&stop), 1);
+    assert!(stderr(&stop).contains("ERROR (unknown_table)"), "{}", stderr(&stop));
+    let go_on = chronos(
+        &cluster,
+        &[
+            "exec",
+            "--continue-on-error",
+            "SELECT * FROM missing; INSERT INTO t VALUES (3, 'c', 0, TRUE)",
+        ],
+        "",
+    );
+    assert_eq!(code(&go_on), 1);
+    assert_eq!(stdout(&go_on), "Query OK, 1 row affected\n");
+
+    // Scripts from a file and from stdin.
+    let file = cluster.dir.path().join("script.sql");
+    std::fs::write(&file, "SELECT COUNT(*) AS n FROM t;\n-- a comment\nSELECT MAX(id) FROM t;\n")
+        .unwrap();
+    let from_file =
+        chronos(&cluster, &["exec", "--format", "csv", "-f", file.to_str().unwrap()], "");
+    assert_eq!(stdout(&from_file), "n\n3\nmax\n3\n");
+    let from_stdin =
+        chronos(&cluster, &["exec", "--format", "csv", "-f", "-"], "SELECT 40 + 2 AS answer");
+    assert_eq!(stdout(&from_stdin), "answer\n42\n");
+    let stale = chronos(
+        &cluster,
+        &["exec", "--consistency", "stale", "--format", "csv", "SELECT id FROM t WHERE id = 3"],
+        "",
+    );
+    assert_eq!(stdout(&stale), "id\n3\n");
+
+    // Usage errors exit with 2.
+    assert_eq!(code(&chronos(&cluster, &["exec"], "")), 2);
+    assert_eq!(code(&chronos(&cluster, &["exec", "SELECT 1", "-f", "x.sql"], "")), 2);
+    assert_eq!(code(&chronos(&cluster, &["exec", "--format", "xml", "SELECT 1"], "")), 2);
+    assert_eq!(code(&chronos(&cluster, &["frobnicate"], "")), 2);
+    let missing = chronos(&cluster, &["exec", "-f", "/nonexistent/script.sql"], "");
+    assert_eq!(code(&missing), 2);
+
+    // A syntax error names its position.
+    let syntax = chronos(&cluster, &["exec", "SELEC 1"], "");
+    assert_eq!(code(&syntax), 1);
+    assert!(stderr(&syntax).contains("line 1, column 1"), "{}", stderr(&syntax));
+
+    // An unreachable cluster exits with 3.
+    let port = support::free_ports(1)[0];
+    let unreachable = chronos_at(&format!("127.0.0.1:{port}"), &["exec", "SELECT 1"], "");
+    assert_eq!(code(&unreachable), 3, "{}", stderr(&unreachable));
+    // With several addresses, a dead one is skipped.
+    let failover = chronos_at(
+        &format!("127.0.0.1:{port},{}", cluster.addresses[&1]),
+        &["exec", "--format", "csv", "SELECT 1 AS one"],
+        "",
+    );
+    assert_eq!(stdout(&failover), "one\n1\n");
+}
+
+#[test]
+fn status_lists_every_node_as_a_table_or_json() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    let table = chronos(&cluster, &["status"], "");
+    assert_eq!(code(&table), 0);
+    let text = stdout(&table);
+    assert!(text.starts_with("+----+"), "{text}");
+    assert!(text.contains("| id | address"), "{text}");
+    let roles: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("| ") && !line.starts_with("| id "))
+        .map(|line| line.split('|').nth(3).unwrap_or("").trim())
+        .collect();
+    assert_eq!(roles.iter().filter(|r| **r == "leader").count(), 1, "{text}");
+    assert_eq!(roles.len(), 3, "{text}");
+    let down = cluster.other_than(leader);
+    cluster.kill(down);
+    let json = chronos_at(&cluster.addresses[&leader], &["status", "--format", "json"], "");
+    let nodes: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    let nodes = nodes.as_array().expect("an array");
+    assert_eq!(nodes.len(), 3);
+    for node in nodes {
+        for key in [
+            "id",
+            "address",
+            "role",
+            "term",
+            "leader",
+            "last_index",
+            "commit_index",
+            "applied_index",
+        ] {
+            assert!(node.get(key).is_some(), "{key} in {node}");
+        }
+        let expected = if node["id"] == down {
+            "down"
+        } else if node["id"] == leader {
+            "leader"
+        } else {
+            "follower"
+        };
+        assert_eq!(node["role"], expected, "{node}");
+    }
+}
+
+#[test]
+fn chronosd_refuses_bad_flags_and_foreign_data_directories() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_chronosd")).args(args).output().expect("run chronosd")
+    };
+    let bad_peer = run(&["--peers", "2=nowhere"]);
+    assert_eq!(code(&bad_peer), 2);
+    assert!(stderr(&bad_peer).contains("HOST:PORT"), "{}", stderr(&bad_peer));
+    assert_eq!(code(&run(&["--id", "0"])), 2);
+    assert_eq!(code(&run(&["--id", "x"])), 2);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let port = support::free_ports(1)[0];
+    let listen = format!("127.0.0.1:{port}");
+    // A data directory that belongs to node 1 is refused to node 2.
+    std::fs::write(dir.path().join("node_id"), "1\n").unwrap();
+    let foreign = run(&["--id", "2", "--data-dir", data, "--listen", &listen]);
+    assert_eq!(code(&foreign), 1);
+    assert!(stderr(&foreign).contains("belongs to node 1"), "{}", stderr(&foreign));
+    let self_peer = run(&["--id", "1", "--peers", "1=127.0.0.1:1", "--data-dir", data]);
+    assert_eq!(code(&self_peer), 2);
+    assert!(stderr(&self_peer).contains("own peer"), "{}", stderr(&self_peer));
+}
+
+#[test]
+fn the_shell_runs_multi_line_statements_transactions_and_meta_commands() {
+    let _serial = serial();
+    let cluster = Cluster::start(1, &[]);
+    let home = tempfile::tempdir().unwrap();
+    let input = "CREATE TABLE t (a INT);\n\
+                 BEGIN;\n\
+                 INSERT INTO t\n   VALUES (1),\n   (2);\n\
+                 SELECT COUNT(*) AS n FROM t;\n\
+                 COMMIT;\n\
+                 \\status\n\
+                 SELEC 1;\n\
+                 \\help\n\
+                 \\q\n";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chronos"))
+        .args(["--addr", &cluster.addresses[&1], "shell"])
+        .env("HOME", home.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run chronos shell");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let text = stdout(&output);
+    let expected_in_order = [
+        "Query OK (",
+        "BEGIN (transaction 2) (",
+        "Query OK, 2 rows affected (",
+        "| n |",
+        "| 2 |",
+        "1 row (",
+        "COMMIT (",
+        "| id | address",
+        "ERROR (syntax_error): syntax error at line 1, column 1",
+        "Meta-commands",
+    ];
+    let mut rest = text.as_str();
+    for piece in expected_in_order {
+        let at = rest.find(piece).unwrap_or_else(|| panic!("{piece:?} in order in:\n{text}"));
+        rest = &rest[at + piece.len()..];
+    }
+    assert!(home.path().join(".chronos_history").exists(), "history is saved");
+}
