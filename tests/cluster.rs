@@ -268,3 +268,72 @@ fn membership_changes_keep_the_cluster_available() {
     let status = cluster.status(4).expect("status");
     assert_eq!(status.members.len(), 3, "{status:?}");
 }
+
+#[test]
+fn sigterm_makes_a_leader_hand_over_and_exit_cleanly() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(3, &[]);
+    let old = cluster.leader();
+    cluster.ok(old, "CREATE TABLE t (id INT)");
+    assert_eq!(cluster.terminate(old), Some(0), "a clean exit");
+    assert!(cluster.log(old).contains("handed leadership over"), "{}", cluster.log(old));
+    let new = cluster.leader();
+    assert_ne!(new, old);
+    cluster.ok(new, "INSERT INTO t VALUES (1)");
+    // It rejoins with the same data directory and id.
+    cluster.spawn(old);
+    assert_eq!(text(&cluster.converged("t")), vec!["1"]);
+}
+
+#[test]
+fn admin_reports_tables_the_log_and_a_live_event_stream() {
+    let _serial = serial();
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    cluster.ok(
+        leader,
+        "CREATE TABLE a (id INT); CREATE TABLE b (id INT); INSERT INTO b VALUES (1), (2)",
+    );
+    cluster.converged("b");
+    let watcher = cluster.other_than(leader);
+    let mut client = cluster.client(watcher);
+    let tables = cluster.block_on(client.list_tables()).expect("tables");
+    let counts: Vec<(String, u64)> =
+        tables.tables.iter().map(|t| (t.name.clone(), t.rows)).collect();
+    assert_eq!(counts, vec![("a".to_string(), 0), ("b".to_string(), 2)]);
+    let tail = cluster.block_on(client.log_tail(10)).expect("log tail");
+    let last = tail.entries.last().expect("entries");
+    assert_eq!(last.kind, "command");
+    assert!(last.summary.contains("INSERT INTO b (2 rows)"), "{}", last.summary);
+    assert!(tail.commit_index >= last.index);
+    // The stream sends the status, and events as they happen: a leadership transfer.
+    let mut stream = cluster.block_on(client.watch()).expect("watch");
+    let first_term = |event: &pb::WatchEvent| match &event.event {
+        Some(pb::watch_event::Event::Status(status)) => status.term,
+        _ => u64::MAX,
+    };
+    let first = cluster.block_on(stream.message()).expect("stream").expect("an event");
+    assert!(matches!(first.event, Some(pb::watch_event::Event::Status(_))));
+    let mut admin = cluster.client(leader);
+    let target = (1..=3).find(|id| *id != leader).expect("another node");
+    assert_eq!(cluster.block_on(admin.transfer_leadership(target)).expect("transfer"), target);
+    let event = cluster.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match stream.message().await {
+                    Ok(Some(pb::WatchEvent {
+                        event: Some(pb::watch_event::Event::NodeEvent(e)),
+                    })) if e.kind == "leader" && e.message.contains(&format!("node {target}")) => {
+                        return Some(e);
+                    }
+                    Ok(Some(_)) => continue,
+                    _ => return None,
+                }
+            }
+        })
+        .await
+    });
+    let event = event.ok().flatten().expect("an event naming the new leader");
+    assert!(event.at_ms > 0 && event.term > first_term(&first), "{event:?}");
+    assert_eq!(cluster.leader(), target);
+}

@@ -284,6 +284,10 @@ impl Node {
         leader.quorum_elapsed += 1;
         for progress in leader.progress.values_mut() {
             progress.last_contact = progress.last_contact.saturating_add(1);
+            progress.stalled = match progress.inflight {
+                0 => 0,
+                _ => progress.stalled.saturating_add(1),
+            };
         }
         if let Some((_, elapsed)) = &mut leader.transfer {
             *elapsed += 1;

@@ -370,3 +370,35 @@ fn a_replicating_follower_gets_at_most_the_window_of_appends_in_flight() {
         .unwrap_or(0);
     assert_eq!(caught_up, last, "the backlog is sent once the window opens");
 }
+
+#[test]
+fn appends_in_flight_are_resent_only_after_a_long_silence() {
+    let mut leader = node(1, recovered(&[1, 2, 3], 0, &[], 0));
+    make_leader(&mut leader);
+    let term = leader.term();
+    cycle(&mut leader);
+    let accepted = Message::AppendResponse { result: AppendResult::Accepted { match_index: 1 } };
+    leader.step(envelope(2, 1, term, accepted)).unwrap();
+    cycle(&mut leader);
+    let resent_entries =
+        |ready: &Ready| {
+            ready.messages.iter().filter(|m| m.to == 2).any(
+                |m| matches!(&m.message, Message::Append { entries, .. } if !entries.is_empty()),
+            )
+        };
+    leader.propose(vec![7]).unwrap();
+    assert!(resent_entries(&cycle(&mut leader)), "the entry goes out");
+    // A heartbeat answer while the append is in flight is normal: nothing is resent.
+    let heartbeat = |leader: &mut Node| {
+        let answer = Message::HeartbeatResponse { read_seq: 0 };
+        leader.step(envelope(2, 1, term, answer)).unwrap();
+        cycle(leader)
+    };
+    assert!(!resent_entries(&heartbeat(&mut leader)));
+    // After a long silence the append is presumed lost and sent again.
+    for _ in 0..leader.opts.election_ticks {
+        leader.tick();
+    }
+    cycle(&mut leader);
+    assert!(resent_entries(&heartbeat(&mut leader)), "a lost append is resent");
+}

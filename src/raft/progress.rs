@@ -50,6 +50,9 @@ pub struct Progress {
     pub last_contact: Ticks,
     /// The highest read round the follower acknowledged.
     pub read_ack: u64,
+    /// Ticks since the last acknowledgement while appends were in flight: long silence means
+    /// an append was lost.
+    pub stalled: Ticks,
 }
 
 impl Progress {
@@ -64,12 +67,14 @@ impl Progress {
             recent_active: false,
             last_contact: 0,
             read_ack: 0,
+            stalled: 0,
         }
     }
 
     /// Records an acknowledged match. Returns whether it moved forward.
     pub fn accept(&mut self, match_index: Index) -> bool {
         self.inflight = self.inflight.saturating_sub(1);
+        self.stalled = 0;
         self.probe_sent = false;
         let advanced = match_index > self.match_index;
         if advanced {

@@ -209,6 +209,7 @@ impl Node {
     /// if it is behind (a lost append is resent this way).
     pub(super) fn on_heartbeat_response(&mut self, from: NodeId, read_seq: u64) {
         let last_index = self.log.last_index();
+        let lost_after = (self.opts.election_ticks / 2).max(2 * self.opts.heartbeat_ticks);
         let RoleState::Leader(leader) = &mut self.role else { return };
         let Some(progress) = leader.progress.get_mut(&from) else { return };
         progress.recent_active = true;
@@ -219,8 +220,12 @@ impl Node {
         if behind && progress.state == ReplicationState::Probe {
             progress.probe_sent = false;
         }
-        if behind && progress.state == ReplicationState::Replicate && progress.inflight > 0 {
-            // Appends may have been lost: fall back to probing from the last known match.
+        // Appends in flight are normal while the follower is behind; only a long silence
+        // means one was lost (falling back at every heartbeat would resend entries in flight
+        // and stall the pipeline under steady load).
+        let lost = progress.inflight > 0 && progress.stalled >= lost_after;
+        if behind && progress.state == ReplicationState::Replicate && lost {
+            // Appends were lost: fall back to probing from the last known match.
             progress.state = ReplicationState::Probe;
             progress.next_index = progress.match_index + 1;
             progress.inflight = 0;

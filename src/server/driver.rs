@@ -169,6 +169,8 @@ pub struct Driver {
     pub tick: Duration,
     /// Entries applied since the last snapshot that trigger a new one.
     pub snapshot_entries: u64,
+    /// The term and vote as last synced.
+    pub synced_term_vote: (Term, Option<NodeId>),
 }
 
 impl Driver {
@@ -179,7 +181,11 @@ impl Driver {
         let mut snapshot_requested = false;
         let mut next_tick = Instant::now() + self.tick;
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            // Work left by the last round (advance() may commit) must not wait for an input.
+            let wait = match self.node.has_ready() {
+                true => Duration::ZERO,
+                false => next_tick.saturating_duration_since(Instant::now()),
+            };
             let first = match self.inbox.recv_timeout(wait) {
                 Ok(input) => Some(input),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -286,7 +292,24 @@ impl Driver {
                 .save_snapshot(snapshot.meta.index, &snapshot.data)
                 .map_err(|e| format!("cannot save snapshot: {e}"))?;
         }
-        self.store.persist(&ready).map_err(|e| format!("cannot write the Raft log: {e}"))?;
+        // Entries, term and vote must be durable before anything that promises them goes out.
+        // A commit index alone need not be: after a crash it is learned again from the
+        // leader, and the state machine is rebuilt anyway. So a round that only moves the
+        // commit index writes it without an fsync; the next fsync covers it.
+        let promises = !ready.entries.is_empty()
+            || ready.snapshot.is_some()
+            || ready.compact.is_some()
+            || ready.hard_state.is_some_and(|h| (h.term, h.vote) != self.synced_term_vote);
+        let written = match promises {
+            true => self.store.persist(&ready),
+            false => self.store.write(&ready),
+        };
+        written.map_err(|e| format!("cannot write the Raft log: {e}"))?;
+        if let Some(hard_state) = ready.hard_state
+            && promises
+        {
+            self.synced_term_vote = (hard_state.term, hard_state.vote);
+        }
         for envelope in &ready.persisted_messages {
             self.transport.send(envelope);
         }

@@ -43,7 +43,7 @@ mod transport;
 pub use command::{Command, Outcome, StatementError, StatementOutcome};
 pub use context::never_sent;
 pub use driver::NodeEvent;
-pub use node::{Node, NodeStatus, Options};
+pub use node::{Node, NodeStatus, Options, Store};
 pub use requests::{Consistency, Request, Response, Transaction};
 pub use state::{ApplyError, EngineSource, MemorySource, SharedDatabase, SledSource, StateMachine};
 pub use transport::endpoint;

@@ -4,7 +4,7 @@ use super::activity::Activity;
 use super::context::Context;
 use super::driver::{Applier, Driver, DriverState, NodeEvent};
 use super::files::DataDir;
-use super::state::{SledSource, StateMachine};
+use super::state::{EngineSource, MemorySource, SledSource, StateMachine};
 use super::transport::{Addresses, Transport};
 use super::{Error, admin, background, services};
 use crate::grpc::pb;
@@ -16,6 +16,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, watch};
+
+/// How long a stopping node lets in-flight requests finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
 /// A node's settings.
 #[derive(Clone, Debug)]
@@ -44,6 +47,19 @@ pub struct Options {
     pub gc_interval: Duration,
     /// How long old versions stay readable.
     pub gc_retention: Duration,
+    /// Where the SQL state lives while the node runs.
+    pub store: Store,
+}
+
+/// Where a node keeps its SQL state. Either way it is rebuilt from the latest snapshot and
+/// the Raft log on start: durability comes from the log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Store {
+    /// A volatile sled database in the data directory (the default).
+    #[default]
+    Sled,
+    /// Memory only: faster, bounded by RAM.
+    Memory,
 }
 
 impl Options {
@@ -62,6 +78,7 @@ impl Options {
             snapshot_entries: super::SNAPSHOT_ENTRIES,
             gc_interval: super::GC_INTERVAL,
             gc_retention: super::GC_RETENTION,
+            store: Store::default(),
         }
     }
 }
@@ -147,6 +164,7 @@ impl Node {
         let mut raft_opts = raft::Options::new(opts.id);
         raft_opts.election_ticks = opts.election_ticks;
         raft_opts.seed = seed(opts.id);
+        let recovered_term_vote = (recovered.hard_state.term, recovered.hard_state.vote);
         let node = raft::Node::new(raft_opts, recovered);
         let (inbox, inbox_rx) = std::sync::mpsc::channel();
         let (apply, apply_rx) = std::sync::mpsc::channel();
@@ -181,6 +199,7 @@ impl Node {
             events: events.clone(),
             tick: opts.tick,
             snapshot_entries: opts.snapshot_entries.max(1),
+            synced_term_vote: (recovered_term_vote.0, recovered_term_vote.1),
         };
         let threads = vec![
             spawn_thread("chronos-apply", move || applier.run())?,
@@ -254,8 +273,12 @@ impl Node {
         for task in self.tasks.drain(..) {
             task.abort();
         }
-        if let Some(server) = self.server.take() {
-            let _ = server.await;
+        if let Some(mut server) = self.server.take() {
+            // A graceful stop waits for open connections, and peers keep their message streams
+            // open: give in-flight requests a moment, then close everything.
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await.is_err() {
+                server.abort();
+            }
         }
         let _ = self.cx.send(super::driver::Input::Shutdown);
         let threads = std::mem::take(&mut self.threads);
@@ -273,6 +296,9 @@ impl Drop for Node {
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
         }
         for task in &self.tasks {
             task.abort();
@@ -318,8 +344,11 @@ fn recover(
         store.checkpoint(&meta, &[])?;
         recovered.snapshot = meta;
     }
-    let source = SledSource::open(&data.sql_dir())?;
-    let mut machine = StateMachine::new(Box::new(source)).map_err(|e| Error::Io(e.to_string()))?;
+    let source: Box<dyn EngineSource> = match opts.store {
+        Store::Sled => Box::new(SledSource::open(&data.sql_dir())?),
+        Store::Memory => Box::new(MemorySource),
+    };
+    let mut machine = StateMachine::new(source).map_err(|e| Error::Io(e.to_string()))?;
     let index = recovered.snapshot.index;
     if index > 0 {
         let bytes = data.load_snapshot(index).map_err(|e| {

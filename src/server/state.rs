@@ -51,8 +51,9 @@ impl EngineSource for MemorySource {
     }
 }
 
-/// Engines as trees of one sled database: each generation gets a new tree, and the tree two
-/// generations back is dropped (the previous one may still serve a query in flight).
+/// Engines as trees of one volatile sled database (never synced, removed when the node
+/// stops: the log rebuilds it). Each generation gets a new tree, and the tree two generations
+/// back is dropped (the previous one may still serve a query in flight).
 pub struct SledSource {
     db: sled::Db,
     generation: u64,
@@ -64,7 +65,7 @@ impl SledSource {
         if path.exists() {
             std::fs::remove_dir_all(path)?;
         }
-        Ok(Self { db: SledEngine::open_db(path)?, generation: 0 })
+        Ok(Self { db: SledEngine::open_volatile_db(path)?, generation: 0 })
     }
 
     fn tree_name(generation: u64) -> String {

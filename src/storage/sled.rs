@@ -76,6 +76,26 @@ impl SledEngine {
         }
     }
 
+    /// Opens a volatile database in directory `path`: sled never syncs it (no fsync of its log
+    /// buffers, no background flush) and removes it when the last handle drops. For data that
+    /// is rebuilt from elsewhere on start, such as a replica's state rebuilt from its Raft log.
+    pub fn open_volatile_db(path: impl AsRef<Path>) -> Result<sled::Db> {
+        let path = path.as_ref();
+        sled::Config::new()
+            .path(path)
+            .temporary(true)
+            .flush_every_ms(None)
+            .cache_capacity(CACHE_CAPACITY)
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .map_err(|error| match from_sled(error) {
+                Error::Io(message) => {
+                    Error::Io(format!("cannot open database at {}: {message}", path.display()))
+                }
+                other => other,
+            })
+    }
+
     /// Opens (or creates) the tree `name` of an open database.
     pub fn open_tree(db: &sled::Db, name: &str) -> Result<Self> {
         let tree = db.open_tree(name).map_err(from_sled)?;

@@ -147,6 +147,20 @@ impl Cluster {
         }
     }
 
+    /// Stops node `id` with SIGTERM and waits for it to exit; returns its exit code.
+    pub fn terminate(&mut self, id: u64) -> Option<i32> {
+        let mut child = self.children.remove(&id)?;
+        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -TERM");
+        let exited = eventually("the node to exit", || child.try_wait().ok().flatten());
+        exited.code()
+    }
+
+    /// The log of node `id`.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("n{id}.log"))).unwrap_or_default()
+    }
+
     /// The ids of running nodes.
     pub fn running(&self) -> Vec<u64> {
         self.children.keys().copied().collect()

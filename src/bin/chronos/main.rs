@@ -9,6 +9,7 @@
 //! Exit codes: 0 success, 1 an SQL error (or a refused request), 2 a usage error, 3 the cluster
 //! is unreachable or unavailable.
 
+mod bench;
 mod output;
 mod shell;
 mod status;
@@ -80,6 +81,8 @@ enum Command {
         #[command(subcommand)]
         change: MemberChange,
     },
+    /// Run a workload against the cluster and report throughput and latency.
+    Bench(bench::BenchArgs),
     /// Hand leadership to another voter.
     TransferLeader {
         /// The new leader's id.
@@ -141,7 +144,12 @@ fn main() -> ExitCode {
             return ExitCode::from(USAGE);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match args.command {
+        // The workload's clients run in parallel; everything else is one request at a time.
+        Command::Bench(_) => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        _ => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("chronos: cannot start the runtime: {error}");
@@ -172,6 +180,7 @@ fn main() -> ExitCode {
             shell::run(&runtime, client)
         }
         Command::Status { format } => runtime.block_on(status::print(&mut client, format)),
+        Command::Bench(bench) => runtime.block_on(bench::run(args.addr, timeout, bench)),
         Command::Member { change } => runtime.block_on(async {
             let result = match change {
                 MemberChange::Add { id, address } => client.add_learner(id, &address).await,
