@@ -2,9 +2,8 @@
 //! system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["chronos/v1/sql.proto", "chronos/v1/admin.proto", "chronos/v1/raft.proto"];
     println!("cargo:rerun-if-changed=proto");
-    let descriptors = protox::compile(files.iter().map(|f| format!("proto/{f}")), ["proto"])?;
+    let descriptors = protox::compile(["proto/chronos.proto"], ["proto"])?;
     tonic_prost_build::configure().compile_fds(descriptors)?;
     Ok(())
 }

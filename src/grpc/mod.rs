@@ -3,7 +3,7 @@
 
 pub mod convert;
 
-/// Types and services generated from `proto/chronos/v1/*.proto`.
+/// Types and services generated from `proto/chronos.proto`.
 #[allow(missing_docs, clippy::all)]
 pub mod pb {
     tonic::include_proto!("chronos.v1");
