@@ -1,0 +1,171 @@
+//! `chronosd` on a read-only and on a full disk: a clear error and a clean exit, never a panic,
+//! and nothing acknowledged is lost. The disks are small tmpfs mounts; where mounting is not
+//! permitted (not root, or no mount privilege in the container) the tests say so and skip.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Instant;
+use support::{DEADLINE, eventually, free_ports, serial};
+
+/// A tmpfs mounted for the test and unmounted when dropped.
+struct Tmpfs {
+    _parent: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it) with extra options, or `None`
+    /// when this machine does not allow it.
+    fn mount(size: &str, extra: &str) -> Option<Self> {
+        let parent = tempfile::tempdir().ok()?;
+        let path = parent.path().join("disk");
+        std::fs::create_dir(&path).ok()?;
+        let options = format!("size={size}{extra}");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &options, "tmpfs"])
+            .arg(&path)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(Self { _parent: parent, path })
+    }
+
+    fn remount(&self, options: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.path)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "remount {options}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+fn chronosd(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chronosd"));
+    command.args(args).env("RUST_LOG", "warn");
+    command
+}
+
+fn chronos(address: &str, sql: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_chronos"))
+        .args(["--addr", address, "--timeout-ms", "3000", "exec", "--format", "json", sql])
+        .output()
+        .expect("run chronos")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A `chronosd` process, killed when dropped (so a failing test leaves none behind).
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a one-node cluster on `data` and waits until it serves.
+fn start(data: &Path, address: &str) -> Node {
+    let data = data.to_str().expect("utf-8 path");
+    let child = chronosd(&["--listen", address, "--data-dir", data])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start chronosd");
+    let node = Node(child);
+    eventually("the node to serve", || chronos(address, "SELECT 1").status.success().then_some(()));
+    node
+}
+
+#[test]
+fn a_read_only_or_unusable_data_directory_is_refused_with_a_clear_message() {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    let under_file = file.path().join("data");
+    let output = chronosd(&["--data-dir", under_file.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("run chronosd");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("Not a directory"), "{}", stderr(&output));
+
+    let Some(disk) = Tmpfs::mount("1m", ",ro") else { return };
+    let data = disk.path.join("data");
+    let output = chronosd(&["--data-dir", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .output()
+        .expect("run chronosd");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("Read-only file system"), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_full_disk_halts_the_node_cleanly_and_acknowledged_writes_survive() {
+    let _serial = serial();
+    let Some(disk) = Tmpfs::mount("2m", "") else { return };
+    let data = disk.path.join("data");
+    let address = format!("127.0.0.1:{}", free_ports(1)[0]);
+    let mut node = start(&data, &address);
+    assert!(chronos(&address, "CREATE TABLE t (id INT PRIMARY KEY, s STRING)").status.success());
+
+    // Rows of 60 kB fill 2 MB quickly. Every acknowledged insert is counted.
+    let payload = "x".repeat(60_000);
+    let mut acknowledged = 0;
+    let failure = loop {
+        let output =
+            chronos(&address, &format!("INSERT INTO t VALUES ({acknowledged}, '{payload}')"));
+        if !output.status.success() {
+            break output;
+        }
+        acknowledged += 1;
+        assert!(acknowledged < 100, "the 2 MB disk never filled");
+    };
+    assert_eq!(failure.status.code(), Some(3), "{}", stderr(&failure));
+    let message = format!("{}{}", String::from_utf8_lossy(&failure.stdout), stderr(&failure));
+    assert!(message.contains("No space left on device"), "{message}");
+
+    // The node stops with a clear message instead of serving on or panicking.
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = node.0.try_wait().expect("wait for chronosd") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "chronosd did not stop on a full disk");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let log = {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut node.0.stderr.take().expect("stderr"), &mut text)
+            .expect("read the log");
+        text
+    };
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains("No space left on device"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+
+    // With room again, the node restarts and every acknowledged row is there, exactly once.
+    disk.remount("size=64m");
+    let _node = start(&data, &address);
+    let count = chronos(&address, "SELECT COUNT(*), COUNT(DISTINCT id) FROM t");
+    assert!(count.status.success(), "{}", stderr(&count));
+    let text = String::from_utf8_lossy(&count.stdout).into_owned();
+    let rows: serde_json::Value = serde_json::from_str(text.trim()).expect("json");
+    let counted = &rows["rows"][0];
+    assert!(
+        counted[0].as_i64() >= Some(acknowledged) && counted[0] == counted[1],
+        "{acknowledged} acknowledged, found {counted}"
+    );
+}
