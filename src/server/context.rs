@@ -49,6 +49,9 @@ pub struct Context {
     pub started: Instant,
     /// Transaction use, for the abandonment timeout.
     pub activity: Activity,
+    /// Set when the node begins to stop: long-lived streams (peer messages, Watch) end on it,
+    /// so no connection outlives the node.
+    pub stopping: watch::Sender<bool>,
 }
 
 impl Context {
@@ -65,6 +68,12 @@ impl Context {
     /// The applied index now.
     pub fn applied_index(&self) -> Index {
         *self.applied.borrow()
+    }
+
+    /// Resolves once the node begins to stop.
+    pub async fn until_stopping(&self) {
+        let mut stopping = self.stopping.subscribe();
+        let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 
     /// Sends an input to the driver.

@@ -217,6 +217,7 @@ impl Node {
             data,
             started: Instant::now(),
             activity: Activity::default(),
+            stopping: watch::channel(false).0,
         });
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
         let server = services::serve(cx.clone(), listener, shutdown_rx);
@@ -267,6 +268,7 @@ impl Node {
     }
 
     async fn shut_down(&mut self) {
+        self.cx.stopping.send_replace(true);
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -294,6 +296,7 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        self.cx.stopping.send_replace(true);
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

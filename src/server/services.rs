@@ -69,7 +69,14 @@ impl pb::raft_server::Raft for RaftService {
         request: Request<Streaming<pb::RaftBatch>>,
     ) -> Result<Response<pb::StepResponse>, Status> {
         let mut stream = request.into_inner();
-        while let Some(batch) = stream.message().await? {
+        loop {
+            let batch = tokio::select! {
+                batch = stream.message() => batch?,
+                _ = self.cx.until_stopping() => {
+                    return Err(Status::unavailable("the node is stopping"));
+                }
+            };
+            let Some(batch) = batch else { break };
             for bytes in batch.messages {
                 match codec::decode::<Envelope>(&bytes) {
                     Ok(envelope) if envelope.to == self.cx.id() => {

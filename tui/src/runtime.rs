@@ -1,0 +1,246 @@
+//! Carrying out the console's effects: every network call and node action runs in a task of
+//! its own and reports back as a [`Msg`], so drawing never waits for the network.
+//!
+//! Each watched node has a task that follows its `Admin.Watch` stream (status a few times a
+//! second, and its events) and reconnects when the node goes away; a node that sends nothing
+//! for [`SILENCE`] is reported down.
+
+use crate::app::{Effect, Msg};
+use crate::model::{LogTail, NodeId, SqlOutcome};
+use crate::spawn::Spawned;
+use chronos::client::Client;
+use chronos::grpc::pb;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, mpsc};
+
+/// How long a node may stay silent on its Watch stream before it is shown as down.
+const SILENCE: Duration = Duration::from_secs(2);
+/// How long to wait before reconnecting to a node that went away.
+const RECONNECT: Duration = Duration::from_millis(500);
+/// Log entries fetched per node for the log view.
+const LOG_TAIL: u64 = 200;
+
+/// Where messages go.
+pub type Sender = mpsc::UnboundedSender<Msg>;
+
+/// Runs effects.
+pub struct Runtime {
+    tx: Sender,
+    timeout: Duration,
+    addresses: BTreeMap<NodeId, String>,
+    watched: BTreeSet<NodeId>,
+    /// The SQL pane's client: it keeps the session (an open transaction) between runs.
+    sql: Arc<Mutex<Option<Client>>>,
+    spawned: Option<Arc<Mutex<Spawned>>>,
+}
+
+impl Runtime {
+    /// A runtime reporting to `tx`, with `spawned` nodes if the console started them.
+    pub fn new(tx: Sender, timeout: Duration, spawned: Option<Arc<Mutex<Spawned>>>) -> Self {
+        Self {
+            tx,
+            timeout,
+            addresses: BTreeMap::new(),
+            watched: BTreeSet::new(),
+            sql: Arc::new(Mutex::new(None)),
+            spawned,
+        }
+    }
+
+    /// Starts carrying out an effect. `Quit` is the caller's to handle.
+    pub fn run(&mut self, effect: Effect) {
+        match effect {
+            Effect::Watch(id, address) => {
+                self.addresses.insert(id, address.clone());
+                if self.watched.insert(id) {
+                    tokio::spawn(watch(id, address, self.timeout, self.tx.clone()));
+                }
+            }
+            Effect::RefreshDetails => {
+                for (id, address) in &self.addresses {
+                    tokio::spawn(details(*id, address.clone(), self.timeout, self.tx.clone()));
+                }
+            }
+            Effect::LoadRows { node, table, offset } => {
+                let Some(address) = self.addresses.get(&node).cloned() else { return };
+                let (tx, timeout) = (self.tx.clone(), self.timeout);
+                tokio::spawn(async move {
+                    let page = async {
+                        let mut client = Client::new(vec![address], timeout)?;
+                        client.scan_table(&table, offset, crate::model::PAGE_ROWS).await
+                    };
+                    let _ = tx.send(Msg::Rows(node, page.await.map_err(|e| e.to_string())));
+                });
+            }
+            Effect::Execute(sql) => self.execute(sql),
+            Effect::Transfer(to) => self.admin(move |mut client| async move {
+                client.transfer_leadership(to).await?;
+                Ok(format!("leadership handed to node {to}"))
+            }),
+            Effect::Promote(id) => self.admin(move |mut client| async move {
+                let response = client.promote(id).await?;
+                Ok(format!("node {id} promoted to voter (index {})", response.index))
+            }),
+            Effect::Remove(id) => self.admin(move |mut client| async move {
+                let response = client.remove_node(id).await?;
+                Ok(format!("node {id} removed (index {})", response.index))
+            }),
+            Effect::Stop(id) => {
+                self.spawned_action(move |spawned| Box::pin(async move { spawned.stop(id).await }))
+            }
+            Effect::Restart(id) => self
+                .spawned_action(move |spawned| Box::pin(async move { spawned.restart(id).await })),
+            Effect::AddNode => self.add_node(),
+            Effect::Quit => {}
+        }
+    }
+
+    fn all_addresses(&self) -> Vec<String> {
+        self.addresses.values().cloned().collect()
+    }
+
+    fn execute(&self, sql: String) {
+        let (tx, timeout, addresses, client) =
+            (self.tx.clone(), self.timeout, self.all_addresses(), self.sql.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let mut client = client.lock().await;
+            if client.is_none() {
+                match Client::new(addresses, timeout) {
+                    Ok(new) => *client = Some(new),
+                    Err(error) => {
+                        let message = error.to_string();
+                        let _ = tx.send(Msg::SqlDone(SqlOutcome::Failed {
+                            message,
+                            elapsed: started.elapsed(),
+                        }));
+                        return;
+                    }
+                }
+            }
+            let Some(client) = client.as_mut() else { return };
+            let outcome = match client.execute(&sql, false).await {
+                Ok(response) => SqlOutcome::Ran {
+                    results: response.results,
+                    node: client.address().to_string(),
+                    elapsed: started.elapsed(),
+                },
+                Err(error) => {
+                    SqlOutcome::Failed { message: error.to_string(), elapsed: started.elapsed() }
+                }
+            };
+            let _ = tx.send(Msg::SqlDone(outcome));
+        });
+    }
+
+    /// Runs an Admin call through any live node and reports its outcome.
+    fn admin<F, Fut>(&self, call: F)
+    where
+        F: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<String, chronos::client::Error>> + Send,
+    {
+        let (tx, timeout, addresses) = (self.tx.clone(), self.timeout, self.all_addresses());
+        tokio::spawn(async move {
+            let result = match Client::new(addresses, timeout) {
+                Ok(client) => call(client).await,
+                Err(error) => Err(error),
+            };
+            let _ = tx.send(Msg::ActionDone(result.map_err(|e| e.to_string())));
+        });
+    }
+
+    /// Runs an action on the spawned cluster and reports it and which nodes now run.
+    fn spawned_action<F>(&self, action: F)
+    where
+        F: for<'a> FnOnce(
+                &'a mut Spawned,
+            ) -> std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>,
+            > + Send
+            + 'static,
+    {
+        let tx = self.tx.clone();
+        let Some(spawned) = self.spawned.clone() else {
+            let _ = tx.send(Msg::ActionDone(Err(
+                "only nodes this console spawned can be stopped or started".into(),
+            )));
+            return;
+        };
+        tokio::spawn(async move {
+            let mut spawned = spawned.lock().await;
+            let result = action(&mut spawned).await;
+            let _ = tx.send(Msg::Spawned(spawned.running()));
+            let _ = tx.send(Msg::ActionDone(result));
+        });
+    }
+
+    fn add_node(&self) {
+        let (tx, timeout, addresses) = (self.tx.clone(), self.timeout, self.all_addresses());
+        let Some(spawned) = self.spawned.clone() else { return };
+        tokio::spawn(async move {
+            let mut spawned = spawned.lock().await;
+            let result = async {
+                let (id, address) = spawned.add().await?;
+                let mut client = Client::new(addresses, timeout).map_err(|e| e.to_string())?;
+                let response = client.add_learner(id, &address).await.map_err(|e| e.to_string())?;
+                Ok(format!("node {id} ({address}) added as a learner (index {})", response.index))
+            }
+            .await;
+            let _ = tx.send(Msg::Spawned(spawned.running()));
+            let _ = tx.send(Msg::ActionDone(result));
+        });
+    }
+}
+
+/// Follows a node's Watch stream for as long as the console runs.
+async fn watch(id: NodeId, address: String, timeout: Duration, tx: Sender) {
+    while !tx.is_closed() {
+        let reason = follow(id, &address, timeout, &tx).await;
+        if tx.send(Msg::Down(id, reason)).is_err() {
+            return;
+        }
+        tokio::time::sleep(RECONNECT).await;
+    }
+}
+
+/// Forwards one Watch stream's messages until it fails; returns why.
+async fn follow(id: NodeId, address: &str, timeout: Duration, tx: &Sender) -> String {
+    let mut client = match Client::new(vec![address.to_string()], timeout) {
+        Ok(client) => client,
+        Err(error) => return error.to_string(),
+    };
+    let mut stream = match tokio::time::timeout(SILENCE, client.watch()).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return error.to_string(),
+        Err(_) => return "no answer".into(),
+    };
+    loop {
+        let message = match tokio::time::timeout(SILENCE, stream.message()).await {
+            Ok(Ok(Some(message))) => message,
+            Ok(Ok(None)) => return "the node closed its status stream".into(),
+            Ok(Err(status)) => return format!("unreachable: {}", status.message()),
+            Err(_) => return format!("silent for {} s", SILENCE.as_secs()),
+        };
+        let msg = match message.event {
+            Some(pb::watch_event::Event::Status(status)) => Msg::Status(id, Box::new(status)),
+            Some(pb::watch_event::Event::NodeEvent(event)) => Msg::NodeEvent(event),
+            None => continue,
+        };
+        if tx.send(msg).is_err() {
+            return "the console closed".into();
+        }
+    }
+}
+
+/// Fetches a node's tables and log tail.
+async fn details(id: NodeId, address: String, timeout: Duration, tx: Sender) {
+    let timeout = timeout.min(SILENCE);
+    let Ok(mut client) = Client::new(vec![address], timeout) else { return };
+    if let Ok(tables) = client.list_tables().await {
+        let _ = tx.send(Msg::Tables(id, tables.tables));
+    }
+    let tail: LogTail = client.log_tail(LOG_TAIL).await.map_err(|e| e.to_string());
+    let _ = tx.send(Msg::Log(id, tail));
+}
