@@ -410,9 +410,11 @@ impl pb::admin_server::Admin for AdminService {
         let mut events = cx.events.subscribe();
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(WATCH_INTERVAL);
+            let stopping = cx.until_stopping();
+            tokio::pin!(stopping);
             loop {
                 let message = tokio::select! {
-                    _ = cx.until_stopping() => return, // the stream ends with the node
+                    _ = &mut stopping => return, // the stream ends with the node
                     _ = ticker.tick() => pb::watch_event::Event::Status(pb_status(&node_status(&cx), cx.opts.tick)),
                     event = events.recv() => match event {
                         Ok(event) => pb::watch_event::Event::NodeEvent(pb_event(cx.id(), &event)),

@@ -69,10 +69,14 @@ impl pb::raft_server::Raft for RaftService {
         request: Request<Streaming<pb::RaftBatch>>,
     ) -> Result<Response<pb::StepResponse>, Status> {
         let mut stream = request.into_inner();
+        // One stop signal for the stream's life, not one per batch (this is the replication
+        // path).
+        let stopping = self.cx.until_stopping();
+        tokio::pin!(stopping);
         loop {
             let batch = tokio::select! {
                 batch = stream.message() => batch?,
-                _ = self.cx.until_stopping() => {
+                _ = &mut stopping => {
                     return Err(Status::unavailable("the node is stopping"));
                 }
             };

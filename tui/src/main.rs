@@ -107,10 +107,8 @@ async fn run(args: Args) -> ExitCode {
     let mut effects = runtime::Runtime::new(tx.clone(), timeout, spawned.clone());
     let result = console(&mut app, &mut effects, tx, rx).await;
     if let Some(spawned) = spawned {
-        let spawned = Arc::try_unwrap(spawned);
-        if let Ok(spawned) = spawned {
-            spawned.into_inner().shutdown().await;
-        }
+        // Other holders (an action still running) do not keep the nodes alive.
+        spawned.lock().await.shutdown().await;
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -136,7 +134,9 @@ async fn console(
     mut rx: mpsc::UnboundedReceiver<Msg>,
 ) -> std::io::Result<()> {
     let mut terminal = ratatui::init();
-    execute!(std::io::stdout(), EnableMouseCapture)?;
+    // Without mouse capture the console still works (no wheel scrolling); never return early
+    // here, or the terminal would stay raw.
+    let _ = execute!(std::io::stdout(), EnableMouseCapture);
     let stop = Arc::new(AtomicBool::new(false));
     let reader = std::thread::spawn({
         let (tx, stop) = (tx.clone(), stop.clone());

@@ -122,7 +122,7 @@ impl Spawned {
     }
 
     /// Stops every node at once (no leadership hand-over: the console is closing).
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(&mut self) {
         for member in self.members.values_mut() {
             if let Some(node) = member.node.take() {
                 node.kill().await;

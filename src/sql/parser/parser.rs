@@ -379,12 +379,7 @@ fn build_statement(pair: Pair<'_, Rule>) -> Result<Statement> {
         }
         Rule::create_table => build_create_table(inner)?,
         Rule::drop_table => {
-            let if_exists = inner.clone().any(|p| p.as_rule() == Rule::if_exists);
-            let name = identifier(
-                inner
-                    .find(|p| p.as_rule() == Rule::ident)
-                    .ok_or_else(|| invalid_grammar("DROP"))?,
-            )?;
+            let (name, if_exists) = dropped(inner)?;
             Statement::DropTable { name, if_exists }
         }
         Rule::create_index => {
@@ -406,12 +401,7 @@ fn build_statement(pair: Pair<'_, Rule>) -> Result<Statement> {
             Statement::CreateIndex { name, table, columns, unique, if_not_exists }
         }
         Rule::drop_index => {
-            let if_exists = inner.clone().any(|p| p.as_rule() == Rule::if_exists);
-            let name = identifier(
-                inner
-                    .find(|p| p.as_rule() == Rule::ident)
-                    .ok_or_else(|| invalid_grammar("DROP"))?,
-            )?;
+            let (name, if_exists) = dropped(inner)?;
             Statement::DropIndex { name, if_exists }
         }
         Rule::begin => {
@@ -514,6 +504,13 @@ fn build_value(pair: Pair<'_, Rule>) -> Result<Expression> {
         Rule::expr => build_expr(pair, 0),
         _ => build_primary(pair, 0).map(|(expr, _)| expr),
     }
+}
+
+/// The name and `IF EXISTS` flag of a `DROP TABLE` or `DROP INDEX`.
+fn dropped(mut inner: Pairs<'_, Rule>) -> Result<(String, bool)> {
+    let if_exists = inner.clone().any(|p| p.as_rule() == Rule::if_exists);
+    let name = inner.find(|p| p.as_rule() == Rule::ident).ok_or_else(|| invalid_grammar("DROP"))?;
+    Ok((identifier(name)?, if_exists))
 }
 
 fn build_create_table(inner: Pairs<'_, Rule>) -> Result<Statement> {

@@ -10,7 +10,8 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Widget};
 
 pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let counts_height = (app.data.counts.len() as u16 + 3).clamp(4, area.height / 2);
+    // At least 4 lines, at most half the view (a tiny terminal gets what there is).
+    let counts_height = (app.data.counts.len() as u16 + 3).max(4).min(area.height / 2);
     let [counts, page] =
         Layout::vertical([Constraint::Length(counts_height), Constraint::Fill(1)]).areas(area);
     render_counts(app, counts, buf);

@@ -31,20 +31,24 @@ fn render_editor(app: &App, area: Rect, buf: &mut Buffer) {
         (false, false) => " SQL (i or Enter to edit) ",
     };
     let (row, column) = app.editor.cursor();
-    let inner_height = area.height.saturating_sub(2) as usize;
+    // Scroll so the cursor stays in view: down to its line, right to its column (a terminal
+    // too small for even one line of text shows what fits and no cursor).
+    let inner_height = (area.height.saturating_sub(2) as usize).max(1);
+    let inner_width = (area.width.saturating_sub(2) as usize).max(1);
     let first = (row + 1).saturating_sub(inner_height);
-    let lines: Vec<Line> =
-        app.editor.lines()[first..].iter().map(|line| Line::raw(line.clone())).collect();
+    let left = (column + 1).saturating_sub(inner_width);
+    let lines: Vec<Line> = app.editor.lines()[first..]
+        .iter()
+        .map(|line| Line::raw(line.chars().skip(left).collect::<String>()))
+        .collect();
     let block = Block::bordered().title(title);
     let block = if app.editing { block.border_style(Style::new().fg(Color::Cyan)) } else { block };
     let inner = block.inner(area);
     Paragraph::new(lines).block(block).render(area, buf);
-    if app.editing {
-        let x = inner.x + column as u16;
-        let y = inner.y + (row - first) as u16;
-        if x < inner.right() && y < inner.bottom() {
-            buf[(x, y)].set_style(Style::new().reversed());
-        }
+    let x = inner.x.saturating_add((column - left) as u16);
+    let y = inner.y.saturating_add((row - first) as u16);
+    if app.editing && x < inner.right() && y < inner.bottom() {
+        buf[(x, y)].set_style(Style::new().reversed());
     }
 }
 
@@ -113,7 +117,11 @@ fn render_results(app: &App, area: Rect, buf: &mut Buffer) {
     let body: Vec<Row> = rows
         .iter()
         .skip(first_row)
-        .map(|row| Row::new(row[shown.clone()].iter().map(|v| Cell::from(v.to_string()))))
+        .map(|row| {
+            // A row shorter than its header (a malformed answer) shows what it has.
+            let values = row.get(shown.clone()).or_else(|| row.get(shown.start..)).unwrap_or(&[]);
+            Row::new(values.iter().map(|v| Cell::from(v.to_string())))
+        })
         .collect();
     let more = if first_column > 0 || first_row > 0 {
         format!(", scrolled to row {} column {}", first_row + 1, first_column + 1)

@@ -234,3 +234,21 @@ fn sql_view_scrolls_a_wide_result() {
     press(&mut app, KeyCode::Down);
     insta::assert_snapshot!(draw(&app, 80, 24));
 }
+
+#[test]
+fn every_view_draws_on_a_tiny_terminal_without_panicking() {
+    let mut app = healthy();
+    app.editor.set_text("SELECT a_long_column_name, another_long_column_name FROM t\nWHERE x = 1");
+    for (width, height) in [(1, 1), (10, 3), (20, 6), (40, 10)] {
+        for tab in ['1', '2', '3', '4'] {
+            press(&mut app, KeyCode::Esc);
+            press(&mut app, KeyCode::Char(tab));
+            let screen = draw(&app, width, height);
+            assert_eq!(screen.buffer().area.width, width);
+        }
+        press(&mut app, KeyCode::Esc);
+        press(&mut app, KeyCode::Char('?'));
+        draw(&app, width, height);
+        press(&mut app, KeyCode::Esc);
+    }
+}
