@@ -217,3 +217,21 @@ fn the_data_view_pages_within_the_table_and_reloads_on_selection() {
     app.update(Msg::Tables(2, vec![]));
     assert!(app.data.counts.is_empty());
 }
+
+#[test]
+fn a_down_node_shows_how_long_ago_the_console_last_heard_from_it() {
+    let mut app = three_nodes();
+    app.update(Msg::Tick(5_000));
+    app.update(status(2, pb::Role::Follower, 1, 1, 10));
+    app.update(Msg::Down(2, "connection refused".into()));
+    let node = |app: &App| app.cluster.nodes[&2].clone();
+    assert_eq!(node(&app).health_label(app.now_ms), "down 0ms");
+    app.update(Msg::Tick(5_000 + 42_500));
+    assert_eq!(node(&app).health_label(app.now_ms), "down 42s");
+    app.update(Msg::Tick(5_000 + 3 * 60_000));
+    assert_eq!(node(&app).health_label(app.now_ms), "down 3m");
+    // A node never heard from has no age to show, and a live one shows only its health.
+    assert_eq!(app.cluster.nodes[&3].health_label(app.now_ms), "connecting");
+    app.update(status(2, pb::Role::Follower, 1, 1, 10));
+    assert_eq!(node(&app).health_label(app.now_ms), "ok");
+}

@@ -134,6 +134,13 @@ async fn console(
     mut rx: mpsc::UnboundedReceiver<Msg>,
 ) -> std::io::Result<()> {
     let mut terminal = ratatui::init();
+    // ratatui's panic hook leaves raw mode and the alternate screen; this one, run first,
+    // also gives the mouse back.
+    let restore_terminal = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(std::io::stdout(), DisableMouseCapture);
+        restore_terminal(info);
+    }));
     // Without mouse capture the console still works (no wheel scrolling); never return early
     // here, or the terminal would stay raw.
     let _ = execute!(std::io::stdout(), EnableMouseCapture);

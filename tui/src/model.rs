@@ -34,6 +34,8 @@ pub struct NodeView {
     pub down: Option<String>,
     /// Whether this console spawned it, and if so whether it runs.
     pub spawned: Option<bool>,
+    /// When the console last had a status from it (milliseconds since the Unix epoch).
+    pub last_heard_ms: Option<u64>,
 }
 
 impl NodeView {
@@ -66,6 +68,28 @@ impl NodeView {
             (None, Some(s)) if s.leader == 0 => "no leader",
             _ => "ok",
         }
+    }
+
+    /// The health word, followed for an unreachable node by how long ago the console last
+    /// heard from it (`down 12s`, `stopped 3m`).
+    pub fn health_label(&self, now_ms: u64) -> String {
+        let health = self.health();
+        match (health, self.last_heard_ms) {
+            ("down" | "stopped", Some(heard)) => {
+                format!("{health} {}", short_age(now_ms.saturating_sub(heard)))
+            }
+            _ => health.to_string(),
+        }
+    }
+}
+
+/// A duration in milliseconds as a short age: `850ms`, `12s`, `4m`, `3h`.
+pub fn short_age(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{}s", ms / 1_000),
+        60_000..3_600_000 => format!("{}m", ms / 60_000),
+        _ => format!("{}h", ms / 3_600_000),
     }
 }
 
@@ -150,6 +174,7 @@ impl ClusterModel {
         }
         if let Some(node) = self.nodes.get_mut(&id) {
             node.status = Some(status);
+            node.last_heard_ms = Some(now_ms);
         }
         new
     }

@@ -81,8 +81,10 @@ fn columns(app: &App, width: u16) -> Vec<Column> {
     }
     columns.push(Column {
         header: "health",
-        width: 10,
-        cell: |_, n| Cell::from(Span::styled(n.health(), health_style(n.health()))),
+        width: 11,
+        cell: |app, n| {
+            Cell::from(Span::styled(n.health_label(app.now_ms), health_style(n.health())))
+        },
     });
     if width >= 110 && app.spawned {
         columns.push(Column {

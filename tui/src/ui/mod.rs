@@ -69,6 +69,7 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
             ("PgUp/PgDn", "scroll"),
             ("Esc", "leave editor"),
             ("Tab", "next view"),
+            ("F1", "help"),
             ("Ctrl-C", "quit"),
         ],
         Tab::Sql => &[
@@ -107,12 +108,24 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
         ],
         Tab::Log => &[("Tab/1-4", "views"), ("?", "help"), ("q", "quit")],
     };
-    let mut spans = Vec::new();
-    for (key, what) in hints {
-        spans.push(Span::styled(format!(" {key} "), Style::new().reversed()));
-        spans.push(Span::raw(format!(" {what}  ")));
+    let hint = |(key, what): &(&str, &str)| {
+        [Span::styled(format!(" {key} "), Style::new().reversed()), Span::raw(format!(" {what}  "))]
+    };
+    let width = |hints: &[(&str, &str)]| -> usize {
+        hints.iter().flat_map(hint).map(|span| span.width()).sum()
+    };
+    // Hints that do not fit are left out whole, and the help key (which lists them all)
+    // always stays.
+    let mut shown: Vec<(&str, &str)> = hints.to_vec();
+    if width(&shown) > usize::from(area.width) {
+        let help: Vec<_> = hints.iter().filter(|(_, what)| *what == "help").copied().collect();
+        shown.retain(|(_, what)| *what != "help");
+        while !shown.is_empty() && width(&shown) + width(&help) > usize::from(area.width) {
+            shown.pop();
+        }
+        shown.extend(help);
     }
-    Line::from(spans).render(area, buf);
+    Line::from(shown.iter().flat_map(hint).collect::<Vec<_>>()).render(area, buf);
 }
 
 const HELP: &[(&str, &str)] = &[

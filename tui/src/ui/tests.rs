@@ -114,7 +114,11 @@ fn cluster_view_with_a_node_down() {
     let mut app = healthy();
     app.update(Msg::Spawned(vec![(1, true), (2, true), (3, false)]));
     app.update(Msg::Down(3, "the node closed its status stream".into()));
+    // Twelve seconds after the console last heard from node 3.
+    app.update(Msg::Tick(NOON + 2_750 + 12_000));
     insta::assert_snapshot!(draw(&app, 100, 24));
+    let narrow = format!("{:?}", draw(&app, 80, 24).buffer());
+    assert!(narrow.contains("stopped 12s"), "80 columns keep the time since contact: {narrow}");
 }
 
 #[test]
