@@ -67,7 +67,7 @@ fn columns(app: &App, width: u16) -> Vec<Column> {
             width: 8,
             cell: |app, n| {
                 Cell::from(
-                    app.cluster.last_contact(n.id).map_or("-".into(), |ms| format!("{ms} ms")),
+                    app.cluster.last_contact(n.id).map_or("-".into(), crate::model::short_age),
                 )
             },
         });
