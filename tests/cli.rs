@@ -291,3 +291,47 @@ fn the_shell_runs_multi_line_statements_transactions_and_meta_commands() {
     }
     assert!(home.path().join(".chronos_history").exists(), "history is saved");
 }
+
+/// `chronos bench` against a 3-node cluster: every workload runs its `--count` of operations
+/// with no errors, the mixed workload reports reads and updates separately, and the bank's
+/// concurrent transfers keep the total balance.
+#[test]
+fn bench_runs_each_workload_and_the_bank_keeps_its_total() {
+    let _serial = serial();
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    let follower = cluster.other_than(leader);
+    let addresses = format!("{},{}", cluster.addresses[&leader], cluster.addresses[&follower]);
+    let bench = |workload: &str, clients: &str, extra: &[&str]| -> serde_json::Value {
+        let mut args =
+            vec!["bench", "--workload", workload, "--clients", clients, "--count", "120"];
+        args.extend(["--format", "json", "--rows", "20", "--batch-size", "10"]);
+        args.extend(extra);
+        let output = chronos_at(&addresses, &args, "");
+        assert_eq!(code(&output), 0, "{workload}: {}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        assert_eq!(report["errors"], 0, "{report}");
+        report
+    };
+    let insert = bench("insert", "4", &[]);
+    assert_eq!(insert["operations"], 120, "{insert}");
+    let rows = cluster.ok(leader, "SELECT COUNT(*) FROM bench_insert");
+    assert_eq!(support::single_integer(&Ok(rows[0].clone())), 120);
+    let batch = bench("batch", "4", &[]);
+    assert_eq!(batch["operations"], 120, "{batch}");
+    let rows = cluster.ok(leader, "SELECT COUNT(*) FROM bench_batch");
+    assert_eq!(support::single_integer(&Ok(rows[0].clone())), 1200);
+    let read = bench("read", "4", &["--consistency", "stale"]);
+    assert_eq!(read["operations"], 120, "{read}");
+    let mixed = bench("mixed", "4", &[]);
+    let kinds = &mixed["latency_ms_by_kind"];
+    let (reads, updates) = (&kinds["read"]["count"], &kinds["update"]["count"]);
+    assert!(reads.as_u64() > updates.as_u64() && updates.as_u64() > Some(0), "{mixed}");
+    // Twenty accounts and eight clients: transfers conflict, and the total still holds.
+    let bank = bench("bank", "8", &[]);
+    assert_eq!(bank["balance_check"]["ok"], true, "{bank}");
+    let done = bank["operations"].as_u64().unwrap_or(0);
+    let conflicts = bank["conflicts"].as_u64().unwrap_or(0);
+    assert_eq!(done + conflicts, 120, "{bank}");
+    assert!(done > 0, "{bank}");
+}

@@ -1,0 +1,228 @@
+//! The workloads of `chronos bench`: the table each one sets up, and one operation of one
+//! client. Every operation is one or more requests in the client's own session; its latency
+//! is measured by the caller from before the first request to after the last.
+
+use chronos::client::Client;
+use chronos::rng::Rng;
+use chronos::server::Response;
+use chronos::sql::StatementResult;
+use chronos::sql::types::Value;
+
+/// The workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Autocommit single-row INSERTs.
+    Insert,
+    /// Multi-row INSERTs of `--batch-size` rows.
+    Batch,
+    /// Point SELECTs by primary key over `--rows` preloaded rows.
+    Read,
+    /// 90% point SELECTs and 10% single-row UPDATEs over `--rows` preloaded rows.
+    Mixed,
+    /// Transfers between `--rows` accounts in interactive transactions (BEGIN, SELECT,
+    /// UPDATE twice, COMMIT); the total balance is checked at the end.
+    Bank,
+}
+
+/// What every account holds at the start of the bank workload.
+pub const OPENING_BALANCE: i64 = 1_000;
+
+/// How an operation ended.
+pub enum Outcome {
+    /// It succeeded, touching this many rows.
+    Done {
+        /// The kind of operation (`insert`, `read`, `update`, `transfer`).
+        kind: &'static str,
+        /// Rows written or read.
+        rows: u64,
+    },
+    /// A transaction lost a conflict with another and was rolled back (expected under
+    /// contention; not an error).
+    Conflict,
+    /// It failed; the message says why.
+    Failed(String),
+}
+
+/// One client's state within a workload.
+pub struct Worker {
+    workload: Workload,
+    table: String,
+    client_id: u64,
+    payload: String,
+    batch_size: usize,
+    rows: u64,
+    sequence: u64,
+    rng: Rng,
+}
+
+impl Workload {
+    /// The table the workload uses.
+    pub fn table(self) -> String {
+        format!("bench_{}", format!("{self:?}").to_lowercase())
+    }
+
+    /// Whether the workload needs `rows` rows loaded before it starts.
+    pub fn preloads(self) -> bool {
+        matches!(self, Workload::Read | Workload::Mixed | Workload::Bank)
+    }
+
+    /// The statements that (re)create the workload's table, empty.
+    pub fn schema(self) -> String {
+        let table = self.table();
+        let columns = match self {
+            Workload::Bank => "id INT PRIMARY KEY, balance INT",
+            _ => "id INT PRIMARY KEY, client INT, payload STRING",
+        };
+        format!("DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({columns})")
+    }
+
+    /// One INSERT loading rows `first..end` before the run.
+    pub fn preload(self, first: u64, end: u64, payload: &str) -> String {
+        let values: Vec<String> = (first..end)
+            .map(|id| match self {
+                Workload::Bank => format!("({id}, {OPENING_BALANCE})"),
+                _ => format!("({id}, 0, '{payload}')"),
+            })
+            .collect();
+        format!("INSERT INTO {} VALUES {}", self.table(), values.join(", "))
+    }
+}
+
+impl Worker {
+    /// Client `client_id`'s worker.
+    pub fn new(
+        workload: Workload,
+        client_id: u64,
+        payload: String,
+        batch_size: usize,
+        rows: u64,
+    ) -> Self {
+        Worker {
+            workload,
+            table: workload.table(),
+            client_id,
+            payload,
+            batch_size: batch_size.max(1),
+            rows: rows.max(1),
+            sequence: 0,
+            rng: Rng::new(client_id + 1),
+        }
+    }
+
+    /// A key no other client writes: the client id in the high bits.
+    fn fresh_id(&mut self) -> u64 {
+        self.sequence += 1;
+        (self.client_id << 40) | self.sequence
+    }
+
+    fn existing_id(&mut self) -> u64 {
+        self.rng.below(self.rows as usize) as u64
+    }
+
+    /// Runs one operation.
+    pub async fn step(&mut self, client: &mut Client) -> Outcome {
+        let (table, client_id) = (self.table.clone(), self.client_id);
+        match self.workload {
+            Workload::Insert => {
+                let id = self.fresh_id();
+                let sql =
+                    format!("INSERT INTO {table} VALUES ({id}, {client_id}, '{}')", self.payload);
+                single(client, &sql, "insert", 1).await
+            }
+            Workload::Batch => {
+                let values: Vec<String> = (0..self.batch_size)
+                    .map(|_| format!("({}, {client_id}, '{}')", self.fresh_id(), self.payload))
+                    .collect();
+                let sql = format!("INSERT INTO {table} VALUES {}", values.join(", "));
+                single(client, &sql, "insert", self.batch_size as u64).await
+            }
+            Workload::Read => {
+                let sql = format!("SELECT payload FROM {table} WHERE id = {}", self.existing_id());
+                single(client, &sql, "read", 1).await
+            }
+            Workload::Mixed => {
+                let id = self.existing_id();
+                if self.rng.below(10) == 0 {
+                    let sql = format!(
+                        "UPDATE {table} SET payload = '{}', client = {client_id} WHERE id = {id}",
+                        self.payload
+                    );
+                    single(client, &sql, "update", 1).await
+                } else {
+                    single(
+                        client,
+                        &format!("SELECT payload FROM {table} WHERE id = {id}"),
+                        "read",
+                        1,
+                    )
+                    .await
+                }
+            }
+            Workload::Bank => {
+                let from = self.existing_id();
+                // Any other account (the run checks there are at least two).
+                let to = (from + 1 + self.rng.below(self.rows as usize - 1) as u64) % self.rows;
+                let amount = 1 + self.rng.below(100) as i64;
+                let outcome = transfer(client, &table, from, to, amount).await;
+                if client.transaction().is_some() {
+                    // Whatever failed, leave no transaction open.
+                    let _ = client.execute("ROLLBACK", false).await;
+                }
+                outcome
+            }
+        }
+    }
+}
+
+/// Runs one request; a statement error becomes the outcome.
+async fn request(client: &mut Client, sql: &str) -> Result<Response, Outcome> {
+    let response = client.execute(sql, false).await.map_err(|e| Outcome::Failed(e.to_string()))?;
+    match response.results.iter().find_map(|(_, o)| o.as_ref().err()) {
+        Some(error) if error.kind == "serialization_failure" => Err(Outcome::Conflict),
+        Some(error) => Err(Outcome::Failed(format!("{}: {}", error.kind, error.message))),
+        None => Ok(response),
+    }
+}
+
+/// Runs one request as a whole operation.
+async fn single(client: &mut Client, sql: &str, kind: &'static str, rows: u64) -> Outcome {
+    match request(client, sql).await {
+        Ok(_) => Outcome::Done { kind, rows },
+        Err(outcome) => outcome,
+    }
+}
+
+/// Moves `amount` from one account to another if the first holds enough, in one interactive
+/// transaction of four requests.
+async fn transfer(client: &mut Client, table: &str, from: u64, to: u64, amount: i64) -> Outcome {
+    let steps = async {
+        request(client, "BEGIN").await?;
+        let read = format!("SELECT balance FROM {table} WHERE id = {from}");
+        let balance = first_integer(&request(client, &read).await?)
+            .ok_or_else(|| Outcome::Failed(format!("account {from} has no balance")))?;
+        if balance >= amount {
+            let sql = format!(
+                "UPDATE {table} SET balance = balance - {amount} WHERE id = {from}; \
+                 UPDATE {table} SET balance = balance + {amount} WHERE id = {to}"
+            );
+            request(client, &sql).await?;
+        }
+        request(client, "COMMIT").await
+    };
+    match steps.await {
+        Ok(_) => Outcome::Done { kind: "transfer", rows: 2 },
+        Err(outcome) => outcome,
+    }
+}
+
+/// The first column of the first row of the first result, as an integer.
+pub fn first_integer(response: &Response) -> Option<i64> {
+    let (_, outcome) = response.results.first()?;
+    match outcome.as_ref().ok()? {
+        StatementResult::Query { rows, .. } => match rows.first()?.first()? {
+            Value::Integer(value) => Some(*value),
+            _ => None,
+        },
+        _ => None,
+    }
+}
