@@ -91,4 +91,8 @@ fn commit_throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, commit_throughput);
+criterion_group! {
+    name = benches;
+    config = super::config();
+    targets = commit_throughput
+}

@@ -1,15 +1,23 @@
-//! SQL engine benchmarks on sled (durable: every commit fsyncs), through `Session::execute`
-//! from SQL text, so parsing and planning are included.
+//! SQL engine benchmarks on sled (durable: every commit fsyncs): parsing and planning alone,
+//! then statements through `Session::execute` from SQL text (parse and plan included) on
+//! tables of 100, 1,000 and 100,000 rows.
 
-use chronos::sql::{Database, Session, StatementResult};
+use chronos::sql::parser::parse_statement;
+use chronos::sql::planner::Planner;
+use chronos::sql::{Database, Session, StatementResult, engine::Txn};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use std::hint::black_box;
 use std::sync::Arc;
 
+/// Table sizes of the executor benchmarks.
+const SIZES: [i64; 3] = [100, 1_000, 100_000];
+
 /// A durable sled database in a temporary directory (removed when dropped).
 struct Fixture {
     _dir: tempfile::TempDir,
+    db: Arc<Database>,
     session: Session,
+    rows: i64,
 }
 
 /// The table shapes benchmarked.
@@ -36,7 +44,7 @@ fn fixture(shape: Shape, rows: i64) -> Fixture {
     for first in (0..rows).step_by(1000) {
         session.execute(&insert_sql(shape, first, (rows - first).min(1000))).expect("load");
     }
-    Fixture { _dir: dir, session }
+    Fixture { _dir: dir, db, session, rows }
 }
 
 /// One INSERT statement of `count` rows with ids from `first`.
@@ -50,17 +58,52 @@ fn insert_sql(shape: Shape, first: i64, count: i64) -> String {
     format!("INSERT INTO users VALUES {}", values.join(", "))
 }
 
-fn rows_returned(results: Vec<StatementResult>) -> usize {
+fn query_rows(results: Vec<StatementResult>) -> Vec<Vec<chronos::sql::types::Value>> {
     match results.into_iter().next() {
-        Some(StatementResult::Query { rows, .. }) => rows.len(),
-        _ => 0,
+        Some(StatementResult::Query { rows, .. }) => rows,
+        _ => Vec::new(),
     }
+}
+
+/// Keyed tables of every size in `SIZES`, built once for all the read benchmarks.
+fn keyed_fixtures() -> Vec<Fixture> {
+    SIZES.iter().map(|rows| fixture(Shape::Keyed, *rows)).collect()
+}
+
+/// Fewer samples for the largest table, so the whole run stays short.
+fn samples_for(rows: i64) -> usize {
+    if rows >= 100_000 { 10 } else { 50 }
+}
+
+/// Parsing a statement, and planning it against a catalog (no execution).
+fn parse_and_plan(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sql/parse_plan");
+    let fixture = fixture(Shape::Keyed, 0);
+    let statements = [
+        ("point_select", "SELECT name, balance FROM users WHERE id = 42"),
+        ("insert_row", "INSERT INTO users VALUES (1, 'user 1', 'user1@example.com', 1.5)"),
+        (
+            "aggregate",
+            "SELECT name, COUNT(*), SUM(balance) FROM users WHERE balance > 10 GROUP BY name ORDER BY 2 DESC LIMIT 10",
+        ),
+    ];
+    for (name, sql) in statements {
+        group.bench_function(BenchmarkId::new("parse", name), |b| {
+            b.iter(|| black_box(parse_statement(black_box(sql)).expect("parse")))
+        });
+        let statement = parse_statement(sql).expect("parse");
+        let txn = Txn::new(fixture.db.mvcc().begin_read_only().expect("begin"));
+        group.bench_function(BenchmarkId::new("plan", name), |b| {
+            b.iter(|| black_box(Planner::new(&txn).plan(&statement).expect("plan")))
+        });
+    }
+    group.finish();
 }
 
 /// INSERT of N rows in one statement (one transaction, one fsync), into the seed's table and
 /// into a table with a primary key and a unique index.
-fn insert(c: &mut Criterion) {
-    let mut group = c.benchmark_group("sql/insert");
+fn insert_batch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sql/insert_batch");
     for (name, shape, rows) in [
         ("100", Shape::Seed, 100i64),
         ("1000", Shape::Seed, 1000),
@@ -83,44 +126,83 @@ fn insert(c: &mut Criterion) {
     group.finish();
 }
 
-/// A full scan returning every row of an N-row table.
-fn scan(c: &mut Criterion) {
-    let mut group = c.benchmark_group("sql/scan");
-    for rows in [100i64, 1000] {
-        let mut fixture = fixture(Shape::Seed, rows);
-        group.throughput(Throughput::Elements(rows as u64));
+/// A single-row autocommit INSERT (one fsync) into a keyed, indexed table of N rows.
+fn insert_row(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sql/insert_row");
+    for rows in SIZES {
+        let mut fixture = fixture(Shape::Keyed, rows);
+        let mut next = rows;
+        group.sample_size(50);
         group.bench_function(BenchmarkId::from_parameter(rows), |b| {
             b.iter(|| {
-                let n =
-                    rows_returned(fixture.session.execute("SELECT * FROM users").expect("scan"));
-                assert_eq!(n, rows as usize);
-                black_box(n)
+                next += 1;
+                black_box(
+                    fixture.session.execute(&insert_sql(Shape::Keyed, next, 1)).expect("insert"),
+                )
             })
         });
     }
     group.finish();
 }
 
-/// One row found by primary key, and by a unique secondary index, in a 10,000-row table.
-fn point_lookup(c: &mut Criterion) {
+/// Reads over keyed tables of every size: a full scan returning every row, an aggregate with
+/// a filter, a point lookup by primary key, and one by a unique secondary index.
+fn reads(c: &mut Criterion) {
+    let mut fixtures = keyed_fixtures();
+    let mut group = c.benchmark_group("sql/scan");
+    for fixture in &mut fixtures {
+        let rows = fixture.rows;
+        group.sample_size(samples_for(rows));
+        group.throughput(Throughput::Elements(rows as u64));
+        group.bench_function(BenchmarkId::from_parameter(rows), |b| {
+            b.iter(|| {
+                let found =
+                    query_rows(fixture.session.execute("SELECT * FROM users").expect("scan"));
+                assert_eq!(found.len(), rows as usize);
+                black_box(found)
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("sql/aggregate");
+    for fixture in &mut fixtures {
+        let rows = fixture.rows;
+        group.sample_size(samples_for(rows));
+        group.throughput(Throughput::Elements(rows as u64));
+        group.bench_function(BenchmarkId::from_parameter(rows), |b| {
+            b.iter(|| {
+                let sql = "SELECT COUNT(*), SUM(balance) FROM users WHERE balance >= 500";
+                black_box(query_rows(fixture.session.execute(sql).expect("aggregate")))
+            })
+        });
+    }
+    group.finish();
+
     let mut group = c.benchmark_group("sql/point_lookup");
-    let mut fixture = fixture(Shape::Keyed, 10_000);
-    let mut id = 0i64;
-    group.bench_function("primary_key", |b| {
-        b.iter(|| {
-            id = (id + 7919) % 10_000;
-            let sql = format!("SELECT * FROM users WHERE id = {id}");
-            assert_eq!(rows_returned(fixture.session.execute(&sql).expect("lookup")), 1);
-        })
-    });
-    group.bench_function("index", |b| {
-        b.iter(|| {
-            id = (id + 7919) % 10_000;
-            let sql = format!("SELECT * FROM users WHERE email = 'user{id}@example.com'");
-            assert_eq!(rows_returned(fixture.session.execute(&sql).expect("lookup")), 1);
-        })
-    });
+    for fixture in &mut fixtures {
+        let rows = fixture.rows;
+        let mut id = 0i64;
+        group.bench_function(BenchmarkId::new("primary_key", rows), |b| {
+            b.iter(|| {
+                id = (id + 7919) % rows;
+                let sql = format!("SELECT * FROM users WHERE id = {id}");
+                assert_eq!(query_rows(fixture.session.execute(&sql).expect("lookup")).len(), 1);
+            })
+        });
+        group.bench_function(BenchmarkId::new("index", rows), |b| {
+            b.iter(|| {
+                id = (id + 7919) % rows;
+                let sql = format!("SELECT * FROM users WHERE email = 'user{id}@example.com'");
+                assert_eq!(query_rows(fixture.session.execute(&sql).expect("lookup")).len(), 1);
+            })
+        });
+    }
     group.finish();
 }
 
-criterion_group!(benches, insert, scan, point_lookup);
+criterion_group! {
+    name = benches;
+    config = super::config();
+    targets = parse_and_plan, insert_batch, insert_row, reads
+}

@@ -82,7 +82,7 @@ impl EngineSource for SledSource {
                 .drop_tree(old.as_bytes())
                 .map_err(|e| crate::storage::Error::Io(e.to_string()))?;
         }
-        Ok(Arc::new(SledEngine::open_tree(&self.db, &Self::tree_name(self.generation))?))
+        Ok(Arc::new(SledEngine::open_volatile_tree(&self.db, &Self::tree_name(self.generation))?))
     }
 }
 

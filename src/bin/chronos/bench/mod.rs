@@ -136,6 +136,13 @@ pub async fn run(addresses: Vec<String>, timeout: Duration, args: BenchArgs) -> 
     if let Err(code) = set_up(&mut admin, &args, &payload).await {
         return code;
     }
+    if args.workload.preloads()
+        && args.consistency == super::ConsistencyArg::Stale
+        && let Err(message) = wait_loaded(&addresses, timeout, &args).await
+    {
+        eprintln!("chronos: {message}");
+        return ExitCode::from(super::UNAVAILABLE);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let issued = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -194,6 +201,32 @@ async fn set_up(admin: &mut Client, args: &BenchArgs, payload: &str) -> Result<(
             let end = (first + 1000).min(args.rows);
             checked(admin, &args.workload.preload(first, end, payload)).await?;
             first = end;
+        }
+    }
+    Ok(())
+}
+
+/// Waits until every node serves the preloaded rows locally, so stale reads find them.
+async fn wait_loaded(
+    addresses: &[String],
+    timeout: Duration,
+    args: &BenchArgs,
+) -> Result<(), String> {
+    let sql = format!("SELECT COUNT(*) FROM {}", args.workload.table());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for address in addresses {
+        let mut client = Client::new(vec![address.clone()], timeout).map_err(|e| e.to_string())?;
+        client.consistency = chronos::server::Consistency::Stale;
+        loop {
+            let response = client.execute(&sql, false).await;
+            let count = response.ok().and_then(|r| workload::first_integer(&r));
+            if count == Some(args.rows as i64) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{address} has not caught up with the preloaded rows"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
     Ok(())
