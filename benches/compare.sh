@@ -34,6 +34,15 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+# The shortest of three runs of a command (its output discarded), in seconds.
+best_of_three() {
+    local best=
+    for _ in 1 2 3; do
+        local s; s=$(now); "$@" > /dev/null; local t; t=$(elapsed "$s" "$(now)")
+        best=$(awk -v a="$best" -v b="$t" 'BEGIN { print (a == "" || b < a) ? b : a }')
+    done
+    echo "$best"
+}
 
 # The workload files: one INSERT of BATCH rows per line, split into chunks that fit one
 # request; the queries; the lookups.
@@ -62,16 +71,9 @@ sqlite3 "$DB" "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, balance RE
 start=$(now)
 for chunk in "$WORK"/insert/chunk-*; do sqlite3 "$DB" < "$chunk"; done
 SQLITE_INSERT=$(elapsed "$start" "$(now)")
-best_sqlite() {
-    local best=
-    for _ in 1 2 3; do
-        local s; s=$(now); sqlite3 "$DB" "$1" > /dev/null; local t; t=$(elapsed "$s" "$(now)")
-        best=$(awk -v a="$best" -v b="$t" 'BEGIN { print (a == "" || b < a) ? b : a }')
-    done
-    echo "$best"
-}
-SQLITE_COUNT=$(best_sqlite "$COUNT_SQL")
-SQLITE_SUM=$(best_sqlite "$SUM_SQL")
+sqlite_query() { sqlite3 "$DB" "$1"; }
+SQLITE_COUNT=$(best_of_three sqlite_query "$COUNT_SQL")
+SQLITE_SUM=$(best_of_three sqlite_query "$SUM_SQL")
 start=$(now)
 sqlite3 "$DB" < "$WORK/lookups.sql" > /dev/null
 SQLITE_LOOKUPS=$(elapsed "$start" "$(now)")
@@ -91,16 +93,8 @@ run "CREATE TABLE users (id INT PRIMARY KEY, name STRING, balance FLOAT)" > /dev
 start=$(now)
 for chunk in "$WORK"/insert/chunk-*; do run --file "$chunk" > /dev/null; done
 CHRONOS_INSERT=$(elapsed "$start" "$(now)")
-best_chronos() {
-    local best=
-    for _ in 1 2 3; do
-        local s; s=$(now); run "$1" > /dev/null; local t; t=$(elapsed "$s" "$(now)")
-        best=$(awk -v a="$best" -v b="$t" 'BEGIN { print (a == "" || b < a) ? b : a }')
-    done
-    echo "$best"
-}
-CHRONOS_COUNT=$(best_chronos "$COUNT_SQL")
-CHRONOS_SUM=$(best_chronos "$SUM_SQL")
+CHRONOS_COUNT=$(best_of_three run "$COUNT_SQL")
+CHRONOS_SUM=$(best_of_three run "$SUM_SQL")
 start=$(now)
 run --file "$WORK/lookups.sql" > /dev/null
 CHRONOS_LOOKUPS=$(elapsed "$start" "$(now)")
