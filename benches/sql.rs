@@ -170,7 +170,15 @@ fn reads(c: &mut Criterion) {
         let rows = fixture.rows;
         group.sample_size(samples_for(rows));
         group.throughput(Throughput::Elements(rows as u64));
-        group.bench_function(BenchmarkId::from_parameter(rows), |b| {
+        group.bench_function(BenchmarkId::new("count_star", rows), |b| {
+            b.iter(|| {
+                let found = query_rows(
+                    fixture.session.execute("SELECT COUNT(*) FROM users").expect("count"),
+                );
+                assert_eq!(found, vec![vec![chronos::sql::types::Value::Integer(rows)]]);
+            })
+        });
+        group.bench_function(BenchmarkId::new("sum_filter", rows), |b| {
             b.iter(|| {
                 let sql = "SELECT COUNT(*), SUM(balance) FROM users WHERE balance >= 500";
                 black_box(query_rows(fixture.session.execute(sql).expect("aggregate")))

@@ -364,6 +364,18 @@ impl Txn {
         self.inner.scan_values(row_range(table, range)).map(|value| Ok(codec::decode(&value?)?))
     }
 
+    /// One item per row whose key falls in `range`, in key order, without reading the row's
+    /// values: for queries that only count rows (`COUNT(*)`), which need not decode them.
+    pub fn scan_undecoded(
+        &self,
+        table: &Table,
+        range: (Bound<Value>, Bound<Value>),
+    ) -> impl Iterator<Item = Result<()>> + '_ {
+        self.inner
+            .scan_values(row_range(table, range))
+            .map(|value| value.map(drop).map_err(Into::into))
+    }
+
     /// The keys of the rows whose indexed column equals `value` (never matches NULL).
     pub fn lookup_index(&self, table: &Table, index: &Index, value: &Value) -> Result<Vec<Value>> {
         if value.is_null() {
@@ -378,7 +390,7 @@ impl Txn {
     /// The number of rows of a table.
     pub fn count_rows(&self, table: &Table) -> Result<u64> {
         let mut count = 0;
-        for item in self.inner.scan_prefix(&row_prefix(&table.name)) {
+        for item in self.inner.scan_prefix_values(&row_prefix(&table.name)) {
             item?;
             count += 1;
         }

@@ -3,7 +3,7 @@
 use super::{Rows, StatementResult, aggregate, join};
 use crate::sql::engine::{Table, Txn};
 use crate::sql::error::{Error, Result};
-use crate::sql::planner::{Access, Node, Plan};
+use crate::sql::planner::{Access, Expression, Node, Plan};
 use crate::sql::types::{Row, Value};
 use std::collections::HashSet;
 use std::ops::Bound;
@@ -95,6 +95,27 @@ fn missing_key(table: &Table) -> Error {
     Error::Invalid(format!("internal error: row of {} without its key", table.name))
 }
 
+/// The key bounds of a full or key-range access.
+fn key_range(access: Access) -> (Bound<Value>, Bound<Value>) {
+    match access {
+        Access::KeyRange(start, end) => (start, end),
+        _ => (Bound::Unbounded, Bound::Unbounded),
+    }
+}
+
+/// Passes on a row for which `predicate` is true, and errors; drops the rest.
+fn keep(row: Result<Row>, predicate: &Expression) -> Option<Result<Row>> {
+    let row = match row {
+        Ok(row) => row,
+        Err(error) => return Some(Err(error)),
+    };
+    match predicate.evaluate(&row).and_then(|v| v.is_true()) {
+        Ok(true) => Some(Ok(row)),
+        Ok(false) => None,
+        Err(error) => Some(Err(error)),
+    }
+}
+
 /// Runs a query node, yielding its rows.
 pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
     Ok(match node {
@@ -106,20 +127,11 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
             ..
         } => {
             // The key is not wanted: read the rows alone, which skips decoding keys.
-            let range = match access {
-                Access::KeyRange(start, end) => (start, end),
-                _ => (Bound::Unbounded, Bound::Unbounded),
-            };
-            let rows = txn.scan_rows(&table, range);
-            Box::new(rows.filter_map(move |row| match (row, &filter) {
-                (Err(error), _) => Some(Err(error)),
-                (Ok(row), None) => Some(Ok(row)),
-                (Ok(row), Some(filter)) => match filter.evaluate(&row).and_then(|v| v.is_true()) {
-                    Ok(true) => Some(Ok(row)),
-                    Ok(false) => None,
-                    Err(error) => Some(Err(error)),
-                },
-            }))
+            let rows = txn.scan_rows(&table, key_range(access));
+            match filter {
+                None => Box::new(rows),
+                Some(filter) => Box::new(rows.filter_map(move |row| keep(row, &filter))),
+            }
         }
         Node::Scan { table, access, filter, with_key, .. } => {
             let keyed: Box<dyn Iterator<Item = Result<(Value, Row)>> + '_> = match access {
@@ -170,14 +182,7 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
         }
         Node::Filter { source, predicate } => {
             let source = execute_node(*source, txn)?;
-            Box::new(source.filter_map(move |row| match row {
-                Ok(row) => match predicate.evaluate(&row).and_then(|v| v.is_true()) {
-                    Ok(true) => Some(Ok(row)),
-                    Ok(false) => None,
-                    Err(error) => Some(Err(error)),
-                },
-                Err(error) => Some(Err(error)),
-            }))
+            Box::new(source.filter_map(move |row| keep(row, &predicate)))
         }
         Node::Projection { source, expressions } => {
             let source = execute_node(*source, txn)?;
@@ -187,7 +192,34 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
             }))
         }
         Node::Aggregate { source, group_by, aggregates } => {
-            aggregate::aggregate(execute_node(*source, txn)?, &group_by, &aggregates)?
+            let reads_no_column = |filter: &Option<Expression>| {
+                let expressions = filter
+                    .iter()
+                    .chain(&group_by)
+                    .chain(aggregates.iter().filter_map(|a| a.arg.as_ref()));
+                expressions.into_iter().all(|e| e.columns().is_empty())
+            };
+            let rows: Rows<'_> = match *source {
+                // Only the number of rows matters (COUNT(*), constants): skip decoding them,
+                // and give the aggregate an empty row per stored one.
+                Node::Scan {
+                    table,
+                    access: access @ (Access::Full | Access::KeyRange(..)),
+                    filter,
+                    with_key: false,
+                    ..
+                } if reads_no_column(&filter) => {
+                    let rows = txn
+                        .scan_undecoded(&table, key_range(access))
+                        .map(|item| item.map(|()| Row::new()));
+                    match filter {
+                        None => Box::new(rows),
+                        Some(filter) => Box::new(rows.filter_map(move |row| keep(row, &filter))),
+                    }
+                }
+                source => execute_node(source, txn)?,
+            };
+            aggregate::aggregate(rows, &group_by, &aggregates)?
         }
         Node::Order { source, keys } => {
             let mut rows = Vec::new();
