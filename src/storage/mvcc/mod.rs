@@ -73,11 +73,15 @@ pub(crate) struct Registry {
     pub(super) persisted_next_version: Version,
     /// Read-write transactions in flight.
     pub(super) active: BTreeSet<Version>,
+    /// For each transaction in flight, the oldest version its snapshot can still need (see
+    /// [`TransactionState::floor`]): garbage collection never passes the lowest.
+    pub(super) floors: BTreeMap<Version, Version>,
     /// The transaction holding the exclusive (schema) lock, if any.
     pub(super) exclusive: Option<Version>,
     /// The transaction holding unflushed writes, if any (the write latch).
     pub(super) latch: Option<Version>,
-    /// Read-only snapshots open in this process, with a count per version.
+    /// Read-only snapshots open in this process, with a count per floor (the oldest version
+    /// each can still need).
     pub(super) readers: BTreeMap<Version, usize>,
 }
 
@@ -160,6 +164,7 @@ impl Mvcc {
         let next_version = get_u64(engine.as_ref(), &[tag::NEXT_VERSION])?.unwrap_or(1);
         let gc_horizon = get_u64(engine.as_ref(), &[tag::GC_HORIZON])?.unwrap_or(0);
         let mut active = BTreeSet::new();
+        let mut floors = BTreeMap::new();
         let mut exclusive = None;
         for item in engine.scan_prefix(&[tag::TXN_ACTIVE]) {
             let (key, flags) = item?;
@@ -169,12 +174,19 @@ impl Mvcc {
             if flags.first().is_some_and(|f| f & FLAG_EXCLUSIVE != 0) {
                 exclusive = Some(version);
             }
+            let snapshot: BTreeSet<Version> =
+                match engine.get(&versioned_tag_key(tag::TXN_SNAPSHOT, version))? {
+                    Some(bytes) => value::decode(&bytes)?,
+                    None => BTreeSet::new(),
+                };
+            floors.insert(version, snapshot.first().copied().unwrap_or(version).min(version));
             active.insert(version);
         }
         let registry = Registry {
             next_version,
             persisted_next_version: next_version,
             active,
+            floors,
             exclusive,
             latch: None,
             readers: BTreeMap::new(),
@@ -215,9 +227,10 @@ impl Mvcc {
         let version = registry.next_version;
         registry.next_version += 1;
         let active = registry.active.clone();
-        registry.active.insert(version);
-        drop(registry);
         let state = TransactionState { version, read_only: false, active };
+        registry.active.insert(version);
+        registry.floors.insert(version, state.floor());
+        drop(registry);
         Ok(Transaction::new(self.shared.clone(), state, false))
     }
 
@@ -226,13 +239,10 @@ impl Mvcc {
         let mut registry = self.shared.registry();
         let version = registry.next_version;
         let active = registry.active.clone();
-        *registry.readers.entry(version).or_default() += 1;
+        let state = TransactionState { version, read_only: true, active };
+        *registry.readers.entry(state.floor()).or_default() += 1;
         drop(registry);
-        Ok(Transaction::new(
-            self.shared.clone(),
-            TransactionState { version, read_only: true, active },
-            false,
-        ))
+        Ok(Transaction::new(self.shared.clone(), state, false))
     }
 
     /// Begins a read-only transaction that sees the database as a transaction beginning at
@@ -258,13 +268,13 @@ impl Mvcc {
             None if version == registry.next_version => registry.active.clone(),
             None => BTreeSet::new(),
         };
-        *registry.readers.entry(version).or_default() += 1;
+        let state = TransactionState { version, read_only: true, active };
+        if state.floor() < horizon {
+            return Err(Error::SnapshotTooOld { version, horizon });
+        }
+        *registry.readers.entry(state.floor()).or_default() += 1;
         drop(registry);
-        Ok(Transaction::new(
-            self.shared.clone(),
-            TransactionState { version, read_only: true, active },
-            false,
-        ))
+        Ok(Transaction::new(self.shared.clone(), state, false))
     }
 
     /// Reopens a read-only snapshot from its state (taken by [`Mvcc::begin_read_only`] here or
@@ -281,10 +291,10 @@ impl Mvcc {
             )));
         }
         let horizon = self.shared.gc_horizon.load(Ordering::Acquire);
-        if state.version < horizon {
+        if state.floor() < horizon {
             return Err(Error::SnapshotTooOld { version: state.version, horizon });
         }
-        *registry.readers.entry(state.version).or_default() += 1;
+        *registry.readers.entry(state.floor()).or_default() += 1;
         drop(registry);
         Ok(Transaction::new(self.shared.clone(), state, false))
     }
@@ -350,17 +360,17 @@ impl Mvcc {
         self.shared.registry().active.clone()
     }
 
-    /// The oldest version any transaction of this process can still read: the oldest read-only
-    /// snapshot or in-flight transaction, or the next version when there is none. A
-    /// garbage-collection horizon at or below this is safe for local readers.
+    /// The oldest version any transaction of this process can still need: the lowest floor
+    /// of a read-only snapshot or in-flight transaction, or the next version when there is
+    /// none. A garbage-collection horizon at or below this is safe for local readers.
     pub fn oldest_visible_version(&self) -> Version {
         let registry = self.shared.registry();
         let mut oldest = registry.next_version;
         if let Some(reader) = registry.readers.keys().next() {
             oldest = oldest.min(*reader);
         }
-        if let Some(active) = registry.active.first() {
-            oldest = oldest.min(*active);
+        if let Some(floor) = registry.floors.values().min() {
+            oldest = oldest.min(*floor);
         }
         oldest
     }
@@ -368,16 +378,17 @@ impl Mvcc {
     /// Deletes the versions no snapshot at or above `horizon` can see: for each key, every
     /// version below the horizon except the newest, and that one too if it is a tombstone.
     ///
-    /// The horizon is clamped to the oldest in-flight read-write transaction and the next
-    /// version, both of which are replicated state, so the result depends only on the stored
-    /// data and `horizon`. Local read-only snapshots below the horizon fail from then on with
+    /// The horizon is clamped to the next version and to the floor of every in-flight
+    /// read-write transaction (its own version and every version its in-flight set hides, so
+    /// the version it reads in their place survives). Both are replicated state, so the result
+    /// depends only on the stored data and `horizon`. Local read-only snapshots below the horizon fail from then on with
     /// [`Error::SnapshotTooOld`]; pass [`Mvcc::oldest_visible_version`] to keep them valid.
     pub fn gc(&self, horizon: Version) -> Result<GcStats> {
         let horizon = {
             let registry = self.shared.registry();
             let mut horizon = horizon.min(registry.next_version);
-            if let Some(active) = registry.active.first() {
-                horizon = horizon.min(*active);
+            if let Some(floor) = registry.floors.values().min() {
+                horizon = horizon.min(*floor);
             }
             if horizon <= self.shared.gc_horizon.load(Ordering::Acquire) {
                 return Ok(GcStats { horizon, ..GcStats::default() });

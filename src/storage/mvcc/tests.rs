@@ -475,3 +475,42 @@ fn the_counter_is_persisted_even_when_no_batch_carried_it() {
     let reopened = Mvcc::open(Arc::new(engine)).unwrap();
     assert_eq!(reopened.status().unwrap().next_version, 3);
 }
+
+/// Issue 12, item 1: a transaction's snapshot needs the versions its in-flight set hides, so
+/// garbage collection must keep the newest version below the oldest of them.
+#[test]
+fn gc_keeps_what_an_in_flight_set_hides() {
+    let (mvcc, _) = memory();
+    seed(&mvcc, &[(b"row", b"old")]);
+    // A updates the row and stays open; B begins with A in its in-flight set; A commits.
+    let mut a = mvcc.begin().unwrap();
+    a.set(b"row", b"new".to_vec()).unwrap();
+    a.flush().unwrap();
+    let mut b = mvcc.begin().unwrap();
+    assert!(b.state().active.contains(&a.version()));
+    a.commit().unwrap();
+    // The leader's horizon may be anything; apply clamps it.
+    let stats = mvcc.gc(Version::MAX).unwrap();
+    assert!(stats.horizon <= b.state().active.first().copied().unwrap());
+    // B still reads its snapshot's value, and writing the row conflicts with A.
+    assert_eq!(b.get(b"row").unwrap(), Some(b"old".to_vec()));
+    assert!(matches!(b.set(b"row", b"mine".to_vec()), Err(Error::Serialization(_))));
+    b.rollback().unwrap();
+
+    // The same holds for a read-only snapshot that began while A' was in flight.
+    let mut a2 = mvcc.begin().unwrap();
+    a2.set(b"row", b"newer".to_vec()).unwrap();
+    a2.flush().unwrap();
+    let reader = mvcc.begin_read_only().unwrap();
+    a2.commit().unwrap();
+    let state = reader.state().clone();
+    let horizon = mvcc.begin_read_only().unwrap().version();
+    mvcc.gc(horizon).unwrap();
+    // Either the reader still sees its value, or it is told its snapshot is gone: never a
+    // partial past.
+    match reader.get(b"row") {
+        Ok(value) => assert_eq!(value, Some(b"new".to_vec())),
+        Err(error) => assert!(matches!(error, Error::SnapshotTooOld { .. }), "{error}"),
+    }
+    assert!(matches!(mvcc.begin_read_only_at(state), Err(Error::SnapshotTooOld { .. })));
+}

@@ -27,6 +27,13 @@ pub struct TransactionState {
 }
 
 impl TransactionState {
+    /// The oldest version this snapshot can still need: the newest version below it that is
+    /// not hidden stays readable only while garbage collection keeps everything from the
+    /// lowest hidden (in-flight) version up. A horizon above the floor breaks the snapshot.
+    pub fn floor(&self) -> Version {
+        self.active.first().copied().unwrap_or(self.version).min(self.version)
+    }
+
     /// Whether a version written by `version` is visible to this transaction.
     pub fn is_visible(&self, version: Version) -> bool {
         if self.active.contains(&version) {
@@ -121,7 +128,7 @@ impl Transaction {
     /// Fails if garbage collection has removed versions this snapshot may need.
     pub(super) fn check_horizon(&self) -> Result<()> {
         let horizon = self.shared.gc_horizon.load(Ordering::Acquire);
-        if self.state.read_only && self.state.version < horizon {
+        if self.state.read_only && self.state.floor() < horizon {
             return Err(Error::SnapshotTooOld { version: self.state.version, horizon });
         }
         Ok(())
@@ -513,6 +520,7 @@ impl Transaction {
     fn release(&mut self, registry: &mut Registry) {
         let version = self.state.version;
         registry.active.remove(&version);
+        registry.floors.remove(&version);
         if registry.latch == Some(version) {
             registry.latch = None;
         }
@@ -528,10 +536,11 @@ impl Transaction {
             return;
         }
         let mut registry = self.shared.registry();
-        if let Some(count) = registry.readers.get_mut(&self.state.version) {
+        let floor = self.state.floor();
+        if let Some(count) = registry.readers.get_mut(&floor) {
             *count -= 1;
             if *count == 0 {
-                registry.readers.remove(&self.state.version);
+                registry.readers.remove(&floor);
             }
         }
         self.finished = true;
