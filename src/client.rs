@@ -24,10 +24,14 @@ pub enum Error {
     /// No node could be reached.
     #[error("cannot reach the cluster: {0}")]
     Unreachable(String),
-    /// The cluster answered that it cannot serve the request now (no quorum), or the request
-    /// timed out.
+    /// The cluster answered that it cannot serve the request now (no quorum): nothing was
+    /// applied, so the request may be retried.
     #[error("cluster unavailable: {0}")]
     Unavailable(String),
+    /// A request that may write was cut off (timeout, lost connection, lost leader) after it
+    /// was sent: it may or may not have been applied.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
     /// The request was refused as invalid.
     #[error("invalid request: {0}")]
     Invalid(String),
@@ -42,8 +46,32 @@ impl Error {
         matches!(self, Error::Unreachable(_) | Error::Unavailable(_))
     }
 
-    fn from_status(status: tonic::Status) -> Self {
+    /// The error for a failed call. `may_write`: the request could have applied writes, so a
+    /// failure after it was sent leaves its outcome unknown unless the server said otherwise.
+    fn from_status(status: tonic::Status, may_write: bool) -> Self {
         let message = status.message().to_string();
+        let outcome = status
+            .metadata()
+            .get(crate::server::OUTCOME_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        match outcome.as_deref() {
+            Some("unknown") => return Error::OutcomeUnknown(message),
+            Some("not_applied") => return Error::Unavailable(message),
+            _ => {}
+        }
+        let cut_off = matches!(
+            status.code(),
+            tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Cancelled
+                | tonic::Code::Unknown
+        );
+        if may_write && cut_off && !never_sent(&status) {
+            return Error::OutcomeUnknown(format!(
+                "the request was cut off after it was sent and may or may not have been applied: {message}"
+            ));
+        }
         match status.code() {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
                 Error::Unavailable(message)
@@ -140,12 +168,14 @@ impl Client {
             match request(channel).await {
                 Ok(value) => return Ok(value),
                 Err(status) => {
+                    let error = Error::from_status(status.clone(), !read_only);
                     let retry = never_sent(&status)
+                        || matches!(error, Error::Unavailable(_))
                         || (read_only && status.code() == tonic::Code::Unavailable);
                     if !retry {
-                        return Err(Error::from_status(status));
+                        return Err(error);
                     }
-                    last = Some(Error::from_status(status));
+                    last = Some(error);
                     self.next_node();
                 }
             }

@@ -335,3 +335,38 @@ fn bench_runs_each_workload_and_the_bank_keeps_its_total() {
     assert_eq!(done + conflicts, 120, "{bank}");
     assert!(done > 0, "{bank}");
 }
+
+/// Issue 12, item 6: a write refused for lack of quorum (nothing applied, exit 3) and a write
+/// cut off mid-commit (it may or may not be applied, exit 4) are told apart.
+#[test]
+fn an_unknown_outcome_has_its_own_kind_and_exit_code() {
+    let _serial = serial();
+    // Long ticks: the leader keeps its lease for about a second after losing its followers.
+    let mut cluster = Cluster::start(3, &["--tick-ms", "100", "--request-timeout-ms", "1500"]);
+    let leader = cluster.leader();
+    cluster.ok(leader, "CREATE TABLE t (id INT PRIMARY KEY)");
+    let follower = cluster.other_than(leader);
+    let followers: Vec<u64> = cluster.running().into_iter().filter(|id| *id != leader).collect();
+    for id in &followers {
+        cluster.kill(*id);
+    }
+    // The leader appends the write but can never commit it.
+    let cut_off = chronos_at(
+        &cluster.addresses[&leader],
+        &["exec", "--format", "json", "INSERT INTO t VALUES (1)"],
+        "",
+    );
+    assert_eq!(code(&cut_off), 4, "{}{}", stdout(&cut_off), stderr(&cut_off));
+    assert!(stdout(&cut_off).contains("\"kind\":\"outcome_unknown\""), "{}", stdout(&cut_off));
+    // A node alone, with no leader to be found, refuses before proposing anything.
+    cluster.kill(leader);
+    cluster.spawn(follower);
+    support::eventually("the restarted follower to answer", || cluster.status(follower));
+    let refused = chronos_at(
+        &cluster.addresses[&follower],
+        &["exec", "--format", "json", "INSERT INTO t VALUES (2)"],
+        "",
+    );
+    assert_eq!(code(&refused), 3, "{}{}", stdout(&refused), stderr(&refused));
+    assert!(stdout(&refused).contains("\"kind\":\"unavailable\""), "{}", stdout(&refused));
+}

@@ -41,7 +41,7 @@ mod state;
 mod transport;
 
 pub use command::{Command, Outcome, StatementError, StatementOutcome};
-pub use context::never_sent;
+pub use context::{OUTCOME_HEADER, never_sent};
 pub use driver::NodeEvent;
 pub use node::{Node, NodeStatus, Options, Store};
 pub use requests::{Consistency, Request, Response, Transaction};
@@ -97,8 +97,9 @@ impl Error {
             Error::Config(_) => "config",
             Error::Io(_) => "io_error",
             Error::Unavailable(_) | Error::Halted(_) => "unavailable",
-            // Clients act the same way: the cluster could not confirm the write.
-            Error::UnknownOutcome(_) => "unavailable",
+            // Not the same as unavailable: retrying may apply the write twice (unless the
+            // request carries an id; see `client`).
+            Error::UnknownOutcome(_) => "outcome_unknown",
             Error::InvalidRequest(_) => "invalid_request",
         }
     }
@@ -129,7 +130,15 @@ impl From<Error> for tonic::Status {
         let message = error.to_string();
         match error {
             Error::Config(_) | Error::InvalidRequest(_) => tonic::Status::invalid_argument(message),
-            Error::Unavailable(_) | Error::Halted(_) => tonic::Status::unavailable(message),
+            Error::Unavailable(_) | Error::Halted(_) => {
+                // Refused before anything was applied: safe to retry anywhere.
+                let mut status = tonic::Status::unavailable(message);
+                status.metadata_mut().insert(
+                    context::OUTCOME_HEADER,
+                    tonic::metadata::MetadataValue::from_static("not_applied"),
+                );
+                status
+            }
             Error::UnknownOutcome(_) => {
                 let mut status = tonic::Status::unavailable(message);
                 status.metadata_mut().insert(

@@ -7,7 +7,8 @@
 //! - `chronos member add|promote|remove` and `chronos transfer-leader` change the cluster.
 //!
 //! Exit codes: 0 success, 1 an SQL error (or a refused request), 2 a usage error, 3 the cluster
-//! is unreachable or unavailable.
+//! is unreachable or unavailable (nothing was applied: safe to retry), 4 a write's outcome is
+//! unknown (it was cut off after it was sent and may or may not have been applied).
 
 mod bench;
 mod output;
@@ -115,6 +116,16 @@ enum MemberChange {
 const SQL_ERROR: u8 = 1;
 const USAGE: u8 = 2;
 const UNAVAILABLE: u8 = 3;
+const OUTCOME_UNKNOWN: u8 = 4;
+
+/// The exit code for a failed statement's error kind.
+fn code_for_kind(kind: &str) -> u8 {
+    match kind {
+        "unavailable" => UNAVAILABLE,
+        "outcome_unknown" => OUTCOME_UNKNOWN,
+        _ => SQL_ERROR,
+    }
+}
 
 /// The exit code for a client error.
 fn exit_for(error: &client::Error) -> ExitCode {
@@ -123,6 +134,7 @@ fn exit_for(error: &client::Error) -> ExitCode {
         client::Error::Unreachable(_) | client::Error::Unavailable(_) => {
             ExitCode::from(UNAVAILABLE)
         }
+        client::Error::OutcomeUnknown(_) => ExitCode::from(OUTCOME_UNKNOWN),
         client::Error::Invalid(_) | client::Error::Server(_) => ExitCode::from(SQL_ERROR),
     }
 }
@@ -245,8 +257,7 @@ async fn exec(
                 let _ = stdout.flush();
                 eprintln!("{}", output::error_line(&error.kind, &error.message));
             }
-            let unavailable = error.kind == "unavailable";
-            code = code.max(if unavailable { UNAVAILABLE } else { SQL_ERROR });
+            code = code.max(code_for_kind(&error.kind));
         }
     }
     let _ = stdout.flush();
