@@ -76,7 +76,9 @@ impl Error {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
                 Error::Unavailable(message)
             }
-            tonic::Code::InvalidArgument | tonic::Code::NotFound => Error::Invalid(message),
+            tonic::Code::InvalidArgument | tonic::Code::NotFound | tonic::Code::AlreadyExists => {
+                Error::Invalid(message)
+            }
             _ => Error::Server(message),
         }
     }

@@ -337,3 +337,60 @@ fn admin_reports_tables_the_log_and_a_live_event_stream() {
     assert!(event.at_ms > 0 && event.term > first_term(&first), "{event:?}");
     assert_eq!(cluster.leader(), target);
 }
+
+/// Issue 12, item 13: the README's way to add a node. `chronosd --join` without `--peers`
+/// learns the members' addresses from the cluster that adds it, catches up, shows as a
+/// learner, and once promoted can lead.
+#[test]
+fn a_node_joining_without_peers_catches_up_and_can_lead() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    cluster.ok(leader, "CREATE TABLE t (id INT PRIMARY KEY)");
+    for id in 0..5 {
+        cluster.ok(leader, &format!("INSERT INTO t VALUES ({id})"));
+    }
+    let address = cluster.reserve(4);
+    cluster.spawn_alone(4, &["--join"]);
+    eventually("node 4 to answer", || cluster.status(4));
+    let mut admin = cluster.client(1);
+    let added = cluster.block_on(admin.add_learner(4, &address)).expect("add learner");
+    eventually("node 4 to catch up as a learner", || {
+        let status = cluster.status(4)?;
+        (status.role == pb::Role::Learner as i32 && status.applied_index >= added.index)
+            .then_some(())
+    });
+    assert_eq!(cluster.rows_on(4, "t").map(|rows| rows.len()), Some(5));
+    let nodes = cluster.block_on(admin.cluster_status()).expect("cluster status");
+    let four = nodes.iter().find(|n| n.id == 4).expect("node 4 listed");
+    assert_eq!(four.role, pb::Role::Learner as i32, "{four:?}");
+    // Promoted, it leads: it knows every member's address from the log.
+    cluster.block_on(admin.promote(4)).expect("promote");
+    let leader = cluster.block_on(admin.transfer_leadership(4)).expect("transfer");
+    assert_eq!(leader, 4);
+    cluster.ok(4, "INSERT INTO t VALUES (100)");
+    assert_eq!(cluster.converged("t").len(), 6);
+}
+
+/// Issue 12, item 3: adding a node id that is already a member is refused before anything
+/// changes; the member keeps its address and keeps replicating.
+#[test]
+fn adding_an_existing_member_is_refused_and_changes_nothing() {
+    let _serial = serial();
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    cluster.ok(leader, "CREATE TABLE t (id INT PRIMARY KEY)");
+    let member = cluster.other_than(leader);
+    let mut admin = cluster.client(leader);
+    let error = cluster
+        .block_on(admin.add_learner(member, "127.0.0.1:1"))
+        .expect_err("an existing member cannot be added again");
+    assert!(error.to_string().contains("already a member"), "{error}");
+    let status = cluster.status(leader).expect("status");
+    let recorded = status.members.iter().find(|m| m.id == member).expect("still a member");
+    assert_eq!(recorded.address, cluster.addresses[&member]);
+    cluster.ok(leader, "INSERT INTO t VALUES (1)");
+    assert_eq!(cluster.converged("t").len(), 1);
+    let nodes = cluster.block_on(admin.cluster_status()).expect("cluster status");
+    assert!(nodes.iter().all(|n| n.role != pb::Role::Down as i32), "{nodes:?}");
+}

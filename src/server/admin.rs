@@ -139,12 +139,15 @@ async fn transfer(cx: &Context, to: NodeId) -> Result<(), Error> {
 /// The Admin service.
 pub struct AdminService {
     cx: Arc<Context>,
+    /// Held through a membership change, from validation to the configuration entry, so a
+    /// change checks the configuration no other change is about to alter.
+    membership: tokio::sync::Mutex<()>,
 }
 
 impl AdminService {
     /// The service of a node.
     pub fn new(cx: Arc<Context>) -> Self {
-        Self { cx }
+        Self { cx, membership: tokio::sync::Mutex::new(()) }
     }
 
     fn status(&self) -> pb::NodeStatus {
@@ -233,10 +236,18 @@ impl pb::admin_server::Admin for AdminService {
                 }
             }));
         }
+        let learners = self.cx.state.borrow().raft.config.learners.clone();
         let mut nodes = vec![own];
         for ask in asks {
             if let Ok(status) = ask.await {
                 nodes.push(status);
+            }
+        }
+        // A learner that has not yet received the entry adding it calls itself a follower; the
+        // configuration says what it is.
+        for node in &mut nodes {
+            if node.role == pb::Role::Follower as i32 && learners.contains(&node.id) {
+                node.role = pb::Role::Learner as i32;
             }
         }
         nodes.sort_by_key(|n| n.id);
@@ -350,7 +361,25 @@ impl pb::admin_server::Admin for AdminService {
                 "{address:?} is not a host:port address"
             )));
         }
-        // Everyone learns the address before the node joins the configuration.
+        // Validate before changing anything: a refused add must not touch the address book.
+        let _membership = self.membership.lock().await;
+        let config = self.cx.state.borrow().raft.config.clone();
+        if config.contains(id) {
+            let kind = if config.voters.contains(&id) { "voter" } else { "learner" };
+            return Err(Status::already_exists(format!(
+                "node {id} is already a member ({kind}); remove it first to give it a new address"
+            )));
+        }
+        // Everyone, the new node included, learns every member's address through the log
+        // before the node joins the configuration: a node started with --join and no --peers
+        // knows nobody until then.
+        let book = self.cx.transport.addresses().read().unwrap_or_else(|p| p.into_inner()).clone();
+        for member in config.members() {
+            if let Some(known) = book.get(&member) {
+                let command = Command::SetAddress { id: member, address: known.clone() };
+                self.cx.propose(&command).await?;
+            }
+        }
         self.cx.propose(&Command::SetAddress { id, address }).await?;
         Ok(Response::new(self.change(ConfChange::AddLearner(id)).await?))
     }
@@ -362,6 +391,7 @@ impl pb::admin_server::Admin for AdminService {
         if let Some(mut leader) = self.leader_client()? {
             return leader.promote(request).await;
         }
+        let _membership = self.membership.lock().await;
         Ok(Response::new(self.change(ConfChange::Promote(request.get_ref().id)).await?))
     }
 
@@ -381,6 +411,7 @@ impl pb::admin_server::Admin for AdminService {
                 .ok_or_else(|| Status::unavailable("leadership did not move; try again"))?;
             return leader.remove_node(request).await;
         }
+        let _membership = self.membership.lock().await;
         Ok(Response::new(self.change(ConfChange::Remove(id)).await?))
     }
 

@@ -160,7 +160,7 @@ impl Node {
         }
         let addresses: Addresses = Arc::new(RwLock::new(book));
         let transport =
-            Arc::new(Transport::new(addresses.clone(), tokio::runtime::Handle::current()));
+            Arc::new(Transport::new(opts.id, addresses.clone(), tokio::runtime::Handle::current()));
         let mut raft_opts = raft::Options::new(opts.id);
         raft_opts.election_ticks = opts.election_ticks;
         raft_opts.seed = seed(opts.id);

@@ -68,6 +68,11 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<Streaming<pb::RaftBatch>>,
     ) -> Result<Response<pb::StepResponse>, Status> {
+        if let Some(from) =
+            request.metadata().get(super::transport::FROM_HEADER).and_then(|v| v.to_str().ok())
+        {
+            super::transport::learn_address(self.cx.transport.addresses(), from);
+        }
         let mut stream = request.into_inner();
         // One stop signal for the stream's life, not one per batch (this is the replication
         // path).

@@ -27,6 +27,10 @@ const SNAPSHOT_LANE: usize = 8;
 /// The most messages in one frame of a stream.
 const MAX_BATCH: usize = 256;
 
+/// The gRPC metadata key on a `Raft.Step` stream naming its sender: `ID=HOST:PORT`. A node
+/// that joined without `--peers` learns the leader's address from it, so it can answer.
+pub const FROM_HEADER: &str = "chronos-from";
+
 /// The members' addresses (`host:port`), shared by everything that connects to peers.
 pub type Addresses = Arc<RwLock<BTreeMap<NodeId, String>>>;
 
@@ -44,6 +48,8 @@ struct Lanes {
 
 /// Connections to the other members.
 pub struct Transport {
+    /// This node's id (its address is in `addresses`).
+    id: NodeId,
     addresses: Addresses,
     runtime: tokio::runtime::Handle,
     lanes: Mutex<BTreeMap<NodeId, Lanes>>,
@@ -53,8 +59,9 @@ pub struct Transport {
 
 impl Transport {
     /// A transport that runs its connections on `runtime`.
-    pub fn new(addresses: Addresses, runtime: tokio::runtime::Handle) -> Self {
+    pub fn new(id: NodeId, addresses: Addresses, runtime: tokio::runtime::Handle) -> Self {
         Self {
+            id,
             addresses,
             runtime,
             lanes: Mutex::new(BTreeMap::new()),
@@ -84,8 +91,9 @@ impl Transport {
     fn open_lanes(&self, peer: NodeId) -> Lanes {
         let (control, control_rx) = mpsc::channel(CONTROL_LANE);
         let (snapshot, snapshot_rx) = mpsc::channel(SNAPSHOT_LANE);
-        self.runtime.spawn(run_lane(peer, self.addresses.clone(), control_rx));
-        self.runtime.spawn(run_lane(peer, self.addresses.clone(), snapshot_rx));
+        let from = (self.id, self.addresses.clone());
+        self.runtime.spawn(run_lane(from.clone(), peer, self.addresses.clone(), control_rx));
+        self.runtime.spawn(run_lane(from, peer, self.addresses.clone(), snapshot_rx));
         Lanes { control, snapshot }
     }
 
@@ -110,8 +118,26 @@ pub fn endpoint(address: &str) -> Option<Endpoint> {
     Some(endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true))
 }
 
-/// Drains a lane into a `Raft.Step` stream to `peer`, reconnecting as needed.
-async fn run_lane(peer: NodeId, addresses: Addresses, mut lane: mpsc::Receiver<Vec<u8>>) {
+/// Records a peer's address learned from its own connection, unless one is known already
+/// (addresses from flags and the log win).
+pub fn learn_address(addresses: &Addresses, header: &str) {
+    let Some((id, address)) = header.split_once('=') else { return };
+    let (Ok(id), true) = (id.parse::<NodeId>(), endpoint(address).is_some()) else { return };
+    let mut book = addresses.write().unwrap_or_else(|p| p.into_inner());
+    if let std::collections::btree_map::Entry::Vacant(entry) = book.entry(id) {
+        tracing::info!(peer = id, %address, "learned a peer's address from its connection");
+        entry.insert(address.to_string());
+    }
+}
+
+/// Drains a lane into a `Raft.Step` stream to `peer`, reconnecting as needed. `from` is this
+/// node's id and address book (its own address is sent along, see [`FROM_HEADER`]).
+async fn run_lane(
+    from: (NodeId, Addresses),
+    peer: NodeId,
+    addresses: Addresses,
+    mut lane: mpsc::Receiver<Vec<u8>>,
+) {
     loop {
         // An idle lane holds no connection: wait for something to send.
         let Some(first) = lane.recv().await else { return };
@@ -127,9 +153,14 @@ async fn run_lane(peer: NodeId, addresses: Addresses, mut lane: mpsc::Receiver<V
         };
         let (frames, frames_rx) = mpsc::channel::<pb::RaftBatch>(16);
         let mut client = pb::raft_client::RaftClient::new(channel);
-        let call = tokio::spawn(async move {
-            client.step(tokio_stream::wrappers::ReceiverStream::new(frames_rx)).await
-        });
+        let mut request =
+            tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(frames_rx));
+        if let Some(own) = address_of(&from.1, from.0)
+            && let Ok(value) = format!("{}={own}", from.0).parse()
+        {
+            request.metadata_mut().insert(FROM_HEADER, value);
+        }
+        let call = tokio::spawn(async move { client.step(request).await });
         let mut next = Some(first);
         loop {
             let mut messages = Vec::new();

@@ -105,6 +105,17 @@ impl Cluster {
 
     /// Starts node `id` (again), with `extra` flags.
     pub fn spawn_with(&mut self, id: u64, extra: &[&str]) {
+        let peers = self.peers(id);
+        self.spawn_process(id, extra, &peers);
+    }
+
+    /// Starts node `id` with `extra` flags and no `--peers` (as the README starts a node that
+    /// joins a running cluster).
+    pub fn spawn_alone(&mut self, id: u64, extra: &[&str]) {
+        self.spawn_process(id, extra, "");
+    }
+
+    fn spawn_process(&mut self, id: u64, extra: &[&str], peers: &str) {
         let log = std::fs::File::create(self.dir.path().join(format!("n{id}.log"))).expect("log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_chronosd"));
         command
@@ -119,7 +130,6 @@ impl Cluster {
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log);
-        let peers = self.peers(id);
         if !peers.is_empty() {
             command.arg("--peers").arg(peers);
         }
