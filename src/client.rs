@@ -93,6 +93,8 @@ pub struct Client {
     timeout: Duration,
     /// The session's open transaction.
     transaction: Option<Transaction>,
+    /// The cluster's proof for `transaction`, sent back with it.
+    proof: Vec<u8>,
     /// The consistency of reads outside transactions.
     pub consistency: Consistency,
 }
@@ -115,6 +117,7 @@ impl Client {
             channel: None,
             timeout,
             transaction: None,
+            proof: Vec::new(),
             consistency: Consistency::Linearizable,
         })
     }
@@ -191,6 +194,7 @@ impl Client {
             sql: sql.to_string(),
             consistency: self.consistency,
             transaction: self.transaction.clone(),
+            proof: self.proof.clone(),
             continue_on_error,
         };
         let message = pb::ExecuteRequest::from(&request);
@@ -205,6 +209,7 @@ impl Client {
             .await?;
         let response = Response::from(response);
         self.transaction = response.transaction.clone();
+        self.proof = response.proof.clone();
         Ok(response)
     }
 

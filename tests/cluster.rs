@@ -394,3 +394,59 @@ fn adding_an_existing_member_is_refused_and_changes_nothing() {
     let nodes = cluster.block_on(admin.cluster_status()).expect("cluster status");
     assert!(nodes.iter().all(|n| n.role != pb::Role::Down as i32), "{nodes:?}");
 }
+
+/// Issue 12, item 12 (and issue 13, item 4): session state that comes back from a client is
+/// authenticated. A forged read-only session cannot read uncommitted writes, and a client
+/// cannot take over a read-write transaction it never opened.
+#[test]
+fn forged_or_hijacked_sessions_are_refused() {
+    let _serial = serial();
+    let cluster = Cluster::start(1, &[]);
+    cluster.ok(1, "CREATE TABLE t (id INT PRIMARY KEY, v STRING); INSERT INTO t VALUES (1, 'a')");
+    // The owner opens a transaction and writes without committing.
+    let mut owner = cluster.client(1);
+    let begun =
+        cluster.block_on(owner.execute("BEGIN; UPDATE t SET v = 'secret' WHERE id = 1", false));
+    let begun = begun.expect("begin");
+    let Some(chronos::server::Transaction::ReadWrite { version, index }) = begun.transaction else {
+        panic!("a read-write transaction: {begun:?}");
+    };
+    let address = format!("http://{}", cluster.addresses[&1]);
+    let send = |transaction: pb::Transaction, sql: &str| {
+        cluster.block_on(async {
+            let mut raw =
+                pb::sql_client::SqlClient::connect(address.clone()).await.expect("connect");
+            let request = pb::ExecuteRequest {
+                sql: sql.into(),
+                session: Some(pb::Session { transaction: Some(transaction) }),
+                ..Default::default()
+            };
+            raw.execute(request).await
+        })
+    };
+    // Another client claims the owner's transaction by its version.
+    let hijack =
+        pb::Transaction { version, read_only: false, active: vec![], index, proof: vec![] };
+    let refused = send(hijack, "UPDATE t SET v = 'stolen' WHERE id = 1; COMMIT");
+    let status = refused.expect_err("a session the cluster did not issue");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    // A read-only session with an empty in-flight set would see the uncommitted write.
+    let forged = pb::Transaction {
+        version: version + 1,
+        read_only: true,
+        active: vec![],
+        index,
+        proof: vec![0; 32],
+    };
+    let status = send(forged, "SELECT v FROM t").expect_err("a forged snapshot");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    // The owner's transaction is untouched and commits its own write.
+    let committed = cluster.block_on(owner.execute("COMMIT", false)).expect("commit");
+    assert!(committed.results.iter().all(|(_, r)| r.is_ok()), "{committed:?}");
+    assert_eq!(text(&cluster.converged("t")), vec!["1,secret"]);
+    // A genuine read-only session still moves between requests.
+    let mut reader = cluster.client(1);
+    cluster.block_on(reader.execute("BEGIN READ ONLY", false)).expect("begin read only");
+    let read = cluster.block_on(reader.execute("SELECT v FROM t; COMMIT", false)).expect("read");
+    assert!(read.results.iter().all(|(_, r)| r.is_ok()), "{read:?}");
+}

@@ -150,22 +150,23 @@ pub fn from_statement_result(result: pb::StatementResult) -> (u64, StatementOutc
     (result.index, outcome)
 }
 
-impl From<&Transaction> for pb::Transaction {
-    fn from(txn: &Transaction) -> Self {
-        match txn {
-            Transaction::ReadWrite { version, index } => pb::Transaction {
-                version: *version,
-                read_only: false,
-                active: vec![],
-                index: *index,
-            },
-            Transaction::ReadOnly { state, index } => pb::Transaction {
-                version: state.version,
-                read_only: true,
-                active: state.active.iter().copied().collect(),
-                index: *index,
-            },
-        }
+/// The protobuf form of a session's transaction with its proof.
+pub fn transaction(txn: &Transaction, proof: &[u8]) -> pb::Transaction {
+    match txn {
+        Transaction::ReadWrite { version, index } => pb::Transaction {
+            version: *version,
+            read_only: false,
+            active: vec![],
+            index: *index,
+            proof: proof.to_vec(),
+        },
+        Transaction::ReadOnly { state, index } => pb::Transaction {
+            version: state.version,
+            read_only: true,
+            active: state.active.iter().copied().collect(),
+            index: *index,
+            proof: proof.to_vec(),
+        },
     }
 }
 
@@ -191,10 +192,13 @@ impl From<pb::ExecuteRequest> for Request {
             Ok(pb::Consistency::Stale) => Consistency::Stale,
             _ => Consistency::Linearizable,
         };
+        let transaction = request.session.and_then(|s| s.transaction);
+        let proof = transaction.as_ref().map(|t| t.proof.clone()).unwrap_or_default();
         Request {
             sql: request.sql,
             consistency,
-            transaction: request.session.and_then(|s| s.transaction).map(Transaction::from),
+            transaction: transaction.map(Transaction::from),
+            proof,
             continue_on_error: request.continue_on_error,
         }
     }
@@ -210,7 +214,7 @@ impl From<&Request> for pb::ExecuteRequest {
             sql: request.sql.clone(),
             consistency: consistency as i32,
             session: Some(pb::Session {
-                transaction: request.transaction.as_ref().map(Into::into),
+                transaction: request.transaction.as_ref().map(|t| transaction(t, &request.proof)),
             }),
             continue_on_error: request.continue_on_error,
         }
@@ -222,7 +226,7 @@ impl From<&Response> for pb::ExecuteResponse {
         pb::ExecuteResponse {
             results: response.results.iter().map(|(i, o)| statement_result(*i, o)).collect(),
             session: Some(pb::Session {
-                transaction: response.transaction.as_ref().map(Into::into),
+                transaction: response.transaction.as_ref().map(|t| transaction(t, &response.proof)),
             }),
         }
     }
@@ -230,9 +234,12 @@ impl From<&Response> for pb::ExecuteResponse {
 
 impl From<pb::ExecuteResponse> for Response {
     fn from(response: pb::ExecuteResponse) -> Self {
+        let transaction = response.session.and_then(|s| s.transaction);
+        let proof = transaction.as_ref().map(|t| t.proof.clone()).unwrap_or_default();
         Response {
             results: response.results.into_iter().map(from_statement_result).collect(),
-            transaction: response.session.and_then(|s| s.transaction).map(Transaction::from),
+            transaction: transaction.map(Transaction::from),
+            proof,
         }
     }
 }
@@ -255,6 +262,7 @@ mod tests {
                 },
                 index: 42,
             }),
+            proof: vec![1, 2, 3],
             continue_on_error: true,
         };
         let back = Request::from(pb::ExecuteRequest::from(&request));
@@ -278,6 +286,7 @@ mod tests {
         let response = Response {
             results: outcomes,
             transaction: Some(Transaction::ReadWrite { version: 3, index: 2 }),
+            proof: vec![9; 32],
         };
         let back = Response::from(pb::ExecuteResponse::from(&response));
         assert_eq!(format!("{back:?}"), format!("{response:?}"));

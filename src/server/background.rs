@@ -16,7 +16,40 @@ const ACTIVITY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Starts the background tasks.
 pub fn spawn(cx: Arc<Context>) -> Vec<tokio::task::JoinHandle<()>> {
-    vec![tokio::spawn(transactions(cx.clone())), tokio::spawn(collect_garbage(cx))]
+    vec![
+        tokio::spawn(transactions(cx.clone())),
+        tokio::spawn(collect_garbage(cx.clone())),
+        tokio::spawn(set_session_key(cx)),
+    ]
+}
+
+/// On a leader of a cluster without a session key: proposes a random one (once applied, every
+/// replica has the same key and this task ends).
+async fn set_session_key(cx: Arc<Context>) {
+    let mut state = cx.state.clone();
+    loop {
+        if cx.session_key.borrow().is_some() {
+            return;
+        }
+        if state.borrow_and_update().raft.role == Role::Leader {
+            match super::session::new_key() {
+                Ok(key) => {
+                    if let Err(error) = cx.propose(&Command::SetSessionKey { key }).await {
+                        tracing::debug!("session key not set yet: {error}");
+                        tokio::time::sleep(cx.opts.tick).await;
+                    }
+                }
+                Err(error) => {
+                    tracing::error!("{error}");
+                    return;
+                }
+            }
+            continue;
+        }
+        if state.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The role and term now.

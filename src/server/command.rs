@@ -36,6 +36,12 @@ pub enum Command {
         /// The oldest version that must stay readable.
         horizon: Version,
     },
+    /// Sets the key that signs sessions handed to clients (see `session.rs`). The first leader
+    /// proposes a random one; once set it never changes (a later one is ignored).
+    SetSessionKey {
+        /// The key.
+        key: Vec<u8>,
+    },
     /// Records the address a member serves on (before it joins the configuration).
     SetAddress {
         /// The node.
@@ -69,6 +75,7 @@ impl Command {
             }
             Command::Abort { txns } => format!("abort abandoned transactions {txns:?}"),
             Command::Collect { horizon } => format!("garbage-collect below version {horizon}"),
+            Command::SetSessionKey { .. } => "set the session signing key".to_string(),
             Command::SetAddress { id, address } => format!("node {id} serves on {address}"),
         }
     }

@@ -37,6 +37,8 @@ pub struct Context {
     pub state: watch::Receiver<DriverState>,
     /// The state machine's applied index.
     pub applied: watch::Receiver<Index>,
+    /// The session signing key, once the log has set it.
+    pub session_key: watch::Receiver<Option<Arc<Vec<u8>>>>,
     /// The current database.
     pub db: SharedDatabase,
     /// Connections to peers.
@@ -304,6 +306,20 @@ impl Context {
                 self.opts.request_timeout,
                 *self.applied.borrow()
             ))),
+        }
+    }
+
+    /// The session signing key, waiting (up to the request timeout) for a new cluster's first
+    /// leader to set it.
+    pub async fn session_key(&self) -> Result<Arc<Vec<u8>>, Error> {
+        let mut key = self.session_key.clone();
+        let wait = key.wait_for(Option::is_some);
+        match tokio::time::timeout(self.opts.request_timeout, wait).await {
+            Ok(Ok(key)) => key.clone().ok_or_else(|| self.stopped()),
+            Ok(Err(_)) => Err(self.stopped()),
+            Err(_) => Err(Error::Unavailable(
+                "the cluster has not set its session key yet (no leader has committed one)".into(),
+            )),
         }
     }
 

@@ -415,6 +415,8 @@ pub struct Applier {
     pub data: Arc<DataDir>,
     /// The address book, updated from the log.
     pub addresses: Addresses,
+    /// Where the session signing key is published once the log sets it.
+    pub session_key: watch::Sender<Option<Arc<Vec<u8>>>>,
 }
 
 impl Applier {
@@ -469,6 +471,11 @@ impl Applier {
             }
         }
         self.applied.send_replace(self.machine.applied());
+        if self.session_key.borrow().is_none()
+            && let Some(key) = self.machine.session_key()
+        {
+            self.session_key.send_replace(Some(Arc::new(key.clone())));
+        }
         Ok(())
     }
 

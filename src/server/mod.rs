@@ -37,6 +37,7 @@ mod files;
 mod node;
 mod requests;
 mod services;
+mod session;
 mod state;
 mod transport;
 

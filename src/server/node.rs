@@ -169,6 +169,8 @@ impl Node {
         let (inbox, inbox_rx) = std::sync::mpsc::channel();
         let (apply, apply_rx) = std::sync::mpsc::channel();
         let (applied_tx, applied) = watch::channel(machine.applied());
+        let (session_key_tx, session_key) =
+            watch::channel(machine.session_key().map(|key| Arc::new(key.clone())));
         let initial = DriverState {
             raft: node.status(),
             snapshot_index: node.log().snapshot().index,
@@ -186,6 +188,7 @@ impl Node {
             driver: inbox.clone(),
             data: data.clone(),
             addresses: addresses.clone(),
+            session_key: session_key_tx,
         };
         let driver = Driver {
             node,
@@ -211,6 +214,7 @@ impl Node {
             inbox: Mutex::new(inbox),
             state,
             applied,
+            session_key,
             db,
             transport,
             events,

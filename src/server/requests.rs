@@ -60,6 +60,8 @@ pub struct Request {
     pub consistency: Consistency,
     /// The session's open transaction.
     pub transaction: Option<Transaction>,
+    /// The cluster's proof that it issued `transaction` (see `session.rs`).
+    pub proof: Vec<u8>,
     /// Keep going after a failed statement.
     pub continue_on_error: bool,
 }
@@ -71,12 +73,23 @@ pub struct Response {
     pub results: Vec<(Index, StatementOutcome)>,
     /// The session's open transaction afterwards.
     pub transaction: Option<Transaction>,
+    /// The cluster's proof that it issued `transaction`, to send back with it.
+    pub proof: Vec<u8>,
 }
 
 /// Runs a script (see the module docs).
 pub async fn execute(cx: &Arc<Context>, request: Request) -> Result<Response, Error> {
     cx.check_running()?;
-    let mut response = Response { results: Vec::new(), transaction: request.transaction };
+    if let Some(txn) = &request.transaction {
+        let key = cx.session_key().await?;
+        if !super::session::verify(&key, txn, &request.proof) {
+            return Err(Error::InvalidRequest(
+                "the session's transaction was not issued by this cluster (or was altered); start a new session".into(),
+            ));
+        }
+    }
+    let mut response =
+        Response { results: Vec::new(), transaction: request.transaction, proof: Vec::new() };
     let statements = match parser::parse(&request.sql) {
         Ok(statements) => statements,
         Err(error) => {
@@ -106,6 +119,9 @@ pub async fn execute(cx: &Arc<Context>, request: Request) -> Result<Response, Er
         if failed && !request.continue_on_error {
             break;
         }
+    }
+    if let Some(txn) = &response.transaction {
+        response.proof = super::session::sign(&cx.session_key().await?, txn);
     }
     Ok(response)
 }

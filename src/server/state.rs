@@ -93,6 +93,8 @@ struct SnapshotData {
     applied: Index,
     /// Member addresses recorded through the log.
     addresses: BTreeMap<NodeId, String>,
+    /// The session signing key, once set.
+    session_key: Option<Vec<u8>>,
     /// Every stored key and value, in key order.
     pairs: Vec<KeyValue>,
 }
@@ -114,6 +116,8 @@ pub struct StateMachine {
     addresses: BTreeMap<NodeId, String>,
     /// Counts changes of `addresses` (volatile: only for noticing them).
     address_changes: u64,
+    /// The key that signs client sessions, once the log has set it.
+    session_key: Option<Vec<u8>>,
 }
 
 impl StateMachine {
@@ -128,6 +132,7 @@ impl StateMachine {
             applied: 0,
             addresses: BTreeMap::new(),
             address_changes: 0,
+            session_key: None,
         })
     }
 
@@ -148,6 +153,11 @@ impl StateMachine {
     /// Member addresses recorded through the log.
     pub fn addresses(&self) -> &BTreeMap<NodeId, String> {
         &self.addresses
+    }
+
+    /// The key that signs client sessions, if the log has set one.
+    pub fn session_key(&self) -> Option<&Vec<u8>> {
+        self.session_key.as_ref()
     }
 
     /// A counter that moves whenever the addresses change.
@@ -237,6 +247,14 @@ impl StateMachine {
                 db.mvcc().gc(horizon).map_err(|e| fatal(index, e))?;
                 Ok(Outcome::Done)
             }
+            Command::SetSessionKey { key } => {
+                // The first key wins on every replica; a second proposal (from a leader that
+                // had not applied the first yet) changes nothing.
+                if self.session_key.is_none() {
+                    self.session_key = Some(key);
+                }
+                Ok(Outcome::Done)
+            }
             Command::SetAddress { id, address } => {
                 self.addresses.insert(id, address);
                 self.address_changes += 1;
@@ -265,7 +283,12 @@ impl StateMachine {
             .scan((std::ops::Bound::Unbounded, std::ops::Bound::Unbounded))
             .collect::<crate::storage::Result<Vec<_>>>()
             .map_err(|e| fatal(self.applied, e))?;
-        let data = SnapshotData { applied: self.applied, addresses: self.addresses.clone(), pairs };
+        let data = SnapshotData {
+            applied: self.applied,
+            addresses: self.addresses.clone(),
+            session_key: self.session_key.clone(),
+            pairs,
+        };
         Ok(codec::encode(&data))
     }
 
@@ -288,6 +311,7 @@ impl StateMachine {
         *self.db.write().unwrap_or_else(|poison| poison.into_inner()) = Arc::new(db);
         self.applied = data.applied;
         self.addresses = data.addresses;
+        self.session_key = data.session_key;
         self.address_changes += 1;
         Ok(())
     }
