@@ -18,10 +18,12 @@
 mod engine;
 mod memory;
 pub mod mvcc;
+mod replica;
 mod sled;
 
 pub use engine::{Engine, KeyValue, ScanIterator, Status, WriteBatch};
 pub use memory::MemoryEngine;
+pub use replica::{ReplicaStore, UndoFactory, View};
 pub use sled::SledEngine;
 
 #[cfg(test)]
