@@ -46,7 +46,7 @@ fn reachable(c: &Cluster, leader: NodeId) -> Vec<NodeId> {
 }
 
 fn terms(c: &Cluster) -> Vec<u64> {
-    c.nodes.values().filter_map(|s| s.node.as_ref().map(|n| n.term())).collect()
+    c.nodes.values().filter_map(|s| s.node().map(|n| n.term())).collect()
 }
 
 fn elections(c: &Cluster) -> usize {
@@ -63,7 +63,7 @@ fn initial_election_and_a_stable_leader() {
         c.run_until(SECOND, |c| c
             .nodes
             .values()
-            .all(|s| s.node.as_ref().unwrap().leader() == Some(leader)))
+            .all(|s| s.node().unwrap().leader() == Some(leader)))
             .unwrap()
     );
     let (term, before) = (c.node(leader).unwrap().term(), elections(&c));
@@ -190,13 +190,12 @@ fn state_persists_across_restarts_of_every_node() {
     let before: Vec<(NodeId, u64, Option<NodeId>)> = c
         .nodes
         .iter()
-        .map(|(id, s)| {
-            (*id, s.node.as_ref().unwrap().term(), s.node.as_ref().unwrap().status().vote)
-        })
+        .map(|(id, s)| (*id, s.node().unwrap().term(), s.node().unwrap().status().vote))
         .collect();
     for id in 1..=3 {
         c.crash(id);
     }
+    let mut holding = 0;
     for id in 1..=3 {
         c.start(id).unwrap();
         let status = c.node(id).unwrap().status();
@@ -206,11 +205,14 @@ fn state_persists_across_restarts_of_every_node() {
             (term, vote),
             "term and vote recovered on node {id}"
         );
-        assert!(
-            status.commit_index >= index.min(status.last_index),
-            "commit recovered on node {id}"
-        );
+        // The commit index is persisted lazily (learned again from the leader); the state
+        // machine's flushed index is committed, so it is recovered at least that far.
+        assert!(status.commit_index >= c.applied(id), "commit recovered on node {id}");
+        if status.last_index >= index {
+            holding += 1;
+        }
     }
+    assert!(holding >= 2, "the committed entries survive on a majority");
     commit(&mut c);
     for id in 1..=3 {
         assert!(c.nodes[&id].machine.applied >= index, "node {id} re-applied its log");
@@ -315,7 +317,7 @@ fn a_lagging_follower_catches_up_by_snapshot_in_chunks() {
     }
     let index = commit(&mut c);
     assert!(c.node(leader).unwrap().log().first_index() > 1, "the leader compacted its log");
-    let chunks_before = c.delivered.get("snapshot").copied().unwrap_or(0);
+    let chunks_before = c.delivered.get("snapshot_chunk").copied().unwrap_or(0);
     c.start(lagging).unwrap();
     let caught_up = c.run_until(3 * SECOND, |c| c.applied(lagging) >= index).unwrap();
     assert!(caught_up, "the lagging follower caught up");
@@ -325,7 +327,7 @@ fn a_lagging_follower_catches_up_by_snapshot_in_chunks() {
             .any(|(_, n, e)| *n == lagging && matches!(e, Event::SnapshotInstalled { .. }))
     );
     assert!(
-        c.delivered.get("snapshot").copied().unwrap_or(0) - chunks_before > 3,
+        c.delivered.get("snapshot_chunk").copied().unwrap_or(0) - chunks_before > 3,
         "the snapshot went in several chunks"
     );
     assert_eq!(

@@ -5,7 +5,7 @@
 //! 2 for bad flags.
 
 use chronos::raft::NodeId;
-use chronos::server::{Node, Options, Store};
+use chronos::server::{Node, Options};
 use clap::Parser;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -37,24 +37,16 @@ struct Args {
     /// How long a transaction may sit unused before it is rolled back, in seconds.
     #[arg(long, default_value_t = chronos::server::TRANSACTION_TIMEOUT.as_secs())]
     transaction_timeout_secs: u64,
-    /// Applied entries after which the node snapshots its state and compacts its log.
+    /// Entries in the Raft log after which the node syncs its state and compacts the log.
     #[arg(long, default_value_t = chronos::server::SNAPSHOT_ENTRIES)]
     snapshot_entries: u64,
-    /// Where the SQL state lives while the node runs (rebuilt from the log on start).
-    #[arg(long, value_enum, default_value_t = StoreArg::Sled)]
-    store: StoreArg,
+    /// Bytes of entries in the Raft log after which the node syncs its state and compacts the
+    /// log (this bounds the log's memory).
+    #[arg(long, default_value_t = chronos::server::SNAPSHOT_BYTES as u64)]
+    snapshot_bytes: u64,
     /// The Raft tick in milliseconds (elections take 10-20 ticks).
     #[arg(long, default_value_t = chronos::server::TICK_INTERVAL.as_millis() as u64)]
     tick_ms: u64,
-}
-
-/// The `--store` flag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum StoreArg {
-    /// A sled database in the data directory.
-    Sled,
-    /// Memory only (faster; bounded by RAM).
-    Memory,
 }
 
 /// Parses `ID=HOST:PORT`.
@@ -98,11 +90,8 @@ impl Args {
         opts.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
         opts.transaction_timeout = Duration::from_secs(self.transaction_timeout_secs.max(1));
         opts.snapshot_entries = self.snapshot_entries.max(1);
+        opts.snapshot_bytes = usize::try_from(self.snapshot_bytes).unwrap_or(usize::MAX).max(1);
         opts.tick = Duration::from_millis(self.tick_ms);
-        opts.store = match self.store {
-            StoreArg::Sled => Store::Sled,
-            StoreArg::Memory => Store::Memory,
-        };
         Ok(opts)
     }
 }

@@ -26,20 +26,16 @@ impl Node {
                 // 4.2.3), unless the leader itself asked for the election (transfer).
                 Message::Vote { transfer: false, .. } if self.in_lease() => return Ok(()),
                 _ => {
-                    let leader = matches!(
-                        msg.message,
-                        Message::Append { .. }
-                            | Message::Heartbeat { .. }
-                            | Message::Snapshot { .. }
-                    )
-                    .then_some(msg.from);
+                    let leader =
+                        matches!(msg.message, Message::Append { .. } | Message::Heartbeat { .. })
+                            .then_some(msg.from);
                     self.become_follower(msg.term, leader);
                 }
             }
         } else if msg.term < self.term {
             match msg.message {
                 // A stale leader: answer with our term so it steps down.
-                Message::Append { .. } | Message::Heartbeat { .. } | Message::Snapshot { .. } => {
+                Message::Append { .. } | Message::Heartbeat { .. } => {
                     self.send(msg.from, Message::HeartbeatResponse { read_seq: 0 });
                 }
                 // A stale pre-candidate learns our term from the rejection.
@@ -100,13 +96,6 @@ impl Node {
                 Some(index) => self.read_states.push(super::node::ReadState { request, index }),
                 None => self.read_failures.push(request),
             },
-            Message::Snapshot { meta, offset, data, done } => {
-                self.follow(msg.from);
-                self.on_snapshot(msg.from, meta, offset, data, done);
-            }
-            Message::SnapshotResponse { index, next_offset, done } => {
-                self.on_snapshot_response(msg.from, index, next_offset, done);
-            }
             Message::TimeoutNow => {
                 // The leader hands over: campaign now, skipping the pre-vote.
                 if !matches!(self.role, RoleState::Leader(_)) {
@@ -147,7 +136,6 @@ impl Node {
             self.events.push(Event::LeaderChanged { term: self.term, leader });
         }
         self.leader = leader;
-        self.incoming = self.incoming.take().filter(|_| leader.is_some());
         self.reset_election_timer();
     }
 
@@ -275,19 +263,28 @@ impl Node {
         self.broadcast_append(true);
     }
 
-    /// Leader ticks: heartbeats, check-quorum, transfer timeout, snapshot resends.
+    /// Leader ticks: heartbeats, check-quorum, transfer timeout, replication bookkeeping.
     pub(super) fn tick_leader(&mut self) {
         let (election_ticks, heartbeat_ticks) =
             (self.opts.election_ticks, self.opts.heartbeat_ticks);
         let RoleState::Leader(leader) = &mut self.role else { return };
         leader.heartbeat_elapsed += 1;
         leader.quorum_elapsed += 1;
+        let last_index = self.log.last_index();
         for progress in leader.progress.values_mut() {
             progress.last_contact = progress.last_contact.saturating_add(1);
             progress.stalled = match progress.inflight {
                 0 => 0,
                 _ => progress.stalled.saturating_add(1),
             };
+            progress.lagging = match progress.match_index < last_index {
+                true => progress.lagging.saturating_add(1),
+                false => 0,
+            };
+            progress.snapshot_pause = progress.snapshot_pause.saturating_sub(1);
+            if let super::progress::ReplicationState::Snapshot { elapsed } = &mut progress.state {
+                *elapsed = elapsed.saturating_add(1);
+            }
         }
         if let Some((_, elapsed)) = &mut leader.transfer {
             *elapsed += 1;
@@ -319,7 +316,6 @@ impl Node {
             leader.heartbeat_elapsed = 0;
             self.broadcast_heartbeat();
         }
-        self.resend_snapshots();
     }
 
     /// Hands leadership to `to` (a voter): stop taking proposals, bring it up to date, then

@@ -29,16 +29,26 @@ pub struct RaftLog {
     /// The indexes of the configuration entries in `entries`, in order (so finding the
     /// configuration in effect does not scan the log).
     configs: Vec<Index>,
+    /// The bytes of `entries` (by [`Entry::size`]).
+    bytes: usize,
 }
 
 impl RaftLog {
-    /// A log recovered from storage: a snapshot and the entries after it, all persisted.
-    pub fn recover(snapshot: SnapshotMeta, entries: Vec<Entry>, commit: Index) -> Self {
+    /// A log recovered from storage: a snapshot and the entries after it, all persisted, and
+    /// the index the durable state machine has applied (committed, so the commit index is at
+    /// least that; entries up to it are not handed out again).
+    pub fn recover(
+        snapshot: SnapshotMeta,
+        entries: Vec<Entry>,
+        commit: Index,
+        applied: Index,
+    ) -> Self {
         let last = entries.last().map_or(snapshot.index, |e| e.index);
-        let commit = commit.clamp(snapshot.index, last);
+        let applied = applied.clamp(snapshot.index, last);
+        let commit = commit.clamp(snapshot.index, last).max(applied);
         Self {
-            applied: snapshot.index,
-            applying: snapshot.index,
+            applied,
+            applying: applied,
             stable: last,
             commit,
             snapshot,
@@ -48,8 +58,18 @@ impl RaftLog {
                 .filter(|e| matches!(e.payload, Payload::Config(_)))
                 .map(|e| e.index)
                 .collect(),
+            bytes: entries.iter().map(Entry::size).sum(),
             entries,
         }
+    }
+
+    /// The bytes of the entries held (the log's memory, about).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn recount(&mut self) {
+        self.bytes = self.entries.iter().map(Entry::size).sum();
     }
 
     /// The snapshot the log starts after.
@@ -115,6 +135,7 @@ impl RaftLog {
         if matches!(entry.payload, Payload::Config(_)) {
             self.configs.push(entry.index);
         }
+        self.bytes += entry.size();
         self.entries.push(entry);
     }
 
@@ -152,6 +173,7 @@ impl RaftLog {
     fn truncate_after(&mut self, index: Index) {
         let keep = (index + 1).saturating_sub(self.first_index()) as usize;
         self.entries.truncate(keep);
+        self.recount();
         self.configs.retain(|i| *i <= index);
         self.stable = self.stable.min(index);
         self.truncated = Some(self.truncated.map_or(index, |t| t.min(index)));
@@ -193,7 +215,7 @@ impl RaftLog {
         }
     }
 
-    /// Drops the entries up to `meta.index`, which a snapshot now covers.
+    /// Drops the entries up to `meta.index`, which the durable state now covers.
     pub fn compact(&mut self, meta: SnapshotMeta) {
         assert!(meta.index <= self.applied, "compacting past the applied index");
         if meta.index <= self.snapshot.index {
@@ -201,6 +223,7 @@ impl RaftLog {
         }
         let drop = (meta.index - self.snapshot.index) as usize;
         self.entries.drain(..drop.min(self.entries.len()));
+        self.recount();
         self.configs.retain(|i| *i > meta.index);
         self.snapshot = meta;
     }
@@ -217,6 +240,7 @@ impl RaftLog {
             self.configs.clear();
             self.truncated = Some(self.truncated.map_or(meta.index, |t| t.min(meta.index)));
         }
+        self.recount();
         self.commit = self.commit.max(meta.index);
         self.applied = meta.index;
         self.applying = meta.index;
@@ -235,7 +259,7 @@ mod tests {
 
     fn log(terms: &[Term]) -> RaftLog {
         let entries = terms.iter().enumerate().map(|(i, t)| entry(i as Index + 1, *t)).collect();
-        RaftLog::recover(SnapshotMeta::default(), entries, 0)
+        RaftLog::recover(SnapshotMeta::default(), entries, 0, 0)
     }
 
     #[test]

@@ -16,6 +16,19 @@ pub struct Entry {
     pub payload: Payload,
 }
 
+impl Entry {
+    /// About how many bytes the entry takes in a message or on disk (its payload plus a
+    /// fixed allowance for the rest): what byte limits count.
+    pub fn size(&self) -> usize {
+        let payload = match &self.payload {
+            Payload::Noop => 0,
+            Payload::Command(bytes) => bytes.len(),
+            Payload::Config(config) => 8 * (config.voters.len() + config.learners.len()),
+        };
+        payload + 32
+    }
+}
+
 /// The content of a log entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
@@ -206,26 +219,6 @@ pub enum Message {
         request: u64,
         /// The read index, or `None` if the leader could not serve it.
         index: Option<Index>,
-    },
-    /// The leader sends one chunk of a snapshot to a follower too far behind.
-    Snapshot {
-        /// What the snapshot covers.
-        meta: SnapshotMeta,
-        /// The chunk's offset in the snapshot data.
-        offset: u64,
-        /// The chunk.
-        data: Vec<u8>,
-        /// Whether this is the last chunk.
-        done: bool,
-    },
-    /// A follower's answer to a snapshot chunk: where to continue, or done (after installing).
-    SnapshotResponse {
-        /// The snapshot's last index.
-        index: Index,
-        /// The offset the follower expects next (it may ask to resume from an earlier one).
-        next_offset: u64,
-        /// The snapshot is installed.
-        done: bool,
     },
     /// The leader tells a caught-up voter to campaign at once (leadership transfer).
     TimeoutNow,

@@ -17,8 +17,11 @@
 //!   thesis, "Figure 8" of the paper); a new leader appends a no-op to commit its predecessors'.
 //! - Linearizable reads without log writes (ReadIndex), on the leader or through it.
 //! - Leadership transfer (TimeoutNow).
-//! - Snapshots: the application snapshots at an applied index, the log before it is dropped,
-//!   and followers too far behind receive the snapshot in chunks, resuming after a loss.
+//! - Snapshots: the application's state is durable, so the log before its durably applied
+//!   index can be dropped ([`Node::compact`]). A follower too far behind gets the
+//!   application's state streamed by the driver (the core only asks for it, in
+//!   [`Ready::send_snapshots`], and learns the outcome); the follower's driver hands the
+//!   received state's metadata to [`Node::install_snapshot`].
 //! - Single-server membership changes (learners, promotion, removal), one at a time, carried in
 //!   the log and in effect as soon as appended.
 //!
@@ -38,9 +41,9 @@
 //!   errors or ignored.
 //!
 //! # Simplifications
-//! - Snapshot data is held in memory (an `Arc<Vec<u8>>`) while it is sent.
 //! - Membership changes are single-server only (no joint consensus).
 
+mod driver;
 mod election;
 mod log;
 mod message;
@@ -54,14 +57,13 @@ mod store;
 
 pub mod sim;
 
+pub use driver::{Driver, Host, Round};
 pub use log::RaftLog;
 pub use message::{
     AppendResult, ConfChange, Configuration, Entry, Envelope, HardState, Message, Payload,
     SnapshotMeta,
 };
-pub use node::{
-    Event, Node, Options, PeerStatus, ReadState, Ready, Recovered, Role, Snapshot, Status,
-};
+pub use node::{Event, Node, Options, PeerStatus, ReadState, Ready, Recovered, Role, Status};
 pub use store::{Disk, FileDisk, LogStore, MemoryDisk};
 
 /// A node's identifier (non-zero).
@@ -79,10 +81,16 @@ pub const HEARTBEAT_TICKS: Ticks = 1;
 pub const ELECTION_TICKS: Ticks = 10;
 /// The most entries in one append message (default).
 pub const MAX_APPEND_ENTRIES: usize = 256;
+/// The most bytes of entries in one append message (default); an entry larger than this
+/// goes alone.
+pub const MAX_APPEND_BYTES: usize = 1 << 20;
+/// The largest entry a leader accepts (default): every message carrying it stays within the
+/// transport's message limit.
+pub const MAX_ENTRY_BYTES: usize = 48 << 20;
 /// The most appends in flight to one follower (default).
 pub const MAX_INFLIGHT: usize = 16;
-/// Snapshot chunk size in bytes (default).
-pub const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
+/// Ticks a leader waits after a failed snapshot transfer before trying again (default).
+pub const SNAPSHOT_RETRY_TICKS: Ticks = 20;
 
 /// Errors from the Raft layer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -102,6 +110,14 @@ pub enum Error {
     /// The membership change is not valid for the current configuration.
     #[error("invalid membership change: {0}")]
     InvalidConfChange(String),
+    /// A proposed entry is larger than the leader accepts.
+    #[error("the write is too large: {size} bytes, the limit is {limit} bytes")]
+    TooLarge {
+        /// The entry's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The request is not valid (misrouted message, compacting past the applied index, ...).
     #[error("invalid request: {0}")]
     InvalidRequest(String),

@@ -2,14 +2,16 @@
 //! anything; it changes state in response to inputs and queues outputs for the driver:
 //!
 //! - inputs: [`Node::tick`], [`Node::step`], [`Node::propose`], [`Node::propose_conf_change`],
-//!   [`Node::read_index`], [`Node::transfer_leadership`], [`Node::compact`];
+//!   [`Node::read_index`], [`Node::transfer_leadership`], [`Node::compact`],
+//!   [`Node::install_snapshot`], [`Node::report_snapshot`];
 //! - outputs: [`Node::ready`] returns a [`Ready`] batch, and [`Node::advance`] says it was handled.
 //!
 //! The driver handles a `Ready` in this order: persist `snapshot`, `entries`, `hard_state` and
-//! `compact`, then sync (fsync); send `messages` (these may also go out before the sync); send
-//! `persisted_messages` only after the sync (they promise durable state: votes, acknowledged
-//! entries); apply `committed` entries in order; serve `read_states` once applied that far;
-//! then call `advance`. Only one `Ready` is outstanding at a time, so everything that happens
+//! `compact`, then sync (fsync); send `messages` (these may also go out before the sync); start
+//! streaming the state to each of `send_snapshots`; switch the state machine to the received
+//! `snapshot`; send `persisted_messages` only after the sync (they promise durable state:
+//! votes, acknowledged entries); apply `committed` entries in order; serve `read_states` once
+//! applied that far; then call `advance`. `raft::Driver` does exactly this for every host. Only one `Ready` is outstanding at a time, so everything that happens
 //! during a sync is persisted together by the next one (group commit).
 
 use super::log::RaftLog;
@@ -19,7 +21,6 @@ use super::message::{
 use super::progress::Progress;
 use super::{Error, Index, NodeId, Result, Term, Ticks};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Arc;
 
 /// Tunables of a node. Times are in ticks; the driver decides how long a tick is.
 #[derive(Clone, Debug)]
@@ -32,10 +33,14 @@ pub struct Options {
     pub election_ticks: Ticks,
     /// The most entries in one append.
     pub max_append_entries: usize,
+    /// The most bytes of entries in one append (an entry larger than this goes alone).
+    pub max_append_bytes: usize,
+    /// The largest entry the leader accepts.
+    pub max_entry_bytes: usize,
     /// The most appends in flight to a follower that is replicating.
     pub max_inflight: usize,
-    /// The size of a snapshot chunk.
-    pub snapshot_chunk_bytes: usize,
+    /// Ticks to wait after a failed snapshot transfer before starting another.
+    pub snapshot_retry_ticks: Ticks,
     /// Seeds the generator that randomizes election timeouts (the core has no randomness of
     /// its own: the same seed gives the same timeouts).
     pub seed: u64,
@@ -49,8 +54,10 @@ impl Options {
             heartbeat_ticks: super::HEARTBEAT_TICKS,
             election_ticks: super::ELECTION_TICKS,
             max_append_entries: super::MAX_APPEND_ENTRIES,
+            max_append_bytes: super::MAX_APPEND_BYTES,
+            max_entry_bytes: super::MAX_ENTRY_BYTES,
             max_inflight: super::MAX_INFLIGHT,
-            snapshot_chunk_bytes: super::SNAPSHOT_CHUNK_BYTES,
+            snapshot_retry_ticks: super::SNAPSHOT_RETRY_TICKS,
             seed: id,
         }
     }
@@ -65,8 +72,9 @@ pub struct Recovered {
     pub snapshot: SnapshotMeta,
     /// The entries after the snapshot.
     pub entries: Vec<Entry>,
-    /// The snapshot's data, so the node can send it to followers.
-    pub snapshot_data: Option<Arc<Vec<u8>>>,
+    /// The index the (durable) state machine has applied: entries up to it are committed and
+    /// are not handed out again.
+    pub applied: Index,
 }
 
 /// A node's role.
@@ -131,15 +139,6 @@ pub struct ReadState {
     pub index: Index,
 }
 
-/// A received snapshot to install.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Snapshot {
-    /// What it covers.
-    pub meta: SnapshotMeta,
-    /// The state machine's data.
-    pub data: Arc<Vec<u8>>,
-}
-
 /// Notable changes, for logs and consoles.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
@@ -186,13 +185,16 @@ pub struct Ready {
     /// everything after it. With `snapshot` or `compact`, these are all the entries kept after
     /// the snapshot.
     pub entries: Vec<Entry>,
-    /// A snapshot received from the leader: persist it and restore the state machine from it
-    /// (before applying `committed`).
-    pub snapshot: Option<Snapshot>,
+    /// A snapshot received from the leader (its data staged by the driver): persist it and
+    /// switch the state machine to it (before applying `committed`).
+    pub snapshot: Option<SnapshotMeta>,
     /// A local compaction to record: entries up to this index may be dropped from storage.
     pub compact: Option<SnapshotMeta>,
     /// Messages that may be sent at once.
     pub messages: Vec<Envelope>,
+    /// Followers that need the state machine's state streamed to them (their log is gone
+    /// here); report each transfer's end with [`Node::report_snapshot`].
+    pub send_snapshots: Vec<NodeId>,
     /// Messages to send only after the above is durable.
     pub persisted_messages: Vec<Envelope>,
     /// Committed entries to apply, in order.
@@ -213,6 +215,7 @@ impl Ready {
             && self.snapshot.is_none()
             && self.compact.is_none()
             && self.messages.is_empty()
+            && self.send_snapshots.is_empty()
             && self.persisted_messages.is_empty()
             && self.committed.is_empty()
             && self.read_states.is_empty()
@@ -232,6 +235,11 @@ pub struct PeerStatus {
     pub last_contact: Ticks,
     /// Whether it is a voter.
     pub voter: bool,
+    /// Ticks it has been behind the leader's log without its match index moving (0 when it
+    /// is caught up or progressing): a follower that answers but never catches up shows here.
+    pub stalled: Ticks,
+    /// The leader is streaming it a snapshot.
+    pub receiving_snapshot: bool,
 }
 
 /// A snapshot of a node's state.
@@ -288,12 +296,10 @@ pub struct Node {
     rng: crate::rng::Rng,
     /// The hard state as last persisted (or handed out to persist).
     pub(super) persisted_hard_state: HardState,
-    /// The latest local snapshot's data, for sending to followers.
-    pub(super) snapshot_data: Option<Arc<Vec<u8>>>,
-    /// A snapshot being received: its metadata and the chunks so far.
-    pub(super) incoming: Option<(SnapshotMeta, Vec<u8>)>,
     /// A received snapshot to hand to the driver.
-    pub(super) install: Option<Snapshot>,
+    pub(super) install: Option<SnapshotMeta>,
+    /// Followers that need a snapshot streamed to them.
+    pub(super) snapshot_requests: Vec<NodeId>,
     /// A local compaction to hand to the driver.
     pub(super) compaction: Option<SnapshotMeta>,
     pub(super) messages: Vec<Envelope>,
@@ -308,8 +314,12 @@ impl Node {
     /// Starts a node from what it recovered. A brand-new node passes a `Recovered` whose
     /// snapshot carries the initial configuration.
     pub fn new(opts: Options, recovered: Recovered) -> Self {
-        let log =
-            RaftLog::recover(recovered.snapshot, recovered.entries, recovered.hard_state.commit);
+        let log = RaftLog::recover(
+            recovered.snapshot,
+            recovered.entries,
+            recovered.hard_state.commit,
+            recovered.applied,
+        );
         let (config_index, config) = log.config();
         let mut node = Self {
             term: recovered.hard_state.term,
@@ -326,9 +336,8 @@ impl Node {
                 vote: recovered.hard_state.vote,
                 commit: log.commit,
             },
-            snapshot_data: recovered.snapshot_data,
-            incoming: None,
             install: None,
+            snapshot_requests: Vec::new(),
             compaction: None,
             messages: Vec::new(),
             persisted_messages: Vec::new(),
@@ -396,6 +405,10 @@ impl Node {
     /// Appends a command to the log (on the leader). Returns its index and term: the command
     /// is committed if the entry at that index, when applied, has that term.
     pub fn propose(&mut self, command: Vec<u8>) -> Result<(Index, Term)> {
+        let size = command.len() + 32;
+        if size > self.opts.max_entry_bytes {
+            return Err(Error::TooLarge { size, limit: self.opts.max_entry_bytes });
+        }
         self.append_as_leader(Payload::Command(command))
     }
 
@@ -415,9 +428,10 @@ impl Node {
         self.append_as_leader(Payload::Config(config))
     }
 
-    /// Records that the state machine was snapshotted at `index` (which must be applied):
-    /// the log before it can go. `data` is the snapshot, kept to send to followers.
-    pub fn compact(&mut self, index: Index, data: Arc<Vec<u8>>) -> Result<()> {
+    /// Records that the state machine's state is durable up to `index` (which must have been
+    /// handed out for applying): the log up to it can go. A follower that needs what is
+    /// dropped gets the state streamed instead.
+    pub fn compact(&mut self, index: Index) -> Result<()> {
         if index > self.log.applied {
             return Err(Error::InvalidRequest(format!(
                 "cannot compact to {index}: only {} applied",
@@ -434,7 +448,6 @@ impl Node {
         let config = self.log.config_at(index);
         let meta = SnapshotMeta { index, term, config };
         self.log.compact(meta.clone());
-        self.snapshot_data = Some(data);
         self.compaction = Some(meta);
         self.events.push(Event::Compacted { index });
         Ok(())
@@ -462,6 +475,7 @@ impl Node {
                 || !self.log.unstable().is_empty()
                 || self.install.is_some()
                 || self.compaction.is_some()
+                || !self.snapshot_requests.is_empty()
                 || !self.messages.is_empty()
                 || !self.persisted_messages.is_empty()
                 || self.log.commit > self.log.applying
@@ -496,6 +510,7 @@ impl Node {
             snapshot,
             compact,
             messages: std::mem::take(&mut self.messages),
+            send_snapshots: std::mem::take(&mut self.snapshot_requests),
             persisted_messages: std::mem::take(&mut self.persisted_messages),
             read_states: std::mem::take(&mut self.read_states),
             read_failures: std::mem::take(&mut self.read_failures),
@@ -540,6 +555,11 @@ impl Node {
                         next_index: p.next_index,
                         last_contact: p.last_contact,
                         voter: self.config.voters.contains(id),
+                        stalled: p.lagging,
+                        receiving_snapshot: matches!(
+                            p.state,
+                            super::progress::ReplicationState::Snapshot { .. }
+                        ),
                     };
                     (*id, status)
                 })
@@ -564,10 +584,5 @@ impl Node {
     /// The log, for inspection (tests and status pages).
     pub fn log(&self) -> &RaftLog {
         &self.log
-    }
-
-    /// The latest snapshot data this node holds.
-    pub fn snapshot_data(&self) -> Option<&Arc<Vec<u8>>> {
-        self.snapshot_data.as_ref()
     }
 }

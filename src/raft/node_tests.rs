@@ -5,7 +5,6 @@ use super::message::{
 };
 use super::node::{Node, Options, Ready, Recovered, Role};
 use super::{Error, Index, NodeId, Term};
-use std::sync::Arc;
 
 fn recovered(voters: &[NodeId], term: Term, entries: &[Term], commit: Index) -> Recovered {
     Recovered {
@@ -24,7 +23,7 @@ fn recovered(voters: &[NodeId], term: Term, entries: &[Term], commit: Index) -> 
                 payload: Payload::Command(vec![i as u8]),
             })
             .collect(),
-        snapshot_data: None,
+        applied: 0,
     }
 }
 
@@ -186,41 +185,155 @@ fn a_follower_with_a_live_leader_ignores_disruptive_candidates() {
 }
 
 #[test]
-fn snapshot_chunks_out_of_order_ask_to_resume() {
-    let mut follower = node(2, recovered(&[1, 2], 1, &[], 0));
+fn a_streamed_snapshot_is_installed_once_and_acknowledged_after_the_sync() {
+    let mut follower = node(2, recovered(&[1, 2], 1, &[1, 1], 2));
     let meta = SnapshotMeta { index: 10, term: 1, config: Configuration::voters([1, 2]) };
-    let chunk = |offset: u64, data: &[u8], done| Message::Snapshot {
-        meta: meta.clone(),
-        offset,
-        data: data.to_vec(),
-        done,
-    };
-    follower.step(envelope(1, 2, 1, chunk(0, b"abc", false))).unwrap();
-    // Chunk at 6 arrives but 3 was lost: the follower asks for 3.
-    follower.step(envelope(1, 2, 1, chunk(6, b"ghi", true))).unwrap();
-    let ready = cycle(&mut follower);
-    let answers: Vec<(u64, bool)> = ready
+    // From a deposed leader's term: not needed.
+    assert!(!follower.install_snapshot(1, 0, meta.clone()).unwrap());
+    assert!(follower.install_snapshot(1, 1, meta.clone()).unwrap());
+    let ready = follower.ready();
+    assert_eq!(ready.snapshot, Some(meta.clone()));
+    assert!(ready.messages.is_empty(), "the acknowledgement waits for the log to record it");
+    assert!(matches!(
+        ready.persisted_messages[0].message,
+        Message::AppendResponse { result: AppendResult::Accepted { match_index: 10 } }
+    ));
+    follower.advance();
+    let status = follower.status();
+    assert_eq!((status.commit_index, status.applied_index, status.first_index), (10, 10, 11));
+    // The same state again covers nothing new: acknowledged at once, not installed.
+    assert!(!follower.install_snapshot(1, 1, meta).unwrap());
+    assert!(follower.ready().snapshot.is_none());
+    // A node never installs its own.
+    let other = SnapshotMeta { index: 20, term: 1, config: Configuration::voters([1, 2]) };
+    assert!(follower.install_snapshot(2, 1, other).is_err());
+}
+
+#[test]
+fn a_follower_behind_the_compacted_log_is_streamed_the_state_and_retried_after_a_failure() {
+    let mut leader = node(1, recovered(&[1, 2, 3], 0, &[], 0));
+    make_leader(&mut leader);
+    cycle(&mut leader);
+    for i in 0..10u8 {
+        leader.propose(vec![i]).unwrap();
+    }
+    cycle(&mut leader);
+    let term = leader.term();
+    // Node 3 keeps up, so the entries commit; node 2 is away.
+    leader
+        .step(envelope(
+            3,
+            1,
+            term,
+            Message::AppendResponse { result: AppendResult::Accepted { match_index: 11 } },
+        ))
+        .unwrap();
+    cycle(&mut leader);
+    cycle(&mut leader);
+    leader.compact(11).unwrap();
+    cycle(&mut leader);
+    // Node 2 comes back: its first answer finds the entries it needs compacted away.
+    leader.step(envelope(2, 1, term, Message::HeartbeatResponse { read_seq: 0 })).unwrap();
+    let ready = cycle(&mut leader);
+    assert_eq!(ready.send_snapshots, vec![2]);
+    assert!(leader.status().peers[&2].receiving_snapshot);
+    // The transfer failed: no new one until the pause is over.
+    leader.report_snapshot(2, None);
+    assert!(!leader.status().peers[&2].receiving_snapshot);
+    leader.step(envelope(2, 1, term, Message::HeartbeatResponse { read_seq: 0 })).unwrap();
+    assert!(cycle(&mut leader).send_snapshots.is_empty());
+    for _ in 0..super::SNAPSHOT_RETRY_TICKS {
+        leader.tick();
+        // Node 3 keeps the leader's quorum.
+        leader.step(envelope(3, 1, term, Message::HeartbeatResponse { read_seq: 0 })).unwrap();
+    }
+    leader.step(envelope(2, 1, term, Message::HeartbeatResponse { read_seq: 0 })).unwrap();
+    assert_eq!(cycle(&mut leader).send_snapshots, vec![2]);
+    // Sent whole: the follower's acknowledgement of the install resumes appends.
+    leader.report_snapshot(2, Some(11));
+    leader
+        .step(envelope(
+            2,
+            1,
+            term,
+            Message::AppendResponse { result: AppendResult::Accepted { match_index: 11 } },
+        ))
+        .unwrap();
+    let status = leader.status();
+    assert_eq!(status.peers[&2].match_index, 11);
+    assert!(!status.peers[&2].receiving_snapshot);
+}
+
+#[test]
+fn appends_are_bounded_by_bytes_and_a_large_entry_goes_alone() {
+    let mut options = Options::new(1);
+    options.max_append_bytes = 1000;
+    options.max_entry_bytes = 5000;
+    let mut leader = Node::new(options, recovered(&[1, 2, 3], 0, &[], 0));
+    make_leader(&mut leader);
+    cycle(&mut leader);
+    let term = leader.term();
+    leader
+        .step(envelope(
+            2,
+            1,
+            term,
+            Message::AppendResponse { result: AppendResult::Accepted { match_index: 1 } },
+        ))
+        .unwrap();
+    cycle(&mut leader);
+    assert!(matches!(leader.propose(vec![0; 6000]), Err(Error::TooLarge { .. })));
+    for _ in 0..10 {
+        leader.propose(vec![7; 300]).unwrap();
+    }
+    leader.propose(vec![8; 3000]).unwrap();
+    let ready = cycle(&mut leader);
+    for message in &ready.messages {
+        if let Message::Append { entries, .. } = &message.message {
+            let bytes: usize = entries.iter().map(Entry::size).sum();
+            assert!(
+                entries.len() == 1 || bytes <= 1000,
+                "{} entries, {bytes} bytes",
+                entries.len()
+            );
+        }
+    }
+    let sizes: Vec<usize> = ready
         .messages
         .iter()
-        .filter_map(|m| match m.message {
-            Message::SnapshotResponse { next_offset, done, .. } => Some((next_offset, done)),
+        .filter_map(|m| match &m.message {
+            Message::Append { entries, .. } => Some(entries.len()),
             _ => None,
         })
         .collect();
-    assert_eq!(answers, vec![(3, false), (3, false)]);
-    follower.step(envelope(1, 2, 1, chunk(3, b"def", false))).unwrap();
-    follower.step(envelope(1, 2, 1, chunk(6, b"ghi", true))).unwrap();
-    let ready = cycle(&mut follower);
-    let installed = ready.snapshot.expect("installed");
-    assert_eq!(installed.data.as_slice(), b"abcdefghi");
-    assert_eq!(follower.status().commit_index, 10);
-    assert_eq!(follower.status().applied_index, 10);
+    assert!(sizes.len() >= 4, "the entries went in several appends: {sizes:?}");
+}
+
+#[test]
+fn a_follower_that_answers_but_never_catches_up_shows_as_stalled() {
+    let mut leader = node(1, recovered(&[1, 2, 3], 0, &[], 0));
+    make_leader(&mut leader);
+    cycle(&mut leader);
+    leader.propose(vec![1]).unwrap();
+    cycle(&mut leader);
+    let term = leader.term();
+    for _ in 0..30 {
+        leader.tick();
+        // It answers heartbeats but never acknowledges the entries.
+        leader.step(envelope(2, 1, term, Message::HeartbeatResponse { read_seq: 0 })).unwrap();
+        if leader.has_ready() {
+            cycle(&mut leader);
+        }
+    }
+    let peer = &leader.status().peers[&2];
+    assert!(peer.stalled >= 30, "{peer:?}");
+    assert_eq!(peer.last_contact, 0);
 }
 
 #[test]
 fn compaction_needs_an_applied_index() {
     let mut leader = node(1, recovered(&[1], 0, &[], 0));
-    assert!(matches!(leader.compact(5, Arc::new(vec![])), Err(Error::InvalidRequest(_))));
+    assert!(matches!(leader.compact(5), Err(Error::InvalidRequest(_))));
     while leader.role() != Role::Leader {
         leader.tick();
     }
@@ -229,7 +342,7 @@ fn compaction_needs_an_applied_index() {
     }
     cycle(&mut leader);
     cycle(&mut leader);
-    leader.compact(8, Arc::new(vec![1])).unwrap();
+    leader.compact(8).unwrap();
     let ready = cycle(&mut leader);
     assert_eq!(ready.compact.map(|m| m.index), Some(8));
     assert_eq!(
@@ -303,14 +416,16 @@ fn any_message_from_a_peer_is_handled_without_panicking() {
                 }
                 8 => Message::HeartbeatResponse { read_seq: rng.next_u64() % 5 },
                 9 => Message::ReadIndexResponse { request: 1, index: Some(index) },
-                10 => Message::SnapshotResponse {
-                    index,
-                    next_offset: rng.next_u64() % 10,
-                    done: rng.chance(50),
-                },
                 _ => Message::TimeoutNow,
             };
             let _ = node.step(envelope(from, 1, term, message));
+            if rng.chance(5) {
+                let config = Configuration::voters([1, 2, 3]);
+                let _ = node.install_snapshot(from, term, SnapshotMeta { index, term, config });
+            }
+            if rng.chance(5) {
+                node.report_snapshot(from, rng.chance(50).then_some(index));
+            }
             if rng.chance(30) {
                 node.tick();
             }

@@ -5,10 +5,9 @@
 //!   and moves back on each rejection (using the follower's hints).
 //! - `Replicate`: the logs match up to `match_index`; the leader streams appends, optimistically
 //!   advancing `next_index`, with at most `max_inflight` appends unacknowledged.
-//! - `Snapshot`: the follower needs entries the leader compacted; the leader streams a
-//!   snapshot in chunks and resumes from the offset the follower asks for.
+//! - `Snapshot`: the follower needs entries the leader compacted; the driver streams it the
+//!   state machine's state and reports how the transfer ended.
 
-use super::message::SnapshotMeta;
 use super::{Index, Ticks};
 
 /// Where a follower is in replication.
@@ -18,16 +17,10 @@ pub enum ReplicationState {
     Probe,
     /// Streaming appends.
     Replicate,
-    /// Sending a snapshot.
+    /// A snapshot is being streamed to it (by the driver).
     Snapshot {
-        /// The snapshot being sent.
-        meta: SnapshotMeta,
-        /// Its data (held for the whole transfer, even if the leader snapshots again).
-        data: std::sync::Arc<Vec<u8>>,
-        /// The next offset to send.
-        offset: u64,
-        /// Ticks since the last chunk was sent (to resend a lost one).
-        since_sent: Ticks,
+        /// Ticks since the transfer started.
+        elapsed: Ticks,
     },
 }
 
@@ -53,6 +46,10 @@ pub struct Progress {
     /// Ticks since the last acknowledgement while appends were in flight: long silence means
     /// an append was lost.
     pub stalled: Ticks,
+    /// Ticks the follower has been behind without its match index moving.
+    pub lagging: Ticks,
+    /// Ticks before another snapshot transfer may start (after one failed).
+    pub snapshot_pause: Ticks,
 }
 
 impl Progress {
@@ -68,6 +65,8 @@ impl Progress {
             last_contact: 0,
             read_ack: 0,
             stalled: 0,
+            lagging: 0,
+            snapshot_pause: 0,
         }
     }
 
@@ -79,9 +78,10 @@ impl Progress {
         let advanced = match_index > self.match_index;
         if advanced {
             self.match_index = match_index;
+            self.lagging = 0;
         }
         self.next_index = self.next_index.max(self.match_index + 1);
-        if self.state == ReplicationState::Probe {
+        if matches!(self.state, ReplicationState::Probe | ReplicationState::Snapshot { .. }) {
             self.state = ReplicationState::Replicate;
             self.inflight = 0;
         }
@@ -130,19 +130,26 @@ impl Progress {
         }
     }
 
-    /// Starts sending a snapshot.
-    pub fn start_snapshot(&mut self, meta: SnapshotMeta, data: std::sync::Arc<Vec<u8>>) {
-        self.state = ReplicationState::Snapshot { meta, data, offset: 0, since_sent: 0 };
+    /// A snapshot transfer starts.
+    pub fn start_snapshot(&mut self) {
+        self.state = ReplicationState::Snapshot { elapsed: 0 };
         self.inflight = 0;
         self.probe_sent = false;
     }
 
-    /// The follower installed the snapshot: continue with appends after it.
-    pub fn finish_snapshot(&mut self, index: Index) {
-        self.match_index = self.match_index.max(index);
-        self.next_index = self.match_index + 1;
+    /// The transfer ended: sent whole up to `index` (probe from just after it; the follower
+    /// confirms once installed), or failed (probe again after `pause` ticks, which leads to a
+    /// new transfer if the follower still needs one).
+    pub fn finish_snapshot(&mut self, sent: Option<Index>, pause: Ticks) {
+        if !matches!(self.state, ReplicationState::Snapshot { .. }) {
+            return;
+        }
         self.state = ReplicationState::Probe;
         self.probe_sent = false;
+        match sent {
+            Some(index) => self.next_index = self.next_index.max(index + 1),
+            None => self.snapshot_pause = pause,
+        }
     }
 }
 

@@ -2,10 +2,9 @@
 //! membership bookkeeping.
 
 use super::message::{AppendResult, Entry, Message, Payload, SnapshotMeta};
-use super::node::{Event, Node, RoleState, Snapshot};
+use super::node::{Event, Node, RoleState};
 use super::progress::{Progress, ReplicationState};
 use super::{Error, Index, NodeId, Result, Term};
-use std::sync::Arc;
 
 impl Node {
     /// Appends an entry as leader and starts replicating it.
@@ -37,10 +36,17 @@ impl Node {
         }
     }
 
-    /// Sends the next append (or snapshot chunk) to `to`, if its flow control allows.
+    /// Sends the next append to `to` (or asks the driver to stream it a snapshot), if its flow
+    /// control allows. An append carries at most `max_append_entries` entries and about
+    /// `max_append_bytes` bytes (one larger entry goes alone).
     pub(super) fn send_append(&mut self, to: NodeId, allow_empty: bool) {
-        let (id, term, max_entries, max_inflight) =
-            (self.opts.id, self.term, self.opts.max_append_entries, self.opts.max_inflight);
+        let (id, term, max_entries, max_bytes, max_inflight) = (
+            self.opts.id,
+            self.term,
+            self.opts.max_append_entries,
+            self.opts.max_append_bytes,
+            self.opts.max_inflight,
+        );
         let RoleState::Leader(leader) = &mut self.role else { return };
         let Some(progress) = leader.progress.get_mut(&to) else { return };
         if !progress.can_send(max_inflight) {
@@ -48,15 +54,27 @@ impl Node {
         }
         let next = progress.next_index;
         if next < self.log.first_index() {
-            // The entries it needs are compacted: send the snapshot instead.
-            let Some(data) = self.snapshot_data.clone() else { return };
-            progress.start_snapshot(self.log.snapshot().clone(), data);
-            self.send_snapshot_chunk(to);
+            // The entries it needs are compacted: the driver streams it the state instead.
+            if progress.snapshot_pause == 0 {
+                progress.start_snapshot();
+                self.snapshot_requests.push(to);
+            }
             return;
         }
         let prev_index = next - 1;
         let Some(prev_term) = self.log.term(prev_index) else { return };
-        let entries = self.log.slice(next, self.log.last_index(), max_entries).to_vec();
+        let mut bytes = 0;
+        let entries: Vec<Entry> = self
+            .log
+            .slice(next, self.log.last_index(), max_entries)
+            .iter()
+            .take_while(|entry| {
+                let first = bytes == 0;
+                bytes += entry.size();
+                first || bytes <= max_bytes
+            })
+            .cloned()
+            .collect();
         if entries.is_empty() && !allow_empty && progress.state == ReplicationState::Replicate {
             return;
         }
@@ -237,137 +255,60 @@ impl Node {
         }
     }
 
-    /// Leader: sends the next chunk of the snapshot `to` is receiving.
-    pub(super) fn send_snapshot_chunk(&mut self, to: NodeId) {
-        let (id, term, chunk) = (self.opts.id, self.term, self.opts.snapshot_chunk_bytes.max(1));
+    /// Leader: a snapshot transfer to `to` ended: the state up to `sent` reached it whole
+    /// (it confirms with an append response once installed), or the transfer failed (`None`:
+    /// try again after a pause).
+    pub fn report_snapshot(&mut self, to: NodeId, sent: Option<Index>) {
+        let pause = self.opts.snapshot_retry_ticks;
         let RoleState::Leader(leader) = &mut self.role else { return };
         let Some(progress) = leader.progress.get_mut(&to) else { return };
-        let ReplicationState::Snapshot { meta, data, offset, since_sent } = &mut progress.state
-        else {
-            return;
-        };
-        let start = (*offset as usize).min(data.len());
-        let end = (start + chunk).min(data.len());
-        *since_sent = 0;
-        let message = Message::Snapshot {
-            meta: meta.clone(),
-            offset: start as u64,
-            data: data[start..end].to_vec(),
-            done: end == data.len(),
-        };
-        self.messages.push(super::message::Envelope { from: id, to, term, message });
-    }
-
-    /// Leader: resends snapshot chunks that got no answer for a while.
-    pub(super) fn resend_snapshots(&mut self) {
-        let patience = self.opts.heartbeat_ticks.max(1) * 3;
-        let RoleState::Leader(leader) = &mut self.role else { return };
-        let mut stalled = Vec::new();
-        for (peer, progress) in leader.progress.iter_mut() {
-            if let ReplicationState::Snapshot { since_sent, .. } = &mut progress.state {
-                *since_sent += 1;
-                if *since_sent >= patience {
-                    stalled.push(*peer);
-                }
-            }
-        }
-        for peer in stalled {
-            self.send_snapshot_chunk(peer);
+        progress.finish_snapshot(sent, pause);
+        if sent.is_some() {
+            self.send_append(to, true);
         }
     }
 
-    /// Leader: a follower answered a snapshot chunk.
-    pub(super) fn on_snapshot_response(
+    /// Follower: the driver received, from `from` in `term`, the leader's state up to
+    /// `meta.index` and staged it. Returns whether to install it: then `Ready::snapshot`
+    /// carries `meta`, and the driver switches the state machine to the staged state once the
+    /// log records it. `false` means the staged state is not needed (stale, or everything it
+    /// covers is already committed here) and can be dropped.
+    pub fn install_snapshot(
         &mut self,
         from: NodeId,
-        index: Index,
-        next_offset: u64,
-        done: bool,
-    ) {
-        let RoleState::Leader(leader) = &mut self.role else { return };
-        let Some(progress) = leader.progress.get_mut(&from) else { return };
-        progress.recent_active = true;
-        progress.last_contact = 0;
-        match &mut progress.state {
-            ReplicationState::Snapshot { meta, offset, .. } if meta.index == index => {
-                if done {
-                    progress.finish_snapshot(index);
-                    self.send_append(from, true);
-                } else {
-                    *offset = next_offset;
-                    self.send_snapshot_chunk(from);
-                }
-            }
-            // The follower already had everything the snapshot covers.
-            _ if done && index > progress.match_index => {
-                progress.finish_snapshot(index);
-                self.send_append(from, true);
-            }
-            _ => {}
-        }
-    }
-
-    /// Follower: receives a snapshot chunk; installs the snapshot when complete. A chunk out
-    /// of order is answered with the offset to resume from.
-    pub(super) fn on_snapshot(
-        &mut self,
-        from: NodeId,
+        term: Term,
         meta: SnapshotMeta,
-        offset: u64,
-        data: Vec<u8>,
-        done: bool,
-    ) {
+    ) -> Result<bool> {
+        if from == self.opts.id {
+            return Err(Error::InvalidRequest("a node does not send itself snapshots".into()));
+        }
+        if term < self.term {
+            return Ok(false); // from a deposed leader
+        }
+        if term > self.term || self.leader != Some(from) {
+            self.become_follower(term, Some(from));
+        }
+        if matches!(self.role, RoleState::Leader(_)) {
+            return Ok(false);
+        }
+        self.election_elapsed = 0;
         let index = meta.index;
         if index <= self.log.commit {
-            // Everything it covers is already committed here.
-            self.incoming = None;
-            self.send_persisted(
-                from,
-                Message::SnapshotResponse { index, next_offset: 0, done: true },
-            );
-            return;
+            // Everything it covers is committed here: our log matches the leader's that far.
+            let result = AppendResult::Accepted { match_index: self.log.commit };
+            self.send(from, Message::AppendResponse { result });
+            return Ok(false);
         }
-        let received = match &mut self.incoming {
-            Some((current, buffer)) if *current == meta && buffer.len() as u64 == offset => {
-                buffer.extend_from_slice(&data);
-                buffer.len() as u64
-            }
-            _ if offset == 0 => {
-                let length = data.len() as u64;
-                self.incoming = Some((meta, data));
-                length
-            }
-            incoming => {
-                let expected = match incoming {
-                    Some((current, buffer)) if *current == meta => buffer.len() as u64,
-                    _ => 0,
-                };
-                self.send(
-                    from,
-                    Message::SnapshotResponse { index, next_offset: expected, done: false },
-                );
-                return;
-            }
-        };
-        if !done {
-            self.send(
-                from,
-                Message::SnapshotResponse { index, next_offset: received, done: false },
-            );
-            return;
-        }
-        let Some((meta, data)) = self.incoming.take() else { return };
-        let data = Arc::new(data);
         self.log.restore(meta.clone());
-        self.snapshot_data = Some(data.clone());
-        self.install = Some(Snapshot { meta, data });
+        self.install = Some(meta);
         self.refresh_config();
         self.events.push(Event::SnapshotInstalled { index });
-        // Sent once the snapshot is durable.
+        // Sent once the log records the snapshot.
         self.send_persisted(
             from,
-            Message::SnapshotResponse { index, next_offset: received, done: true },
+            Message::AppendResponse { result: AppendResult::Accepted { match_index: index } },
         );
+        Ok(true)
     }
 
     /// Leader: follows a configuration change with the set of followers it tracks.

@@ -13,7 +13,9 @@
 //!
 //! Compaction and snapshot installation start a new segment with a checkpoint (hard state,
 //! snapshot record, and the entries kept after the snapshot); only once it is synced are the
-//! older segments deleted. So at most the newest segment can be torn.
+//! older segments deleted, newest first, so a crash part-way leaves the checkpoint behind a
+//! contiguous run of old segments that still replays. A segment is synced whole before the
+//! next one gets any data, so at most the newest segment can be torn.
 
 use super::message::{Entry, HardState, SnapshotMeta};
 use super::node::Recovered;
@@ -153,21 +155,24 @@ impl<D: Disk> LogStore<D> {
 
     /// Writes what a `Ready` asks to persist. Checkpoints (snapshot or compaction) are durable
     /// when this returns; the rest needs [`LogStore::sync`].
+    ///
+    /// The hard state goes after the entries (and a checkpoint's snapshot record): replay
+    /// stops at the first damaged record, so a commit index that survives a torn write always
+    /// has the entries it counts.
     pub fn write(&mut self, ready: &super::Ready) -> Result<()> {
-        if let Some(hard_state) = ready.hard_state {
-            self.set_hard_state(hard_state);
-        }
-        let snapshot = ready
-            .snapshot
-            .as_ref()
-            .map(|s| &s.meta)
-            .into_iter()
-            .chain(&ready.compact)
-            .max_by_key(|m| m.index);
+        let snapshot = ready.snapshot.iter().chain(&ready.compact).max_by_key(|m| m.index);
         match snapshot {
-            Some(meta) => self.checkpoint(&meta.clone(), &ready.entries),
+            Some(meta) => {
+                if let Some(hard_state) = ready.hard_state {
+                    self.hard_state = hard_state;
+                }
+                self.checkpoint(&meta.clone(), &ready.entries)
+            }
             None => {
                 self.append(&ready.entries);
+                if let Some(hard_state) = ready.hard_state {
+                    self.set_hard_state(hard_state);
+                }
                 self.write_buffer()
             }
         }
@@ -186,6 +191,9 @@ impl<D: Disk> LogStore<D> {
             return Ok(());
         }
         if self.segments.is_empty() || self.active_bytes >= self.max_segment_bytes {
+            // The full segment is durable before the next one holds anything: after a crash
+            // only the newest segment can end in a torn record.
+            self.sync_active()?;
             self.roll(&[])?;
         }
         let name = segment_name(self.active_sequence());
@@ -203,7 +211,11 @@ impl<D: Disk> LogStore<D> {
     /// Makes everything written so far durable (one fsync for all of it).
     pub fn sync(&mut self) -> Result<()> {
         self.write_buffer()?;
-        if self.dirty {
+        self.sync_active()
+    }
+
+    fn sync_active(&mut self) -> Result<()> {
+        if self.dirty && !self.segments.is_empty() {
             self.disk.sync(&segment_name(self.active_sequence()))?;
             self.dirty = false;
         }
@@ -214,16 +226,16 @@ impl<D: Disk> LogStore<D> {
         self.segments.keys().next_back().copied().unwrap_or(0)
     }
 
-    /// Starts a new segment with a checkpoint (hard state, snapshot record, `kept` entries)
-    /// ahead of whatever is buffered.
+    /// Starts a new segment with a checkpoint (snapshot record, `kept` entries, what is
+    /// buffered, then the hard state: see [`LogStore::write`] on the order).
     fn roll(&mut self, kept: &[Entry]) -> Result<()> {
         let pending = std::mem::take(&mut self.buffer);
         let pending_last = std::mem::replace(&mut self.buffer_last_index, 0);
-        self.push(&Record::HardState(self.hard_state));
         self.push(&Record::Snapshot(self.snapshot.clone()));
         self.append(kept);
         self.buffer.extend_from_slice(&pending);
         self.buffer_last_index = self.buffer_last_index.max(pending_last);
+        self.push(&Record::HardState(self.hard_state));
         let sequence = self.segments.keys().next_back().map_or(1, |s| s + 1);
         self.segments.insert(sequence, 0);
         self.active_bytes = 0;
@@ -240,7 +252,9 @@ impl<D: Disk> LogStore<D> {
         let old: Vec<u64> = self.segments.keys().copied().collect();
         self.roll(kept)?;
         self.sync()?;
-        for sequence in old {
+        // Newest first: whatever a crash leaves is old segments from the first on, which
+        // replay in order (each continues the one before), then the checkpoint.
+        for sequence in old.into_iter().rev() {
             self.disk.remove(&segment_name(sequence))?;
             self.segments.remove(&sequence);
         }
@@ -400,6 +414,9 @@ impl Disk for FileDisk {
 #[derive(Clone, Default)]
 pub struct MemoryDisk {
     files: Arc<Mutex<BTreeMap<String, MemoryFile>>>,
+    /// Changes (append, sync, truncate, remove) left before the disk fails every call, as a
+    /// machine would at a crash; `None` for no limit.
+    budget: Arc<Mutex<Option<u64>>>,
 }
 
 #[derive(Clone, Default)]
@@ -429,6 +446,30 @@ impl MemoryDisk {
         }
     }
 
+    /// Makes every change after the next `changes` fail (the moment of a crash); then
+    /// [`MemoryDisk::crash`] decides what reached the platters.
+    pub fn fail_after(&self, changes: u64) {
+        *self.budget.lock().unwrap_or_else(|p| p.into_inner()) = Some(changes);
+    }
+
+    /// Lifts [`MemoryDisk::fail_after`].
+    pub fn heal(&self) {
+        *self.budget.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Spends one change of the budget, failing when none is left.
+    fn change(&self) -> Result<()> {
+        let mut budget = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        match budget.as_mut() {
+            Some(0) => Err(Error::Io("the disk failed (simulated crash)".into())),
+            Some(left) => {
+                *left -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Flips a byte of a file (for corruption tests).
     pub fn corrupt(&self, name: &str, offset: usize) {
         if let Some(file) = self.files().get_mut(name)
@@ -436,6 +477,11 @@ impl MemoryDisk {
         {
             *byte ^= 0xff;
         }
+    }
+
+    /// The bytes of a file that are synced.
+    pub fn durable_len(&self, name: &str) -> usize {
+        self.files().get(name).map_or(0, |f| f.durable.len())
     }
 
     /// The total bytes stored (synced or not).
@@ -456,11 +502,13 @@ impl Disk for MemoryDisk {
     }
 
     fn append(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        self.change()?;
         self.files().entry(name.to_string()).or_default().pending.extend_from_slice(bytes);
         Ok(())
     }
 
     fn sync(&mut self, name: &str) -> Result<()> {
+        self.change()?;
         if let Some(file) = self.files().get_mut(name) {
             let pending = std::mem::take(&mut file.pending);
             file.durable.extend(pending);
@@ -469,6 +517,7 @@ impl Disk for MemoryDisk {
     }
 
     fn truncate(&mut self, name: &str, length: u64) -> Result<()> {
+        self.change()?;
         if let Some(file) = self.files().get_mut(name) {
             let mut all = std::mem::take(&mut file.durable);
             all.extend(std::mem::take(&mut file.pending));
@@ -479,6 +528,7 @@ impl Disk for MemoryDisk {
     }
 
     fn remove(&mut self, name: &str) -> Result<()> {
+        self.change()?;
         self.files().remove(name);
         Ok(())
     }

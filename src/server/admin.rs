@@ -83,6 +83,8 @@ fn pb_status(status: &NodeStatus, tick: Duration) -> pb::NodeStatus {
                 next_index: peer.next_index,
                 last_contact_ms: tick.as_millis() as u64 * u64::from(peer.last_contact),
                 voter: peer.voter,
+                stalled_ms: tick.as_millis() as u64 * u64::from(peer.stalled),
+                receiving_snapshot: peer.receiving_snapshot,
             })
             .collect(),
         members: status

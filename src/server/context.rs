@@ -54,6 +54,8 @@ pub struct Context {
     /// Set when the node begins to stop: long-lived streams (peer messages, Watch) end on it,
     /// so no connection outlives the node.
     pub stopping: watch::Sender<bool>,
+    /// Held while a snapshot is received: one at a time.
+    pub receiving_snapshot: tokio::sync::Mutex<()>,
 }
 
 impl Context {
@@ -208,7 +210,7 @@ impl Context {
     /// Forwards a command to the leader.
     async fn forward(&self, leader: NodeId, command: &[u8], deadline: Instant) -> Attempt {
         let Some(channel) = self.transport.channel(leader) else { return Attempt::Retry };
-        let mut client = pb::raft_client::RaftClient::new(channel);
+        let mut client = super::transport::raft_client(channel);
         let mut request = tonic::Request::new(pb::ProposeRequest { command: command.to_vec() });
         request.set_timeout(deadline.saturating_duration_since(Instant::now()));
         let response = match tokio::time::timeout_at(deadline.into(), client.propose(request)).await

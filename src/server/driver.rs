@@ -1,23 +1,23 @@
-//! The two threads that run a replica: the Raft driver and the applier.
+//! The driver thread: the Raft core and its log, run by the shared Ready loop
+//! ([`raft::Driver`], the same code the simulator runs) with this node's I/O as the host.
 //!
-//! The **driver** owns the Raft core and the log store. It loops: take every queued input
-//! (peer messages, proposals, read requests, ...), tick the core on schedule, then handle one
-//! `Ready`: send its messages, write and fsync the log once for everything it holds (group
-//! commit: proposals that arrived during the previous fsync share this one), send the messages
-//! that promise durability, and hand committed entries to the applier.
+//! It loops: take every queued input (peer messages, proposals, read requests, snapshot
+//! transfers that ended, ...), tick the core on schedule, then run one round: send, write and
+//! fsync the log once for everything it holds (group commit: proposals that arrived during the
+//! previous fsync share this one), send the messages that promise durability, and hand
+//! committed entries to the applier. It asks the applier to flush (and then compacts the log)
+//! when the log grows past a number of entries or bytes.
 //!
-//! The **applier** owns the SQL state machine. It applies committed entries in order, answers
-//! the client waiting for each (if the entry is still the one it proposed), publishes the
-//! applied index, and takes snapshots when the driver asks.
-//!
-//! Neither thread ever blocks on the network: messages go to the transport's lanes.
+//! The driver never blocks on the network: messages go to the transport's lanes, and snapshot
+//! streams run as tasks.
 
+use super::applier::Apply;
 use super::command::Outcome;
 use super::files::DataDir;
-use super::state::{ApplyError, StateMachine};
-use super::transport::{Addresses, Transport};
+use super::snapshot;
+use super::transport::Transport;
 use crate::raft::{
-    self, ConfChange, Entry, Envelope, Event, FileDisk, Index, LogStore, NodeId, Term,
+    self, ConfChange, Entry, Envelope, Event, FileDisk, Host, Index, NodeId, SnapshotMeta, Term,
 };
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -75,12 +75,28 @@ pub enum Input {
         /// Whether the transfer started.
         reply: oneshot::Sender<Result<(), raft::Error>>,
     },
-    /// The applier snapshotted the state at `index` (the file is durable).
+    /// The state machine is durable up to `index`: the log up to it may go.
     Compact {
-        /// The snapshot's index.
+        /// The index.
         index: Index,
-        /// Its data.
-        data: Arc<Vec<u8>>,
+    },
+    /// The leader `from` (in `term`) streamed its state here; it is staged in `generation`.
+    SnapshotReceived {
+        /// The sender.
+        from: NodeId,
+        /// Its term.
+        term: Term,
+        /// What the state covers.
+        meta: SnapshotMeta,
+        /// Where it is staged.
+        generation: u64,
+    },
+    /// A snapshot stream to `to` ended: sent whole up to an index, or failed.
+    SnapshotSent {
+        /// The follower.
+        to: NodeId,
+        /// The index sent, or `None`.
+        sent: Option<Index>,
     },
     /// The newest `count` log entries.
     LogTail {
@@ -97,15 +113,18 @@ pub enum Input {
 
 /// A proposal waiting for its entry to be applied.
 pub struct Waiter {
-    term: Term,
-    reply: Reply,
+    /// The term the entry was proposed in: applied with another term, it was replaced.
+    pub term: Term,
+    /// Where the outcome goes.
+    pub reply: Reply,
 }
 
 /// Proposals waiting to be applied, by log index. The driver adds them before handing the
 /// entry on, so the applier always finds the waiter of an entry it applies.
 pub type Waiters = Arc<Mutex<BTreeMap<Index, Waiter>>>;
 
-fn lock(waiters: &Waiters) -> std::sync::MutexGuard<'_, BTreeMap<Index, Waiter>> {
+/// The waiters, locked.
+pub fn lock(waiters: &Waiters) -> std::sync::MutexGuard<'_, BTreeMap<Index, Waiter>> {
     waiters.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -114,7 +133,8 @@ fn lock(waiters: &Waiters) -> std::sync::MutexGuard<'_, BTreeMap<Index, Waiter>>
 pub struct DriverState {
     /// The core's status.
     pub raft: raft::Status,
-    /// The latest snapshot's index.
+    /// The index the log starts after (what the state machine had made durable when the log
+    /// was last compacted, or a received snapshot's).
     pub snapshot_index: Index,
     /// Why the node stopped, if it did.
     pub halted: Option<String>,
@@ -135,30 +155,103 @@ pub struct NodeEvent {
     pub index: Index,
 }
 
-/// Work for the applier.
-pub enum Apply {
-    /// Committed entries, in order.
-    Entries(Vec<Entry>),
-    /// A snapshot from the leader to restore.
-    Restore(raft::Snapshot),
-    /// Take a snapshot at the applied index.
-    Snapshot,
+/// When the driver compacts the log (after the state machine is flushed).
+#[derive(Clone, Copy, Debug)]
+pub struct Compaction {
+    /// Entries applied past the log's start.
+    pub entries: u64,
+    /// Bytes of entries held.
+    pub bytes: usize,
 }
 
-/// The driver thread's state.
-pub struct Driver {
-    /// The Raft core.
-    pub node: raft::Node,
-    /// The durable log.
-    pub store: LogStore<FileDisk>,
-    /// The data directory (snapshot files).
-    pub data: Arc<DataDir>,
-    /// Inputs.
-    pub inbox: Receiver<Input>,
+/// The driver's host: this node's network, state machine and clients.
+pub struct NodeHost {
     /// Outgoing messages.
     pub transport: Arc<Transport>,
     /// Work for the applier.
     pub apply: Sender<Apply>,
+    /// The driver's own inbox (snapshot streams report there).
+    pub inbox: Sender<Input>,
+    /// Linearizable reads waiting for their index.
+    pub reads: BTreeMap<u64, oneshot::Sender<Result<Index, raft::Error>>>,
+    /// Events of the round, published once it is done.
+    pub events: Vec<Event>,
+    /// This node's id and term (for snapshot streams).
+    pub id: NodeId,
+    /// The term when the round started.
+    pub term: Term,
+    /// Read failures of the round (answered once the leader is known).
+    pub failed_reads: Vec<u64>,
+}
+
+impl Host for NodeHost {
+    fn send(&mut self, envelope: Envelope) {
+        self.transport.send(&envelope);
+    }
+
+    fn send_snapshot(&mut self, to: NodeId) {
+        // The applier takes a view between two entries; a task streams it.
+        let (reply, view) = oneshot::channel();
+        if self.apply.send(Apply::View(reply)).is_err() {
+            return;
+        }
+        let (transport, inbox, id, term) =
+            (self.transport.clone(), self.inbox.clone(), self.id, self.term);
+        let runtime = transport.runtime().clone();
+        runtime.spawn(async move {
+            let sent = match view.await {
+                Ok(Ok((meta, view))) => {
+                    match snapshot::send(&transport, id, to, term, meta, view).await {
+                        Ok(index) => Some(index),
+                        Err(error) => {
+                            tracing::warn!(to, "snapshot transfer failed: {error}");
+                            None
+                        }
+                    }
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(to, "cannot take a snapshot view: {error}");
+                    None
+                }
+                Err(_) => None,
+            };
+            let _ = inbox.send(Input::SnapshotSent { to, sent });
+        });
+    }
+
+    fn install_snapshot(&mut self, meta: &SnapshotMeta) -> Result<(), String> {
+        self.apply.send(Apply::Install(meta.clone())).map_err(|_| "the applier stopped".to_string())
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) {
+        let _ = self.apply.send(Apply::Entries(entries));
+    }
+
+    fn read_ready(&mut self, request: u64, index: Index) {
+        if let Some(reply) = self.reads.remove(&request) {
+            let _ = reply.send(Ok(index));
+        }
+    }
+
+    fn read_failed(&mut self, request: u64) {
+        self.failed_reads.push(request);
+    }
+
+    fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+}
+
+/// The driver thread's state.
+pub struct DriverThread {
+    /// The core and its log, run by the shared Ready loop.
+    pub driver: raft::Driver<FileDisk>,
+    /// The host: network, applier, clients.
+    pub host: NodeHost,
+    /// The data directory (staged snapshots).
+    pub data: Arc<DataDir>,
+    /// Inputs.
+    pub inbox: Receiver<Input>,
     /// Proposals waiting for their outcome.
     pub waiters: Waiters,
     /// Where the state is published.
@@ -167,22 +260,22 @@ pub struct Driver {
     pub events: broadcast::Sender<NodeEvent>,
     /// The tick length.
     pub tick: Duration,
-    /// Entries applied since the last snapshot that trigger a new one.
-    pub snapshot_entries: u64,
-    /// The term and vote as last synced.
-    pub synced_term_vote: (Term, Option<NodeId>),
+    /// When to compact the log.
+    pub compaction: Compaction,
+    /// How long a follower may fall behind without progress before it is reported stalled.
+    pub stalled_after: raft::Ticks,
 }
 
-impl Driver {
+impl DriverThread {
     /// Runs until shut down or halted.
     pub fn run(mut self) {
-        let mut reads: BTreeMap<u64, oneshot::Sender<Result<Index, raft::Error>>> = BTreeMap::new();
         let mut next_read = 0u64;
-        let mut snapshot_requested = false;
+        let mut flush_requested = false;
+        let mut reported_stalled: BTreeMap<NodeId, bool> = BTreeMap::new();
         let mut next_tick = Instant::now() + self.tick;
         loop {
             // Work left by the last round (advance() may commit) must not wait for an input.
-            let wait = match self.node.has_ready() {
+            let wait = match self.driver.node.has_ready() {
                 true => Duration::ZERO,
                 false => next_tick.saturating_duration_since(Instant::now()),
             };
@@ -194,25 +287,26 @@ impl Driver {
             // Everything queued meanwhile goes into this round (and its one fsync).
             for input in first.into_iter().chain(std::iter::from_fn(|| self.inbox.try_recv().ok()))
             {
+                let node = &mut self.driver.node;
                 match input {
                     Input::Step(envelope) => {
-                        if let Err(error) = self.node.step(envelope) {
+                        if let Err(error) = node.step(envelope) {
                             tracing::debug!("ignored message: {error}");
                         }
                     }
                     Input::Propose { command, reply } => {
-                        let proposed = self.node.propose(command);
+                        let proposed = node.propose(command);
                         self.register(proposed, reply);
                     }
                     Input::ConfChange { change, reply } => {
-                        let proposed = self.node.propose_conf_change(change);
+                        let proposed = node.propose_conf_change(change);
                         self.register(proposed, reply);
                     }
                     Input::ReadIndex { reply } => {
                         next_read += 1;
-                        match self.node.read_index(next_read) {
+                        match node.read_index(next_read) {
                             Ok(()) => {
-                                reads.insert(next_read, reply);
+                                self.host.reads.insert(next_read, reply);
                             }
                             Err(error) => {
                                 let _ = reply.send(Err(error));
@@ -220,20 +314,26 @@ impl Driver {
                         }
                     }
                     Input::Transfer { to, reply } => {
-                        let _ = reply.send(self.node.transfer_leadership(to));
+                        let _ = reply.send(node.transfer_leadership(to));
                     }
-                    Input::Compact { index, data } => {
-                        snapshot_requested = false;
-                        if let Err(error) = self.node.compact(index, data) {
-                            tracing::warn!("compaction to {index} refused: {error}");
+                    Input::Compact { index } => {
+                        flush_requested = false;
+                        if let Err(error) = node.compact(index) {
+                            tracing::debug!("compaction to {index} skipped: {error}");
                         }
                     }
+                    Input::SnapshotReceived { from, term, meta, generation } => {
+                        match node.install_snapshot(from, term, meta) {
+                            Ok(true) => {}
+                            Ok(false) | Err(_) => self.data.remove_generation(generation),
+                        }
+                    }
+                    Input::SnapshotSent { to, sent } => node.report_snapshot(to, sent),
                     Input::LogTail { count, reply } => {
-                        let log = self.node.log();
+                        let log = node.log();
                         let from = log.last_index().saturating_sub(count as Index - 1);
                         let from = from.max(log.first_index());
-                        let entries = log.slice(from, log.last_index(), count).to_vec();
-                        let _ = reply.send(entries);
+                        let _ = reply.send(log.slice(from, log.last_index(), count).to_vec());
                     }
                     Input::Halt(reason) => return self.halt(reason),
                     Input::Shutdown => return,
@@ -241,26 +341,27 @@ impl Driver {
             }
             if Instant::now() >= next_tick {
                 // Reads whose client gave up (their answer was lost) are forgotten.
-                reads.retain(|_, reply| !reply.is_closed());
-                self.node.tick();
+                self.host.reads.retain(|_, reply| !reply.is_closed());
+                self.driver.node.tick();
                 next_tick += self.tick;
                 if next_tick < Instant::now() {
                     next_tick = Instant::now() + self.tick;
                 }
             }
-            if self.node.has_ready() {
-                let ready = self.node.ready();
-                if let Err(error) = self.handle(ready, &mut reads) {
-                    return self.halt(error);
-                }
-                self.node.advance();
+            self.host.term = self.driver.node.term();
+            if let Err(error) = self.driver.round(&mut self.host) {
+                return self.halt(error);
             }
-            let status = self.node.status();
-            let snapshot_index = self.node.log().snapshot().index;
-            if !snapshot_requested && status.applied_index >= snapshot_index + self.snapshot_entries
-            {
-                snapshot_requested = self.apply.send(Apply::Snapshot).is_ok();
+            self.after_round();
+            let status = self.driver.node.status();
+            let log = self.driver.node.log();
+            let snapshot_index = log.snapshot().index;
+            let due = status.applied_index >= snapshot_index + self.compaction.entries
+                || log.bytes() >= self.compaction.bytes;
+            if !flush_requested && due && status.applied_index > snapshot_index {
+                flush_requested = self.host.apply.send(Apply::Flush).is_ok();
             }
+            self.report_stalled(&status, &mut reported_stalled);
             self.state.send_replace(DriverState { raft: status, snapshot_index, halted: None });
         }
     }
@@ -277,78 +378,41 @@ impl Driver {
         }
     }
 
-    /// Handles one `Ready` (see the module docs for the order).
-    fn handle(
-        &mut self,
-        ready: raft::Ready,
-        reads: &mut BTreeMap<u64, oneshot::Sender<Result<Index, raft::Error>>>,
-    ) -> Result<(), String> {
-        for envelope in &ready.messages {
-            self.transport.send(envelope);
-        }
-        if let Some(snapshot) = &ready.snapshot {
-            // The snapshot must be durable before the log refers to it.
-            self.data
-                .save_snapshot(snapshot.meta.index, &snapshot.data)
-                .map_err(|e| format!("cannot save snapshot: {e}"))?;
-        }
-        // Entries, term and vote must be durable before anything that promises them goes out.
-        // A commit index alone need not be: after a crash it is learned again from the
-        // leader, and the state machine is rebuilt anyway. So a round that only moves the
-        // commit index writes it without an fsync; the next fsync covers it.
-        let promises = !ready.entries.is_empty()
-            || ready.snapshot.is_some()
-            || ready.compact.is_some()
-            || ready.hard_state.is_some_and(|h| (h.term, h.vote) != self.synced_term_vote);
-        let written = match promises {
-            true => self.store.persist(&ready),
-            false => self.store.write(&ready),
-        };
-        written.map_err(|e| format!("cannot write the Raft log: {e}"))?;
-        if let Some(hard_state) = ready.hard_state
-            && promises
-        {
-            self.synced_term_vote = (hard_state.term, hard_state.vote);
-        }
-        for envelope in &ready.persisted_messages {
-            self.transport.send(envelope);
-        }
-        let checkpoint = ready
-            .snapshot
-            .as_ref()
-            .map(|s| s.meta.index)
-            .into_iter()
-            .chain(ready.compact.as_ref().map(|m| m.index))
-            .max();
-        if let Some(index) = checkpoint
-            && let Err(error) = self.data.prune_snapshots(index)
-        {
-            tracing::warn!("cannot remove old snapshots: {error}");
-        }
-        if let Some(snapshot) = ready.snapshot {
-            let _ = self.apply.send(Apply::Restore(snapshot));
-        }
-        if !ready.committed.is_empty() {
-            let _ = self.apply.send(Apply::Entries(ready.committed));
-        }
-        for read in ready.read_states {
-            if let Some(reply) = reads.remove(&read.request) {
-                let _ = reply.send(Ok(read.index));
+    /// Answers the round's failed reads and publishes its events.
+    fn after_round(&mut self) {
+        let leader = self.driver.node.leader();
+        for request in std::mem::take(&mut self.host.failed_reads) {
+            if let Some(reply) = self.host.reads.remove(&request) {
+                let _ = reply.send(Err(raft::Error::NotLeader { leader }));
             }
         }
-        for request in ready.read_failures {
-            if let Some(reply) = reads.remove(&request) {
-                let _ = reply.send(Err(raft::Error::NotLeader { leader: self.node.leader() }));
-            }
-        }
-        for event in ready.events {
+        for event in std::mem::take(&mut self.host.events) {
             self.publish(event);
         }
-        Ok(())
+    }
+
+    /// Logs (once per episode) a follower that answers but has not caught up for a while.
+    fn report_stalled(&self, status: &raft::Status, reported: &mut BTreeMap<NodeId, bool>) {
+        for (id, peer) in &status.peers {
+            let stalled = peer.stalled >= self.stalled_after;
+            let was = reported.insert(*id, stalled).unwrap_or(false);
+            if stalled && !was {
+                tracing::warn!(
+                    peer = id,
+                    match_index = peer.match_index,
+                    last_index = status.last_index,
+                    receiving_snapshot = peer.receiving_snapshot,
+                    "a follower has made no replication progress for {:?}",
+                    self.tick * peer.stalled
+                );
+            } else if !stalled && was {
+                tracing::info!(peer = id, "the follower is replicating again");
+            }
+        }
     }
 
     fn publish(&self, event: Event) {
-        let term = self.node.term();
+        let term = self.driver.node.term();
         let (kind, message, index) = match event {
             Event::ElectionStarted { term } => ("election", format!("election for term {term}"), 0),
             Event::BecameLeader { term } => ("leader", format!("became leader in term {term}"), 0),
@@ -363,7 +427,7 @@ impl Driver {
                 ("compaction", format!("compacted the log up to index {index}"), index)
             }
             Event::ConfigChanged { index } => {
-                let config = self.node.status().config;
+                let config = self.driver.node.status().config;
                 let message = format!(
                     "configuration: voters {:?}, learners {:?}",
                     config.voters, config.learners
@@ -386,104 +450,15 @@ impl Driver {
             at: SystemTime::now(),
             kind: "halt",
             message: reason.clone(),
-            term: self.node.term(),
+            term: self.driver.node.term(),
             index: 0,
         };
         let _ = self.events.send(event);
-        let snapshot_index = self.node.log().snapshot().index;
+        let snapshot_index = self.driver.node.log().snapshot().index;
         self.state.send_replace(DriverState {
-            raft: self.node.status(),
+            raft: self.driver.node.status(),
             snapshot_index,
             halted: Some(reason),
         });
-    }
-}
-
-/// The applier thread's state.
-pub struct Applier {
-    /// The state machine.
-    pub machine: StateMachine,
-    /// Work from the driver.
-    pub work: Receiver<Apply>,
-    /// Proposals waiting for their outcome.
-    pub waiters: Waiters,
-    /// Where the applied index is published.
-    pub applied: watch::Sender<Index>,
-    /// The driver's inbox (for compactions and halts).
-    pub driver: Sender<Input>,
-    /// The data directory (snapshot files).
-    pub data: Arc<DataDir>,
-    /// The address book, updated from the log.
-    pub addresses: Addresses,
-    /// Where the session signing key is published once the log sets it.
-    pub session_key: watch::Sender<Option<Arc<Vec<u8>>>>,
-}
-
-impl Applier {
-    /// Runs until the driver goes away or applying fails.
-    pub fn run(mut self) {
-        while let Ok(work) = self.work.recv() {
-            if let Err(error) = self.step(work) {
-                let _ = self.driver.send(Input::Halt(error.to_string()));
-                return;
-            }
-        }
-    }
-
-    fn step(&mut self, work: Apply) -> Result<(), ApplyError> {
-        match work {
-            Apply::Entries(entries) => {
-                let addresses = self.machine.address_changes();
-                for entry in &entries {
-                    let outcome = self.machine.apply(entry)?;
-                    if let Some(waiter) = lock(&self.waiters).remove(&entry.index) {
-                        let result = match waiter.term == entry.term {
-                            true => Ok((entry.index, outcome)),
-                            false => Err(ProposeError::Replaced),
-                        };
-                        let _ = waiter.reply.send(result);
-                    }
-                }
-                if self.machine.address_changes() != addresses {
-                    self.merge_addresses();
-                }
-            }
-            Apply::Restore(snapshot) => {
-                self.machine.restore(&snapshot.data)?;
-                // Entries the snapshot covers were applied (or not) elsewhere: unknown here.
-                let covered: Vec<Index> =
-                    lock(&self.waiters).range(..=snapshot.meta.index).map(|(i, _)| *i).collect();
-                for index in covered {
-                    if let Some(waiter) = lock(&self.waiters).remove(&index) {
-                        let _ = waiter.reply.send(Err(ProposeError::Unknown));
-                    }
-                }
-                self.merge_addresses();
-            }
-            Apply::Snapshot => {
-                let data = self.machine.snapshot()?;
-                let index = self.machine.applied();
-                self.data.save_snapshot(index, &data).map_err(|e| ApplyError {
-                    index,
-                    message: format!("cannot save snapshot: {e}"),
-                })?;
-                let _ = self.driver.send(Input::Compact { index, data: Arc::new(data) });
-            }
-        }
-        self.applied.send_replace(self.machine.applied());
-        if self.session_key.borrow().is_none()
-            && let Some(key) = self.machine.session_key()
-        {
-            self.session_key.send_replace(Some(Arc::new(key.clone())));
-        }
-        Ok(())
-    }
-
-    /// Adds the addresses recorded in the log to the address book (they win over flags).
-    fn merge_addresses(&self) {
-        let mut book = self.addresses.write().unwrap_or_else(|p| p.into_inner());
-        for (id, address) in self.machine.addresses() {
-            book.insert(*id, address.clone());
-        }
     }
 }

@@ -1,19 +1,32 @@
 //! A node's data directory:
 //!
 //! ```text
-//! <data-dir>/node_id          the id this directory belongs to
-//! <data-dir>/raft/            the Raft log segments (raft::LogStore)
-//! <data-dir>/snapshots/       state machine snapshots, one file per snapshot index
-//! <data-dir>/sql/             the SQL store (sled), rebuilt from snapshot and log on start
+//! <data-dir>/node_id              the id this directory belongs to
+//! <data-dir>/raft/                the Raft log segments (raft::LogStore)
+//! <data-dir>/sql/CURRENT          the generation of the SQL store in use
+//! <data-dir>/sql/<generation>/    a SQL store (a sled database): the one in use, or one
+//!                                 being received from the leader
+//! <data-dir>/sql/<generation>/STAGED   in a received store, once it is complete: the index
+//!                                 and term it holds the state of
 //! ```
 //!
-//! A snapshot file is written to a temporary name, synced and renamed, so a file with a final
-//! name is always complete. It is durable before the log refers to it.
+//! The SQL store in use is durable; it records the index it has applied. A store received
+//! from the leader is written into a new generation, marked `STAGED` once complete and synced,
+//! recorded in the Raft log, and only then named in `CURRENT` (written to a temporary file,
+//! synced and renamed). A crash between the log and `CURRENT` is finished at the next start:
+//! the log's snapshot index names the staged generation to switch to.
 
 use super::Error;
-use crate::raft::{Index, NodeId};
+use crate::raft::{Index, NodeId, Term};
+use crate::storage::{Engine, ReplicaStore, SledEngine, UndoFactory};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The tree holding a SQL store's data.
+const DATA_TREE: &str = "data";
+/// The prefix of the trees that hold snapshot views' pre-images (dropped at open).
+const UNDO_TREE: &str = "undo-";
 
 /// A node's data directory, locked for this process while it is open.
 pub struct DataDir {
@@ -49,7 +62,13 @@ impl DataDir {
             }
         }
         let dir = Self { root: root.to_path_buf(), _lock: lock };
-        for sub in [dir.raft_dir(), dir.snapshot_dir()] {
+        if dir.root.join("snapshots").exists() {
+            return Err(Error::Config(format!(
+                "data directory {} was written by an earlier Chronos (it keeps snapshot files); this version keeps its SQL state durable and cannot read it: start from an empty directory and let the node catch up from the cluster",
+                root.display()
+            )));
+        }
+        for sub in [dir.raft_dir(), dir.sql_dir()] {
             std::fs::create_dir_all(&sub).map_err(|e| {
                 Error::Config(format!("cannot create data directory {}: {e}", sub.display()))
             })?;
@@ -83,39 +102,98 @@ impl DataDir {
         self.root.join("raft")
     }
 
-    /// The directory of the SQL store.
+    /// The directory of the SQL store's generations.
     pub fn sql_dir(&self) -> PathBuf {
         self.root.join("sql")
     }
 
-    fn snapshot_dir(&self) -> PathBuf {
-        self.root.join("snapshots")
+    fn generation_dir(&self, generation: u64) -> PathBuf {
+        self.sql_dir().join(format!("{generation:020}"))
     }
 
-    fn snapshot_path(&self, index: Index) -> PathBuf {
-        self.snapshot_dir().join(format!("{index:020}.snap"))
+    /// The generations present, in order.
+    fn generations(&self) -> Result<Vec<u64>, Error> {
+        let entries = std::fs::read_dir(self.sql_dir())
+            .map_err(|e| Error::Io(format!("cannot list {}: {e}", self.sql_dir().display())))?;
+        let mut generations: Vec<u64> = entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+            .collect();
+        generations.sort_unstable();
+        Ok(generations)
     }
 
-    /// Writes snapshot `index` durably.
-    pub fn save_snapshot(&self, index: Index, data: &[u8]) -> std::io::Result<()> {
-        write_durably(&self.snapshot_path(index), data)
+    /// The generation in use (0 before the first store is made).
+    pub fn current_generation(&self) -> Result<u64, Error> {
+        let path = self.sql_dir().join("CURRENT");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse().map_err(|_| {
+                Error::Io(format!(
+                    "{} is damaged ({text:?}): the data directory cannot be used",
+                    path.display()
+                ))
+            }),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(error) => Err(Error::Io(format!("cannot read {}: {error}", path.display()))),
+        }
     }
 
-    /// Reads snapshot `index`.
-    pub fn load_snapshot(&self, index: Index) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.snapshot_path(index))
+    /// Makes `generation` the one in use, durably.
+    pub fn set_current_generation(&self, generation: u64) -> Result<(), Error> {
+        let path = self.sql_dir().join("CURRENT");
+        write_durably(&path, format!("{generation}\n").as_bytes())
+            .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))
     }
 
-    /// Deletes the snapshots other than `keep` (once the log refers to `keep`, older ones are
-    /// useless; newer ones were never referred to and are rewritten if needed).
-    pub fn prune_snapshots(&self, keep: Index) -> std::io::Result<()> {
-        for entry in std::fs::read_dir(self.snapshot_dir())? {
-            let path = entry?.path();
-            if path != self.snapshot_path(keep) {
-                std::fs::remove_file(path)?;
+    /// A number for a new generation, above every existing one.
+    pub fn next_generation(&self) -> Result<u64, Error> {
+        let newest = self.generations()?.last().copied().unwrap_or(0);
+        Ok(newest.max(self.current_generation()?) + 1)
+    }
+
+    /// Opens (creating) the SQL store of `generation`.
+    pub fn open_store(&self, generation: u64) -> Result<Arc<ReplicaStore>, Error> {
+        open_store(&self.generation_dir(generation))
+    }
+
+    /// Marks a received generation complete: it holds the state up to `index` (of `term`).
+    pub fn mark_staged(&self, generation: u64, index: Index, term: Term) -> Result<(), Error> {
+        let path = self.generation_dir(generation).join("STAGED");
+        write_durably(&path, format!("{index} {term}\n").as_bytes())
+            .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// The complete received generation holding the state up to `index`, if any.
+    pub fn staged_generation(&self, index: Index) -> Result<Option<u64>, Error> {
+        for generation in self.generations()?.into_iter().rev() {
+            let path = self.generation_dir(generation).join("STAGED");
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            let staged = text.split_whitespace().next().and_then(|i| i.parse::<Index>().ok());
+            if staged == Some(index) {
+                return Ok(Some(generation));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes a generation's files (one not in use).
+    pub fn remove_generation(&self, generation: u64) {
+        remove_dir(&self.generation_dir(generation));
+    }
+
+    /// Removes every generation but `keep`.
+    pub fn remove_generations_except(&self, keep: u64) -> Result<(), Error> {
+        for generation in self.generations()? {
+            if generation != keep {
+                self.remove_generation(generation);
             }
         }
         Ok(())
+    }
+
+    /// The directory of `generation` (to remove once its store closes).
+    pub fn generation_path(&self, generation: u64) -> PathBuf {
+        self.generation_dir(generation)
     }
 
     /// The bytes the directory holds.
@@ -133,6 +211,41 @@ impl DataDir {
         }
         walk(&self.root)
     }
+}
+
+/// Removes a directory, logging (not failing on) what cannot be removed: a leftover is
+/// removed at the next start.
+pub fn remove_dir(path: &Path) {
+    if let Err(error) = std::fs::remove_dir_all(path)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot remove {}: {error}", path.display());
+    }
+}
+
+/// Opens (creating) a SQL store in `path`: a sled database whose `data` tree holds the state,
+/// with undo trees for snapshot views beside it.
+fn open_store(path: &Path) -> Result<Arc<ReplicaStore>, Error> {
+    let db = SledEngine::open_db(path).map_err(|e| Error::Io(e.to_string()))?;
+    // Views do not outlive a process.
+    for name in db.tree_names() {
+        if name.starts_with(UNDO_TREE.as_bytes()) {
+            let _ = db.drop_tree(&name);
+        }
+    }
+    let base = SledEngine::open_tree(&db, DATA_TREE).map_err(|e| Error::Io(e.to_string()))?;
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let undo: UndoFactory = Box::new(move || {
+        let number = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{UNDO_TREE}{number}");
+        let tree = SledEngine::open_tree(&db, &name)?;
+        let db = db.clone();
+        let close: Box<dyn FnOnce() + Send + Sync> = Box::new(move || {
+            let _ = db.drop_tree(name.as_bytes());
+        });
+        Ok((Arc::new(tree) as Arc<dyn Engine>, close))
+    });
+    Ok(Arc::new(ReplicaStore::new(Arc::new(base), undo)))
 }
 
 /// Writes a file so that it exists whole or not at all after a crash.
@@ -165,14 +278,31 @@ mod tests {
     }
 
     #[test]
-    fn snapshots_are_saved_loaded_and_pruned() {
+    fn generations_are_staged_found_switched_and_removed() {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path(), 1).unwrap();
-        data.save_snapshot(5, b"five").unwrap();
-        data.save_snapshot(9, b"nine").unwrap();
-        data.prune_snapshots(9).unwrap();
-        assert_eq!(data.load_snapshot(9).unwrap(), b"nine");
-        assert!(data.load_snapshot(5).is_err());
+        assert_eq!(data.current_generation().unwrap(), 0);
+        let first = data.next_generation().unwrap();
+        drop(data.open_store(first).unwrap());
+        data.set_current_generation(first).unwrap();
+        let received = data.next_generation().unwrap();
+        assert!(received > first);
+        drop(data.open_store(received).unwrap());
+        assert_eq!(data.staged_generation(40).unwrap(), None, "not complete yet");
+        data.mark_staged(received, 40, 3).unwrap();
+        assert_eq!(data.staged_generation(40).unwrap(), Some(received));
+        data.set_current_generation(received).unwrap();
+        data.remove_generations_except(received).unwrap();
+        assert_eq!(data.generations().unwrap(), vec![received]);
+        assert_eq!(data.current_generation().unwrap(), received);
         assert!(data.size() > 0);
+    }
+
+    #[test]
+    fn a_directory_of_an_earlier_version_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("snapshots")).unwrap();
+        let error = DataDir::open(dir.path(), 1).err().unwrap().to_string();
+        assert!(error.contains("earlier Chronos"), "{error}");
     }
 }

@@ -3,8 +3,10 @@
 //! # Threads and tasks
 //! - The **driver** thread owns the Raft core and its log (`driver.rs`): it steps messages,
 //!   ticks, persists with one fsync per round (group commit) and sends.
-//! - The **applier** thread owns the SQL state machine (`state.rs`): it applies committed
-//!   entries in order and answers the waiting clients.
+//! - The **applier** thread owns the SQL state machine (`applier.rs`, `state.rs`): it applies
+//!   committed entries in order, commits them to the durable store atomically with the
+//!   applied index, and answers the waiting clients; the **flusher** thread syncs the store
+//!   in the background, after which the log is compacted.
 //! - **tokio** runs the gRPC services (`services.rs`, `admin.rs`), the connections to peers
 //!   (`transport.rs`) and the background tasks (`background.rs`). Queries run on its blocking
 //!   pool, against MVCC snapshots, concurrently with the applier.
@@ -29,6 +31,7 @@
 
 mod activity;
 mod admin;
+mod applier;
 mod background;
 mod command;
 mod context;
@@ -38,15 +41,16 @@ mod node;
 mod requests;
 mod services;
 mod session;
+mod snapshot;
 mod state;
 mod transport;
 
 pub use command::{Command, Outcome, StatementError, StatementOutcome};
 pub use context::{OUTCOME_HEADER, never_sent};
 pub use driver::NodeEvent;
-pub use node::{Node, NodeStatus, Options, Store};
+pub use node::{Node, NodeStatus, Options};
 pub use requests::{Consistency, Request, Response, Transaction};
-pub use state::{ApplyError, EngineSource, MemorySource, SharedDatabase, SledSource, StateMachine};
+pub use state::{ApplyError, Meta, SharedDatabase, StateMachine};
 pub use transport::endpoint;
 
 use std::time::Duration;
@@ -59,8 +63,14 @@ pub const ELECTION_TICKS: crate::raft::Ticks = 10;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a transaction may go unused before the leader rolls it back.
 pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
-/// Entries applied after the latest snapshot that trigger a new snapshot and compaction.
+/// Entries applied past the log's start that trigger a flush of the state and a compaction of
+/// the log.
 pub const SNAPSHOT_ENTRIES: u64 = 10_000;
+/// Bytes of entries held in the log that trigger a flush and compaction too (the log in
+/// memory stays about this size, whatever the entries).
+pub const SNAPSHOT_BYTES: usize = 64 << 20;
+/// How long a follower may be behind without progress before the leader reports it stalled.
+pub const STALLED_AFTER: Duration = Duration::from_secs(5);
 /// How often the leader garbage-collects old versions.
 pub const GC_INTERVAL: Duration = Duration::from_secs(10);
 /// How long old versions stay readable (for read-only transactions and AS OF reads).

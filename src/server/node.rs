@@ -1,10 +1,11 @@
 //! Starting and stopping a node, and its status.
 
 use super::activity::Activity;
+use super::applier::{Applier, run_flusher};
 use super::context::Context;
-use super::driver::{Applier, Driver, DriverState, NodeEvent};
+use super::driver::{Compaction, DriverState, DriverThread, NodeEvent, NodeHost};
 use super::files::DataDir;
-use super::state::{EngineSource, MemorySource, SledSource, StateMachine};
+use super::state::{Meta, StateMachine};
 use super::transport::{Addresses, Transport};
 use super::{Error, admin, background, services};
 use crate::grpc::pb;
@@ -41,25 +42,14 @@ pub struct Options {
     pub request_timeout: Duration,
     /// How long a transaction may go unused before it is rolled back.
     pub transaction_timeout: Duration,
-    /// Entries applied after the latest snapshot that trigger a new one.
+    /// Entries applied past the log's start that trigger a flush and compaction.
     pub snapshot_entries: u64,
+    /// Bytes of entries in the log that trigger a flush and compaction.
+    pub snapshot_bytes: usize,
     /// How often the leader garbage-collects old versions.
     pub gc_interval: Duration,
     /// How long old versions stay readable.
     pub gc_retention: Duration,
-    /// Where the SQL state lives while the node runs.
-    pub store: Store,
-}
-
-/// Where a node keeps its SQL state. Either way it is rebuilt from the latest snapshot and
-/// the Raft log on start: durability comes from the log.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Store {
-    /// A volatile sled database in the data directory (the default).
-    #[default]
-    Sled,
-    /// Memory only: faster, bounded by RAM.
-    Memory,
 }
 
 impl Options {
@@ -76,9 +66,9 @@ impl Options {
             request_timeout: super::REQUEST_TIMEOUT,
             transaction_timeout: super::TRANSACTION_TIMEOUT,
             snapshot_entries: super::SNAPSHOT_ENTRIES,
+            snapshot_bytes: super::SNAPSHOT_BYTES,
             gc_interval: super::GC_INTERVAL,
             gc_retention: super::GC_RETENTION,
-            store: Store::default(),
         }
     }
 }
@@ -108,7 +98,7 @@ pub struct NodeStatus {
     pub commit_index: Index,
     /// What its state machine has applied.
     pub applied_index: Index,
-    /// Its latest snapshot's index.
+    /// The index its log starts after.
     pub snapshot_index: Index,
     /// On the leader: each other member's replication (last contact in milliseconds).
     pub peers: BTreeMap<NodeId, PeerStatus>,
@@ -146,7 +136,7 @@ impl Node {
             .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", opts.listen)))?;
         let address = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
         let opts_dir = opts.data_dir.clone();
-        let (data, store, recovered, machine) = {
+        let (data, store, recovered, machine, generation) = {
             let opts = opts.clone();
             tokio::task::spawn_blocking(move || recover(&opts))
                 .await
@@ -164,10 +154,10 @@ impl Node {
         let mut raft_opts = raft::Options::new(opts.id);
         raft_opts.election_ticks = opts.election_ticks;
         raft_opts.seed = seed(opts.id);
-        let recovered_term_vote = (recovered.hard_state.term, recovered.hard_state.vote);
         let node = raft::Node::new(raft_opts, recovered);
         let (inbox, inbox_rx) = std::sync::mpsc::channel();
         let (apply, apply_rx) = std::sync::mpsc::channel();
+        let (flush, flush_rx) = std::sync::mpsc::channel();
         let (applied_tx, applied) = watch::channel(machine.applied());
         let (session_key_tx, session_key) =
             watch::channel(machine.session_key().map(|key| Arc::new(key.clone())));
@@ -187,25 +177,43 @@ impl Node {
             applied: applied_tx,
             driver: inbox.clone(),
             data: data.clone(),
+            generation,
             addresses: addresses.clone(),
             session_key: session_key_tx,
+            flusher: flush,
         };
-        let driver = Driver {
-            node,
-            store,
-            data: data.clone(),
-            inbox: inbox_rx,
+        let ticks = |duration: Duration| {
+            (duration.as_millis() / opts.tick.as_millis().max(1)).max(1) as raft::Ticks
+        };
+        let host = NodeHost {
             transport: transport.clone(),
             apply,
+            inbox: inbox.clone(),
+            reads: BTreeMap::new(),
+            events: Vec::new(),
+            id: opts.id,
+            term: node.term(),
+            failed_reads: Vec::new(),
+        };
+        let driver = DriverThread {
+            driver: raft::Driver::new(node, store),
+            host,
+            data: data.clone(),
+            inbox: inbox_rx,
             waiters,
             state: state_tx,
             events: events.clone(),
             tick: opts.tick,
-            snapshot_entries: opts.snapshot_entries.max(1),
-            synced_term_vote: (recovered_term_vote.0, recovered_term_vote.1),
+            compaction: Compaction {
+                entries: opts.snapshot_entries.max(1),
+                bytes: opts.snapshot_bytes.max(1),
+            },
+            stalled_after: ticks(super::STALLED_AFTER),
         };
+        let flusher_inbox = inbox.clone();
         let threads = vec![
             spawn_thread("chronos-apply", move || applier.run())?,
+            spawn_thread("chronos-flush", move || run_flusher(flush_rx, flusher_inbox))?,
             spawn_thread("chronos-raft", move || driver.run())?,
         ];
         let cx = Arc::new(Context {
@@ -222,6 +230,7 @@ impl Node {
             started: Instant::now(),
             activity: Activity::default(),
             stopping: watch::channel(false).0,
+            receiving_snapshot: tokio::sync::Mutex::new(()),
         });
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
         let server = services::serve(cx.clone(), listener, shutdown_rx);
@@ -333,10 +342,13 @@ fn seed(id: NodeId) -> u64 {
     nanos ^ id.rotate_left(32)
 }
 
-/// Opens the data directory, the log and the state machine (blocking work).
-fn recover(
-    opts: &Options,
-) -> Result<(DataDir, LogStore<FileDisk>, raft::Recovered, StateMachine), Error> {
+/// What recovery returns: the data directory, the log, what the core starts from, the state
+/// machine and the generation of its store.
+type Recovery = (DataDir, LogStore<FileDisk>, raft::Recovered, StateMachine, u64);
+
+/// Opens the data directory, the log and the state machine (blocking work). The state machine
+/// is durable: it resumes at the index it recorded, and only the log after it is replayed.
+fn recover(opts: &Options) -> Result<Recovery, Error> {
     let data = DataDir::open(&opts.data_dir, opts.id)?;
     let disk = FileDisk::open(data.raft_dir())?;
     let (mut store, mut recovered) = LogStore::open(disk)?;
@@ -351,20 +363,39 @@ fn recover(
         store.checkpoint(&meta, &[])?;
         recovered.snapshot = meta;
     }
-    let source: Box<dyn EngineSource> = match opts.store {
-        Store::Sled => Box::new(SledSource::open(&data.sql_dir())?),
-        Store::Memory => Box::new(MemorySource),
-    };
-    let mut machine = StateMachine::new(source).map_err(|e| Error::Io(e.to_string()))?;
-    let index = recovered.snapshot.index;
-    if index > 0 {
-        let bytes = data.load_snapshot(index).map_err(|e| {
-            Error::Io(format!("snapshot {index} that the log refers to cannot be read: {e}"))
-        })?;
-        machine.restore(&bytes).map_err(|e| Error::Io(e.to_string()))?;
-        recovered.snapshot_data = Some(Arc::new(bytes));
+    let mut generation = data.current_generation()?;
+    if generation == 0 {
+        generation = data.next_generation()?;
+        drop(data.open_store(generation)?);
+        data.set_current_generation(generation)?;
     }
-    Ok((data, store, recovered, machine))
+    let mut sql = data.open_store(generation)?;
+    let applied = Meta::load(sql.as_ref()).map_err(Error::Io)?.map_or(0, |m| m.applied);
+    let start = recovered.snapshot.index;
+    if start > applied {
+        // The log records a snapshot received from the leader that the state machine had not
+        // switched to when the node stopped: switch now.
+        let staged = data.staged_generation(start)?.ok_or_else(|| {
+            Error::Io(format!(
+                "the SQL state (applied up to {applied}) is behind the Raft log, which starts after {start}, and the state received from the leader is missing: the data directory is damaged"
+            ))
+        })?;
+        drop(sql);
+        data.set_current_generation(staged)?;
+        generation = staged;
+        sql = data.open_store(generation)?;
+        tracing::info!(index = start, "finished switching to the state received from the leader");
+    }
+    data.remove_generations_except(generation)?;
+    let machine = StateMachine::open(sql, recovered.snapshot.config.clone())
+        .map_err(|e| Error::Io(e.to_string()))?;
+    recovered.applied = machine.applied();
+    tracing::info!(
+        applied = machine.applied(),
+        log_entries = recovered.entries.len(),
+        "recovered: the state machine resumes at its applied index"
+    );
+    Ok((data, store, recovered, machine, generation))
 }
 
 /// The gRPC role of a status.

@@ -21,12 +21,25 @@ pub fn serve(
     let (health_reporter, health) = tonic_health::server::health_reporter();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let id = cx.id();
+    let limit = super::transport::MAX_MESSAGE_BYTES;
     let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .add_service(health)
-        .add_service(pb::sql_server::SqlServer::new(SqlService { cx: cx.clone() }))
-        .add_service(pb::raft_server::RaftServer::new(RaftService { cx: cx.clone() }))
-        .add_service(pb::admin_server::AdminServer::new(super::admin::AdminService::new(cx)));
+        .add_service(
+            pb::sql_server::SqlServer::new(SqlService { cx: cx.clone() })
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            pb::raft_server::RaftServer::new(RaftService { cx: cx.clone() })
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            pb::admin_server::AdminServer::new(super::admin::AdminService::new(cx))
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        );
     tokio::spawn(async move {
         health_reporter.set_serving::<pb::sql_server::SqlServer<SqlService>>().await;
         let stopped = router
@@ -99,6 +112,15 @@ impl pb::raft_server::Raft for RaftService {
             }
         }
         Ok(Response::new(pb::StepResponse {}))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<pb::SnapshotChunk>>,
+    ) -> Result<Response<pb::InstallSnapshotResponse>, Status> {
+        self.cx.check_running()?;
+        let index = super::snapshot::receive(&self.cx, request.into_inner()).await?;
+        Ok(Response::new(pb::InstallSnapshotResponse { index }))
     }
 
     async fn propose(

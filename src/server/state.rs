@@ -1,28 +1,34 @@
-//! The replicated SQL state machine: applies committed log entries to the database, takes
-//! snapshots of it and restores them.
+//! The replicated SQL state machine: applies committed log entries to a durable store, hands
+//! out point-in-time views of it for followers, and switches to a store received from the
+//! leader.
 //!
 //! Invariants:
-//! - Determinism: the same entries applied to the same snapshot give byte-identical stored
-//!   data and identical outcomes on every replica. Nothing here reads a clock, a random source
-//!   or iterates a hash map; a statement error that depends only on the data is an outcome, and
+//! - Determinism: the same entries applied to the same state give byte-identical stored data
+//!   and identical outcomes on every replica. Nothing here reads a clock, a random source or
+//!   iterates a hash map; a statement error that depends only on the data is an outcome, and
 //!   any other failure (I/O) is an [`ApplyError`] that stops the node.
+//! - The store records the last applied index (with its term, the configuration there, the
+//!   member addresses and the session key) in the same atomic batch as the writes of the
+//!   entries it covers ([`StateMachine::commit`]), so after a crash it holds exactly the
+//!   entries up to that index and a restart replays only the log after it.
 //! - After every entry the stored data alone describes the state: open transactions are
-//!   flushed (so their in-flight markers exist) and the version counter is written. A snapshot
-//!   is therefore just a copy of the stored pairs.
-//! - The database is volatile: a node rebuilds it from its latest snapshot and the log on start,
-//!   so the store never needs an fsync of its own.
+//!   flushed (so their in-flight markers exist) and the version counter is written. A view of
+//!   the store is therefore a complete copy of the state.
 
 use super::command::{Command, Outcome, StatementError};
 use crate::encoding::value as codec;
-use crate::raft::{Entry, Index, NodeId, Payload};
+use crate::raft::{Configuration, Entry, Index, NodeId, Payload, SnapshotMeta, Term};
 use crate::sql::Database;
 use crate::sql::engine::Txn;
 use crate::sql::parser::ast::Statement;
 use crate::storage::mvcc::Version;
-use crate::storage::{Engine, KeyValue, MemoryEngine, SledEngine, WriteBatch};
+use crate::storage::{Engine, ReplicaStore, View, WriteBatch};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+
+/// The key of the state machine's own record, outside the keys MVCC and SQL use.
+pub const META_KEY: &[u8] = &[0xf0, b'm', b'e', b't', b'a'];
 
 /// A failure that is not a deterministic result of the log (I/O, corruption): the replica must
 /// stop rather than diverge.
@@ -35,104 +41,62 @@ pub struct ApplyError {
     pub message: String,
 }
 
-/// Where the state machine's databases live: each restore starts from a fresh, empty engine.
-pub trait EngineSource: Send {
-    /// A new, empty engine. Earlier engines may still be read by in-flight queries.
-    fn fresh(&mut self) -> crate::storage::Result<Arc<dyn Engine>>;
-}
-
-/// Engines in memory (tests).
-#[derive(Default)]
-pub struct MemorySource;
-
-impl EngineSource for MemorySource {
-    fn fresh(&mut self) -> crate::storage::Result<Arc<dyn Engine>> {
-        Ok(Arc::new(MemoryEngine::new()))
-    }
-}
-
-/// Engines as trees of one volatile sled database (never synced, removed when the node
-/// stops: the log rebuilds it). Each generation gets a new tree, and the tree two generations
-/// back is dropped (the previous one may still serve a query in flight).
-pub struct SledSource {
-    db: sled::Db,
-    generation: u64,
-}
-
-impl SledSource {
-    /// Opens a sled database in `path`, discarding what it held (the log rebuilds it).
-    pub fn open(path: &std::path::Path) -> crate::storage::Result<Self> {
-        if path.exists() {
-            std::fs::remove_dir_all(path)?;
-        }
-        Ok(Self { db: SledEngine::open_volatile_db(path)?, generation: 0 })
-    }
-
-    fn tree_name(generation: u64) -> String {
-        format!("sql-{generation}")
-    }
-}
-
-impl EngineSource for SledSource {
-    fn fresh(&mut self) -> crate::storage::Result<Arc<dyn Engine>> {
-        self.generation += 1;
-        if self.generation > 2 {
-            let old = Self::tree_name(self.generation - 2);
-            self.db
-                .drop_tree(old.as_bytes())
-                .map_err(|e| crate::storage::Error::Io(e.to_string()))?;
-        }
-        Ok(Arc::new(SledEngine::open_volatile_tree(&self.db, &Self::tree_name(self.generation))?))
-    }
-}
-
-/// What a snapshot holds.
-#[derive(Serialize, Deserialize)]
-struct SnapshotData {
+/// What the state machine records beside the SQL data.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
     /// The last index applied.
-    applied: Index,
+    pub applied: Index,
+    /// The term of that entry.
+    pub term: Term,
+    /// The configuration as of the applied index.
+    pub config: Configuration,
     /// Member addresses recorded through the log.
-    addresses: BTreeMap<NodeId, String>,
-    /// The session signing key, once set.
-    session_key: Option<Vec<u8>>,
-    /// Every stored key and value, in key order.
-    pairs: Vec<KeyValue>,
+    pub addresses: BTreeMap<NodeId, String>,
+    /// The key that signs client sessions, once the log has set it.
+    pub session_key: Option<Vec<u8>>,
 }
 
-/// How many pairs a restore writes per batch.
-const RESTORE_BATCH: usize = 4096;
+impl Meta {
+    /// The record stored in `store`, if any.
+    pub fn load(store: &dyn Engine) -> Result<Option<Meta>, String> {
+        match store.get(META_KEY).map_err(|e| e.to_string())? {
+            Some(bytes) => codec::decode(&bytes)
+                .map(Some)
+                .map_err(|e| format!("the state machine's record is damaged: {e}")),
+            None => Ok(None),
+        }
+    }
+}
 
-/// The current database, shared with the threads that serve reads. A restore swaps it.
+/// The current database, shared with the threads that serve reads. Installing a snapshot
+/// swaps it.
 pub type SharedDatabase = Arc<RwLock<Arc<Database>>>;
 
 /// The state machine (see the module docs).
 pub struct StateMachine {
-    source: Box<dyn EngineSource>,
+    store: Arc<ReplicaStore>,
     db: SharedDatabase,
-    /// Open read-write transactions, by version. Transactions of a restored snapshot are
-    /// resumed from the store when next used.
+    /// Open read-write transactions, by version. Transactions of a switched-to store are
+    /// resumed from it when next used.
     txns: BTreeMap<Version, Txn>,
-    applied: Index,
-    addresses: BTreeMap<NodeId, String>,
-    /// Counts changes of `addresses` (volatile: only for noticing them).
+    meta: Meta,
+    /// Counts changes of the addresses (volatile: only for noticing them).
     address_changes: u64,
-    /// The key that signs client sessions, once the log has set it.
-    session_key: Option<Vec<u8>>,
 }
 
 impl StateMachine {
-    /// An empty state machine on a fresh engine of `source`.
-    pub fn new(mut source: Box<dyn EngineSource>) -> Result<Self, ApplyError> {
-        let engine = source.fresh().map_err(|e| fatal(0, e))?;
-        let db = Database::open_replicated(engine).map_err(|e| fatal(0, e))?;
+    /// The state machine on `store`, resuming from what it recorded; a new store starts in
+    /// `initial` (the configuration the log starts with).
+    pub fn open(store: Arc<ReplicaStore>, initial: Configuration) -> Result<Self, ApplyError> {
+        let meta = Meta::load(store.as_ref()).map_err(|e| fatal(0, e))?;
+        let meta = meta.unwrap_or(Meta { config: initial, ..Meta::default() });
+        let db = Database::open_replicated(store.clone()).map_err(|e| fatal(meta.applied, e))?;
         Ok(Self {
-            source,
+            store,
             db: Arc::new(RwLock::new(Arc::new(db))),
             txns: BTreeMap::new(),
-            applied: 0,
-            addresses: BTreeMap::new(),
+            meta,
             address_changes: 0,
-            session_key: None,
         })
     }
 
@@ -145,19 +109,29 @@ impl StateMachine {
         read_database(&self.db)
     }
 
+    /// The store in use.
+    pub fn store(&self) -> &Arc<ReplicaStore> {
+        &self.store
+    }
+
     /// The last index applied.
     pub fn applied(&self) -> Index {
-        self.applied
+        self.meta.applied
+    }
+
+    /// What the state machine records beside the data.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
     }
 
     /// Member addresses recorded through the log.
     pub fn addresses(&self) -> &BTreeMap<NodeId, String> {
-        &self.addresses
+        &self.meta.addresses
     }
 
     /// The key that signs client sessions, if the log has set one.
     pub fn session_key(&self) -> Option<&Vec<u8>> {
-        self.session_key.as_ref()
+        self.meta.session_key.as_ref()
     }
 
     /// A counter that moves whenever the addresses change.
@@ -165,11 +139,23 @@ impl StateMachine {
         self.address_changes
     }
 
-    /// Applies a committed entry. Returns the outcome for the client that proposed it.
+    /// Applies a committed entry. Returns the outcome for the client that proposed it. The
+    /// effects are visible to readers at once and reach the disk with the next
+    /// [`StateMachine::commit`].
     pub fn apply(&mut self, entry: &Entry) -> Result<Outcome, ApplyError> {
         let index = entry.index;
+        if index <= self.meta.applied {
+            return Err(fatal(
+                index,
+                format!("entry {index} handed over again (applied {})", self.meta.applied),
+            ));
+        }
         let outcome = match &entry.payload {
-            Payload::Noop | Payload::Config(_) => Outcome::Done,
+            Payload::Noop => Outcome::Done,
+            Payload::Config(config) => {
+                self.meta.config = config.clone();
+                Outcome::Done
+            }
             Payload::Command(bytes) => match Command::decode(bytes) {
                 Ok(command) => self.execute(index, command)?,
                 // Every replica decodes the same bytes the same way.
@@ -183,8 +169,17 @@ impl StateMachine {
             },
         };
         self.current().mvcc().persist_counter().map_err(|e| fatal(index, e))?;
-        self.applied = index;
+        self.meta.applied = index;
+        self.meta.term = entry.term;
         Ok(outcome)
+    }
+
+    /// Writes everything applied since the last commit to the store, with the record of the
+    /// applied index, as one atomic batch (no fsync: see the module docs).
+    pub fn commit(&mut self) -> Result<(), ApplyError> {
+        let mut record = WriteBatch::new();
+        record.set(META_KEY.to_vec(), codec::encode(&self.meta));
+        self.store.commit(record).map_err(|e| fatal(self.meta.applied, e))
     }
 
     fn execute(&mut self, index: Index, command: Command) -> Result<Outcome, ApplyError> {
@@ -250,13 +245,13 @@ impl StateMachine {
             Command::SetSessionKey { key } => {
                 // The first key wins on every replica; a second proposal (from a leader that
                 // had not applied the first yet) changes nothing.
-                if self.session_key.is_none() {
-                    self.session_key = Some(key);
+                if self.meta.session_key.is_none() {
+                    self.meta.session_key = Some(key);
                 }
                 Ok(Outcome::Done)
             }
             Command::SetAddress { id, address } => {
-                self.addresses.insert(id, address);
+                self.meta.addresses.insert(id, address);
                 self.address_changes += 1;
                 Ok(Outcome::Done)
             }
@@ -264,7 +259,7 @@ impl StateMachine {
     }
 
     /// Takes the open transaction `version` out of the map, resuming it from the store if this
-    /// replica restored it from a snapshot. `None` if it is not in flight.
+    /// replica switched to a store received from the leader. `None` if it is not in flight.
     fn take_txn(&mut self, db: &Database, version: Version) -> Option<Txn> {
         if let Some(txn) = self.txns.remove(&version) {
             return Some(txn);
@@ -274,44 +269,31 @@ impl StateMachine {
         db.resume_transaction(version).ok()
     }
 
-    /// The state as snapshot data.
-    pub fn snapshot(&self) -> Result<Vec<u8>, ApplyError> {
-        let db = self.current();
-        let pairs = db
-            .mvcc()
-            .engine()
-            .scan((std::ops::Bound::Unbounded, std::ops::Bound::Unbounded))
-            .collect::<crate::storage::Result<Vec<_>>>()
-            .map_err(|e| fatal(self.applied, e))?;
-        let data = SnapshotData {
-            applied: self.applied,
-            addresses: self.addresses.clone(),
-            session_key: self.session_key.clone(),
-            pairs,
+    /// A point-in-time view of the state as of the applied index (committed first), and what
+    /// it covers: the index, its term and the configuration there.
+    pub fn snapshot(&mut self) -> Result<(SnapshotMeta, View), ApplyError> {
+        self.commit()?;
+        let view = self.store.snapshot().map_err(|e| fatal(self.meta.applied, e))?;
+        let meta = SnapshotMeta {
+            index: self.meta.applied,
+            term: self.meta.term,
+            config: self.meta.config.clone(),
         };
-        Ok(codec::encode(&data))
+        Ok((meta, view))
     }
 
-    /// Replaces the state with a snapshot's.
-    pub fn restore(&mut self, data: &[u8]) -> Result<(), ApplyError> {
-        let data: SnapshotData =
-            codec::decode(data).map_err(|e| fatal(self.applied, format!("bad snapshot: {e}")))?;
-        // The old transactions belong to the old database; dropping them touches only it.
+    /// Switches to `store`, a complete copy of the leader's state (received and staged). The
+    /// old store closes once the queries still reading it finish.
+    pub fn switch(&mut self, store: Arc<ReplicaStore>) -> Result<(), ApplyError> {
+        let meta = Meta::load(store.as_ref())
+            .map_err(|e| fatal(self.meta.applied, e))?
+            .ok_or_else(|| fatal(self.meta.applied, "the received state has no record"))?;
+        let db = Database::open_replicated(store.clone()).map_err(|e| fatal(meta.applied, e))?;
+        // The old transactions belong to the old store; dropping them touches only it.
         self.txns.clear();
-        let engine = self.source.fresh().map_err(|e| fatal(data.applied, e))?;
-        let mut batch = WriteBatch::new();
-        for (key, value) in data.pairs {
-            batch.set(key, value);
-            if batch.len() >= RESTORE_BATCH {
-                engine.write(std::mem::take(&mut batch)).map_err(|e| fatal(data.applied, e))?;
-            }
-        }
-        engine.write(batch).map_err(|e| fatal(data.applied, e))?;
-        let db = Database::open_replicated(engine).map_err(|e| fatal(data.applied, e))?;
         *self.db.write().unwrap_or_else(|poison| poison.into_inner()) = Arc::new(db);
-        self.applied = data.applied;
-        self.addresses = data.addresses;
-        self.session_key = data.session_key;
+        self.store = store;
+        self.meta = meta;
         self.address_changes += 1;
         Ok(())
     }

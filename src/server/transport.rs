@@ -1,15 +1,19 @@
 //! Node-to-node connections: a stream of Raft messages to each peer, and RPC channels for
-//! forwarding requests to the leader.
+//! forwarding requests to the leader and streaming snapshots (`snapshot.rs`).
 //!
-//! Each peer has two lanes, each a long-lived client stream (`Raft.Step`): one for protocol
-//! messages and one for snapshot chunks, so a large transfer never delays heartbeats. Sending
-//! never blocks the Raft driver: a full lane drops the message, which Raft tolerates (it
+//! Each peer has a lane, a long-lived client stream (`Raft.Step`) of frames of messages, each
+//! frame bounded in bytes ([`MAX_FRAME_BYTES`]; a larger message goes alone). Snapshots
+//! travel on their own calls, so a large transfer never delays heartbeats. Sending never
+//! blocks the Raft driver: a full lane drops the message, which Raft tolerates (it
 //! retransmits). A lane with nothing to send holds no connection; a lane whose peer is down
 //! drops what it holds and reconnects after a short delay.
+//!
+//! Limits are set deliberately on every client and server: a message may be up to
+//! [`MAX_MESSAGE_BYTES`], above the largest entry Raft accepts plus framing.
 
 use crate::encoding::value as codec;
 use crate::grpc::pb;
-use crate::raft::{Envelope, Message, NodeId};
+use crate::raft::{Envelope, NodeId};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -20,12 +24,22 @@ use tonic::transport::{Channel, Endpoint};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// The pause before reconnecting to a peer that could not be reached.
 pub const RECONNECT_DELAY: Duration = Duration::from_millis(50);
-/// Messages a protocol lane holds before dropping new ones.
-const CONTROL_LANE: usize = 4096;
-/// Snapshot chunks a snapshot lane holds.
-const SNAPSHOT_LANE: usize = 8;
+/// Messages a lane holds before dropping new ones.
+const LANE: usize = 4096;
 /// The most messages in one frame of a stream.
 const MAX_BATCH: usize = 256;
+/// About the most bytes of messages in one frame (a larger message goes alone).
+pub const MAX_FRAME_BYTES: usize = 4 << 20;
+/// The largest gRPC message a node sends or accepts, on every service: room for the largest
+/// entry (`raft::MAX_ENTRY_BYTES`) or row with its framing.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// A Raft service client on `channel`, with the node's message limits.
+pub fn raft_client(channel: Channel) -> pb::raft_client::RaftClient<Channel> {
+    pb::raft_client::RaftClient::new(channel)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+}
 
 /// The gRPC metadata key on a `Raft.Step` stream naming its sender: `ID=HOST:PORT`. A node
 /// that joined without `--peers` learns the leader's address from it, so it can answer.
@@ -40,19 +54,13 @@ pub fn address_of(addresses: &Addresses, id: NodeId) -> Option<String> {
     addresses.read().unwrap_or_else(|p| p.into_inner()).get(&id).cloned()
 }
 
-/// The two lanes to one peer.
-struct Lanes {
-    control: mpsc::Sender<Vec<u8>>,
-    snapshot: mpsc::Sender<Vec<u8>>,
-}
-
 /// Connections to the other members.
 pub struct Transport {
     /// This node's id (its address is in `addresses`).
     id: NodeId,
     addresses: Addresses,
     runtime: tokio::runtime::Handle,
-    lanes: Mutex<BTreeMap<NodeId, Lanes>>,
+    lanes: Mutex<BTreeMap<NodeId, mpsc::Sender<Vec<u8>>>>,
     /// RPC channels by peer, with the address each was made for.
     channels: Mutex<BTreeMap<NodeId, (String, Channel)>>,
 }
@@ -74,27 +82,35 @@ impl Transport {
         &self.addresses
     }
 
+    /// The runtime the connections run on.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+
     /// Queues a message for its recipient without blocking; drops it if the lane is full.
     pub fn send(&self, envelope: &Envelope) {
         let bytes = codec::encode(envelope);
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            // Raft bounds entries and appends well below this: a bug, not a peer's doing.
+            tracing::error!(
+                to = envelope.to,
+                bytes = bytes.len(),
+                "a message over the limit was dropped"
+            );
+            return;
+        }
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
-        let lanes = lanes.entry(envelope.to).or_insert_with(|| self.open_lanes(envelope.to));
-        let lane = match envelope.message {
-            Message::Snapshot { .. } => &lanes.snapshot,
-            _ => &lanes.control,
-        };
+        let lane = lanes.entry(envelope.to).or_insert_with(|| self.open_lane(envelope.to));
         if lane.try_send(bytes).is_err() {
             tracing::trace!(to = envelope.to, "lane full or closed: message dropped");
         }
     }
 
-    fn open_lanes(&self, peer: NodeId) -> Lanes {
-        let (control, control_rx) = mpsc::channel(CONTROL_LANE);
-        let (snapshot, snapshot_rx) = mpsc::channel(SNAPSHOT_LANE);
+    fn open_lane(&self, peer: NodeId) -> mpsc::Sender<Vec<u8>> {
+        let (lane, lane_rx) = mpsc::channel(LANE);
         let from = (self.id, self.addresses.clone());
-        self.runtime.spawn(run_lane(from.clone(), peer, self.addresses.clone(), control_rx));
-        self.runtime.spawn(run_lane(from, peer, self.addresses.clone(), snapshot_rx));
-        Lanes { control, snapshot }
+        self.runtime.spawn(run_lane(from, peer, self.addresses.clone(), lane_rx));
+        lane
     }
 
     /// An RPC channel to `peer` (connecting lazily), or `None` if its address is unknown.
@@ -152,7 +168,7 @@ async fn run_lane(
             continue;
         };
         let (frames, frames_rx) = mpsc::channel::<pb::RaftBatch>(16);
-        let mut client = pb::raft_client::RaftClient::new(channel);
+        let mut client = raft_client(channel);
         let mut request =
             tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(frames_rx));
         if let Some(own) = address_of(&from.1, from.0)
@@ -174,9 +190,19 @@ async fn run_lane(
                     }
                 },
             }
-            while messages.len() < MAX_BATCH {
+            // A frame holds up to MAX_BATCH messages and about MAX_FRAME_BYTES; the message
+            // that would pass the bound starts the next frame.
+            let mut bytes: usize = messages.iter().map(Vec::len).sum();
+            while messages.len() < MAX_BATCH && bytes < MAX_FRAME_BYTES {
                 match lane.try_recv() {
-                    Ok(message) => messages.push(message),
+                    Ok(message) if bytes + message.len() > MAX_FRAME_BYTES => {
+                        next = Some(message);
+                        break;
+                    }
+                    Ok(message) => {
+                        bytes += message.len();
+                        messages.push(message);
+                    }
                     Err(_) => break,
                 }
             }

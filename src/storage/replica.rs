@@ -84,13 +84,40 @@ pub struct ReplicaStore {
     undo: UndoFactory,
     /// The open views.
     views: Mutex<Vec<Weak<Undo>>>,
+    /// Run once the store is closed (after its engines are released).
+    on_close: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Drop for ReplicaStore {
+    fn drop(&mut self) {
+        let on_close = self.on_close.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(on_close) = on_close {
+            // Release the engines first (the undo factory holds the database too).
+            self.base = Arc::new(MemoryEngine::new());
+            self.undo = Box::new(|| Err(Error::Io("the store is closed".into())));
+            on_close();
+        }
+    }
 }
 
 impl ReplicaStore {
     /// A store over `base`, whose batches must be atomic across a crash, making undo stores
     /// for views with `undo`.
     pub fn new(base: Arc<dyn Engine>, undo: UndoFactory) -> Self {
-        Self { base, overlay: MemoryEngine::new(), undo, views: Mutex::new(Vec::new()) }
+        Self {
+            base,
+            overlay: MemoryEngine::new(),
+            undo,
+            views: Mutex::new(Vec::new()),
+            on_close: Mutex::new(None),
+        }
+    }
+
+    /// Runs `action` once the store is closed: after the last handle to it is dropped and its
+    /// engines are released (a replaced store's files are removed this way). Open views keep
+    /// the base engine alive beyond that.
+    pub fn when_closed(&self, action: impl FnOnce() + Send + 'static) {
+        *self.on_close.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(action));
     }
 
     /// A store in memory (tests and simulation).

@@ -2,7 +2,7 @@
 //! cluster must make progress again within a bound.
 
 use super::{Cluster, Micros, SimOptions};
-use crate::raft::{Error, NodeId};
+use crate::raft::{ConfChange, Error, NodeId};
 
 /// How a chaos run is shaped.
 #[derive(Clone, Debug)]
@@ -44,6 +44,10 @@ pub struct Report {
     pub reads: u64,
     /// Fault actions taken.
     pub faults: usize,
+    /// Snapshots installed by followers.
+    pub snapshots: u64,
+    /// Membership changes proposed.
+    pub membership_changes: usize,
     /// Virtual time from healing to renewed progress.
     pub recovery: Micros,
 }
@@ -52,13 +56,16 @@ pub struct Report {
 pub fn run(opts: ChaosOptions) -> Result<Report, String> {
     let mut cluster = Cluster::new(opts.sim.clone());
     let mut report = Report::default();
-    let ids: Vec<NodeId> = cluster.nodes.keys().copied().collect();
+    let mut retired = Vec::new();
     let (mut next_fault, mut next_propose, mut next_read) = (opts.fault_every, 0, opts.read_every);
     while cluster.now < opts.chaos {
         let next = next_fault.min(next_propose).min(next_read).min(opts.chaos);
         cluster.run_until_time(next)?;
+        // Nodes come and go with membership changes; removed ones stay down.
+        let ids: Vec<NodeId> =
+            cluster.nodes.keys().copied().filter(|id| !retired.contains(id)).collect();
         if cluster.now >= next_fault {
-            fault(&mut cluster, &ids)?;
+            report.membership_changes += fault(&mut cluster, &ids, &mut retired)?;
             report.faults += 1;
             next_fault =
                 cluster.now + cluster.rng.between(opts.fault_every / 2, opts.fault_every * 3 / 2);
@@ -74,10 +81,15 @@ pub fn run(opts: ChaosOptions) -> Result<Report, String> {
         }
     }
 
-    // Heal: every node up, no partitions, no pauses, a reliable network.
+    // Heal: every node up (but those removed), no partitions, no pauses, a reliable network.
     cluster.heal();
     cluster.drop_percent = 0;
     cluster.duplicate_percent = 0;
+    for sim in cluster.nodes.values() {
+        sim.disk.heal();
+    }
+    let ids: Vec<NodeId> =
+        cluster.nodes.keys().copied().filter(|id| !retired.contains(id)).collect();
     for id in &ids {
         cluster.resume(*id)?;
         if !cluster.nodes[id].is_up() {
@@ -128,12 +140,14 @@ pub fn run(opts: ChaosOptions) -> Result<Report, String> {
         ));
     }
 
-    // Every node holds every acknowledged command exactly once.
-    for (id, sim) in &cluster.nodes {
+    // Every member holds every acknowledged command exactly once.
+    let members = cluster.members();
+    for (id, sim) in cluster.nodes.iter().filter(|(id, s)| members.contains(id) && s.is_up()) {
         cluster.checker.final_state(*id, &sim.machine.commands, sim.machine.applied)?;
     }
     report.acknowledged = cluster.checker.acknowledged_count();
     report.reads = cluster.reads_served;
+    report.snapshots = cluster.snapshots_installed;
     Ok(report)
 }
 
@@ -148,10 +162,14 @@ fn propose(cluster: &mut Cluster, ids: &[NodeId]) {
     }
 }
 
-/// One random fault action.
-fn fault(cluster: &mut Cluster, ids: &[NodeId]) -> Result<(), String> {
+/// One random fault action. Returns how many membership changes it proposed.
+fn fault(
+    cluster: &mut Cluster,
+    ids: &[NodeId],
+    retired: &mut Vec<NodeId>,
+) -> Result<usize, String> {
     let pick = |cluster: &mut Cluster| ids[cluster.rng.next_u64() as usize % ids.len()];
-    let action = cluster.rng.next_u64() % 12;
+    let action = cluster.rng.next_u64() % 16;
     cluster.trace(|| format!("fault action {action}, blocked before: {:?}", cluster.blocked));
     match action {
         0 | 1 => {
@@ -204,18 +222,63 @@ fn fault(cluster: &mut Cluster, ids: &[NodeId]) -> Result<(), String> {
             // The leader hands over to a random voter.
             if let Some(leader) = cluster.leader() {
                 let to = pick(cluster);
-                if let Some(node) = cluster.nodes.get_mut(&leader).and_then(|s| s.node.as_mut()) {
+                if let Some(node) = cluster.nodes.get_mut(&leader).and_then(|s| s.node_mut()) {
                     let _ = node.transfer_leadership(to);
                     cluster.drive(leader)?;
                 }
             }
         }
-        _ => {
+        12 if cluster.nodes.len() < cluster.opts.nodes + 2 => {
+            // A new node joins as a learner (it starts with an empty log and no configuration:
+            // it catches up by appends, or by snapshot once the log is compacted).
+            let id = cluster.nodes.keys().next_back().copied().unwrap_or(0) + 1;
+            cluster.add_node(id);
+            cluster.start(id)?;
+            if cluster.conf_change(ConfChange::AddLearner(id)).is_ok() {
+                return Ok(1);
+            }
+        }
+        13 => {
+            // Promote a learner.
+            let learners: Vec<NodeId> = match cluster.leader().and_then(|l| cluster.node(l)) {
+                Some(node) => node.status().config.learners.into_iter().collect(),
+                None => Vec::new(),
+            };
+            if let Some(id) = learners.first()
+                && cluster.conf_change(ConfChange::Promote(*id)).is_ok()
+            {
+                return Ok(1);
+            }
+        }
+        14 if retired.is_empty() => {
+            // Remove a voter other than the leader, if enough stay; it stays down for good.
+            let Some(leader) = cluster.leader() else { return Ok(0) };
+            let voters: Vec<NodeId> = match cluster.node(leader) {
+                Some(node) => node.status().config.voters.into_iter().collect(),
+                None => Vec::new(),
+            };
+            if voters.len() > 3
+                && let Some(id) = voters.iter().copied().find(|v| *v != leader)
+                && cluster.conf_change(ConfChange::Remove(id)).is_ok()
+            {
+                cluster.crash(id);
+                retired.push(id);
+                return Ok(1);
+            }
+        }
+        15 => {
+            // A disk that fails a few changes from now: the node halts there, as a crash.
+            let id = pick(cluster);
+            let changes = cluster.rng.next_u64() % 6;
+            cluster.fail_disk_after(id, changes);
+        }
+        11 => {
             // Resume everyone paused.
             for id in ids {
                 cluster.resume(*id)?;
             }
         }
+        _ => {}
     }
-    Ok(())
+    Ok(0)
 }

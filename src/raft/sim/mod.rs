@@ -1,10 +1,18 @@
-//! Deterministic simulation of a Raft cluster.
+//! Deterministic simulation of a Raft cluster, running the code that ships.
 //!
-//! N nodes run the real core and the real durable log (on in-memory disks) under a virtual
-//! clock. One seed drives everything: message delays (hence reordering), drops, duplicates,
-//! partitions (symmetric and one-way), pauses, crashes that lose unsynced writes (tearing the
-//! last record at a random byte), restarts, client proposals and reads. Events are ordered by
-//! time and then by creation, so a seed always replays the same run.
+//! Each node runs the real core through the real Ready loop ([`crate::raft::Driver`]) over the
+//! real durable log on an in-memory disk; only the network, the disk's medium, the clock and
+//! the application are simulated (as FoundationDB and TigerBeetle simulate theirs). One seed
+//! drives everything: message delays (hence reordering), drops, duplicates, partitions
+//! (symmetric and one-way), pauses, crashes that lose unsynced writes (tearing the last record
+//! at a random byte), disks that fail at a random change, restarts, membership changes,
+//! client proposals and reads. Events are ordered by time and then by creation, so a seed
+//! always replays the same run.
+//!
+//! The application is durable like `chronosd`'s: it survives a crash as of its last flush, the
+//! log is compacted only up to a flush, and a follower whose entries were compacted away is
+//! streamed the leader's state in checksummed chunks over the simulated network, staged, and
+//! switched to once its log records the snapshot.
 //!
 //! After every event the [`checker`] verifies Raft's safety properties; [`chaos`] runs a
 //! random fault schedule, then heals everything and requires progress within a bound.
@@ -12,15 +20,17 @@
 
 pub mod chaos;
 pub mod checker;
+mod host;
 mod node;
 
-pub use node::{Machine, PendingProposal, PendingRead, SimNode};
+pub use node::{Incoming, Machine, PendingProposal, PendingRead, SimNode};
 
 use crate::raft::{
-    Configuration, Envelope, Error, Index, LogStore, Node, NodeId, Options, Payload, Recovered,
-    SnapshotMeta, Term,
+    Configuration, Driver, Envelope, Error, Index, LogStore, Node, NodeId, Options, SnapshotMeta,
+    Term,
 };
 use checker::Checker;
+use host::Effects;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
@@ -40,7 +50,9 @@ pub struct SimOptions {
     pub delay: (Micros, Micros),
     /// Fsync latency range.
     pub fsync: (Micros, Micros),
-    /// Applied entries between snapshots (then the log is compacted).
+    /// Applied entries between flushes of the state machine.
+    pub flush_every: Index,
+    /// Flushed entries past the log's start that trigger a compaction.
     pub snapshot_every: Index,
     /// Snapshot chunk size (small, so snapshots take several chunks).
     pub snapshot_chunk: usize,
@@ -57,6 +69,7 @@ impl SimOptions {
             tick: 10_000,
             delay: (200, 4_000),
             fsync: (100, 2_000),
+            flush_every: 15,
             snapshot_every: 40,
             snapshot_chunk: 64,
             segment_bytes: 4 << 10,
@@ -73,6 +86,40 @@ enum Event {
     Deliver(Envelope),
     /// A node's fsync completes (for the given incarnation).
     SyncDone(NodeId, u64),
+    /// A chunk of a snapshot transfer arrives.
+    Chunk(Chunk),
+    /// The sender of a snapshot learns how its transfer ended.
+    SnapshotDone {
+        /// The sender.
+        leader: NodeId,
+        /// Its incarnation when it started the transfer.
+        incarnation: u64,
+        /// The receiver.
+        to: NodeId,
+        /// The index sent whole, or `None` if the transfer failed.
+        sent: Option<Index>,
+    },
+}
+
+/// One chunk of a snapshot transfer.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    /// The transfer.
+    transfer: u64,
+    /// The sender, its incarnation and its term.
+    from: NodeId,
+    from_incarnation: u64,
+    term: Term,
+    /// The receiver.
+    to: NodeId,
+    /// What the snapshot covers.
+    meta: SnapshotMeta,
+    /// The chunk's position, and how many there are.
+    seq: usize,
+    total: usize,
+    /// The chunk and its checksum.
+    data: Vec<u8>,
+    crc: u32,
 }
 
 /// A message's kind, for counting.
@@ -90,8 +137,6 @@ fn kind(message: &crate::raft::Message) -> &'static str {
         Message::HeartbeatResponse { .. } => "heartbeat_response",
         Message::ReadIndex { .. } => "read_index",
         Message::ReadIndexResponse { .. } => "read_index_response",
-        Message::Snapshot { .. } => "snapshot",
-        Message::SnapshotResponse { .. } => "snapshot_response",
         Message::TimeoutNow => "timeout_now",
     }
 }
@@ -151,10 +196,14 @@ pub struct Cluster {
     pub next_command: u64,
     /// The next read request id.
     next_read: u64,
+    /// The next snapshot transfer id.
+    next_transfer: u64,
     /// The highest term seen led by each node (to spot new leaders).
     led: BTreeMap<NodeId, Term>,
     /// Reads served (for reports).
     pub reads_served: u64,
+    /// Snapshots installed (for reports and tests).
+    pub snapshots_installed: u64,
     /// Print a trace of notable events (set `RAFT_TRACE=1`).
     pub trace: bool,
     /// Messages delivered, by kind (for tests of message economy).
@@ -180,8 +229,10 @@ impl Cluster {
             checker: Checker::default(),
             next_command: 1,
             next_read: 1,
+            next_transfer: 1,
             led: BTreeMap::new(),
             reads_served: 0,
+            snapshots_installed: 0,
             trace: std::env::var_os("RAFT_TRACE").is_some(),
             delivered: BTreeMap::new(),
             events: Vec::new(),
@@ -204,12 +255,13 @@ impl Cluster {
         self.queue.push(Reverse(Scheduled { at, sequence: self.sequence, event }));
     }
 
-    /// Starts (or restarts) a node from its disk. A node with an empty disk starts with the
-    /// initial configuration if it is in it (a new node added later starts with none).
+    /// Starts (or restarts) a node from its disk, as `chronosd` does: the log, then the
+    /// state machine as last flushed (or a staged snapshot the log already records). A node
+    /// with an empty disk starts with the initial configuration if it is in it (a node added
+    /// later starts with none).
     pub fn start(&mut self, id: NodeId) -> Result<(), String> {
         let initial = self.initial.clone();
-        let (segment_bytes, chunk, seed) =
-            (self.opts.segment_bytes, self.opts.snapshot_chunk, self.opts.seed);
+        let (segment_bytes, seed) = (self.opts.segment_bytes, self.opts.seed);
         let sim = self.nodes.get_mut(&id).ok_or("no such node")?;
         let (mut store, mut recovered) = LogStore::open_with(sim.disk.clone(), segment_bytes)
             .map_err(|e| format!("node {id} cannot recover: {e}"))?;
@@ -219,31 +271,35 @@ impl Cluster {
         {
             // A brand-new node: persist the initial configuration (empty for joiners).
             let config = if initial.contains(id) { initial } else { Configuration::default() };
-            let meta = SnapshotMeta { index: 0, term: 0, config };
+            let meta = SnapshotMeta { index: 0, term: 0, config: config.clone() };
             store.checkpoint(&meta, &[]).map_err(|e| e.to_string())?;
             recovered.snapshot = meta;
+            sim.saved = Machine::new(config);
         }
-        sim.machine = match recovered.snapshot.index {
-            0 => Machine::default(),
-            index => {
-                let data = sim
-                    .snapshots
-                    .get(&index)
-                    .ok_or(format!("node {id}: snapshot file {index} is missing"))?;
-                recovered.snapshot_data = Some(data.clone());
-                Machine::restore(data)?
+        // A snapshot the log records but the state machine had not switched to yet.
+        if recovered.snapshot.index > sim.saved.applied {
+            match sim.staged.remove(&recovered.snapshot.index) {
+                Some(staged) => sim.saved = staged,
+                None => {
+                    return Err(format!(
+                        "node {id}: the log starts after {} but the state machine is at {} with no staged snapshot",
+                        recovered.snapshot.index, sim.saved.applied
+                    ));
+                }
             }
-        };
+        }
+        sim.staged.clear();
+        sim.machine = sim.saved.clone();
+        recovered.applied = sim.machine.applied;
         sim.incarnation += 1;
         let mut opts = Options::new(id);
         opts.heartbeat_ticks = 2;
-        opts.snapshot_chunk_bytes = chunk;
         opts.seed = seed ^ (id << 32) ^ sim.incarnation;
-        sim.node = Some(Node::new(opts, Recovered { ..recovered }));
-        sim.store = Some(store);
+        sim.driver = Some(Driver::new(Node::new(opts, recovered), store));
         sim.syncing = None;
+        sim.incoming = None;
         let incarnation = sim.incarnation;
-        let status = sim.node.as_ref().map(|n| n.status());
+        let status = sim.node().map(|n| n.status());
         self.trace(|| format!("node {id} starts: {status:?}"));
         let first_tick = self.now + self.rng.between(1, self.opts.tick);
         self.schedule(first_tick, Event::Tick(id, incarnation));
@@ -257,26 +313,35 @@ impl Cluster {
         }
     }
 
-    /// Crashes a node: it loses everything not synced (its last record possibly torn) and all
-    /// volatile state.
+    /// Crashes a node: it loses everything not synced (its last record possibly torn), its
+    /// unflushed state machine and all volatile state.
     pub fn crash(&mut self, id: NodeId) {
         let Some(sim) = self.nodes.get_mut(&id) else { return };
         if !sim.is_up() {
             return;
         }
-        sim.node = None;
-        sim.store = None;
+        sim.driver = None;
         sim.syncing = None;
+        sim.incoming = None;
         sim.machine = Machine::default();
         sim.proposals.clear();
         sim.reads.clear();
         sim.inbox.clear();
         sim.paused = false;
         let tear = self.rng.next_u64();
+        sim.disk.heal();
         sim.disk.crash(|pending| {
             if tear.is_multiple_of(2) { 0 } else { (tear as usize >> 8) % (pending + 1) }
         });
         self.trace(|| format!("node {id} crashes"));
+    }
+
+    /// Makes node `id`'s disk fail after `changes` more changes; the node crashes when its
+    /// driver hits the failure.
+    pub fn fail_disk_after(&mut self, id: NodeId, changes: u64) {
+        if let Some(sim) = self.nodes.get_mut(&id).filter(|s| s.is_up()) {
+            sim.disk.fail_after(changes);
+        }
     }
 
     /// Pauses a node (no ticks, messages wait).
@@ -316,11 +381,14 @@ impl Cluster {
         self.blocked.clear();
     }
 
+    /// Whether a message from `from` to `to` is lost now.
+    fn lost(&mut self, from: NodeId, to: NodeId) -> bool {
+        self.blocked.contains(&(from, to)) || self.rng.chance(self.drop_percent)
+    }
+
     /// Sends a message over the simulated network.
     fn send(&mut self, envelope: Envelope) {
-        if self.blocked.contains(&(envelope.from, envelope.to))
-            || self.rng.chance(self.drop_percent)
-        {
+        if self.lost(envelope.from, envelope.to) {
             return;
         }
         let copies = if self.rng.chance(self.duplicate_percent) { 2 } else { 1 };
@@ -337,136 +405,90 @@ impl Cluster {
             sim.inbox.push(envelope);
             return Ok(());
         }
-        let Some(node) = sim.node.as_mut() else { return Ok(()) };
+        let Some(node) = sim.node_mut() else { return Ok(()) };
         *self.delivered.entry(kind(&envelope.message)).or_default() += 1;
         // Errors are for messages not meant for this node; the network never misroutes.
         node.step(envelope).map_err(|e| format!("node {to} rejected a message: {e}"))?;
         self.drive(to)
     }
 
-    /// Runs the driver loop of a node: takes its `Ready`, persists it (the sync completes
-    /// later, after a simulated fsync latency), sends, applies, answers clients.
+    /// Crashes node `id` after its disk failed, as a node halts on a failed disk.
+    fn disk_failed(&mut self, id: NodeId, error: String) {
+        self.trace(|| format!("node {id} halts: {error}"));
+        self.crash(id);
+    }
+
+    /// Runs the Ready loop of a node until a sync is pending or there is nothing to do.
     pub fn drive(&mut self, id: NodeId) -> Result<(), String> {
         loop {
             let Some(sim) = self.nodes.get_mut(&id) else { return Ok(()) };
-            let Some(node) = sim.node.as_mut() else { return Ok(()) };
-            if sim.syncing.is_some() || !node.has_ready() {
+            if sim.syncing.is_some() {
                 break;
             }
-            let ready = node.ready();
-            if self.trace {
-                for event in &ready.events {
-                    println!(
-                        "{:>9.3} ms  node {id} {event:?} (last {} commit {})",
-                        self.now as f64 / 1000.0,
-                        node.log().last_index(),
-                        node.log().commit
-                    );
-                }
+            let Some(driver) = sim.driver.as_mut() else { return Ok(()) };
+            if !driver.node.has_ready() {
+                break;
             }
-            let now = self.now;
-            self.events.extend(ready.events.iter().map(|event| (now, id, event.clone())));
-            let first_new = ready.entries.first().map_or(u64::MAX, |e| e.index);
+            let mut effects = Effects::default();
+            let round = match driver.start(&mut effects) {
+                Ok(Some(round)) => round,
+                Ok(None) => break,
+                Err(error) => {
+                    self.disk_failed(id, error);
+                    return Ok(());
+                }
+            };
+            let node = &driver.node;
+            let first_new = round.entries().first().map_or(u64::MAX, |e| e.index);
             self.checker.log(id, node.log(), first_new, false, node.term())?;
             if node.role() == crate::raft::Role::Leader {
                 self.checker.leader_committed(node.term(), node.log(), node.log().commit);
             }
-            if let Some(snapshot) = &ready.snapshot {
-                // The snapshot file is durable before the log refers to it.
-                sim.save_snapshot(snapshot.meta.index, snapshot.data.clone());
-            }
-            let store = sim.store.as_mut().ok_or("node without store")?;
-            store.write(&ready).map_err(|e| format!("node {id} write: {e}"))?;
-            for message in ready.messages.clone() {
-                self.send(message);
-            }
-            let (low, high) = self.opts.fsync;
-            let at = self.now + self.rng.between(low, high);
-            let sim = self.nodes.get_mut(&id).ok_or("no node")?;
-            sim.syncing = Some(ready);
+            let delay = match round.needs_sync() {
+                true => self.rng.between(self.opts.fsync.0, self.opts.fsync.1),
+                false => 0,
+            };
             let incarnation = sim.incarnation;
-            self.schedule(at, Event::SyncDone(id, incarnation));
+            sim.syncing = Some(round);
+            self.schedule(self.now + delay, Event::SyncDone(id, incarnation));
+            self.perform(id, effects)?;
         }
         self.check_leader(id)
     }
 
-    /// Completes a node's sync: the `Ready` is durable; send what waited for it, apply, answer.
+    /// Completes a node's round: the sync is done; the driver sends, installs, applies.
     fn finish_sync(&mut self, id: NodeId) -> Result<(), String> {
-        let snapshot_every = self.opts.snapshot_every;
-        let now = self.now;
         let sim = self.nodes.get_mut(&id).ok_or("no node")?;
-        let Some(ready) = sim.syncing.take() else { return Ok(()) };
-        let store = sim.store.as_mut().ok_or("node without store")?;
-        store.sync().map_err(|e| format!("node {id} sync: {e}"))?;
-        let node = sim.node.as_mut().ok_or("node down")?;
-        if let Some(snapshot) = &ready.snapshot {
-            sim.machine = Machine::restore(&snapshot.data)?;
+        let Some(round) = sim.syncing.take() else { return Ok(()) };
+        let Some(driver) = sim.driver.as_mut() else { return Ok(()) };
+        let mut effects = Effects::default();
+        if let Err(error) = driver.finish(round, &mut effects) {
+            self.disk_failed(id, error);
+            return Ok(());
         }
-        let commit = node.log().commit;
-        let mut acknowledged = Vec::new();
-        for entry in &ready.committed {
-            self.checker.applied(id, entry, commit)?;
-            if entry.index <= sim.machine.applied {
-                continue; // already in the snapshot
-            }
-            if let Payload::Command(data) = &entry.payload {
-                let command =
-                    u64::from_le_bytes(data.as_slice().try_into().map_err(|_| "bad command")?);
-                sim.machine.commands.push(command);
-            }
-            sim.machine.applied = entry.index;
-            sim.proposals.retain(|p| {
-                if p.index != entry.index {
-                    return true;
-                }
-                if p.term == entry.term {
-                    acknowledged.push((p.command, p.index));
-                }
-                false
-            });
-        }
-        for read in &ready.read_states {
-            if let Some(pending) = sim.reads.iter_mut().find(|r| r.request == read.request) {
-                pending.index = Some(read.index);
-            }
-        }
-        sim.reads.retain(|r| !ready.read_failures.contains(&r.request));
-        node.advance();
-        // Serve the reads whose index has been applied.
-        let applied = sim.machine.applied;
-        let mut served = Vec::new();
-        sim.reads.retain(|r| match r.index {
-            Some(index) if index <= applied => {
-                served.push(r.required);
-                false
-            }
-            _ => true,
-        });
-        // Snapshot every so often, then compact the log.
-        if applied >= node.log().snapshot().index + snapshot_every {
-            let data = sim.machine.snapshot();
-            sim.save_snapshot(applied, data.clone());
-            let node = sim.node.as_mut().ok_or("node down")?;
-            node.compact(applied, data).map_err(|e| e.to_string())?;
-        }
-        for message in ready.persisted_messages {
-            self.send(message);
-        }
-        for (command, index) in acknowledged {
-            self.trace(|| format!("node {id} acknowledges command {command} at index {index}"));
-            self.checker.acknowledged(command, index);
-        }
-        for required in served {
-            self.checker.read(id, required, applied)?;
-            self.reads_served += 1;
-        }
-        let _ = now;
+        self.perform(id, effects)?;
+        self.maybe_flush(id)?;
         self.drive(id)
+    }
+
+    /// Flushes the state machine every so often, and compacts the log up to a flush.
+    fn maybe_flush(&mut self, id: NodeId) -> Result<(), String> {
+        let (flush_every, snapshot_every) = (self.opts.flush_every, self.opts.snapshot_every);
+        let Some(sim) = self.nodes.get_mut(&id) else { return Ok(()) };
+        if sim.machine.applied >= sim.saved.applied + flush_every {
+            sim.saved = sim.machine.clone();
+        }
+        let saved = sim.saved.applied;
+        let Some(node) = sim.node_mut() else { return Ok(()) };
+        if saved >= node.log().snapshot().index + snapshot_every && saved <= node.log().applied {
+            node.compact(saved).map_err(|e| format!("node {id} cannot compact: {e}"))?;
+        }
+        Ok(())
     }
 
     /// Records a new leader and checks it against the committed entries.
     fn check_leader(&mut self, id: NodeId) -> Result<(), String> {
-        let Some(node) = self.nodes.get(&id).and_then(|s| s.node.as_ref()) else { return Ok(()) };
+        let Some(node) = self.nodes.get(&id).and_then(|s| s.node()) else { return Ok(()) };
         if node.role() != crate::raft::Role::Leader || self.led.get(&id) == Some(&node.term()) {
             return Ok(());
         }
@@ -487,7 +509,7 @@ impl Cluster {
                     return Ok(true); // a tick of an earlier life
                 }
                 if !sim.paused
-                    && let Some(node) = sim.node.as_mut()
+                    && let Some(node) = sim.node_mut()
                 {
                     node.tick();
                 }
@@ -498,6 +520,16 @@ impl Cluster {
             Event::SyncDone(id, incarnation) => {
                 if self.nodes.get(&id).is_some_and(|s| s.incarnation == incarnation && s.is_up()) {
                     self.finish_sync(id)?;
+                }
+            }
+            Event::Chunk(chunk) => self.receive_chunk(chunk)?,
+            Event::SnapshotDone { leader, incarnation, to, sent } => {
+                let Some(sim) = self.nodes.get_mut(&leader) else { return Ok(true) };
+                if sim.incarnation == incarnation
+                    && let Some(node) = sim.node_mut()
+                {
+                    node.report_snapshot(to, sent);
+                    self.drive(leader)?;
                 }
             }
         }
@@ -536,7 +568,7 @@ impl Cluster {
     pub fn leader(&self) -> Option<NodeId> {
         self.nodes
             .iter()
-            .filter_map(|(id, sim)| sim.node.as_ref().map(|n| (n.term(), *id, n.role())))
+            .filter_map(|(id, sim)| sim.node().map(|n| (n.term(), *id, n.role())))
             .filter(|(_, _, role)| *role == crate::raft::Role::Leader)
             .map(|(term, id, _)| (term, id))
             .max()
@@ -545,7 +577,7 @@ impl Cluster {
 
     /// The running node `id`.
     pub fn node(&self, id: NodeId) -> Option<&Node> {
-        self.nodes.get(&id).and_then(|s| s.node.as_ref())
+        self.nodes.get(&id).and_then(|s| s.node())
     }
 
     /// Proposes a new command at node `id`; returns the command id and where it went.
@@ -553,7 +585,7 @@ impl Cluster {
         let command = self.next_command;
         let now = self.now;
         let sim = self.nodes.get_mut(&id).ok_or(Error::InvalidRequest("no node".into()))?;
-        let node = sim.node.as_mut().ok_or(Error::InvalidRequest("node down".into()))?;
+        let node = sim.node_mut().ok_or(Error::InvalidRequest("node down".into()))?;
         let (index, term) = node.propose(command.to_le_bytes().to_vec())?;
         self.next_command += 1;
         sim.proposals.push(PendingProposal { command, index, term, at: now });
@@ -567,7 +599,7 @@ impl Cluster {
         let request = self.next_read;
         let required = self.checker.max_acknowledged();
         let sim = self.nodes.get_mut(&id).ok_or(Error::InvalidRequest("no node".into()))?;
-        let node = sim.node.as_mut().ok_or(Error::InvalidRequest("node down".into()))?;
+        let node = sim.node_mut().ok_or(Error::InvalidRequest("node down".into()))?;
         node.read_index(request)?;
         self.next_read += 1;
         sim.reads.push(PendingRead { request, required, index: None });
@@ -584,7 +616,7 @@ impl Cluster {
         let node = self
             .nodes
             .get_mut(&leader)
-            .and_then(|s| s.node.as_mut())
+            .and_then(|s| s.node_mut())
             .ok_or(Error::NotLeader { leader: None })?;
         let result = action(node)?;
         let _ = self.drive(leader);
@@ -606,8 +638,20 @@ impl Cluster {
         self.nodes.get(&id).filter(|s| s.is_up()).map_or(0, |s| s.machine.applied)
     }
 
-    /// Whether every running node has applied `index`.
+    /// The members of the leader's configuration (every node when there is no leader).
+    pub fn members(&self) -> BTreeSet<NodeId> {
+        match self.leader().and_then(|l| self.node(l)) {
+            Some(node) => node.status().config.members().collect(),
+            None => self.nodes.keys().copied().collect(),
+        }
+    }
+
+    /// Whether every running member has applied `index`.
     pub fn all_applied(&self, index: Index) -> bool {
-        self.nodes.values().filter(|s| s.is_up()).all(|s| s.machine.applied >= index)
+        let members = self.members();
+        self.nodes
+            .iter()
+            .filter(|(id, s)| s.is_up() && members.contains(id))
+            .all(|(_, s)| s.machine.applied >= index)
     }
 }

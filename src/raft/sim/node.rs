@@ -1,29 +1,61 @@
-//! A simulated node: the Raft core, a durable log on an in-memory disk that can crash, a state
-//! machine, and the driver loop that connects them as the real server does.
+//! A simulated node: the driver (the real Ready loop) over a log on an in-memory disk that can
+//! crash, and a durable state machine that behaves like `chronosd`'s: its state survives a
+//! crash as of its last flush, the log is compacted only up to that flush, and a snapshot
+//! received from the leader is staged durably and switched to once the log records it.
 
-use crate::raft::{Index, LogStore, MemoryDisk, Node, Ready};
+use crate::raft::{
+    Configuration, Driver, Entry, Index, MemoryDisk, Payload, Round, SnapshotMeta, Term,
+};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use std::sync::Arc;
 
-/// The simulated application: the commands applied, in order. Its snapshot is its encoding.
+/// The simulated application: the commands applied, in order, and what a snapshot of it
+/// needs to describe itself (the term and configuration at its applied index).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Machine {
     /// The last index applied.
     pub applied: Index,
+    /// The term of that entry.
+    pub applied_term: Term,
+    /// The configuration as of the applied index.
+    pub config: Configuration,
     /// The commands applied, in log order.
     pub commands: Vec<u64>,
 }
 
 impl Machine {
-    /// Restores a machine from snapshot data.
-    pub fn restore(data: &[u8]) -> Result<Self, String> {
-        crate::encoding::value::decode(data).map_err(|e| format!("bad snapshot: {e}"))
+    /// A machine that has applied nothing, in the initial configuration.
+    pub fn new(config: Configuration) -> Self {
+        Self { config, ..Self::default() }
+    }
+
+    /// Applies one committed entry.
+    pub fn apply(&mut self, entry: &Entry) -> Result<(), String> {
+        match &entry.payload {
+            Payload::Command(data) => {
+                let bytes: [u8; 8] = data.as_slice().try_into().map_err(|_| "bad command")?;
+                self.commands.push(u64::from_le_bytes(bytes));
+            }
+            Payload::Config(config) => self.config = config.clone(),
+            Payload::Noop => {}
+        }
+        self.applied = entry.index;
+        self.applied_term = entry.term;
+        Ok(())
+    }
+
+    /// What a snapshot of the machine covers.
+    pub fn meta(&self) -> SnapshotMeta {
+        SnapshotMeta { index: self.applied, term: self.applied_term, config: self.config.clone() }
     }
 
     /// The machine as snapshot data.
-    pub fn snapshot(&self) -> Arc<Vec<u8>> {
-        Arc::new(crate::encoding::value::encode(self))
+    pub fn encode(&self) -> Vec<u8> {
+        crate::encoding::value::encode(self)
+    }
+
+    /// A machine from snapshot data.
+    pub fn decode(data: &[u8]) -> Result<Self, String> {
+        crate::encoding::value::decode(data).map_err(|e| format!("bad snapshot: {e}"))
     }
 }
 
@@ -35,7 +67,7 @@ pub struct PendingProposal {
     /// Where the node put it.
     pub index: Index,
     /// In which term.
-    pub term: crate::raft::Term,
+    pub term: Term,
     /// When it was proposed (µs).
     pub at: u64,
 }
@@ -51,20 +83,39 @@ pub struct PendingRead {
     pub index: Option<Index>,
 }
 
+/// A snapshot being received, chunk by chunk.
+#[derive(Clone, Debug)]
+pub struct Incoming {
+    /// The transfer.
+    pub transfer: u64,
+    /// The sender and its term.
+    pub from: crate::raft::NodeId,
+    /// The sender's term.
+    pub term: Term,
+    /// What the snapshot covers.
+    pub meta: SnapshotMeta,
+    /// The next chunk expected.
+    pub next: usize,
+    /// The bytes so far.
+    pub data: Vec<u8>,
+}
+
 /// One node of the simulated cluster.
 pub struct SimNode {
-    /// The Raft core; `None` while crashed.
-    pub node: Option<Node>,
-    /// The durable log; `None` while crashed.
-    pub store: Option<LogStore<MemoryDisk>>,
+    /// The core and its log; `None` while crashed.
+    pub driver: Option<Driver<MemoryDisk>>,
     /// The node's disk: survives crashes, minus what was not synced.
     pub disk: MemoryDisk,
-    /// Durable snapshot files by index (written before the log refers to them).
-    pub snapshots: BTreeMap<Index, Arc<Vec<u8>>>,
-    /// The state machine (volatile: rebuilt from snapshot and log after a restart).
+    /// The state machine as it runs (lost in a crash).
     pub machine: Machine,
-    /// A `Ready` whose sync is in progress.
-    pub syncing: Option<Ready>,
+    /// The state machine as last flushed (survives a crash).
+    pub saved: Machine,
+    /// Received snapshots by index, stored durably, not yet switched to.
+    pub staged: std::collections::BTreeMap<Index, Machine>,
+    /// A snapshot being received.
+    pub incoming: Option<Incoming>,
+    /// A round whose sync is in progress.
+    pub syncing: Option<Round>,
     /// Paused nodes neither tick nor receive; their mail waits.
     pub paused: bool,
     /// Messages held while paused.
@@ -81,11 +132,12 @@ impl SimNode {
     /// A node with an empty disk (not started).
     pub fn new() -> Self {
         Self {
-            node: None,
-            store: None,
+            driver: None,
             disk: MemoryDisk::new(),
-            snapshots: BTreeMap::new(),
             machine: Machine::default(),
+            saved: Machine::default(),
+            staged: Default::default(),
+            incoming: None,
             syncing: None,
             paused: false,
             inbox: Vec::new(),
@@ -97,15 +149,17 @@ impl SimNode {
 
     /// Whether the node is running.
     pub fn is_up(&self) -> bool {
-        self.node.is_some()
+        self.driver.is_some()
     }
 
-    /// Keeps a snapshot file durably, pruning all but the newest three.
-    pub fn save_snapshot(&mut self, index: Index, data: Arc<Vec<u8>>) {
-        self.snapshots.insert(index, data);
-        while self.snapshots.len() > 3 {
-            self.snapshots.pop_first();
-        }
+    /// The Raft core, if running.
+    pub fn node(&self) -> Option<&crate::raft::Node> {
+        self.driver.as_ref().map(|d| &d.node)
+    }
+
+    /// The Raft core, mutably, if running.
+    pub fn node_mut(&mut self) -> Option<&mut crate::raft::Node> {
+        self.driver.as_mut().map(|d| &mut d.node)
     }
 }
 

@@ -64,6 +64,7 @@ fn healthy() -> App {
             next_index: 121,
             last_contact_ms: 25,
             voter: true,
+            ..Default::default()
         },
         pb::PeerStatus {
             id: 3,
@@ -71,6 +72,7 @@ fn healthy() -> App {
             next_index: 121,
             last_contact_ms: 50,
             voter: true,
+            ..Default::default()
         },
     ];
     for tick in 0..12u64 {

@@ -1,0 +1,210 @@
+//! The applier thread owns the SQL state machine: it applies committed entries in order,
+//! answers the client waiting for each, commits the store atomically after each batch,
+//! switches to a store received from the leader, and hands out point-in-time views for
+//! followers. The flusher thread makes the store durable in the background; once it has, the
+//! driver may drop the log up to the index it covers.
+//!
+//! Invariants:
+//! - The applier is guarded: a panic while applying halts the node with a message rather than
+//!   leaving a node that commits but never applies.
+//! - An index is reported for compaction only after a flush that started after the commit of
+//!   that index, so the log is never dropped beyond what the disk holds.
+
+use super::command::Outcome;
+use super::driver::{Input, ProposeError, Waiters, lock};
+use super::files::{DataDir, remove_dir};
+use super::state::{ApplyError, StateMachine};
+use super::transport::Addresses;
+use crate::raft::{Entry, Index, SnapshotMeta};
+use crate::storage::{Engine, ReplicaStore, View};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender};
+use tokio::sync::{oneshot, watch};
+
+/// How many entries the applier applies between two commits of the store.
+const COMMIT_EVERY: usize = 256;
+
+/// Work for the applier.
+pub enum Apply {
+    /// Committed entries, in order.
+    Entries(Vec<Entry>),
+    /// Switch to the received state at this snapshot (staged; the log records it).
+    Install(SnapshotMeta),
+    /// A point-in-time view of the state, for streaming to a follower.
+    View(oneshot::Sender<Result<(SnapshotMeta, View), String>>),
+    /// Make the state durable, then let the log be compacted up to it.
+    Flush,
+}
+
+/// The applier thread's state.
+pub struct Applier {
+    /// The state machine.
+    pub machine: StateMachine,
+    /// Work from the driver.
+    pub work: Receiver<Apply>,
+    /// Proposals waiting for their outcome.
+    pub waiters: Waiters,
+    /// Where the applied index is published.
+    pub applied: watch::Sender<Index>,
+    /// The driver's inbox (for halts).
+    pub driver: Sender<Input>,
+    /// The data directory (generations of the store).
+    pub data: Arc<DataDir>,
+    /// The generation of the store in use.
+    pub generation: u64,
+    /// The address book, updated from the log.
+    pub addresses: Addresses,
+    /// Where the session signing key is published once the log sets it.
+    pub session_key: watch::Sender<Option<Arc<Vec<u8>>>>,
+    /// The flusher's inbox.
+    pub flusher: Sender<(Arc<ReplicaStore>, Index)>,
+}
+
+impl Applier {
+    /// Runs until the driver goes away or applying fails (then the node halts).
+    pub fn run(mut self) {
+        self.publish();
+        while let Ok(work) = self.work.recv() {
+            let outcome =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(work)));
+            let failure = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => error.to_string(),
+                Err(panic) => format!(
+                    "the state machine panicked after index {}: {}",
+                    self.machine.applied(),
+                    panic_message(&panic)
+                ),
+            };
+            let _ = self.driver.send(Input::Halt(failure));
+            return;
+        }
+    }
+
+    fn step(&mut self, work: Apply) -> Result<(), ApplyError> {
+        match work {
+            Apply::Entries(entries) => {
+                let addresses = self.machine.address_changes();
+                for (n, entry) in entries.iter().enumerate() {
+                    if entry.index <= self.machine.applied() {
+                        continue; // covered by a store this node switched to
+                    }
+                    let outcome = self.machine.apply(entry)?;
+                    self.answer(entry, outcome);
+                    if (n + 1) % COMMIT_EVERY == 0 {
+                        self.machine.commit()?;
+                    }
+                }
+                self.machine.commit()?;
+                if self.machine.address_changes() != addresses {
+                    self.merge_addresses();
+                }
+            }
+            Apply::Install(meta) => self.install(&meta)?,
+            Apply::View(reply) => {
+                let _ = reply.send(self.machine.snapshot().map_err(|e| e.to_string()));
+            }
+            Apply::Flush => {
+                self.machine.commit()?;
+                let store = self.machine.store().clone();
+                let _ = self.flusher.send((store, self.machine.applied()));
+            }
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Answers the client waiting for `entry`, if any.
+    fn answer(&self, entry: &Entry, outcome: Outcome) {
+        if let Some(waiter) = lock(&self.waiters).remove(&entry.index) {
+            let result = match waiter.term == entry.term {
+                true => Ok((entry.index, outcome)),
+                false => Err(ProposeError::Replaced),
+            };
+            let _ = waiter.reply.send(result);
+        }
+    }
+
+    /// Switches to the staged store holding the state at `meta` and makes it the one in use.
+    fn install(&mut self, meta: &SnapshotMeta) -> Result<(), ApplyError> {
+        let fail = |message: String| ApplyError { index: meta.index, message };
+        let generation =
+            self.data.staged_generation(meta.index).map_err(|e| fail(e.to_string()))?.ok_or_else(
+                || fail(format!("the received state at index {} is missing", meta.index)),
+            )?;
+        let store = self.data.open_store(generation).map_err(|e| fail(e.to_string()))?;
+        let old = self.machine.store().clone();
+        self.machine.switch(store)?;
+        self.data.set_current_generation(generation).map_err(|e| fail(e.to_string()))?;
+        // The old store's files go once the queries still reading it finish.
+        let old_path = self.data.generation_path(self.generation);
+        old.when_closed(move || remove_dir(&old_path));
+        drop(old);
+        self.generation = generation;
+        // Entries the snapshot covers were applied (or not) elsewhere: unknown here.
+        let covered: Vec<Index> =
+            lock(&self.waiters).range(..=meta.index).map(|(i, _)| *i).collect();
+        for index in covered {
+            if let Some(waiter) = lock(&self.waiters).remove(&index) {
+                let _ = waiter.reply.send(Err(ProposeError::Unknown));
+            }
+        }
+        tracing::info!(
+            index = meta.index,
+            generation,
+            "switched to the state received from the leader"
+        );
+        self.merge_addresses();
+        Ok(())
+    }
+
+    /// Publishes the applied index and the session key.
+    fn publish(&self) {
+        self.applied.send_replace(self.machine.applied());
+        if self.session_key.borrow().is_none()
+            && let Some(key) = self.machine.session_key()
+        {
+            self.session_key.send_replace(Some(Arc::new(key.clone())));
+        }
+    }
+
+    /// Adds the addresses recorded in the log to the address book (they win over flags).
+    fn merge_addresses(&self) {
+        let mut book = self.addresses.write().unwrap_or_else(|p| p.into_inner());
+        for (id, address) in self.machine.addresses() {
+            book.insert(*id, address.clone());
+        }
+    }
+}
+
+/// The text of a panic's payload.
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => text.to_string(),
+        (_, Some(text)) => text.clone(),
+        _ => "(no message)".into(),
+    }
+}
+
+/// The flusher thread: makes a store durable (an fsync of everything committed so far), then
+/// tells the driver the log may be compacted up to the index it covers. Requests that queue
+/// up while a flush runs are served by one flush.
+pub fn run_flusher(work: Receiver<(Arc<ReplicaStore>, Index)>, driver: Sender<Input>) {
+    while let Ok(mut request) = work.recv() {
+        while let Ok(later) = work.try_recv() {
+            request = later;
+        }
+        let (store, index) = request;
+        match store.flush() {
+            Ok(()) => {
+                if driver.send(Input::Compact { index }).is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                let _ = driver.send(Input::Halt(format!("cannot sync the SQL store: {error}")));
+                return;
+            }
+        }
+    }
+}
