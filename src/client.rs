@@ -2,21 +2,48 @@
 //!
 //! A [`Client`] knows one or more node addresses and talks to one at a time, moving to the
 //! next when a node cannot be reached. Any node serves any request (followers forward writes),
-//! so the client never looks for the leader. It keeps the session (the open transaction) that
-//! the server returns with every response and sends it back with the next request.
+//! so the client never looks for the leader. It keeps the session (the open transaction, with
+//! the cluster's signature) that the server returns and sends it back with the next request.
 //!
-//! Failover never repeats a write that may have reached a node: a request moves to another
-//! node only when the connection could not be made, or when the request only reads.
+//! Scripts stream both ways ([`Client::run`]): the script is sent in pieces as it is read (a
+//! file of any size), and results arrive as they are ready (a query's rows in batches), so
+//! neither side holds a whole script or result.
+//!
+//! Retries are safe. A client has a random id and numbers its requests; the log applies each
+//! write of a request at most once. When a request is cut off (a node or the connection
+//! failed, the leader changed) the client resumes it just after the last result it received,
+//! with the same id: a write that was applied is not applied again, and its result comes back
+//! as it was. Only if that keeps failing for [`Client::retry_for`] does the caller see
+//! [`Error::OutcomeUnknown`]. A request refused before anything was applied (no quorum, a
+//! node unreachable) moves on to each other address once, then reports
+//! [`Error::Unavailable`] (or the server's error result).
 
-use crate::grpc::pb;
+use crate::grpc::{convert, pb};
+use crate::raft::Index;
 use crate::server::never_sent;
-use crate::server::{Consistency, Request, Response, Transaction};
-use std::time::Duration;
+use crate::server::{Consistency, StatementError, StatementOutcome, Transaction};
+use crate::sql::StatementResult;
+use crate::sql::planner::OutputColumn;
+use crate::sql::types::Row;
+use std::collections::VecDeque;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
-/// How long a client waits for an answer by default. Longer than the server's request timeout,
-/// so an unavailable cluster is reported by the server with its reason.
+/// How long a client waits for an answer to an admin call by default. Longer than the
+/// server's request timeout, so an unavailable cluster is reported by the server with its
+/// reason.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest gRPC message the client sends or accepts (the node's own limit).
+pub const MAX_MESSAGE_BYTES: usize = crate::server::MAX_MESSAGE_BYTES;
+
+/// How much of a script one message carries.
+const PIECE_BYTES: usize = 1 << 20;
+
+/// The pause between retries of a request that was cut off.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Errors of the client.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +111,35 @@ impl Error {
     }
 }
 
+/// A script to run.
+pub enum Script {
+    /// Text in memory.
+    Text(String),
+    /// Text read as it is sent (a file, stdin): any size.
+    Reader(Box<dyn Read + Send>),
+}
+
+/// What a running script produces, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A query starts: its columns.
+    Columns(Vec<OutputColumn>),
+    /// A batch of the query's rows.
+    Rows(Vec<Row>),
+    /// A statement finished: the log index its result reflects, and its outcome. A query's
+    /// outcome holds no rows (they came as [`Event::Rows`]).
+    Result(Index, StatementOutcome),
+}
+
+/// A script's results, collected (for short scripts: tests, the console).
+#[derive(Clone, Debug, Default)]
+pub struct Response {
+    /// Each statement run, with the log index its result reflects; a query's rows included.
+    pub results: Vec<(Index, StatementOutcome)>,
+    /// The session's open transaction afterwards.
+    pub transaction: Option<Transaction>,
+}
+
 /// A connection to a cluster, with a session.
 pub struct Client {
     addresses: Vec<String>,
@@ -95,8 +151,15 @@ pub struct Client {
     transaction: Option<Transaction>,
     /// The cluster's proof for `transaction`, sent back with it.
     proof: Vec<u8>,
+    /// This client's random id (its requests' writes are applied at most once).
+    id: u64,
+    /// The last request number used.
+    sequence: u64,
     /// The consistency of reads outside transactions.
     pub consistency: Consistency,
+    /// How long a request that was cut off keeps being resumed before the caller sees the
+    /// failure (zero: never resumed).
+    pub retry_for: Duration,
 }
 
 impl Client {
@@ -111,6 +174,9 @@ impl Client {
                 return Err(Error::Invalid(format!("{address:?} is not a host:port address")));
             }
         }
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id)
+            .map_err(|e| Error::Invalid(format!("no random source for the client id: {e}")))?;
         Ok(Self {
             addresses,
             current: 0,
@@ -118,7 +184,10 @@ impl Client {
             timeout,
             transaction: None,
             proof: Vec::new(),
+            id: u64::from_le_bytes(id).max(1),
+            sequence: 0,
             consistency: Consistency::Linearizable,
+            retry_for: timeout,
         })
     }
 
@@ -142,7 +211,12 @@ impl Client {
             let index = (self.current + offset) % self.addresses.len();
             let address = &self.addresses[index];
             let Some(endpoint) = crate::server::endpoint(address) else { continue };
-            match endpoint.timeout(self.timeout).connect().await {
+            // Keep-alives find a dead node under a long stream (no timeout bounds a stream).
+            let endpoint = endpoint
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(Duration::from_secs(20))
+                .keep_alive_while_idle(true);
+            match endpoint.connect().await {
                 Ok(channel) => {
                     self.current = index;
                     self.channel = Some(channel.clone());
@@ -160,8 +234,8 @@ impl Client {
         self.current = (self.current + 1) % self.addresses.len();
     }
 
-    /// Runs one request: on another node if this one cannot be reached, and for requests that
-    /// only read also if it fails in any way that says the node is unavailable.
+    /// Runs one unary request: on another node if this one cannot be reached, and for
+    /// requests that only read also if it fails in any way that says the node is unavailable.
     async fn call<T, F, Fut>(&mut self, read_only: bool, mut request: F) -> Result<T, Error>
     where
         F: FnMut(Channel) -> Fut,
@@ -188,29 +262,194 @@ impl Client {
         Err(last.unwrap_or_else(|| Error::Unreachable("no node answered".into())))
     }
 
-    /// Runs a script in the session. Statement errors are results, not `Err`.
-    pub async fn execute(&mut self, sql: &str, continue_on_error: bool) -> Result<Response, Error> {
-        let request = Request {
-            sql: sql.to_string(),
-            consistency: self.consistency,
-            transaction: self.transaction.clone(),
-            proof: self.proof.clone(),
+    /// Runs a script in the session, passing each event to `on_event` as it arrives (see the
+    /// module docs on retries). Statement errors are results, not `Err`.
+    pub async fn run(
+        &mut self,
+        script: Script,
+        continue_on_error: bool,
+        mut on_event: impl FnMut(Event),
+    ) -> Result<(), Error> {
+        self.sequence += 1;
+        let source = Arc::new(Mutex::new(Source::new(script)));
+        let deadline = Instant::now() + self.retry_for;
+        let mut progress = Progress { next_part: 1, ..Progress::default() };
+        // Once an attempt's write may have been applied, the outcome stays unknown until a
+        // later attempt (deduplicated) gets its result.
+        let mut unknown: Option<Failure> = None;
+        // The last failed result the server sent (its reason beats a later "unreachable").
+        let mut reported: Option<Failure> = None;
+        // Without an unknown outcome to settle, a refusal moves on to each other node once.
+        let mut other_nodes = self.addresses.len() - 1;
+        loop {
+            let attempt = self.attempt(&source, continue_on_error, &mut progress, &mut on_event);
+            let failure = match attempt.await {
+                Ok(()) => return Ok(()),
+                Err(failure) => failure,
+            };
+            if matches!(failure.error, Error::OutcomeUnknown(_)) {
+                unknown = Some(failure.clone());
+            }
+            if failure.result.is_some() {
+                reported = Some(failure.clone());
+            }
+            // Resume unless the failure was final or a query's rows were half sent: while an
+            // outcome is unknown, until the retries run out; otherwise on each other node.
+            let retryable = matches!(
+                failure.error,
+                Error::Unavailable(_) | Error::OutcomeUnknown(_) | Error::Unreachable(_)
+            ) && !progress.in_query
+                && match unknown {
+                    Some(_) => Instant::now() < deadline,
+                    None => other_nodes > 0,
+                };
+            if !retryable {
+                let last = match (&failure.error, unknown, reported) {
+                    (Error::Invalid(_) | Error::Server(_), _, _) => failure,
+                    (_, Some(unknown), _) => unknown,
+                    (_, None, Some(reported)) => reported,
+                    (_, None, None) => failure,
+                };
+                if let Some((index, error)) = last.result {
+                    on_event(Event::Result(index, Err(error)));
+                    return Ok(());
+                }
+                return Err(last.error);
+            }
+            if unknown.is_none() {
+                other_nodes -= 1;
+                self.next_node();
+            } else if failure.next_node {
+                self.next_node();
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    /// One attempt at the rest of a script.
+    async fn attempt(
+        &mut self,
+        source: &Arc<Mutex<Source>>,
+        continue_on_error: bool,
+        progress: &mut Progress,
+        on_event: &mut impl FnMut(Event),
+    ) -> Result<(), Failure> {
+        let channel = self.channel().await.map_err(|error| Failure::new(error, true))?;
+        let settings = pb::RunSettings {
+            consistency: convert::consistency(self.consistency) as i32,
+            session: Some(pb::Session {
+                transaction: self
+                    .transaction
+                    .as_ref()
+                    .map(|t| convert::transaction(t, &self.proof)),
+            }),
             continue_on_error,
+            client_id: self.id,
+            sequence: self.sequence,
+            start_offset: progress.acknowledged,
+            first_part: progress.next_part,
         };
-        let message = pb::ExecuteRequest::from(&request);
-        let timeout = self.timeout;
-        let response = self
-            .call(false, |channel| {
-                let mut client = pb::sql_client::SqlClient::new(channel);
-                let mut request = tonic::Request::new(message.clone());
-                request.set_timeout(timeout);
-                async move { client.execute(request).await.map(|r| r.into_inner()) }
-            })
-            .await?;
-        let response = Response::from(response);
-        self.transaction = response.transaction.clone();
-        self.proof = response.proof.clone();
-        Ok(response)
+        let (pieces, requests) = tokio::sync::mpsc::channel::<pb::RunRequest>(2);
+        let feeder = tokio::spawn(feed(source.clone(), progress.acknowledged, settings, pieces));
+        let mut client = pb::sql_client::SqlClient::new(channel)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let stream = client.run(tokio_stream::wrappers::ReceiverStream::new(requests)).await;
+        let mut stream = match stream {
+            Ok(stream) => stream.into_inner(),
+            Err(status) => {
+                feeder.abort();
+                let next_node = never_sent(&status);
+                return Err(Failure::new(Error::from_status(status, true), next_node));
+            }
+        };
+        let mut columns = Vec::new();
+        loop {
+            let message = match stream.message().await {
+                Ok(Some(message)) => message,
+                Ok(None) => break,
+                Err(status) => {
+                    feeder.abort();
+                    let next_node = never_sent(&status);
+                    return Err(Failure::new(Error::from_status(status, true), next_node));
+                }
+            };
+            match message.event {
+                Some(pb::run_response::Event::Columns(c)) => {
+                    progress.in_query = true;
+                    columns = convert::from_columns(c.columns);
+                    on_event(Event::Columns(columns.clone()));
+                }
+                Some(pb::run_response::Event::Rows(rows)) => {
+                    on_event(Event::Rows(convert::from_rows(rows.rows)));
+                }
+                Some(pb::run_response::Event::Session(session)) => {
+                    let transaction = session.transaction;
+                    self.proof = transaction.as_ref().map(|t| t.proof.clone()).unwrap_or_default();
+                    self.transaction = transaction.map(Transaction::from);
+                }
+                Some(pb::run_response::Event::Result(result)) => {
+                    let (end, part) = (result.end_offset, result.part);
+                    let (index, outcome) = convert::from_statement_result(result);
+                    progress.in_query = false;
+                    // A write cut off (or refused) is resumed from its own start.
+                    if let Err(error) = &outcome
+                        && matches!(error.kind.as_str(), "outcome_unknown" | "unavailable")
+                        && part > 0
+                    {
+                        progress.next_part = part;
+                        feeder.abort();
+                        let failure = match error.kind.as_str() {
+                            "outcome_unknown" => Error::OutcomeUnknown(error.message.clone()),
+                            _ => Error::Unavailable(error.message.clone()),
+                        };
+                        return Err(Failure {
+                            error: failure,
+                            next_node: false,
+                            result: Some((index, error.clone())),
+                        });
+                    }
+                    if part > 0 {
+                        progress.next_part = part + 1;
+                    }
+                    if end > progress.acknowledged {
+                        progress.acknowledged = end;
+                        source.lock().unwrap_or_else(|p| p.into_inner()).acknowledge(end);
+                    }
+                    let outcome = match outcome {
+                        Ok(StatementResult::Query { .. }) => Ok(StatementResult::Query {
+                            columns: std::mem::take(&mut columns),
+                            rows: Vec::new(),
+                        }),
+                        other => other,
+                    };
+                    on_event(Event::Result(index, outcome));
+                }
+                None => {}
+            }
+        }
+        match feeder.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(Failure::new(Error::Invalid(message), false)),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Runs a script in the session and collects its results (queries with their rows).
+    pub async fn execute(&mut self, sql: &str, continue_on_error: bool) -> Result<Response, Error> {
+        let mut results = Vec::new();
+        let mut rows = Vec::new();
+        self.run(Script::Text(sql.to_string()), continue_on_error, |event| match event {
+            Event::Columns(_) => rows.clear(),
+            Event::Rows(batch) => rows.extend(batch),
+            Event::Result(index, Ok(StatementResult::Query { columns, .. })) => {
+                let rows = std::mem::take(&mut rows);
+                results.push((index, Ok(StatementResult::Query { columns, rows })));
+            }
+            Event::Result(index, outcome) => results.push((index, outcome)),
+        })
+        .await?;
+        Ok(Response { results, transaction: self.transaction.clone() })
     }
 
     /// Admin calls, each on the node in use (or the next reachable one).
@@ -219,9 +458,17 @@ impl Client {
         F: Fn(pb::admin_client::AdminClient<Channel>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        let timeout = self.timeout;
         self.call(read_only, |channel| {
-            let future = call(pb::admin_client::AdminClient::new(channel));
-            async move { future.await.map(tonic::Response::into_inner) }
+            let future = call(crate::server::admin_client(channel));
+            async move {
+                match tokio::time::timeout(timeout, future).await {
+                    Ok(result) => result.map(tonic::Response::into_inner),
+                    Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+                        "no answer within {timeout:?}"
+                    ))),
+                }
+            }
         })
         .await
     }
@@ -244,7 +491,8 @@ impl Client {
         self.admin(true, |mut c| async move { c.list_tables(pb::ListTablesRequest {}).await }).await
     }
 
-    /// A page of a table's rows as stored on the node in use.
+    /// A page of a table's rows as stored on the node in use (at most `limit` rows, and a
+    /// page stops at a few megabytes).
     pub async fn scan_table(
         &mut self,
         table: &str,
@@ -302,6 +550,127 @@ impl Client {
 
     /// The status and event stream of the node in use.
     pub async fn watch(&mut self) -> Result<tonic::Streaming<pb::WatchEvent>, Error> {
-        self.admin(true, |mut c| async move { c.watch(pb::WatchRequest {}).await }).await
+        self.call(true, |channel| async move {
+            crate::server::admin_client(channel)
+                .watch(pb::WatchRequest {})
+                .await
+                .map(tonic::Response::into_inner)
+        })
+        .await
+    }
+}
+
+/// How far a request got, across attempts.
+#[derive(Default)]
+struct Progress {
+    /// The script offset just past the last result received (an attempt resumes there).
+    acknowledged: u64,
+    /// The number of the next log run (the first run of a resumed attempt); runs count from
+    /// 1 (a result with run 0 did not go through the log).
+    next_part: u64,
+    /// A query's rows are arriving (a failure now cannot be resumed without repeating them).
+    in_query: bool,
+}
+
+/// Why an attempt ended early.
+#[derive(Clone)]
+struct Failure {
+    error: Error,
+    /// The node could not be reached: try the next one.
+    next_node: bool,
+    /// The failed statement's result, to report if no retry succeeds.
+    result: Option<(Index, StatementError)>,
+}
+
+impl Failure {
+    fn new(error: Error, next_node: bool) -> Self {
+        Self { error, next_node, result: None }
+    }
+}
+
+/// A script being sent: the text read but not yet acknowledged by a result is kept, so an
+/// attempt can resume from any acknowledged offset.
+struct Source {
+    reader: Option<Box<dyn Read + Send>>,
+    /// Bytes from `kept_from` on, read and not yet acknowledged.
+    kept: VecDeque<u8>,
+    kept_from: u64,
+    /// The source is exhausted.
+    done: bool,
+}
+
+impl Source {
+    fn new(script: Script) -> Self {
+        match script {
+            Script::Text(text) => {
+                Self { reader: None, kept: text.into_bytes().into(), kept_from: 0, done: true }
+            }
+            Script::Reader(reader) => {
+                Self { reader: Some(reader), kept: VecDeque::new(), kept_from: 0, done: false }
+            }
+        }
+    }
+
+    /// The piece starting at `offset` (at or after the last acknowledged offset), reading more
+    /// of the source if needed; `None` at the end.
+    fn piece(&mut self, offset: u64) -> Result<Option<Vec<u8>>, String> {
+        let kept_end = self.kept_from + self.kept.len() as u64;
+        if offset < kept_end {
+            let start = (offset - self.kept_from) as usize;
+            let end = (start + PIECE_BYTES).min(self.kept.len());
+            return Ok(Some(self.kept.range(start..end).copied().collect()));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        let Some(reader) = self.reader.as_mut() else { return Ok(None) };
+        let mut piece = vec![0u8; PIECE_BYTES];
+        let read = reader.read(&mut piece).map_err(|e| format!("cannot read the script: {e}"))?;
+        if read == 0 {
+            self.done = true;
+            return Ok(None);
+        }
+        piece.truncate(read);
+        self.kept.extend(&piece);
+        Ok(Some(piece))
+    }
+
+    /// Forgets the text before `offset` (its results arrived).
+    fn acknowledge(&mut self, offset: u64) {
+        let drop = offset.saturating_sub(self.kept_from).min(self.kept.len() as u64);
+        self.kept.drain(..drop as usize);
+        self.kept_from += drop;
+    }
+}
+
+/// Sends the script from `offset` on, the settings first.
+async fn feed(
+    source: Arc<Mutex<Source>>,
+    mut offset: u64,
+    settings: pb::RunSettings,
+    pieces: tokio::sync::mpsc::Sender<pb::RunRequest>,
+) -> Result<(), String> {
+    let mut settings = Some(settings);
+    loop {
+        let piece = {
+            let source = source.clone();
+            tokio::task::spawn_blocking(move || {
+                source.lock().unwrap_or_else(|p| p.into_inner()).piece(offset)
+            })
+            .await
+            .map_err(|e| format!("cannot read the script: {e}"))??
+        };
+        let Some(piece) = piece else {
+            if let Some(settings) = settings.take() {
+                let _ =
+                    pieces.send(pb::RunRequest { settings: Some(settings), sql: Vec::new() }).await;
+            }
+            return Ok(());
+        };
+        offset += piece.len() as u64;
+        let request = pb::RunRequest { settings: settings.take(), sql: piece };
+        if pieces.send(request).await.is_err() {
+            return Ok(()); // the call ended
+        }
     }
 }

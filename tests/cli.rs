@@ -370,3 +370,123 @@ fn an_unknown_outcome_has_its_own_kind_and_exit_code() {
     assert_eq!(code(&refused), 3, "{}{}", stdout(&refused), stderr(&refused));
     assert!(stdout(&refused).contains("\"kind\":\"unavailable\""), "{}", stdout(&refused));
 }
+
+/// Issue 12, item 5: no 4 MiB walls. A 15 MB script streams to the server from a file, a
+/// result of 15 MB streams back, and a single row of 16 MiB goes in and comes out.
+#[test]
+fn scripts_results_and_rows_of_any_size_stream() {
+    let _serial = serial();
+    let cluster = Cluster::start(1, &[]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("big.sql");
+    let value = "y".repeat(10_000);
+    let mut text = String::from("CREATE TABLE t (id INT PRIMARY KEY, v STRING);\n");
+    for id in 0..1_500 {
+        text.push_str(&format!("INSERT INTO t VALUES ({id}, '{value}');\n"));
+    }
+    assert!(text.len() > 15_000_000);
+    std::fs::write(&script, &text).expect("write the script");
+    let loaded = chronos(&cluster, &["exec", "-f", script.to_str().expect("path")], "");
+    assert_eq!(code(&loaded), 0, "{}", stderr(&loaded));
+    // 15 MB of rows come back (CSV streams them).
+    let all = chronos(&cluster, &["exec", "--format", "csv", "SELECT id, v FROM t"], "");
+    assert_eq!(code(&all), 0, "{}", stderr(&all));
+    assert!(all.stdout.len() > 15_000_000, "{} bytes", all.stdout.len());
+    assert_eq!(stdout(&all).lines().count(), 1_501);
+    // One row of 16 MiB, in and out.
+    let big = "z".repeat(16 << 20);
+    let row = dir.path().join("row.sql");
+    std::fs::write(&row, format!("INSERT INTO t VALUES (-1, '{big}')")).expect("write");
+    let inserted = chronos(&cluster, &["exec", "-f", row.to_str().expect("path")], "");
+    assert_eq!(code(&inserted), 0, "{}", stderr(&inserted));
+    let length = chronos(
+        &cluster,
+        &["exec", "--format", "csv", "SELECT LENGTH(v) FROM t WHERE id = -1"],
+        "",
+    );
+    assert_eq!(stdout(&length), format!("length\n{}\n", 16 << 20), "{}", stderr(&length));
+    let back = chronos(&cluster, &["exec", "--format", "csv", "SELECT v FROM t WHERE id = -1"], "");
+    assert_eq!(code(&back), 0, "{}", stderr(&back));
+    assert_eq!(back.stdout.len(), 2 + (16 << 20) + 1, "header, the value, newline");
+}
+
+/// A table of `rows` integers, inserted in one statement.
+fn numbers(cluster: &Cluster, rows: usize) {
+    let values: Vec<String> = (0..rows).map(|i| format!("({i})")).collect();
+    let sql = format!("CREATE TABLE a (x INT); INSERT INTO a VALUES {}", values.join(", "));
+    let output = chronos(cluster, &["exec", "-f", "-"], &sql);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+}
+
+/// Issue 12, item 11: reads are bounded. A query past the query timeout is cancelled; at most
+/// `--max-queries` run at once (more wait, then fail as busy); and a query whose client goes
+/// away stops at once, freeing its place.
+#[test]
+fn queries_are_bounded_in_time_and_number_and_stop_when_their_client_goes_away() {
+    let _serial = serial();
+    // The time limit.
+    let cluster = Cluster::start(1, &["--query-timeout-ms", "500"]);
+    numbers(&cluster, 2_000);
+    let started = std::time::Instant::now();
+    let long = chronos(
+        &cluster,
+        &["exec", "--format", "json", "SELECT COUNT(*) FROM a l CROSS JOIN a m CROSS JOIN a r"],
+        "",
+    );
+    assert_eq!(code(&long), 1, "{}", stderr(&long));
+    assert!(stdout(&long).contains("\"kind\":\"query_canceled\""), "{}", stdout(&long));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    drop(cluster);
+
+    // One query at a time, a generous query timeout.
+    let cluster = Cluster::start(1, &["--max-queries", "1", "--request-timeout-ms", "1500"]);
+    numbers(&cluster, 2_000);
+    // A client that stops reading its rows holds the one place...
+    let mut stuck = Command::new(env!("CARGO_BIN_EXE_chronos"))
+        .args(["--addr", &cluster.addresses[&1], "exec", "--format", "csv"])
+        .arg("SELECT l.x, m.x FROM a l CROSS JOIN a m CROSS JOIN a r")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run chronos");
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(stuck.stdout.as_mut().expect("stdout"), &mut first).expect("rows");
+    // ...so another query waits and is refused as busy.
+    let busy = chronos(&cluster, &["exec", "--format", "json", "SELECT 1"], "");
+    assert_eq!(code(&busy), 3, "{}{}", stdout(&busy), stderr(&busy));
+    assert!(stdout(&busy).contains("busy"), "{}", stdout(&busy));
+    // Once that client goes away its query stops, and the next query runs at once.
+    stuck.kill().expect("kill the client");
+    stuck.wait().expect("wait for the client");
+    support::eventually("the abandoned query to stop", || {
+        let next = chronos(&cluster, &["exec", "--format", "csv", "SELECT 1 AS one"], "");
+        (code(&next) == 0 && stdout(&next) == "one\n1\n").then_some(())
+    });
+}
+
+/// Issue 12, item 10, through a cluster: a statement past its limits fails with the same error
+/// on every node, which all stay up and agree, also after a restart replays it.
+#[test]
+fn a_statement_past_its_memory_limit_fails_on_every_node_alike() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(3, &["--statement-memory-mb", "4"]);
+    numbers(&cluster, 20_000);
+    let crossed = chronos(
+        &cluster,
+        &[
+            "exec",
+            "--format",
+            "json",
+            "CREATE TABLE b (x INT, y INT); INSERT INTO b SELECT l.x, r.x FROM a l CROSS JOIN a r",
+        ],
+        "",
+    );
+    assert_eq!(code(&crossed), 1, "{}", stderr(&crossed));
+    assert!(stdout(&crossed).contains("\"kind\":\"resource_limit\""), "{}", stdout(&crossed));
+    let leader = cluster.leader();
+    let other = cluster.other_than(leader);
+    cluster.kill(other);
+    cluster.spawn(other);
+    cluster.ok(leader, "INSERT INTO b VALUES (1, 2)");
+    assert_eq!(cluster.converged("b").len(), 1);
+}

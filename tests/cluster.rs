@@ -412,16 +412,22 @@ fn forged_or_hijacked_sessions_are_refused() {
         panic!("a read-write transaction: {begun:?}");
     };
     let address = format!("http://{}", cluster.addresses[&1]);
+    // A raw Run call with a made-up session; the refusal comes as the stream's status.
     let send = |transaction: pb::Transaction, sql: &str| {
         cluster.block_on(async {
             let mut raw =
                 pb::sql_client::SqlClient::connect(address.clone()).await.expect("connect");
-            let request = pb::ExecuteRequest {
-                sql: sql.into(),
+            let settings = pb::RunSettings {
                 session: Some(pb::Session { transaction: Some(transaction) }),
                 ..Default::default()
             };
-            raw.execute(request).await
+            let request = pb::RunRequest { settings: Some(settings), sql: sql.as_bytes().to_vec() };
+            let mut stream = raw.run(tokio_stream::iter(vec![request])).await?.into_inner();
+            let mut messages = Vec::new();
+            while let Some(message) = stream.message().await? {
+                messages.push(message);
+            }
+            Ok::<_, tonic::Status>(messages)
         })
     };
     // Another client claims the owner's transaction by its version.
@@ -449,4 +455,82 @@ fn forged_or_hijacked_sessions_are_refused() {
     cluster.block_on(reader.execute("BEGIN READ ONLY", false)).expect("begin read only");
     let read = cluster.block_on(reader.execute("SELECT v FROM t; COMMIT", false)).expect("read");
     assert!(read.results.iter().all(|(_, r)| r.is_ok()), "{read:?}");
+}
+
+/// Issue 12, item 2: a follower that was down during large writes catches up, by appends
+/// (bounded in bytes, so no frame exceeds the transport's limit) and then by a streamed
+/// snapshot of a state of tens of megabytes.
+#[test]
+fn a_follower_down_during_large_writes_catches_up() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(3, &["--snapshot-entries", "400"]);
+    let leader = cluster.leader();
+    cluster.ok(leader, "CREATE TABLE big (id INT PRIMARY KEY, payload STRING)");
+    let payload = "x".repeat(30_000);
+    let mut client = cluster.client(leader);
+    let mut insert = |cluster: &Cluster, from: i64, to: i64| {
+        for id in from..to {
+            let sql = format!("INSERT INTO big VALUES ({id}, '{payload}')");
+            let response = cluster.block_on(client.execute(&sql, false)).expect("insert");
+            assert!(response.results.iter().all(|(_, r)| r.is_ok()), "{response:?}");
+        }
+    };
+    // Appends: 300 writes of 30 KB while node `down` is away (the log is not compacted yet).
+    let down = cluster.other_than(leader);
+    cluster.kill(down);
+    insert(&cluster, 0, 300);
+    cluster.spawn(down);
+    // The row count a node serves, once it answers.
+    let count = |cluster: &Cluster, id: u64| -> Option<i64> {
+        let mut client = cluster.client(id);
+        let response = cluster.block_on(client.execute("SELECT COUNT(*) FROM big", false)).ok()?;
+        response.results[0].1.as_ref().ok()?;
+        Some(single_integer(&response.results[0].1))
+    };
+    eventually("the follower to catch up by appends", || {
+        (count(&cluster, down)? == 300).then_some(())
+    });
+    // A snapshot: another follower misses writes past a compaction.
+    let other = (1..=3).find(|id| *id != leader && *id != down).expect("a third node");
+    cluster.kill(other);
+    insert(&cluster, 300, 700);
+    let status = cluster.status(leader).expect("status");
+    assert!(status.snapshot_index > 300, "the leader compacted its log: {status:?}");
+    cluster.spawn(other);
+    eventually("the follower to catch up by snapshot", || {
+        (count(&cluster, other)? == 700).then_some(())
+    });
+    assert!(cluster.log(other).contains("received a snapshot"), "{}", cluster.log(other));
+    assert_eq!(cluster.converged("big").len(), 700);
+}
+
+/// Issue 12, item 6: a write cut off mid-commit has an unknown outcome; the client retries it
+/// with the same request id, and the log applies it exactly once. Only one follower comes
+/// back, so the old leader (whose log has the cut-off entry) is elected again and commits it
+/// while the client retries.
+#[test]
+fn a_write_with_an_unknown_outcome_is_retried_and_applied_exactly_once() {
+    let _serial = serial();
+    let mut cluster = Cluster::start(3, &["--tick-ms", "100", "--request-timeout-ms", "1500"]);
+    let leader = cluster.leader();
+    cluster.ok(leader, "CREATE TABLE t (id INT)");
+    let followers: Vec<u64> = cluster.running().into_iter().filter(|id| *id != leader).collect();
+    for id in &followers {
+        cluster.kill(*id);
+    }
+    let address = cluster.addresses[&leader].clone();
+    let writer = std::thread::spawn(move || {
+        let runtime = support::runtime();
+        let mut client =
+            chronos::client::Client::new(vec![address], Duration::from_secs(10)).expect("client");
+        client.retry_for = Duration::from_secs(60);
+        runtime.block_on(client.execute("INSERT INTO t VALUES (1)", false))
+    });
+    // Let at least one attempt time out with its entry in the leader's log.
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.spawn(followers[0]);
+    let response = writer.join().expect("writer").expect("the write succeeds once retried");
+    assert!(response.results[0].1.is_ok(), "{:?}", response.results);
+    let count = cluster.execute(leader, "SELECT COUNT(*) FROM t");
+    assert_eq!(single_integer(&count.results[0].1), 1, "the write is applied exactly once");
 }

@@ -133,9 +133,11 @@ fn a_full_disk_halts_the_node_cleanly_and_acknowledged_writes_survive() {
         acknowledged += 1;
         assert!(acknowledged < 100, "the 2 MB disk never filled");
     };
-    assert_eq!(failure.status.code(), Some(3), "{}", stderr(&failure));
-    let message = format!("{}{}", String::from_utf8_lossy(&failure.stdout), stderr(&failure));
-    assert!(message.contains("No space left on device"), "{message}");
+    // The failed write is refused (3) or cut off as the node halts (4); the reason is in the
+    // node's log below. (The store also syncs in the background, so the disk may fill between
+    // two writes, and the next one finds the node gone.)
+    let code = failure.status.code();
+    assert!(matches!(code, Some(3) | Some(4)), "{code:?}: {}", stderr(&failure));
 
     // The node stops with a clear message instead of serving on or panicking.
     let deadline = Instant::now() + DEADLINE;

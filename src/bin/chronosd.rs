@@ -34,6 +34,19 @@ struct Args {
     /// How long a request may wait for a leader, a commit or a read, in milliseconds.
     #[arg(long, default_value_t = chronos::server::REQUEST_TIMEOUT.as_millis() as u64)]
     request_timeout_ms: u64,
+    /// How long a query may run before it is cancelled, in milliseconds.
+    #[arg(long, default_value_t = chronos::server::QUERY_TIMEOUT.as_millis() as u64)]
+    query_timeout_ms: u64,
+    /// How many queries may run at once (more wait, up to the request timeout).
+    #[arg(long, default_value_t = chronos::server::MAX_QUERIES)]
+    max_queries: usize,
+    /// The most megabytes of rows one statement may write.
+    #[arg(long, default_value_t = chronos::server::STATEMENT_LIMITS.write_bytes >> 20)]
+    statement_write_mb: u64,
+    /// The most megabytes of rows one statement may hold in memory (sorts, joins, groups, rows
+    /// collected for a write).
+    #[arg(long, default_value_t = chronos::server::STATEMENT_LIMITS.hold_bytes >> 20)]
+    statement_memory_mb: u64,
     /// How long a transaction may sit unused before it is rolled back, in seconds.
     #[arg(long, default_value_t = chronos::server::TRANSACTION_TIMEOUT.as_secs())]
     transaction_timeout_secs: u64,
@@ -89,6 +102,12 @@ impl Args {
         opts.join = self.join;
         opts.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
         opts.transaction_timeout = Duration::from_secs(self.transaction_timeout_secs.max(1));
+        opts.query_timeout = Duration::from_millis(self.query_timeout_ms.max(1));
+        opts.max_queries = self.max_queries.max(1);
+        opts.statement_limits = chronos::sql::budget::Limits {
+            write_bytes: self.statement_write_mb.max(1).saturating_mul(1 << 20),
+            hold_bytes: self.statement_memory_mb.max(1).saturating_mul(1 << 20),
+        };
         opts.snapshot_entries = self.snapshot_entries.max(1);
         opts.snapshot_bytes = usize::try_from(self.snapshot_bytes).unwrap_or(usize::MAX).max(1);
         opts.tick = Duration::from_millis(self.tick_ms);

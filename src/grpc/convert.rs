@@ -1,9 +1,7 @@
 //! Conversions between the protobuf messages and the domain types.
 
 use super::pb;
-use crate::server::{
-    Consistency, Request, Response, StatementError, StatementOutcome, Transaction,
-};
+use crate::server::{Consistency, Settings, StatementError, StatementOutcome, Transaction};
 use crate::sql::StatementResult;
 use crate::sql::planner::OutputColumn;
 use crate::sql::types::{DataType, Value};
@@ -113,12 +111,13 @@ pub fn statement_result(index: u64, outcome: &StatementOutcome) -> pb::Statement
             StatementResult::Insert { count } => R::Insert(*count),
             StatementResult::Update { count } => R::Update(*count),
             StatementResult::Delete { count } => R::Delete(*count),
-            StatementResult::Query { columns: c, rows: r } => {
-                R::Query(pb::Query { columns: columns(c), rows: rows(r) })
+            // A query's columns and rows are sent before its result.
+            StatementResult::Query { rows, .. } => {
+                R::Query(pb::QueryEnd { rows: rows.len() as u64 })
             }
         },
     };
-    pb::StatementResult { index, result: Some(result) }
+    pb::StatementResult { index, result: Some(result), end_offset: 0, part: 0 }
 }
 
 /// A protobuf result as a statement outcome.
@@ -143,9 +142,8 @@ pub fn from_statement_result(result: pb::StatementResult) -> (u64, StatementOutc
         Some(R::Insert(count)) => Ok(StatementResult::Insert { count }),
         Some(R::Update(count)) => Ok(StatementResult::Update { count }),
         Some(R::Delete(count)) => Ok(StatementResult::Delete { count }),
-        Some(R::Query(q)) => {
-            Ok(StatementResult::Query { columns: from_columns(q.columns), rows: from_rows(q.rows) })
-        }
+        // The columns and rows came before; the caller puts them together.
+        Some(R::Query(_)) => Ok(StatementResult::Query { columns: Vec::new(), rows: Vec::new() }),
     };
     (result.index, outcome)
 }
@@ -186,61 +184,32 @@ impl From<pb::Transaction> for Transaction {
     }
 }
 
-impl From<pb::ExecuteRequest> for Request {
-    fn from(request: pb::ExecuteRequest) -> Self {
-        let consistency = match pb::Consistency::try_from(request.consistency) {
-            Ok(pb::Consistency::Stale) => Consistency::Stale,
-            _ => Consistency::Linearizable,
-        };
-        let transaction = request.session.and_then(|s| s.transaction);
-        let proof = transaction.as_ref().map(|t| t.proof.clone()).unwrap_or_default();
-        Request {
-            sql: request.sql,
-            consistency,
-            transaction: transaction.map(Transaction::from),
-            proof,
-            continue_on_error: request.continue_on_error,
-        }
+/// The settings of a run from the first message of its request.
+pub fn settings(settings: Option<pb::RunSettings>) -> Settings {
+    let settings = settings.unwrap_or_default();
+    let consistency = match pb::Consistency::try_from(settings.consistency) {
+        Ok(pb::Consistency::Stale) => Consistency::Stale,
+        _ => Consistency::Linearizable,
+    };
+    let transaction = settings.session.and_then(|s| s.transaction);
+    let proof = transaction.as_ref().map(|t| t.proof.clone()).unwrap_or_default();
+    Settings {
+        consistency,
+        transaction: transaction.map(Transaction::from),
+        proof,
+        continue_on_error: settings.continue_on_error,
+        client: settings.client_id,
+        sequence: settings.sequence,
+        start_offset: settings.start_offset,
+        first_part: settings.first_part,
     }
 }
 
-impl From<&Request> for pb::ExecuteRequest {
-    fn from(request: &Request) -> Self {
-        let consistency = match request.consistency {
-            Consistency::Linearizable => pb::Consistency::Linearizable,
-            Consistency::Stale => pb::Consistency::Stale,
-        };
-        pb::ExecuteRequest {
-            sql: request.sql.clone(),
-            consistency: consistency as i32,
-            session: Some(pb::Session {
-                transaction: request.transaction.as_ref().map(|t| transaction(t, &request.proof)),
-            }),
-            continue_on_error: request.continue_on_error,
-        }
-    }
-}
-
-impl From<&Response> for pb::ExecuteResponse {
-    fn from(response: &Response) -> Self {
-        pb::ExecuteResponse {
-            results: response.results.iter().map(|(i, o)| statement_result(*i, o)).collect(),
-            session: Some(pb::Session {
-                transaction: response.transaction.as_ref().map(|t| transaction(t, &response.proof)),
-            }),
-        }
-    }
-}
-
-impl From<pb::ExecuteResponse> for Response {
-    fn from(response: pb::ExecuteResponse) -> Self {
-        let transaction = response.session.and_then(|s| s.transaction);
-        let proof = transaction.as_ref().map(|t| t.proof.clone()).unwrap_or_default();
-        Response {
-            results: response.results.into_iter().map(from_statement_result).collect(),
-            transaction: transaction.map(Transaction::from),
-            proof,
-        }
+/// The protobuf form of a consistency.
+pub fn consistency(consistency: Consistency) -> pb::Consistency {
+    match consistency {
+        Consistency::Linearizable => pb::Consistency::Linearizable,
+        Consistency::Stale => pb::Consistency::Stale,
     }
 }
 
@@ -250,45 +219,47 @@ mod tests {
     use std::collections::BTreeSet;
 
     #[test]
-    fn requests_and_responses_round_trip() {
-        let request = Request {
-            sql: "SELECT 1".into(),
-            consistency: Consistency::Stale,
-            transaction: Some(Transaction::ReadOnly {
-                state: TransactionState {
-                    version: 7,
-                    read_only: true,
-                    active: BTreeSet::from([3, 5]),
-                },
-                index: 42,
-            }),
-            proof: vec![1, 2, 3],
-            continue_on_error: true,
+    fn sessions_settings_and_results_round_trip() {
+        let session = Transaction::ReadOnly {
+            state: TransactionState { version: 7, read_only: true, active: BTreeSet::from([3, 5]) },
+            index: 42,
         };
-        let back = Request::from(pb::ExecuteRequest::from(&request));
-        assert_eq!(format!("{back:?}"), format!("{request:?}"));
+        let wire = pb::RunSettings {
+            consistency: pb::Consistency::Stale as i32,
+            session: Some(pb::Session { transaction: Some(transaction(&session, &[1, 2, 3])) }),
+            continue_on_error: true,
+            client_id: 9,
+            sequence: 4,
+            start_offset: 100,
+            first_part: 2,
+        };
+        let back = settings(Some(wire));
+        assert_eq!(back.transaction, Some(session));
+        assert_eq!(back.proof, vec![1, 2, 3]);
+        assert_eq!((back.consistency, back.continue_on_error), (Consistency::Stale, true));
+        assert_eq!(
+            (back.client, back.sequence, back.start_offset, back.first_part),
+            (9, 4, 100, 2)
+        );
         let outcomes: Vec<(u64, StatementOutcome)> = vec![
             (1, Ok(StatementResult::Begin { version: 3, read_only: false })),
             (2, Ok(StatementResult::Insert { count: 2 })),
             (2, Ok(StatementResult::DropIndex { name: "i".into(), existed: false })),
-            (
-                3,
-                Ok(StatementResult::Query {
-                    columns: vec![OutputColumn {
-                        name: "a".into(),
-                        datatype: Some(DataType::Float),
-                    }],
-                    rows: vec![vec![Value::Float(1.5)], vec![Value::Null]],
-                }),
-            ),
             (4, Err(StatementError::new("unique_violation", "duplicate"))),
         ];
-        let response = Response {
-            results: outcomes,
-            transaction: Some(Transaction::ReadWrite { version: 3, index: 2 }),
-            proof: vec![9; 32],
-        };
-        let back = Response::from(pb::ExecuteResponse::from(&response));
-        assert_eq!(format!("{back:?}"), format!("{response:?}"));
+        for (index, outcome) in outcomes {
+            let (back_index, back) = from_statement_result(statement_result(index, &outcome));
+            assert_eq!((back_index, format!("{back:?}")), (index, format!("{outcome:?}")));
+        }
+        let rows = vec![vec![Value::Float(1.5)], vec![Value::Null]];
+        let query = Ok(StatementResult::Query { columns: Vec::new(), rows: rows.clone() });
+        let wire = statement_result(3, &query);
+        assert_eq!(
+            wire.result,
+            Some(pb::statement_result::Result::Query(pb::QueryEnd { rows: 2 }))
+        );
+        assert_eq!(from_rows(super::rows(&rows)).len(), 2);
+        let column = OutputColumn { name: "a".into(), datatype: Some(DataType::Float) };
+        assert_eq!(from_columns(columns(std::slice::from_ref(&column))), vec![column]);
     }
 }

@@ -19,9 +19,11 @@ use tonic::{Request, Response, Status};
 const PEER_STATUS_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often the Watch stream sends the node's status.
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
-/// The default and largest page of ScanTable.
+/// The default and largest page of ScanTable, in rows; a page also stops at about
+/// [`PAGE_BYTES`] (at least one row), so a page of large rows stays within message limits.
 const PAGE: u64 = 100;
 const MAX_PAGE: u64 = 10_000;
+const PAGE_BYTES: usize = 4 << 20;
 /// The default and largest LogTail.
 const LOG_TAIL: u64 = 20;
 const MAX_LOG_TAIL: u64 = 1_000;
@@ -171,7 +173,7 @@ impl AdminService {
         let channel = self.cx.transport.channel(leader).ok_or_else(|| {
             Status::unavailable(format!("the leader's (node {leader}) address is unknown"))
         })?;
-        Ok(Some(pb::admin_client::AdminClient::new(channel)))
+        Ok(Some(transport::admin_client(channel)))
     }
 
     async fn change(&self, change: ConfChange) -> Result<pb::MembershipResponse, Status> {
@@ -229,7 +231,7 @@ impl pb::admin_server::Admin for AdminService {
                     ..Default::default()
                 };
                 let Some(channel) = channel else { return down };
-                let mut client = pb::admin_client::AdminClient::new(channel);
+                let mut client = transport::admin_client(channel);
                 let mut request = Request::new(pb::StatusRequest {});
                 request.set_timeout(PEER_STATUS_TIMEOUT);
                 match tokio::time::timeout(PEER_STATUS_TIMEOUT, client.status(request)).await {
@@ -290,11 +292,20 @@ impl pb::admin_server::Admin for AdminService {
         let page = tokio::task::spawn_blocking(move || -> crate::sql::Result<_> {
             let table = txn.must_get_table(&request.table)?;
             let total = txn.count_rows(&table)?;
-            let rows = txn
+            let mut rows = Vec::new();
+            let mut bytes = 0;
+            let scan = txn
                 .scan_rows(&table, (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded))
                 .skip(request.offset as usize)
-                .take(limit as usize)
-                .collect::<crate::sql::Result<Vec<_>>>()?;
+                .take(limit as usize);
+            for row in scan {
+                let row = row?;
+                bytes += row.iter().map(crate::sql::types::Value::size).sum::<usize>();
+                rows.push(row);
+                if bytes >= PAGE_BYTES {
+                    break;
+                }
+            }
             let columns = table
                 .columns
                 .iter()

@@ -65,19 +65,12 @@ impl Applier {
     pub fn run(mut self) {
         self.publish();
         while let Ok(work) = self.work.recv() {
-            let outcome =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(work)));
-            let failure = match outcome {
-                Ok(Ok(())) => continue,
-                Ok(Err(error)) => error.to_string(),
-                Err(panic) => format!(
-                    "the state machine panicked after index {}: {}",
-                    self.machine.applied(),
-                    panic_message(&panic)
-                ),
-            };
-            let _ = self.driver.send(Input::Halt(failure));
-            return;
+            let applied = self.machine.applied();
+            if let Err(failure) = guarded(applied, || self.step(work)) {
+                tracing::error!("{failure}");
+                let _ = self.driver.send(Input::Halt(failure));
+                return;
+            }
         }
     }
 
@@ -177,6 +170,19 @@ impl Applier {
     }
 }
 
+/// Runs a step of the applier, turning a failure or a panic into the message the node halts
+/// with (a panic must not leave a node that commits but never applies).
+fn guarded(applied: Index, step: impl FnOnce() -> Result<(), ApplyError>) -> Result<(), String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(panic) => Err(format!(
+            "the state machine panicked after index {applied}: {}",
+            panic_message(&panic)
+        )),
+    }
+}
+
 /// The text of a panic's payload.
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
@@ -206,5 +212,22 @@ pub fn run_flusher(work: Receiver<(Arc<ReplicaStore>, Index)>, driver: Sender<In
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_or_a_failure_while_applying_becomes_a_halt_message() {
+        assert_eq!(guarded(3, || Ok(())), Ok(()));
+        let failed = guarded(3, || Err(ApplyError { index: 4, message: "disk full".into() }));
+        assert_eq!(failed, Err("state machine failed at index 4: disk full".to_string()));
+        let panicked = guarded(7, || panic!("index out of bounds"));
+        assert_eq!(
+            panicked,
+            Err("the state machine panicked after index 7: index out of bounds".to_string())
+        );
     }
 }

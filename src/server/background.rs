@@ -71,7 +71,7 @@ async fn transactions(cx: Arc<Context>) {
             if let (false, Some(leader)) = (touched.is_empty(), leader)
                 && let Some(channel) = cx.transport.channel(leader)
             {
-                let mut client = pb::raft_client::RaftClient::new(channel);
+                let mut client = super::transport::raft_client(channel);
                 let request = pb::TouchRequest { transactions: touched };
                 let _ = tokio::time::timeout(ACTIVITY_INTERVAL, client.touch(request)).await;
             }

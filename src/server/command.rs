@@ -8,6 +8,7 @@
 use crate::encoding::value as codec;
 use crate::raft::NodeId;
 use crate::sql::StatementResult;
+use crate::sql::budget::Limits;
 use crate::sql::parser::ast::Statement;
 use crate::storage::mvcc::Version;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,12 @@ pub enum Command {
         statements: Vec<Statement>,
         /// Run every statement even after one fails.
         continue_on_error: bool,
+        /// Identifies the command so that a retry is applied at most once (`None`: no
+        /// deduplication).
+        request: Option<RequestId>,
+        /// What each statement may write and hold, fixed by the node that wrote the command
+        /// so every replica enforces the same.
+        limits: Limits,
     },
     /// Rolls back transactions whose clients went away (chosen by the leader's timeout).
     Abort {
@@ -79,6 +86,19 @@ impl Command {
             Command::SetAddress { id, address } => format!("node {id} serves on {address}"),
         }
     }
+}
+
+/// A command's identity: the client's random id, its request number, and the log run within
+/// the request. The state machine applies each at most once (Ongaro's thesis, 6.3): a command
+/// whose id it has seen last for that client gets the outcome it had.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RequestId {
+    /// The client.
+    pub client: u64,
+    /// The client's request number (increasing).
+    pub sequence: u64,
+    /// The log run within the request (from the request's first run on).
+    pub part: u64,
 }
 
 /// A failed statement, as clients see it.

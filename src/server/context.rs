@@ -56,6 +56,8 @@ pub struct Context {
     pub stopping: watch::Sender<bool>,
     /// Held while a snapshot is received: one at a time.
     pub receiving_snapshot: tokio::sync::Mutex<()>,
+    /// Permits for running queries (at most `max_queries` at once).
+    pub queries: Arc<tokio::sync::Semaphore>,
 }
 
 impl Context {
@@ -322,6 +324,19 @@ impl Context {
             Err(_) => Err(Error::Unavailable(
                 "the cluster has not set its session key yet (no leader has committed one)".into(),
             )),
+        }
+    }
+
+    /// A permit to run a query, waiting (up to the request timeout) while `max_queries` run.
+    pub async fn query_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        let wait = self.queries.clone().acquire_owned();
+        match tokio::time::timeout(self.opts.request_timeout, wait).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(self.stopped()),
+            Err(_) => Err(Error::Unavailable(format!(
+                "the node is busy: {} queries are running (--max-queries) and none finished within {:?}",
+                self.opts.max_queries, self.opts.request_timeout
+            ))),
         }
     }
 

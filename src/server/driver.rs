@@ -397,18 +397,27 @@ impl DriverThread {
             let stalled = peer.stalled >= self.stalled_after;
             let was = reported.insert(*id, stalled).unwrap_or(false);
             if stalled && !was {
-                tracing::warn!(
-                    peer = id,
-                    match_index = peer.match_index,
-                    last_index = status.last_index,
-                    receiving_snapshot = peer.receiving_snapshot,
-                    "a follower has made no replication progress for {:?}",
-                    self.tick * peer.stalled
+                let message = format!(
+                    "node {id} has made no replication progress for {:?} (at index {} of {}{})",
+                    self.tick * peer.stalled,
+                    peer.match_index,
+                    status.last_index,
+                    if peer.receiving_snapshot { ", receiving a snapshot" } else { "" }
                 );
+                tracing::warn!("{message}");
+                self.notify("replication", message, peer.match_index);
             } else if !stalled && was {
-                tracing::info!(peer = id, "the follower is replicating again");
+                let message = format!("node {id} is replicating again");
+                tracing::info!("{message}");
+                self.notify("replication", message, peer.match_index);
             }
         }
+    }
+
+    /// Publishes an event of the driver's own (not the core's).
+    fn notify(&self, kind: &'static str, message: String, index: Index) {
+        let term = self.driver.node.term();
+        let _ = self.events.send(NodeEvent { at: SystemTime::now(), kind, message, term, index });
     }
 
     fn publish(&self, event: Event) {

@@ -39,6 +39,7 @@ mod driver;
 mod files;
 mod node;
 mod requests;
+mod script;
 mod services;
 mod session;
 mod snapshot;
@@ -49,9 +50,9 @@ pub use command::{Command, Outcome, StatementError, StatementOutcome};
 pub use context::{OUTCOME_HEADER, never_sent};
 pub use driver::NodeEvent;
 pub use node::{Node, NodeStatus, Options};
-pub use requests::{Consistency, Request, Response, Transaction};
+pub use requests::{Consistency, MAX_STATEMENT_BYTES, Settings, Transaction};
 pub use state::{ApplyError, Meta, SharedDatabase, StateMachine};
-pub use transport::endpoint;
+pub use transport::{MAX_MESSAGE_BYTES, admin_client, endpoint};
 
 use std::time::Duration;
 
@@ -61,6 +62,14 @@ pub const TICK_INTERVAL: Duration = Duration::from_millis(25);
 pub const ELECTION_TICKS: crate::raft::Ticks = 10;
 /// How long a request may wait for a leader, a commit or a read barrier.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a query may run before it is cancelled.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many queries may run at once on a node (more wait, up to the request timeout).
+pub const MAX_QUERIES: usize = 64;
+/// What one statement may write (64 MiB of rows) and hold in memory (256 MiB of rows) by
+/// default.
+pub const STATEMENT_LIMITS: crate::sql::budget::Limits =
+    crate::sql::budget::Limits { write_bytes: 64 << 20, hold_bytes: 256 << 20 };
 /// How long a transaction may go unused before the leader rolls it back.
 pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Entries applied past the log's start that trigger a flush of the state and a compaction of

@@ -40,6 +40,13 @@ pub struct Options {
     pub election_ticks: raft::Ticks,
     /// How long a request may wait for a leader, a commit or a read barrier.
     pub request_timeout: Duration,
+    /// How long a query may run before it is cancelled.
+    pub query_timeout: Duration,
+    /// How many queries may run at once (more wait, up to the request timeout).
+    pub max_queries: usize,
+    /// What one statement may write and hold in memory. Written into each command this node
+    /// proposes, so every replica enforces the same limits on it.
+    pub statement_limits: crate::sql::budget::Limits,
     /// How long a transaction may go unused before it is rolled back.
     pub transaction_timeout: Duration,
     /// Entries applied past the log's start that trigger a flush and compaction.
@@ -64,6 +71,9 @@ impl Options {
             tick: super::TICK_INTERVAL,
             election_ticks: super::ELECTION_TICKS,
             request_timeout: super::REQUEST_TIMEOUT,
+            query_timeout: super::QUERY_TIMEOUT,
+            max_queries: super::MAX_QUERIES,
+            statement_limits: super::STATEMENT_LIMITS,
             transaction_timeout: super::TRANSACTION_TIMEOUT,
             snapshot_entries: super::SNAPSHOT_ENTRIES,
             snapshot_bytes: super::SNAPSHOT_BYTES,
@@ -216,6 +226,7 @@ impl Node {
             spawn_thread("chronos-flush", move || run_flusher(flush_rx, flusher_inbox))?,
             spawn_thread("chronos-raft", move || driver.run())?,
         ];
+        let queries = Arc::new(tokio::sync::Semaphore::new(opts.max_queries.max(1)));
         let cx = Arc::new(Context {
             opts,
             address: address.to_string(),
@@ -231,6 +242,7 @@ impl Node {
             activity: Activity::default(),
             stopping: watch::channel(false).0,
             receiving_snapshot: tokio::sync::Mutex::new(()),
+            queries,
         });
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
         let server = services::serve(cx.clone(), listener, shutdown_rx);

@@ -1,8 +1,11 @@
-//! Running a client's script: which statements go through the log and which are served here.
+//! Running a client's script as it streams in, and streaming the results back
+//! (`Sql.Run`).
 //!
-//! A script is split into runs. Consecutive writes (and BEGIN, COMMIT and ROLLBACK of a
-//! read-write transaction) form one log entry: an autocommit INSERT costs one entry, and a
-//! whole `BEGIN; ...; COMMIT` script costs one. Everything else is served by this node:
+//! The script arrives in pieces; [`Splitter`] cuts it into statements, so a script of any size
+//! goes through one statement at a time. Consecutive writes (and BEGIN, COMMIT and ROLLBACK of
+//! a read-write transaction) form one log entry, up to [`MAX_RUN_BYTES`]: an autocommit INSERT
+//! costs one entry, and a whole `BEGIN; ...; COMMIT` script costs one. Everything else is
+//! served by this node:
 //! - a query outside a transaction, after a ReadIndex barrier (linearizable) or at once
 //!   (stale);
 //! - a query inside a read-write transaction, once this node has applied the transaction's
@@ -10,17 +13,42 @@
 //! - a read-only transaction: BEGIN READ ONLY takes a snapshot here after a barrier, and its
 //!   queries reopen that snapshot on whichever node serves them.
 //!
-//! The session lives with the client (see [`Transaction`]), so any node can continue it.
+//! A query's rows stream back in batches of about [`ROW_BATCH_BYTES`] as the executor produces
+//! them; the stream is bounded, so a slow client slows the query down, a client that goes away
+//! stops it, and a query that runs past the query timeout is cancelled. At most
+//! `max_queries` queries run at once on a node.
+//!
+//! Each result carries the offset just past its statement in the script and, for a write,
+//! the number of its log run: a client whose stream breaks resumes after the last result it
+//! got, and its request id makes the log apply a write whose outcome it did not learn at most
+//! once. The session lives with the client (see [`Transaction`]), signed by the cluster.
 
 use super::Error;
-use super::command::{Command, Outcome, StatementError, StatementOutcome};
+use super::command::{Command, Outcome, RequestId, StatementError, StatementOutcome};
 use super::context::Context;
+use super::script::Splitter;
+use crate::grpc::{convert, pb};
 use crate::raft::Index;
+use crate::sql::budget::Budget;
+use crate::sql::engine::Txn;
+use crate::sql::execution::execute_node;
 use crate::sql::parser::{self, ast::Statement};
+use crate::sql::planner::{Plan, Planner};
 use crate::sql::{Database, StatementResult};
 use crate::storage::mvcc::{TransactionState, Version};
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::mpsc;
+use tonic::Status;
+
+/// The longest statement a script may hold.
+pub const MAX_STATEMENT_BYTES: usize = 40 << 20;
+/// About the most statement text one log entry carries (a longer statement goes alone).
+pub const MAX_RUN_BYTES: usize = 8 << 20;
+/// About how many bytes of rows one message carries (a larger row goes alone).
+pub const ROW_BATCH_BYTES: usize = 1 << 20;
+/// How many row batches may wait for a slow client before the query waits.
+const ROW_BATCHES_AHEAD: usize = 2;
 
 /// How fresh a read must be.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,11 +79,9 @@ pub enum Transaction {
     },
 }
 
-/// A script to run.
+/// How a script is to be run.
 #[derive(Clone, Debug, Default)]
-pub struct Request {
-    /// The statements.
-    pub sql: String,
+pub struct Settings {
     /// The consistency of reads outside transactions.
     pub consistency: Consistency,
     /// The session's open transaction.
@@ -64,267 +90,499 @@ pub struct Request {
     pub proof: Vec<u8>,
     /// Keep going after a failed statement.
     pub continue_on_error: bool,
+    /// The client's id and request number, for at-most-once writes (client 0: none).
+    pub client: u64,
+    /// The request number.
+    pub sequence: u64,
+    /// Where the text starts in the whole script, and the number of its first log run.
+    pub start_offset: u64,
+    /// The number of the first log run.
+    pub first_part: u64,
 }
 
-/// What a script did.
-#[derive(Clone, Debug, Default)]
-pub struct Response {
-    /// Each statement run, with the log index its result reflects.
-    pub results: Vec<(Index, StatementOutcome)>,
-    /// The session's open transaction afterwards.
-    pub transaction: Option<Transaction>,
-    /// The cluster's proof that it issued `transaction`, to send back with it.
-    pub proof: Vec<u8>,
+/// Where results go.
+pub type Output = mpsc::Sender<Result<pb::RunResponse, Status>>;
+
+/// The state of one run of a script.
+struct Run {
+    cx: Arc<Context>,
+    out: Output,
+    settings: Settings,
+    /// The session's transaction now.
+    transaction: Option<Transaction>,
+    /// The next log run's number.
+    part: u64,
+    /// Writes waiting to go through the log as one entry, with their end offsets.
+    pending: Vec<(Statement, u64)>,
+    pending_bytes: usize,
+    /// The transaction state once `pending` has run (to decide what the next statement does).
+    in_read_write: bool,
+    read_only_open: bool,
+    /// A statement failed (and the script stops unless `continue_on_error`).
+    failed: bool,
+    /// The script must stop (an unknown outcome, or the client went away).
+    stopped: bool,
 }
 
-/// Runs a script (see the module docs).
-pub async fn execute(cx: &Arc<Context>, request: Request) -> Result<Response, Error> {
+/// Runs a script (see the module docs). Results go to `out`; an error is a refusal of the
+/// whole request.
+pub async fn run(
+    cx: Arc<Context>,
+    settings: Settings,
+    first: Vec<u8>,
+    mut input: tonic::Streaming<pb::RunRequest>,
+    out: Output,
+) -> Result<(), Status> {
     cx.check_running()?;
-    if let Some(txn) = &request.transaction {
+    if let Some(txn) = &settings.transaction {
         let key = cx.session_key().await?;
-        if !super::session::verify(&key, txn, &request.proof) {
+        if !super::session::verify(&key, txn, &settings.proof) {
             return Err(Error::InvalidRequest(
                 "the session's transaction was not issued by this cluster (or was altered); start a new session".into(),
+            )
+            .into());
+        }
+    }
+    let in_read_write = matches!(settings.transaction, Some(Transaction::ReadWrite { .. }));
+    let read_only_open = matches!(settings.transaction, Some(Transaction::ReadOnly { .. }));
+    let mut run = Run {
+        transaction: settings.transaction.clone(),
+        // Runs count from 1: a result with run 0 did not go through the log.
+        part: settings.first_part.max(1),
+        cx,
+        out,
+        pending: Vec::new(),
+        pending_bytes: 0,
+        in_read_write,
+        read_only_open,
+        failed: false,
+        stopped: false,
+        settings,
+    };
+    let mut splitter = Splitter::new(MAX_STATEMENT_BYTES, run.settings.start_offset);
+    splitter.push(&first);
+    let mut ended = false;
+    while !run.stopped && (!run.failed || run.settings.continue_on_error) {
+        let piece = match splitter.next_statement() {
+            Ok(Some(piece)) => piece,
+            Ok(None) if !ended => {
+                match input.message().await? {
+                    Some(message) => splitter.push(&message.sql),
+                    None => ended = true,
+                }
+                continue;
+            }
+            Ok(None) => match splitter.finish() {
+                Ok(Some(piece)) => piece,
+                Ok(None) => break,
+                Err(error) => {
+                    run.refuse(error).await;
+                    break;
+                }
+            },
+            Err(error) => {
+                run.refuse(error).await;
+                break;
+            }
+        };
+        let statements = match parser::parse(&piece.text) {
+            Ok(statements) => statements,
+            Err(error) => {
+                run.flush().await;
+                let index = run.cx.applied_index();
+                run.result(index, Err(error.into()), piece.end, 0).await;
+                continue;
+            }
+        };
+        for statement in statements {
+            run.statement(statement, piece.text.len(), piece.end).await;
+        }
+    }
+    run.flush().await;
+    run.send_session().await;
+    Ok(())
+}
+
+impl Run {
+    /// Takes one statement: into the pending log run, or served here.
+    async fn statement(&mut self, statement: Statement, bytes: usize, end: u64) {
+        if self.logged(&statement) {
+            match statement {
+                Statement::Begin { .. } => self.in_read_write = true,
+                Statement::Commit | Statement::Rollback => self.in_read_write = false,
+                _ => {}
+            }
+            self.read_only_open = false;
+            if self.pending_bytes + bytes > MAX_RUN_BYTES {
+                self.flush().await;
+            }
+            self.pending.push((statement, end));
+            self.pending_bytes += bytes;
+            return;
+        }
+        self.flush().await;
+        if self.stopped || (self.failed && !self.settings.continue_on_error) {
+            return;
+        }
+        self.serve_locally(statement, end).await;
+    }
+
+    /// Whether a statement goes through the log, given the transaction state after the
+    /// pending writes.
+    fn logged(&self, statement: &Statement) -> bool {
+        match statement {
+            Statement::Begin { read_only: false, .. } => {
+                !self.in_read_write && !self.read_only_open
+            }
+            Statement::Commit | Statement::Rollback => self.in_read_write,
+            statement => !statement.is_read_only() && !self.read_only_open,
+        }
+    }
+
+    /// Replicates the pending writes as one entry and sends their results.
+    async fn flush(&mut self) {
+        if self.pending.is_empty() || self.stopped {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
+        let part = self.part;
+        self.part += 1;
+        let txn = match &self.transaction {
+            Some(Transaction::ReadWrite { version, .. }) => {
+                self.cx.activity.touch(*version);
+                Some(*version)
+            }
+            _ => None,
+        };
+        let ends: Vec<u64> = pending.iter().map(|(_, end)| *end).collect();
+        let count = pending.len();
+        let request = (self.settings.client != 0).then_some(RequestId {
+            client: self.settings.client,
+            sequence: self.settings.sequence,
+            part,
+        });
+        let statements = pending.into_iter().map(|(statement, _)| statement).collect();
+        let command = Command::Execute {
+            txn,
+            statements,
+            continue_on_error: self.settings.continue_on_error,
+            request,
+            limits: self.cx.opts.statement_limits,
+        };
+        match self.cx.propose(&command).await {
+            Ok((index, Outcome::Executed { results, txn })) => {
+                let ran = results.len();
+                let failed = results.iter().any(Result::is_err) || ran < count;
+                for (result, end) in results.into_iter().zip(ends) {
+                    self.result(index, result, end, part).await;
+                }
+                let transaction = txn.map(|version| {
+                    self.cx.activity.touch(version);
+                    Transaction::ReadWrite { version, index }
+                });
+                self.in_read_write = transaction.is_some();
+                self.read_only_open = false;
+                if transaction != self.transaction {
+                    self.transaction = transaction;
+                    self.send_session().await;
+                }
+                self.failed |= failed;
+            }
+            Ok((index, Outcome::Done)) => {
+                let error = StatementError::new("internal", "the log applied a different command");
+                self.result(index, Err(error), ends[0], part).await;
+                self.failed = true;
+            }
+            Err(error) => {
+                // Unavailable: nothing was applied; unknown: it may have been. Either way the
+                // script cannot go on (its next statements may depend on this one); the client
+                // resumes here.
+                let index = self.cx.applied_index();
+                self.result(index, Err(error.into()), ends[0], part).await;
+                self.stopped = true;
+            }
+        }
+    }
+
+    /// Sends a statement's result.
+    async fn result(&mut self, index: Index, outcome: StatementOutcome, end: u64, part: u64) {
+        if outcome.is_err() {
+            self.failed = true;
+        }
+        let mut result = convert::statement_result(index, &outcome);
+        result.end_offset = end;
+        result.part = part;
+        self.send(pb::run_response::Event::Result(result)).await;
+    }
+
+    /// Refuses the rest of the script (a statement too long, text that is not UTF-8).
+    async fn refuse(&mut self, message: String) {
+        self.flush().await;
+        let index = self.cx.applied_index();
+        let error = StatementError::new("invalid_request", message);
+        self.result(index, Err(error), 0, 0).await;
+        self.stopped = true;
+    }
+
+    async fn send(&mut self, event: pb::run_response::Event) {
+        if self.out.send(Ok(pb::RunResponse { event: Some(event) })).await.is_err() {
+            self.stopped = true; // the client went away
+        }
+    }
+
+    /// Sends the session, signed.
+    async fn send_session(&mut self) {
+        let transaction = match &self.transaction {
+            None => None,
+            Some(txn) => match self.cx.session_key().await {
+                Ok(key) => {
+                    let proof = super::session::sign(&key, txn);
+                    Some(convert::transaction(txn, &proof))
+                }
+                Err(error) => {
+                    let _ = self.out.send(Err(error.into())).await;
+                    self.stopped = true;
+                    return;
+                }
+            },
+        };
+        self.send(pb::run_response::Event::Session(pb::Session { transaction })).await;
+    }
+
+    /// Serves one statement on this node.
+    async fn serve_locally(&mut self, statement: Statement, end: u64) {
+        let cx = self.cx.clone();
+        let deadline = Instant::now() + cx.opts.request_timeout;
+        let applied = cx.applied_index();
+        match (&statement, self.transaction.clone()) {
+            (Statement::Begin { .. }, Some(_)) => {
+                let error = StatementError::new(
+                    "transaction_state",
+                    "a transaction is already in progress",
+                );
+                self.result(applied, Err(error), end, 0).await;
+            }
+            (Statement::Begin { read_only: true, as_of }, None) => {
+                let index = match self.barrier().await {
+                    Ok(index) => index,
+                    Err(error) => return self.result(applied, Err(error), end, 0).await,
+                };
+                let as_of = *as_of;
+                let state = blocking(&cx, move |db| {
+                    let txn = match as_of {
+                        Some(version) => db.mvcc().begin_as_of(version)?,
+                        None => db.mvcc().begin_read_only()?,
+                    };
+                    Ok(txn.state().clone())
+                })
+                .await;
+                match state {
+                    Ok(state) => {
+                        let result =
+                            StatementResult::Begin { version: state.version, read_only: true };
+                        self.transaction = Some(Transaction::ReadOnly { state, index });
+                        self.read_only_open = true;
+                        self.result(index, Ok(result), end, 0).await;
+                        self.send_session().await;
+                    }
+                    Err(error) => self.result(index, Err(error), end, 0).await,
+                }
+            }
+            (
+                Statement::Commit | Statement::Rollback,
+                Some(Transaction::ReadOnly { state, .. }),
+            ) => {
+                self.transaction = None;
+                self.read_only_open = false;
+                let version = state.version;
+                let result = match statement {
+                    Statement::Commit => StatementResult::Commit { version },
+                    _ => StatementResult::Rollback { version },
+                };
+                self.result(applied, Ok(result), end, 0).await;
+                self.send_session().await;
+            }
+            (Statement::Commit | Statement::Rollback, _) => {
+                let error =
+                    StatementError::new("transaction_state", "no transaction is in progress");
+                self.result(applied, Err(error), end, 0).await;
+            }
+            (statement, Some(Transaction::ReadOnly { .. })) if !statement.is_read_only() => {
+                self.result(applied, Err(crate::sql::Error::ReadOnly.into()), end, 0).await;
+            }
+            (_, None) => {
+                let index = match self.barrier().await {
+                    Ok(index) => index.max(cx.applied_index()),
+                    Err(error) => return self.result(applied, Err(error), end, 0).await,
+                };
+                self.query(statement, Reader::Latest, index, end).await;
+            }
+            (_, Some(Transaction::ReadOnly { state, index })) => {
+                if let Err(error) = cx.wait_applied(index, deadline).await {
+                    return self.result(applied, Err(error.into()), end, 0).await;
+                }
+                let index = cx.applied_index();
+                self.query(statement, Reader::Snapshot(state), index, end).await;
+            }
+            (_, Some(Transaction::ReadWrite { version, index })) => {
+                cx.activity.touch(version);
+                if let Err(error) = cx.wait_applied(index, deadline).await {
+                    return self.result(applied, Err(error.into()), end, 0).await;
+                }
+                let index = cx.applied_index();
+                self.query(statement, Reader::Transaction(version), index, end).await;
+            }
+        }
+    }
+
+    /// Waits until a read outside a transaction may be served: after a read index
+    /// (linearizable) or at once (stale). Returns the index the read reflects at least.
+    async fn barrier(&self) -> Result<Index, StatementError> {
+        match self.settings.consistency {
+            Consistency::Linearizable => Ok(self.cx.read_barrier().await?),
+            Consistency::Stale => Ok(self.cx.applied_index()),
+        }
+    }
+
+    /// Runs a query (or EXPLAIN) on the blocking pool, streaming its rows.
+    async fn query(&mut self, statement: Statement, reader: Reader, index: Index, end: u64) {
+        let permit = match self.cx.query_permit().await {
+            Ok(permit) => permit,
+            Err(error) => return self.result(index, Err(error.into()), end, 0).await,
+        };
+        let (rows, mut incoming) = mpsc::channel::<pb::run_response::Event>(ROW_BATCHES_AHEAD);
+        let db = self.cx.database();
+        let deadline = Instant::now() + self.cx.opts.query_timeout;
+        let timeout = self.cx.opts.query_timeout;
+        let limits = self.cx.opts.statement_limits;
+        let worker = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            // The query stops at its deadline, or when the client (hence `rows`) is gone.
+            let gone = rows.clone();
+            let budget = Budget::new(limits).with_deadline(deadline, move || gone.is_closed());
+            stream_query(&db, statement, reader, budget, &rows, deadline, timeout)
+        });
+        // Pass the batches on as they come (the channel bounds what waits).
+        while let Some(event) = incoming.recv().await {
+            self.send(event).await;
+            if self.stopped {
+                break; // the client went away: dropping `incoming` stops the query
+            }
+        }
+        drop(incoming);
+        match worker.await {
+            Ok(Ok(count)) => {
+                let result = pb::StatementResult {
+                    index,
+                    result: Some(pb::statement_result::Result::Query(pb::QueryEnd { rows: count })),
+                    end_offset: end,
+                    part: 0,
+                };
+                self.send(pb::run_response::Event::Result(result)).await;
+            }
+            Ok(Err(error)) => self.result(index, Err(error), end, 0).await,
+            Err(error) => {
+                let error = StatementError::new("internal", format!("query task failed: {error}"));
+                self.result(index, Err(error), end, 0).await;
+            }
+        }
+    }
+}
+
+/// Which state a query reads.
+enum Reader {
+    /// What this node has applied (a fresh read-only snapshot).
+    Latest,
+    /// A read-only transaction's snapshot.
+    Snapshot(TransactionState),
+    /// An open read-write transaction, through a read view.
+    Transaction(Version),
+}
+
+/// Runs a query, sending its columns and rows in batches; returns how many rows it sent.
+/// Stops when `rows` is closed (the client went away) or at the deadline.
+fn stream_query(
+    db: &Arc<Database>,
+    statement: Statement,
+    reader: Reader,
+    budget: Budget,
+    rows: &mpsc::Sender<pb::run_response::Event>,
+    deadline: Instant,
+    timeout: std::time::Duration,
+) -> Result<u64, StatementError> {
+    let gone = || StatementError::new("query_canceled", "the client went away");
+    let mut txn = match reader {
+        Reader::Latest => db.mvcc().begin_read_only().map(Txn::new).map_err(crate::sql::Error::from),
+        Reader::Snapshot(state) => db.read_only_transaction(state),
+        Reader::Transaction(version) => db.view_transaction(version).map_err(|_| {
+            crate::sql::Error::Transaction(format!(
+                "transaction {version} is no longer open: it ended, or was rolled back after its client was idle too long"
+            ))
+        }),
+    }?;
+    txn.set_budget(budget);
+    let (root, columns) = match &statement {
+        Statement::Explain(_) => {
+            // EXPLAIN produces its (short) result whole.
+            let result = db.resume_session(txn).execute_statement(&statement)?;
+            let StatementResult::Query { columns, rows: all } = result else {
+                return Err(StatementError::new("internal", "EXPLAIN gave no rows"));
+            };
+            let columns = pb::Columns { columns: convert::columns(&columns) };
+            rows.blocking_send(pb::run_response::Event::Columns(columns)).map_err(|_| gone())?;
+            let batch = pb::Rows { rows: convert::rows(&all) };
+            rows.blocking_send(pb::run_response::Event::Rows(batch)).map_err(|_| gone())?;
+            return Ok(all.len() as u64);
+        }
+        statement => match Planner::new(&txn).plan(statement)? {
+            Plan::Select { root, columns } => (root, columns),
+            _ => return Err(StatementError::new("internal", "only queries are served here")),
+        },
+    };
+    let event =
+        pb::run_response::Event::Columns(pb::Columns { columns: convert::columns(&columns) });
+    rows.blocking_send(event).map_err(|_| gone())?;
+    let mut batch = Vec::new();
+    let (mut bytes, mut count) = (0usize, 0u64);
+    for row in execute_node(root, &txn)? {
+        let row = row?;
+        bytes += row.iter().map(crate::sql::types::Value::size).sum::<usize>();
+        batch.push(row);
+        count += 1;
+        if count % 256 == 0 && Instant::now() >= deadline {
+            return Err(StatementError::new(
+                "query_canceled",
+                format!("the query ran longer than the query timeout ({timeout:?})"),
             ));
         }
-    }
-    let mut response =
-        Response { results: Vec::new(), transaction: request.transaction, proof: Vec::new() };
-    let statements = match parser::parse(&request.sql) {
-        Ok(statements) => statements,
-        Err(error) => {
-            response.results.push((cx.applied_index(), Err(error.into())));
-            return Ok(response);
-        }
-    };
-    let mut next = 0;
-    while next < statements.len() {
-        let in_read_write = matches!(response.transaction, Some(Transaction::ReadWrite { .. }));
-        let run = log_run(&statements[next..], in_read_write, response.transaction.is_some());
-        let failed = if run > 0 {
-            let statements = statements[next..next + run].to_vec();
-            next += run;
-            replicate(cx, statements, &mut response, request.continue_on_error).await
-        } else {
-            let statement = statements[next].clone();
-            next += 1;
-            let result =
-                serve_locally(cx, statement, &mut response.transaction, request.consistency)
-                    .await
-                    .unwrap_or_else(|error| (cx.applied_index(), Err(error)));
-            let failed = result.1.is_err();
-            response.results.push(result);
-            failed
-        };
-        if failed && !request.continue_on_error {
-            break;
+        if bytes >= ROW_BATCH_BYTES {
+            let event = pb::run_response::Event::Rows(pb::Rows { rows: convert::rows(&batch) });
+            rows.blocking_send(event).map_err(|_| gone())?;
+            batch.clear();
+            bytes = 0;
         }
     }
-    if let Some(txn) = &response.transaction {
-        response.proof = super::session::sign(&cx.session_key().await?, txn);
+    if !batch.is_empty() {
+        let event = pb::run_response::Event::Rows(pb::Rows { rows: convert::rows(&batch) });
+        rows.blocking_send(event).map_err(|_| gone())?;
     }
-    Ok(response)
-}
-
-/// How many statements from the start of `statements` go into one log entry.
-fn log_run(statements: &[Statement], mut in_read_write: bool, in_transaction: bool) -> usize {
-    let mut read_only_open = in_transaction && !in_read_write;
-    let mut run = 0;
-    for statement in statements {
-        let logged = match statement {
-            Statement::Begin { read_only: false, .. } => !in_read_write && !read_only_open,
-            Statement::Commit | Statement::Rollback => in_read_write,
-            statement => !statement.is_read_only() && !read_only_open,
-        };
-        if !logged {
-            break;
-        }
-        match statement {
-            Statement::Begin { .. } => in_read_write = true,
-            Statement::Commit | Statement::Rollback => in_read_write = false,
-            _ => {}
-        }
-        read_only_open = false;
-        run += 1;
-    }
-    run
-}
-
-/// Replicates a run of statements as one entry. Returns whether a statement failed.
-async fn replicate(
-    cx: &Arc<Context>,
-    statements: Vec<Statement>,
-    response: &mut Response,
-    continue_on_error: bool,
-) -> bool {
-    let count = statements.len();
-    let txn = match &response.transaction {
-        Some(Transaction::ReadWrite { version, .. }) => {
-            cx.activity.touch(*version);
-            Some(*version)
-        }
-        _ => None,
-    };
-    let command = Command::Execute { txn, statements, continue_on_error };
-    match cx.propose(&command).await {
-        Ok((index, Outcome::Executed { results, txn })) => {
-            let ran = results.len();
-            let failed = results.iter().any(Result::is_err);
-            response.results.extend(results.into_iter().map(|result| (index, result)));
-            response.transaction = txn.map(|version| {
-                cx.activity.touch(version);
-                Transaction::ReadWrite { version, index }
-            });
-            failed || ran < count
-        }
-        Ok((index, Outcome::Done)) => {
-            let error = StatementError::new("internal", "the log applied a different command");
-            response.results.push((index, Err(error)));
-            true
-        }
-        Err(error) => {
-            response.results.push((cx.applied_index(), Err(error.into())));
-            true
-        }
-    }
-}
-
-/// Serves one statement on this node.
-async fn serve_locally(
-    cx: &Arc<Context>,
-    statement: Statement,
-    transaction: &mut Option<Transaction>,
-    consistency: Consistency,
-) -> Result<(Index, StatementOutcome), StatementError> {
-    let deadline = Instant::now() + cx.opts.request_timeout;
-    match (&statement, transaction.clone()) {
-        (Statement::Begin { .. }, Some(_)) => Ok((
-            cx.applied_index(),
-            Err(StatementError::new("transaction_state", "a transaction is already in progress")),
-        )),
-        (Statement::Begin { read_only: true, as_of }, None) => {
-            let index = barrier(cx, consistency).await?;
-            let as_of = *as_of;
-            let state = blocking(cx, move |db| {
-                let txn = match as_of {
-                    Some(version) => db.mvcc().begin_as_of(version)?,
-                    None => db.mvcc().begin_read_only()?,
-                };
-                Ok(txn.state().clone())
-            })
-            .await?;
-            let state = match state {
-                Ok(state) => state,
-                Err(error) => return Ok((index, Err(error))),
-            };
-            let result = StatementResult::Begin { version: state.version, read_only: true };
-            *transaction = Some(Transaction::ReadOnly { state, index });
-            Ok((index, Ok(result)))
-        }
-        (Statement::Commit | Statement::Rollback, Some(Transaction::ReadOnly { state, .. })) => {
-            *transaction = None;
-            let version = state.version;
-            let result = match statement {
-                Statement::Commit => StatementResult::Commit { version },
-                _ => StatementResult::Rollback { version },
-            };
-            Ok((cx.applied_index(), Ok(result)))
-        }
-        (Statement::Commit | Statement::Rollback, _) => Ok((
-            cx.applied_index(),
-            Err(StatementError::new("transaction_state", "no transaction is in progress")),
-        )),
-        (statement, Some(Transaction::ReadOnly { .. })) if !statement.is_read_only() => {
-            Ok((cx.applied_index(), Err(crate::sql::Error::ReadOnly.into())))
-        }
-        (_, None) => {
-            let index = barrier(cx, consistency).await?;
-            let result = blocking(cx, move |db| db.session().execute_statement(&statement)).await?;
-            Ok((index.max(cx.applied_index()), result))
-        }
-        (_, Some(Transaction::ReadOnly { state, index })) => {
-            cx.wait_applied(index, deadline).await?;
-            let applied = cx.applied_index();
-            let result = blocking(cx, move |db| {
-                let txn = db.read_only_transaction(state)?;
-                db.resume_session(txn).execute_statement(&statement)
-            })
-            .await?;
-            Ok((applied, result))
-        }
-        (_, Some(Transaction::ReadWrite { version, index })) => {
-            cx.activity.touch(version);
-            cx.wait_applied(index, deadline).await?;
-            let applied = cx.applied_index();
-            let result = blocking(cx, move |db| {
-                let view = db.view_transaction(version).map_err(|_| {
-                    crate::sql::Error::Transaction(format!(
-                        "transaction {version} is no longer open: it ended, or was rolled back after its client was idle too long"
-                    ))
-                })?;
-                db.resume_session(view).execute_statement(&statement)
-            })
-            .await?;
-            Ok((applied, result))
-        }
-    }
-}
-
-/// Waits until a read outside a transaction may be served: after a read index (linearizable)
-/// or at once (stale). Returns the index the read reflects at least.
-async fn barrier(cx: &Arc<Context>, consistency: Consistency) -> Result<Index, StatementError> {
-    match consistency {
-        Consistency::Linearizable => Ok(cx.read_barrier().await?),
-        Consistency::Stale => Ok(cx.applied_index()),
-    }
+    Ok(count)
 }
 
 /// Runs SQL work on the blocking pool against the current database.
 async fn blocking<T: Send + 'static>(
     cx: &Arc<Context>,
     work: impl FnOnce(&Arc<Database>) -> crate::sql::Result<T> + Send + 'static,
-) -> Result<Result<T, StatementError>, StatementError> {
+) -> Result<T, StatementError> {
     let db = cx.database();
     tokio::task::spawn_blocking(move || work(&db).map_err(StatementError::from))
         .await
-        .map_err(|error| StatementError::new("internal", format!("query task failed: {error}")))
+        .map_err(|error| StatementError::new("internal", format!("query task failed: {error}")))?
 }
 
 impl From<Error> for StatementError {
     fn from(error: Error) -> Self {
         StatementError::new(error.kind(), error.to_string())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn runs(sql: &str, in_read_write: bool, in_transaction: bool) -> Vec<usize> {
-        let statements = parser::parse(sql).unwrap();
-        let mut out = Vec::new();
-        let mut rest = &statements[..];
-        while !rest.is_empty() {
-            let run = log_run(rest, in_read_write, in_transaction);
-            out.push(run);
-            rest = &rest[run.max(1)..];
-        }
-        out
-    }
-
-    #[test]
-    fn writes_and_read_write_transaction_control_share_an_entry() {
-        // One entry for a whole transaction; the query in the middle is served locally.
-        assert_eq!(runs("BEGIN; INSERT INTO t VALUES (1); COMMIT", false, false), vec![3]);
-        assert_eq!(
-            runs("INSERT INTO t VALUES (1); SELECT * FROM t; DELETE FROM t", false, false),
-            vec![1, 0, 1]
-        );
-        // Read-only transactions never reach the log, nor do their statements.
-        assert_eq!(runs("BEGIN READ ONLY; SELECT 1; COMMIT", false, false), vec![0, 0, 0]);
-        assert_eq!(runs("COMMIT", false, true), vec![0]);
-        assert_eq!(runs("UPDATE t SET a = 1; COMMIT", true, true), vec![2]);
-        // A BEGIN inside a transaction is answered here with an error.
-        assert_eq!(runs("BEGIN", true, true), vec![0]);
     }
 }

@@ -19,7 +19,19 @@ pub fn serve(
     shutdown: tokio::sync::oneshot::Receiver<()>,
 ) -> tokio::task::JoinHandle<()> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Accepted sockets get TCP_NODELAY here: tonic sets it only on listeners it binds itself,
+    // and a streamed reply is several small writes that Nagle's algorithm would hold back
+    // for the peer's delayed acknowledgement (40 ms each).
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |accepted| {
+            accepted.inspect(|socket| {
+                if let Err(error) = socket.set_nodelay(true) {
+                    tracing::debug!("cannot set TCP_NODELAY: {error}");
+                }
+            })
+        },
+    );
     let id = cx.id();
     let limit = super::transport::MAX_MESSAGE_BYTES;
     let router = tonic::transport::Server::builder()
@@ -58,15 +70,34 @@ pub struct SqlService {
     cx: Arc<Context>,
 }
 
+/// How many result messages wait for a slow client before the script waits.
+const RESULTS_AHEAD: usize = 4;
+
+type RunStream = tokio_stream::wrappers::ReceiverStream<Result<pb::RunResponse, Status>>;
+
 #[tonic::async_trait]
 impl pb::sql_server::Sql for SqlService {
-    async fn execute(
+    type RunStream = RunStream;
+
+    async fn run(
         &self,
-        request: Request<pb::ExecuteRequest>,
-    ) -> Result<Response<pb::ExecuteResponse>, Status> {
-        let request = requests::Request::from(request.into_inner());
-        let response = requests::execute(&self.cx, request).await?;
-        Ok(Response::new(pb::ExecuteResponse::from(&response)))
+        request: Request<Streaming<pb::RunRequest>>,
+    ) -> Result<Response<Self::RunStream>, Status> {
+        let mut input = request.into_inner();
+        let first = input
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("an empty request: no settings, no script"))?;
+        let settings = crate::grpc::convert::settings(first.settings);
+        let (results, stream) = tokio::sync::mpsc::channel(RESULTS_AHEAD);
+        let cx = self.cx.clone();
+        tokio::spawn(async move {
+            let failed = requests::run(cx, settings, first.sql, input, results.clone()).await;
+            if let Err(status) = failed {
+                let _ = results.send(Err(status)).await;
+            }
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(stream)))
     }
 }
 

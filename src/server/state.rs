@@ -14,11 +14,17 @@
 //! - After every entry the stored data alone describes the state: open transactions are
 //!   flushed (so their in-flight markers exist) and the version counter is written. A view of
 //!   the store is therefore a complete copy of the state.
+//! - A command with a request id is applied at most once: for each client the store keeps the
+//!   last id applied and its outcome, and a command carrying that id again gets the same
+//!   outcome without running (so a client may retry a write whose outcome it does not know).
+//!   The [`MAX_CLIENTS`] most recently active clients are remembered; the least recently
+//!   active one (by log index, the same choice on every replica) makes room for a new one.
 
-use super::command::{Command, Outcome, StatementError};
+use super::command::{Command, Outcome, RequestId, StatementError};
 use crate::encoding::value as codec;
 use crate::raft::{Configuration, Entry, Index, NodeId, Payload, SnapshotMeta, Term};
 use crate::sql::Database;
+use crate::sql::budget::Limits;
 use crate::sql::engine::Txn;
 use crate::sql::parser::ast::Statement;
 use crate::storage::mvcc::Version;
@@ -29,6 +35,42 @@ use std::sync::{Arc, RwLock};
 
 /// The key of the state machine's own record, outside the keys MVCC and SQL use.
 pub const META_KEY: &[u8] = &[0xf0, b'm', b'e', b't', b'a'];
+/// The prefix of the clients' records (the last request each applied), then the client id.
+const CLIENT_PREFIX: u8 = 0xf1;
+/// How many clients' last requests are remembered for deduplication.
+pub const MAX_CLIENTS: usize = 10_000;
+
+/// The last command a client had applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct ClientRecord {
+    /// Its request number and run.
+    sequence: u64,
+    part: u64,
+    /// The log index it was applied at (the least recent client is forgotten first).
+    index: Index,
+    /// Its outcome, returned again to a retry.
+    outcome: Outcome,
+}
+
+fn client_key(client: u64) -> Vec<u8> {
+    let mut key = vec![CLIENT_PREFIX];
+    key.extend_from_slice(&client.to_be_bytes());
+    key
+}
+
+/// The clients' records in a store.
+fn load_clients(store: &dyn Engine) -> Result<BTreeMap<u64, ClientRecord>, String> {
+    let mut clients = BTreeMap::new();
+    for item in store.scan_prefix(&[CLIENT_PREFIX]) {
+        let (key, value) = item.map_err(|e| e.to_string())?;
+        let id: [u8; 8] =
+            key[1..].try_into().map_err(|_| "a client record's key is damaged".to_string())?;
+        let record: ClientRecord =
+            codec::decode(&value).map_err(|e| format!("a client record is damaged: {e}"))?;
+        clients.insert(u64::from_be_bytes(id), record);
+    }
+    Ok(clients)
+}
 
 /// A failure that is not a deterministic result of the log (I/O, corruption): the replica must
 /// stop rather than diverge.
@@ -80,6 +122,8 @@ pub struct StateMachine {
     /// resumed from it when next used.
     txns: BTreeMap<Version, Txn>,
     meta: Meta,
+    /// The last command each client had applied (mirrors the store's client records).
+    clients: BTreeMap<u64, ClientRecord>,
     /// Counts changes of the addresses (volatile: only for noticing them).
     address_changes: u64,
 }
@@ -90,12 +134,14 @@ impl StateMachine {
     pub fn open(store: Arc<ReplicaStore>, initial: Configuration) -> Result<Self, ApplyError> {
         let meta = Meta::load(store.as_ref()).map_err(|e| fatal(0, e))?;
         let meta = meta.unwrap_or(Meta { config: initial, ..Meta::default() });
+        let clients = load_clients(store.as_ref()).map_err(|e| fatal(meta.applied, e))?;
         let db = Database::open_replicated(store.clone()).map_err(|e| fatal(meta.applied, e))?;
         Ok(Self {
             store,
             db: Arc::new(RwLock::new(Arc::new(db))),
             txns: BTreeMap::new(),
             meta,
+            clients,
             address_changes: 0,
         })
     }
@@ -185,10 +231,108 @@ impl StateMachine {
     fn execute(&mut self, index: Index, command: Command) -> Result<Outcome, ApplyError> {
         let db = self.current();
         match command {
-            Command::Execute { txn, statements, continue_on_error } => {
+            Command::Execute { txn, statements, continue_on_error, request, limits } => {
+                if let Some(request) = request {
+                    match self.seen(request) {
+                        Some(outcome) => return Ok(outcome),
+                        None => {
+                            let outcome =
+                                self.run(index, &db, txn, &statements, continue_on_error, limits)?;
+                            self.remember(index, request, &outcome)?;
+                            return Ok(outcome);
+                        }
+                    }
+                }
+                self.run(index, &db, txn, &statements, continue_on_error, limits)
+            }
+            Command::Abort { txns } => {
+                for version in txns {
+                    if let Some(txn) = self.take_txn(&db, version) {
+                        txn.into_inner().rollback().map_err(|e| fatal(index, e))?;
+                    }
+                }
+                Ok(Outcome::Done)
+            }
+            Command::Collect { horizon } => {
+                db.mvcc().gc(horizon).map_err(|e| fatal(index, e))?;
+                Ok(Outcome::Done)
+            }
+            Command::SetSessionKey { key } => {
+                // The first key wins on every replica; a second proposal (from a leader that
+                // had not applied the first yet) changes nothing.
+                if self.meta.session_key.is_none() {
+                    self.meta.session_key = Some(key);
+                }
+                Ok(Outcome::Done)
+            }
+            Command::SetAddress { id, address } => {
+                self.meta.addresses.insert(id, address);
+                self.address_changes += 1;
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    /// The outcome to give `request` if it was applied before: the same outcome if it is the
+    /// client's last command, an error if it is older (its outcome is no longer kept).
+    fn seen(&self, request: RequestId) -> Option<Outcome> {
+        let record = self.clients.get(&request.client)?;
+        match (request.sequence, request.part).cmp(&(record.sequence, record.part)) {
+            std::cmp::Ordering::Equal => Some(record.outcome.clone()),
+            std::cmp::Ordering::Less => Some(Outcome::Executed {
+                results: vec![Err(StatementError::new(
+                    "duplicate_request",
+                    "this request was applied before and its result is no longer kept",
+                ))],
+                txn: None,
+            }),
+            std::cmp::Ordering::Greater => None,
+        }
+    }
+
+    /// Records `request` as its client's last applied command, forgetting the least recently
+    /// active client when the table is full.
+    fn remember(
+        &mut self,
+        index: Index,
+        request: RequestId,
+        outcome: &Outcome,
+    ) -> Result<(), ApplyError> {
+        if !self.clients.contains_key(&request.client) && self.clients.len() >= MAX_CLIENTS {
+            let oldest = self.clients.iter().min_by_key(|(_, record)| record.index);
+            if let Some(oldest) = oldest.map(|(client, _)| *client) {
+                self.clients.remove(&oldest);
+                self.store.delete(&client_key(oldest)).map_err(|e| fatal(index, e))?;
+            }
+        }
+        let record = ClientRecord {
+            sequence: request.sequence,
+            part: request.part,
+            index,
+            outcome: outcome.clone(),
+        };
+        self.store
+            .set(&client_key(request.client), codec::encode(&record))
+            .map_err(|e| fatal(index, e))?;
+        self.clients.insert(request.client, record);
+        Ok(())
+    }
+
+    /// Runs statements in one session (autocommit or the open transaction `txn`).
+    fn run(
+        &mut self,
+        index: Index,
+        db: &Arc<Database>,
+        txn: Option<Version>,
+        statements: &[Statement],
+        continue_on_error: bool,
+        limits: Limits,
+    ) -> Result<Outcome, ApplyError> {
+        {
+            {
                 let mut session = match txn {
                     None => db.session(),
-                    Some(version) => match self.take_txn(&db, version) {
+                    Some(version) => match self.take_txn(db, version) {
                         Some(txn) => db.resume_session(txn),
                         None => {
                             let error = StatementError::new(
@@ -201,8 +345,9 @@ impl StateMachine {
                         }
                     },
                 };
+                session.set_limits(limits);
                 let mut results = Vec::with_capacity(statements.len());
-                for statement in &statements {
+                for statement in statements {
                     let result = match statement {
                         Statement::Begin { read_only: true, .. } => {
                             Err(crate::sql::Error::Invalid(
@@ -229,31 +374,6 @@ impl StateMachine {
                     version
                 });
                 Ok(Outcome::Executed { results, txn })
-            }
-            Command::Abort { txns } => {
-                for version in txns {
-                    if let Some(txn) = self.take_txn(&db, version) {
-                        txn.into_inner().rollback().map_err(|e| fatal(index, e))?;
-                    }
-                }
-                Ok(Outcome::Done)
-            }
-            Command::Collect { horizon } => {
-                db.mvcc().gc(horizon).map_err(|e| fatal(index, e))?;
-                Ok(Outcome::Done)
-            }
-            Command::SetSessionKey { key } => {
-                // The first key wins on every replica; a second proposal (from a leader that
-                // had not applied the first yet) changes nothing.
-                if self.meta.session_key.is_none() {
-                    self.meta.session_key = Some(key);
-                }
-                Ok(Outcome::Done)
-            }
-            Command::SetAddress { id, address } => {
-                self.meta.addresses.insert(id, address);
-                self.address_changes += 1;
-                Ok(Outcome::Done)
             }
         }
     }
@@ -288,9 +408,11 @@ impl StateMachine {
         let meta = Meta::load(store.as_ref())
             .map_err(|e| fatal(self.meta.applied, e))?
             .ok_or_else(|| fatal(self.meta.applied, "the received state has no record"))?;
+        let clients = load_clients(store.as_ref()).map_err(|e| fatal(meta.applied, e))?;
         let db = Database::open_replicated(store.clone()).map_err(|e| fatal(meta.applied, e))?;
         // The old transactions belong to the old store; dropping them touches only it.
         self.txns.clear();
+        self.clients = clients;
         *self.db.write().unwrap_or_else(|poison| poison.into_inner()) = Arc::new(db);
         self.store = store;
         self.meta = meta;

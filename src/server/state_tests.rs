@@ -2,11 +2,18 @@
 
 use super::*;
 use crate::raft::Term;
+use crate::server::command::RequestId;
 use crate::sql::StatementResult;
 
 fn execute(txn: Option<Version>, sql: &str) -> Command {
     let statements = crate::sql::parser::parse(sql).unwrap();
-    Command::Execute { txn, statements, continue_on_error: false }
+    Command::Execute {
+        txn,
+        statements,
+        continue_on_error: false,
+        request: None,
+        limits: crate::sql::budget::Limits::NONE,
+    }
 }
 
 fn entry(index: Index, command: &Command) -> Entry {
@@ -244,4 +251,113 @@ fn a_collection_never_removes_what_a_live_transactions_snapshot_reads() {
     }
     let (update, _) = apply(&mut m, execute(b, "UPDATE t SET v = 'mine' WHERE id = 1"));
     assert_eq!(update, vec![Err("serialization_failure".to_string())]);
+}
+
+fn with_id(command: Command, client: u64, sequence: u64, part: u64) -> Command {
+    match command {
+        Command::Execute { txn, statements, continue_on_error, limits, .. } => Command::Execute {
+            txn,
+            statements,
+            continue_on_error,
+            request: Some(RequestId { client, sequence, part }),
+            limits,
+        },
+        other => other,
+    }
+}
+
+/// Issue 12, item 6: a command carrying a request id is applied at most once; a retry gets
+/// the first outcome back, on every replica alike.
+#[test]
+fn a_retried_request_gets_its_first_outcome_and_applies_once() {
+    let (mut a, mut b) = (machine(), machine());
+    let mut index = 0;
+    let mut apply = |command: Command| {
+        index += 1;
+        let entry = entry(index, &command);
+        let outcome = a.apply(&entry).unwrap();
+        assert_eq!(b.apply(&entry).unwrap(), outcome, "replicas agree");
+        results(outcome)
+    };
+    apply(execute(None, "CREATE TABLE t (id INT PRIMARY KEY)"));
+    let insert = with_id(execute(None, "INSERT INTO t VALUES (1)"), 7, 1, 1);
+    let first = apply(insert.clone());
+    assert_eq!(first.0, vec![Ok(StatementResult::Insert { count: 1 })]);
+    // The same id again: the same outcome, not a unique violation.
+    assert_eq!(apply(insert), first);
+    // An older part of the client's requests: applied before, result no longer kept.
+    let older = apply(with_id(execute(None, "INSERT INTO t VALUES (2)"), 7, 0, 9));
+    assert_eq!(older.0, vec![Err("duplicate_request".to_string())]);
+    // A new request of the same client runs.
+    let next = apply(with_id(execute(None, "INSERT INTO t VALUES (3)"), 7, 2, 1));
+    assert_eq!(next.0, vec![Ok(StatementResult::Insert { count: 1 })]);
+    a.commit().unwrap();
+    b.commit().unwrap();
+    assert_eq!(dump(&a), dump(&b));
+    let db = read_database(&a.database());
+    let rows = db.session().execute("SELECT COUNT(*) FROM t").unwrap();
+    let StatementResult::Query { rows, .. } = &rows[0] else { panic!("{rows:?}") };
+    assert_eq!(rows[0][0], crate::sql::types::Value::Integer(2));
+}
+
+/// The table of clients is bounded: the least recently active client is forgotten, the same
+/// one on every replica, and the table survives a reopen.
+#[test]
+fn the_least_recently_active_client_is_forgotten_first() {
+    let store = Arc::new(ReplicaStore::memory());
+    let mut m = StateMachine::open(store.clone(), Configuration::default()).unwrap();
+    let nothing = |client: u64| with_id(execute(None, "SELECT 1"), client, 1, 1);
+    let mut index = 0;
+    for client in 1..=MAX_CLIENTS as u64 {
+        index += 1;
+        m.apply(&entry(index, &nothing(client))).unwrap();
+    }
+    // Client 1 becomes the most recent; a new client pushes out client 2, the least recent.
+    index += 1;
+    m.apply(&entry(index, &with_id(execute(None, "SELECT 1"), 1, 2, 1))).unwrap();
+    index += 1;
+    m.apply(&entry(index, &nothing(u64::MAX))).unwrap();
+    m.commit().unwrap();
+    let reopened = StateMachine::open(store, Configuration::default()).unwrap();
+    assert!(reopened.clients.contains_key(&1));
+    assert!(!reopened.clients.contains_key(&2), "the least recently active client is gone");
+    assert!(reopened.clients.contains_key(&3) && reopened.clients.contains_key(&u64::MAX));
+    assert_eq!(reopened.clients.len(), MAX_CLIENTS);
+}
+
+/// Issue 12, item 10: a statement that would write or hold more than its limits fails with
+/// the same error on every replica, at once, instead of exhausting their memory (and again at
+/// each restart).
+#[test]
+fn a_statement_past_its_limits_fails_the_same_way_everywhere() {
+    let (mut a, mut b) = (machine(), machine());
+    let limits = crate::sql::budget::Limits { write_bytes: 2 << 20, hold_bytes: 2 << 20 };
+    let limited = |sql: &str| match execute(None, sql) {
+        Command::Execute { txn, statements, continue_on_error, request, .. } => {
+            Command::Execute { txn, statements, continue_on_error, request, limits }
+        }
+        other => other,
+    };
+    let mut index = 0;
+    let mut apply = |command: Command| {
+        index += 1;
+        let entry = entry(index, &command);
+        let outcome = a.apply(&entry).unwrap();
+        assert_eq!(b.apply(&entry).unwrap(), outcome, "replicas agree");
+        results(outcome).0
+    };
+    apply(limited("CREATE TABLE a (x INT); CREATE TABLE b (x INT, y INT)"));
+    let values: Vec<String> = (0..20_000).map(|i| format!("({i})")).collect();
+    apply(limited(&format!("INSERT INTO a VALUES {}", values.join(", "))));
+    let started = std::time::Instant::now();
+    let crossed = apply(limited("INSERT INTO b SELECT l.x, r.x FROM a l CROSS JOIN a r"));
+    assert_eq!(crossed, vec![Err("resource_limit".to_string())]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "it stopped early");
+    let sorted = apply(limited("SELECT l.x FROM a l CROSS JOIN a r ORDER BY l.x"));
+    assert_eq!(sorted, vec![Err("resource_limit".to_string())]);
+    // Nothing of the failed statement was written; the next statement works.
+    assert_eq!(apply(limited("INSERT INTO b VALUES (1, 2)")).len(), 1);
+    a.commit().unwrap();
+    b.commit().unwrap();
+    assert_eq!(dump(&a), dump(&b));
 }

@@ -34,6 +34,13 @@ pub const MAX_FRAME_BYTES: usize = 4 << 20;
 /// entry (`raft::MAX_ENTRY_BYTES`) or row with its framing.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
+/// An Admin service client on `channel`, with the node's message limits.
+pub fn admin_client(channel: Channel) -> pb::admin_client::AdminClient<Channel> {
+    pb::admin_client::AdminClient::new(channel)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+}
+
 /// A Raft service client on `channel`, with the node's message limits.
 pub fn raft_client(channel: Channel) -> pb::raft_client::RaftClient<Channel> {
     pb::raft_client::RaftClient::new(channel)

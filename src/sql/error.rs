@@ -84,6 +84,13 @@ pub enum Error {
     /// A write in a read-only transaction.
     #[error("cannot write in a read-only transaction")]
     ReadOnly,
+    /// The statement would write or hold more than its budget allows (see `sql::budget`):
+    /// every replica fails it the same way.
+    #[error("{0}")]
+    ResourceLimit(String),
+    /// A query was stopped: its time ran out or its client went away (local queries only).
+    #[error("query canceled: {0}")]
+    Canceled(String),
     /// A storage failure other than the above (I/O, corruption, ...).
     #[error(transparent)]
     Storage(storage::Error),
@@ -110,6 +117,8 @@ impl Error {
             Error::Transaction(_) => "transaction_state",
             Error::Serialization(_) => "serialization_failure",
             Error::ReadOnly => "read_only",
+            Error::ResourceLimit(_) => "resource_limit",
+            Error::Canceled(_) => "query_canceled",
             Error::Storage(storage::Error::SnapshotTooOld { .. }) => "snapshot_too_old",
             Error::Storage(_) => "storage_error",
         }
@@ -121,6 +130,8 @@ impl Error {
     pub fn is_deterministic(&self) -> bool {
         match self {
             Error::Storage(error) => error.is_deterministic(),
+            // Clocks and clients differ between replicas (and apply has neither).
+            Error::Canceled(_) => false,
             _ => true,
         }
     }

@@ -15,35 +15,65 @@ use std::fmt::Write as _;
 /// +----+-------+
 /// ```
 pub fn render_table(columns: &[String], rows: &[Row]) -> String {
-    let cells: Vec<Vec<String>> =
-        rows.iter().map(|row| row.iter().map(cell_text).collect()).collect();
+    let widths = table_widths(columns, rows);
+    let mut out = table_head(&widths, columns);
+    out.push_str(&table_rows(&widths, rows));
+    out.push_str(&table_foot(&widths));
+    out
+}
+
+/// The column widths of a table: each as wide as its header and widest value.
+pub fn table_widths(columns: &[String], rows: &[Row]) -> Vec<usize> {
     let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
-    for row in &cells {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
+    for row in rows {
+        for (width, value) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell_text(value).chars().count());
         }
     }
+    widths
+}
+
+/// A table's top border, header line and the border under it.
+pub fn table_head(widths: &[usize], columns: &[String]) -> String {
+    let border = table_border(widths);
+    let mut out = format!("{border}\n");
+    table_line(&mut out, widths, &mut columns.iter().map(String::as_str));
+    out.push_str(&border);
+    out.push('\n');
+    out
+}
+
+/// A table's rows (a cell wider than its column stretches its own line).
+pub fn table_rows(widths: &[usize], rows: &[Row]) -> String {
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(cell_text).collect();
+        table_line(&mut out, widths, &mut cells.iter().map(String::as_str));
+    }
+    out
+}
+
+/// A table's bottom border.
+pub fn table_foot(widths: &[usize]) -> String {
+    format!("{}\n", table_border(widths))
+}
+
+fn table_border(widths: &[usize]) -> String {
     let mut border = String::from("+");
-    for width in &widths {
+    for width in widths {
         border.push_str(&"-".repeat(width + 2));
         border.push('+');
     }
-    let line = |out: &mut String, values: &mut dyn Iterator<Item = &str>| {
-        out.push('|');
-        for (value, width) in values.zip(&widths) {
-            let _ = write!(out, " {value}{} |", " ".repeat(width - value.chars().count()));
-        }
-        out.push('\n');
-    };
-    let mut out = String::new();
-    let _ = writeln!(out, "{border}");
-    line(&mut out, &mut columns.iter().map(String::as_str));
-    let _ = writeln!(out, "{border}");
-    for row in &cells {
-        line(&mut out, &mut row.iter().map(String::as_str));
+    border
+}
+
+fn table_line(out: &mut String, widths: &[usize], values: &mut dyn Iterator<Item = &str>) {
+    out.push('|');
+    for (value, width) in values.zip(widths) {
+        let pad = width.saturating_sub(value.chars().count());
+        let _ = write!(out, " {value}{} |", " ".repeat(pad));
     }
-    let _ = writeln!(out, "{border}");
-    out
+    out.push('\n');
 }
 
 /// A value as a table cell: its text, with control characters escaped so rows stay on one line.

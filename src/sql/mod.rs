@@ -23,6 +23,7 @@
 //! Deliberate simplifications (see the README's SQL section): single-column primary keys and
 //! indexes; no subqueries, UNION or views yet; DDL takes a database-wide schema lock.
 
+pub mod budget;
 pub mod engine;
 mod error;
 pub mod execution;

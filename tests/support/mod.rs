@@ -5,8 +5,9 @@
 #![allow(dead_code)]
 
 use chronos::client::Client;
+use chronos::client::Response;
 use chronos::grpc::pb;
-use chronos::server::{Response, StatementOutcome};
+use chronos::server::StatementOutcome;
 use chronos::sql::StatementResult;
 use chronos::sql::types::Value;
 use std::collections::BTreeMap;
@@ -229,11 +230,18 @@ impl Cluster {
             .collect()
     }
 
-    /// The rows of `table` as stored on node `id` (through Admin.ScanTable).
+    /// The rows of `table` as stored on node `id` (through Admin.ScanTable, page by page).
     pub fn rows_on(&self, id: u64, table: &str) -> Option<Vec<Vec<Value>>> {
         let mut client = self.client(id);
-        let page = self.block_on(client.scan_table(table, 0, 1_000_000)).ok()?;
-        Some(chronos::grpc::convert::from_rows(page.rows))
+        let mut rows = Vec::new();
+        loop {
+            let page = self.block_on(client.scan_table(table, rows.len() as u64, 10_000)).ok()?;
+            let done = page.rows.is_empty() || rows.len() + page.rows.len() >= page.total as usize;
+            rows.extend(chronos::grpc::convert::from_rows(page.rows));
+            if done {
+                return Some(rows);
+            }
+        }
     }
 
     /// Waits until every running node has applied the same index and stores the same rows of

@@ -235,3 +235,22 @@ fn a_down_node_shows_how_long_ago_the_console_last_heard_from_it() {
     app.update(status(2, pb::Role::Follower, 1, 1, 10));
     assert_eq!(node(&app).health_label(app.now_ms), "ok");
 }
+
+/// Issue 12, item 2: a follower that answers but does not catch up is visible in the console,
+/// as is one being sent a snapshot.
+#[test]
+fn a_stalled_follower_and_one_receiving_a_snapshot_show_in_the_health_column() {
+    let mut app = three_nodes();
+    let Msg::Status(_, mut leader) = status(1, pb::Role::Leader, 2, 1, 500) else { panic!() };
+    leader.peers = vec![
+        pb::PeerStatus { id: 2, match_index: 120, stalled_ms: 12_000, ..Default::default() },
+        pb::PeerStatus { id: 3, match_index: 0, receiving_snapshot: true, ..Default::default() },
+    ];
+    app.update(Msg::Status(1, leader));
+    app.update(status(2, pb::Role::Follower, 2, 1, 120));
+    app.update(status(3, pb::Role::Follower, 2, 1, 0));
+    let health = |app: &App, id: NodeId| app.cluster.replication_health(&app.cluster.nodes[&id]);
+    assert_eq!(health(&app, 1), None, "the leader itself");
+    assert_eq!(health(&app, 2).as_deref(), Some("stalled 12s"));
+    assert_eq!(health(&app, 3).as_deref(), Some("snapshot"));
+}

@@ -83,6 +83,10 @@ impl NodeView {
     }
 }
 
+/// How long a follower may be behind without progress before it shows as stalled (the
+/// node's own threshold for logging it).
+pub const STALLED_MS: u64 = 5_000;
+
 /// A duration in milliseconds as a short age: `850ms`, `12s`, `4m`, `3h`.
 pub fn short_age(ms: u64) -> String {
     match ms {
@@ -260,6 +264,24 @@ impl ClusterModel {
         let leader = self.leader()?.status.as_ref()?;
         let status = node.status.as_ref().filter(|_| node.down.is_none())?;
         Some(leader.commit_index.saturating_sub(status.applied_index))
+    }
+
+    /// The leader's view of a follower's replication when it needs attention: `stalled 12s`
+    /// (it answers but its log has not moved for that long) or `snapshot` (it is being sent
+    /// the leader's state). `None` when it replicates normally (or for the leader).
+    pub fn replication_health(&self, node: &NodeView) -> Option<String> {
+        if node.down.is_some() {
+            return None;
+        }
+        let leader = self.leader()?.status.as_ref()?;
+        let peer = leader.peers.iter().find(|p| p.id == node.id)?;
+        if peer.stalled_ms >= STALLED_MS {
+            Some(format!("stalled {}", short_age(peer.stalled_ms)))
+        } else if peer.receiving_snapshot {
+            Some("snapshot".into())
+        } else {
+            None
+        }
     }
 
     /// When the leader last heard from a node, in milliseconds (None for the leader itself).

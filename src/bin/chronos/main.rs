@@ -15,11 +15,11 @@ mod output;
 mod shell;
 mod status;
 
-use chronos::client::{self, Client};
+use chronos::client::{self, Client, Event, Script};
 use chronos::server::Consistency;
 use clap::{Parser, Subcommand};
 use output::Format;
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -171,8 +171,8 @@ fn main() -> ExitCode {
     match args.command {
         Command::Exec { sql, file, format, continue_on_error, consistency: level } => {
             let script = match (sql, file) {
-                (Some(sql), None) => sql,
-                (None, Some(path)) => match read_script(&path) {
+                (Some(sql), None) => Script::Text(sql),
+                (None, Some(path)) => match open_script(&path) {
                     Ok(script) => script,
                     Err(error) => {
                         eprintln!("chronos: cannot read {path}: {error}");
@@ -185,7 +185,7 @@ fn main() -> ExitCode {
                 }
             };
             client.consistency = consistency(level);
-            runtime.block_on(exec(&mut client, &script, format, continue_on_error))
+            runtime.block_on(exec(&mut client, script, format, continue_on_error))
         }
         Command::Shell { consistency: level } => {
             client.consistency = consistency(level);
@@ -227,40 +227,61 @@ fn main() -> ExitCode {
     }
 }
 
-fn read_script(path: &str) -> std::io::Result<String> {
+/// A script read as it is sent: a file, or stdin for `-`.
+fn open_script(path: &str) -> std::io::Result<Script> {
     if path == "-" {
-        let mut script = String::new();
-        std::io::stdin().read_to_string(&mut script)?;
-        Ok(script)
+        Ok(Script::Reader(Box::new(std::io::stdin())))
     } else {
-        std::fs::read_to_string(path)
+        Ok(Script::Reader(Box::new(std::fs::File::open(path)?)))
     }
 }
 
-/// Runs a script and prints its results; the exit code says how it went.
+/// Runs a script and prints its results as they arrive; the exit code says how it went. The
+/// script streams to the server as it is read and results stream back, so neither needs to
+/// fit in memory.
 async fn exec(
     client: &mut Client,
-    script: &str,
+    script: Script,
     format: Format,
     continue_on_error: bool,
 ) -> ExitCode {
-    let response = match client.execute(script, continue_on_error).await {
-        Ok(response) => response,
-        Err(error) => return exit_for(&error),
-    };
     let mut stdout = std::io::stdout().lock();
+    let mut printer = output::Printer::new(format);
     let mut code = 0;
-    for (_, outcome) in &response.results {
-        let _ = stdout.write_all(output::render(format, outcome).as_bytes());
-        if let Err(error) = outcome {
-            if format != Format::Json {
-                let _ = stdout.flush();
-                eprintln!("{}", output::error_line(&error.kind, &error.message));
+    let mut broken = None;
+    let ran = client
+        .run(script, continue_on_error, |event| {
+            let written = match &event {
+                Event::Columns(columns) => printer.columns(&mut stdout, columns),
+                Event::Rows(rows) => printer.rows(&mut stdout, rows.clone()),
+                Event::Result(_, outcome) => {
+                    let written = printer.result(&mut stdout, outcome);
+                    if let Err(error) = outcome {
+                        if format != Format::Json {
+                            let _ = stdout.flush();
+                            eprintln!("{}", output::error_line(&error.kind, &error.message));
+                        }
+                        code = code.max(code_for_kind(&error.kind));
+                    }
+                    written
+                }
+            };
+            if let Err(error) = written
+                && broken.is_none()
+            {
+                broken = Some(error);
             }
-            code = code.max(code_for_kind(&error.kind));
-        }
-    }
+        })
+        .await;
     let _ = stdout.flush();
+    if let Some(error) = broken
+        && error.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("chronos: cannot write the results: {error}");
+    }
+    if let Err(error) = ran {
+        return exit_for(&error);
+    }
     if client.transaction().is_some() {
         // Like a closed connection in other databases: an unfinished transaction is undone.
         eprintln!("chronos: the script left a transaction open; rolling it back");

@@ -1,8 +1,14 @@
 //! Printing statement results as tables, CSV or JSON lines.
 
 use chronos::server::StatementOutcome;
-use chronos::sql::types::Value;
+use chronos::sql::planner::OutputColumn;
+use chronos::sql::types::{Row, Value};
 use chronos::sql::{StatementResult, format};
+use std::io::Write;
+
+/// How many bytes of a query's rows a table holds back to size its columns; past this the
+/// table streams with the widths it has (wider cells stretch their row).
+const TABLE_BUFFER_BYTES: usize = 8 << 20;
 
 /// An output format of `chronos exec`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -39,6 +45,134 @@ pub fn render(format: Format, outcome: &StatementOutcome) -> String {
             out
         }
         (Format::Csv, Ok(_)) => String::new(),
+    }
+}
+
+/// Prints a script's results as they arrive, holding at most [`TABLE_BUFFER_BYTES`] of rows:
+/// CSV and JSON lines stream row by row; a table is printed whole when its rows fit in the
+/// buffer (exactly as [`render`] would), and streams with the widths of its first rows when
+/// they do not.
+pub struct Printer {
+    format: Format,
+    /// The current query's column names.
+    columns: Vec<String>,
+    /// Rows held back (tables only), and their size.
+    held: Vec<Row>,
+    held_bytes: usize,
+    /// A table streaming with these widths.
+    widths: Option<Vec<usize>>,
+    /// Rows printed of the current query (JSON: whether a comma is needed).
+    printed: u64,
+}
+
+impl Printer {
+    /// A printer in `format`.
+    pub fn new(format: Format) -> Self {
+        Self {
+            format,
+            columns: Vec::new(),
+            held: Vec::new(),
+            held_bytes: 0,
+            widths: None,
+            printed: 0,
+        }
+    }
+
+    /// A query starts.
+    pub fn columns(
+        &mut self,
+        out: &mut dyn Write,
+        columns: &[OutputColumn],
+    ) -> std::io::Result<()> {
+        self.columns = columns.iter().map(|c| c.name.clone()).collect();
+        self.held.clear();
+        self.held_bytes = 0;
+        self.widths = None;
+        self.printed = 0;
+        match self.format {
+            Format::Csv => {
+                let names: Vec<String> = self.columns.iter().map(|c| csv_field(c)).collect();
+                writeln!(out, "{}", names.join(","))
+            }
+            Format::Json => {
+                write!(out, "{{\"columns\":{},\"rows\":[", serde_json::json!(self.columns))
+            }
+            Format::Table => Ok(()),
+        }
+    }
+
+    /// A batch of the query's rows.
+    pub fn rows(&mut self, out: &mut dyn Write, rows: Vec<Row>) -> std::io::Result<()> {
+        match self.format {
+            Format::Csv => {
+                for row in rows {
+                    let fields: Vec<String> = row.iter().map(csv_value).collect();
+                    writeln!(out, "{}", fields.join(","))?;
+                }
+                Ok(())
+            }
+            Format::Json => {
+                for row in rows {
+                    let values: Vec<serde_json::Value> = row.iter().map(json_value).collect();
+                    let comma = if self.printed > 0 { "," } else { "" };
+                    write!(out, "{comma}{}", serde_json::Value::Array(values))?;
+                    self.printed += 1;
+                }
+                Ok(())
+            }
+            Format::Table => {
+                if let Some(widths) = &self.widths {
+                    return write!(out, "{}", format::table_rows(widths, &rows));
+                }
+                self.held_bytes += rows.iter().flatten().map(Value::size).sum::<usize>();
+                self.held.extend(rows);
+                if self.held_bytes >= TABLE_BUFFER_BYTES {
+                    // Too many rows to size the columns on all of them: stream from here on.
+                    let widths = format::table_widths(&self.columns, &self.held);
+                    write!(out, "{}", format::table_head(&widths, &self.columns))?;
+                    write!(out, "{}", format::table_rows(&widths, &self.held))?;
+                    self.held.clear();
+                    self.held_bytes = 0;
+                    self.widths = Some(widths);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A statement ends. Errors are printed for stdout only in JSON; in the other formats they
+    /// go to stderr (see [`error_line`]), after what the statement printed.
+    pub fn result(
+        &mut self,
+        out: &mut dyn Write,
+        outcome: &StatementOutcome,
+    ) -> std::io::Result<()> {
+        let query = matches!(outcome, Ok(StatementResult::Query { .. }));
+        let in_query = !self.columns.is_empty();
+        let columns = std::mem::take(&mut self.columns);
+        match self.format {
+            Format::Json if in_query => {
+                writeln!(out, "]}}")?;
+                if let Err(error) = outcome {
+                    write!(out, "{}", json_line(&Err(error.clone())))?;
+                }
+                Ok(())
+            }
+            Format::Table if in_query => {
+                match self.widths.take() {
+                    Some(widths) => write!(out, "{}", format::table_foot(&widths))?,
+                    None if query => {
+                        write!(out, "{}", format::render_table(&columns, &self.held))?;
+                    }
+                    None => {}
+                }
+                self.held.clear();
+                self.held_bytes = 0;
+                Ok(())
+            }
+            Format::Csv if in_query => Ok(()),
+            _ => write!(out, "{}", render(self.format, outcome)),
+        }
     }
 }
 

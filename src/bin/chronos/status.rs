@@ -33,13 +33,28 @@ fn lag(node: &pb::NodeStatus, nodes: &[pb::NodeStatus]) -> u64 {
     commit.saturating_sub(node.applied_index)
 }
 
-fn health(node: &pb::NodeStatus) -> String {
+/// How long a follower may be behind without progress before it shows as stalled (the
+/// node's own threshold for logging it).
+const STALLED_MS: u64 = 5_000;
+
+/// A node's health, with the leader's view of its replication: a follower that answers but
+/// does not catch up shows as stalled, one being sent a snapshot as catching up.
+fn health(node: &pb::NodeStatus, nodes: &[pb::NodeStatus]) -> String {
+    let replication = nodes
+        .iter()
+        .find(|n| n.role == pb::Role::Leader as i32)
+        .and_then(|leader| leader.peers.iter().find(|p| p.id == node.id));
     if node.role == pb::Role::Down as i32 {
         "unreachable".into()
     } else if !node.halted.is_empty() {
         format!("halted: {}", node.halted)
     } else if node.leader == 0 {
         "no leader".into()
+    } else if let Some(peer) = replication.filter(|p| p.stalled_ms >= STALLED_MS) {
+        let snapshot = if peer.receiving_snapshot { ", receiving a snapshot" } else { "" };
+        format!("stalled {}s at index {}{snapshot}", peer.stalled_ms / 1000, peer.match_index)
+    } else if replication.is_some_and(|p| p.receiving_snapshot) {
+        "catching up (snapshot)".into()
     } else {
         "ok".into()
     }
@@ -66,7 +81,7 @@ pub async fn print(client: &mut Client, format: StatusFormat) -> ExitCode {
                         "commit_index": n.commit_index,
                         "applied_index": n.applied_index,
                         "lag": lag(n, &nodes),
-                        "health": health(n),
+                        "health": health(n, &nodes),
                     })
                 })
                 .collect();
@@ -101,7 +116,7 @@ pub async fn print(client: &mut Client, format: StatusFormat) -> ExitCode {
                         number(n.commit_index),
                         number(n.applied_index),
                         number(lag(n, &nodes)),
-                        Value::String(health(n)),
+                        Value::String(health(n, &nodes)),
                     ]
                 })
                 .collect();

@@ -1,6 +1,7 @@
 //! A database and its sessions: transaction control, autocommit and statement execution.
 
 use super::Txn;
+use crate::sql::budget::{Budget, Limits};
 use crate::sql::error::{Error, Result};
 use crate::sql::execution::{StatementResult, execute};
 use crate::sql::parser::{self, ast::Statement};
@@ -53,12 +54,12 @@ impl Database {
 
     /// Starts a session.
     pub fn session(self: &Arc<Self>) -> Session {
-        Session { db: self.clone(), txn: None }
+        Session { db: self.clone(), txn: None, limits: Limits::NONE }
     }
 
     /// A session continuing an open transaction.
     pub fn resume_session(self: &Arc<Self>, txn: Txn) -> Session {
-        Session { db: self.clone(), txn: Some(txn) }
+        Session { db: self.clone(), txn: Some(txn), limits: Limits::NONE }
     }
 
     /// The in-flight read-write transaction `version`, resumed on this handle (it must have
@@ -107,12 +108,20 @@ impl Database {
 pub struct Session {
     db: Arc<Database>,
     txn: Option<Txn>,
+    /// What each statement may write and hold (see [`Limits`]).
+    limits: Limits,
 }
 
 impl Session {
     /// Parses and runs a script, stopping at the first error.
     pub fn execute(&mut self, sql: &str) -> Result<Vec<StatementResult>> {
         parser::parse(sql)?.iter().map(|statement| self.execute_statement(statement)).collect()
+    }
+
+    /// Limits what each statement that follows may write and hold: a statement past them
+    /// fails with a `resource_limit` error (the same one on every replica).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Whether an explicit transaction is open.
@@ -211,6 +220,7 @@ impl Session {
                         if writes && txn.mvcc().read_only() {
                             return Err(Error::ReadOnly);
                         }
+                        txn.set_budget(Budget::new(self.limits));
                         let _guard = writes.then(|| self.db.lock_writes());
                         let result =
                             Planner::new(txn).plan(statement).and_then(|plan| execute(plan, txn));
@@ -225,6 +235,7 @@ impl Session {
                     None if writes => {
                         let _guard = self.db.lock_writes();
                         let mut txn = Txn::new(mvcc.begin()?);
+                        txn.set_budget(Budget::new(self.limits));
                         match Planner::new(&txn)
                             .plan(statement)
                             .and_then(|plan| execute(plan, &mut txn))
@@ -242,6 +253,7 @@ impl Session {
                     }
                     None => {
                         let mut txn = Txn::new(mvcc.begin_read_only()?);
+                        txn.set_budget(Budget::new(self.limits));
                         let result = Planner::new(&txn)
                             .plan(statement)
                             .and_then(|plan| execute(plan, &mut txn));

@@ -15,6 +15,7 @@
 use super::schema::{Index, Table};
 use crate::encoding::keycode::{self, KeyReader};
 use crate::encoding::value as codec;
+use crate::sql::budget::Budget;
 use crate::sql::error::{Error, Result};
 use crate::sql::types::{Row, Value};
 use crate::storage::mvcc;
@@ -103,15 +104,27 @@ fn decode_key_value(bytes: &[u8]) -> Result<Value> {
     Ok(value)
 }
 
-/// A transaction seen as tables, rows and indexes.
+/// A transaction seen as tables, rows and indexes, with the budget of the statement running
+/// in it.
 pub struct Txn {
     inner: mvcc::Transaction,
+    budget: Budget,
 }
 
 impl Txn {
-    /// Wraps an MVCC transaction.
+    /// Wraps an MVCC transaction (with no limits until [`Txn::set_budget`]).
     pub fn new(inner: mvcc::Transaction) -> Self {
-        Self { inner }
+        Self { inner, budget: Budget::default() }
+    }
+
+    /// Sets the budget of the statements that follow (see [`Budget`]).
+    pub fn set_budget(&mut self, budget: Budget) {
+        self.budget = budget;
+    }
+
+    /// The budget of the running statement.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
     }
 
     /// The underlying MVCC transaction.
@@ -219,6 +232,7 @@ impl Txn {
 
     /// Inserts a prepared row (see [`Table::prepare_row`]).
     pub fn insert(&mut self, table: &Table, row: Row) -> Result<()> {
+        self.budget.write(&row)?;
         let (key, fresh) = match table.row_key(&row) {
             Some(key) => {
                 // The read also checks the key for conflicts, so the write below need not.
@@ -286,6 +300,7 @@ impl Txn {
 
     /// Deletes the row with key `key` (whose current values are `row`).
     pub fn delete(&mut self, table: &Table, key: &Value, row: &Row) -> Result<()> {
+        self.budget.write(std::slice::from_ref(key))?;
         for index in &table.indexes {
             self.delete_index_entry(table, index, &row[index.column], key)?;
         }
@@ -313,6 +328,7 @@ impl Txn {
     /// Replaces the row with key `key` (whose current values are `old`) by the prepared row
     /// `new`. A changed primary key moves the row.
     pub fn update(&mut self, table: &Table, key: &Value, old: &Row, new: Row) -> Result<()> {
+        self.budget.write(&new)?;
         if let Some(new_key) = table.row_key(&new)
             && new_key != *key
         {
@@ -348,6 +364,7 @@ impl Txn {
     ) -> impl Iterator<Item = Result<(Value, Row)>> + '_ {
         let prefix_len = row_prefix(&table.name).len();
         self.inner.scan(row_range(table, range)).map(move |item| {
+            self.budget.tick()?;
             let (key, value) = item?;
             let key = decode_key_value(&key[prefix_len..])?;
             Ok((key, codec::decode(&value)?))
@@ -361,7 +378,10 @@ impl Txn {
         table: &Table,
         range: (Bound<Value>, Bound<Value>),
     ) -> impl Iterator<Item = Result<Row>> + '_ {
-        self.inner.scan_values(row_range(table, range)).map(|value| Ok(codec::decode(&value?)?))
+        self.inner.scan_values(row_range(table, range)).map(|value| {
+            self.budget.tick()?;
+            Ok(codec::decode(&value?)?)
+        })
     }
 
     /// One item per row whose key falls in `range`, in key order, without reading the row's
@@ -371,9 +391,10 @@ impl Txn {
         table: &Table,
         range: (Bound<Value>, Bound<Value>),
     ) -> impl Iterator<Item = Result<()>> + '_ {
-        self.inner
-            .scan_values(row_range(table, range))
-            .map(|value| value.map(drop).map_err(Into::into))
+        self.inner.scan_values(row_range(table, range)).map(|value| {
+            self.budget.tick()?;
+            value.map(drop).map_err(Into::into)
+        })
     }
 
     /// The keys of the rows whose indexed column equals `value` (never matches NULL).

@@ -5,6 +5,7 @@
 //! input order, so floating-point sums are reproducible too.
 
 use super::Rows;
+use crate::sql::budget::Budget;
 use crate::sql::error::{Error, Result};
 use crate::sql::planner::{Aggregate, AggregateFunction, Expression};
 use crate::sql::types::{ArithmeticOp, Row, Value};
@@ -34,8 +35,9 @@ impl Accumulator {
         }
     }
 
-    /// Adds one input value (`None` for COUNT(*), which counts rows).
-    fn add(&mut self, value: Option<Value>) -> Result<()> {
+    /// Adds one input value (`None` for COUNT(*), which counts rows). A DISTINCT aggregate
+    /// holds each new value (counted against `budget`).
+    fn add(&mut self, value: Option<Value>, budget: &Budget) -> Result<()> {
         let Some(value) = value else {
             self.count += 1;
             return Ok(());
@@ -43,10 +45,12 @@ impl Accumulator {
         if value.is_null() {
             return Ok(());
         }
-        if let Some(seen) = &mut self.seen
-            && !seen.insert(value.clone())
-        {
-            return Ok(());
+        if let Some(seen) = &mut self.seen {
+            if seen.contains(&value) {
+                return Ok(());
+            }
+            budget.hold(std::slice::from_ref(&value))?;
+            seen.insert(value.clone());
         }
         self.count += 1;
         match self.function {
@@ -95,6 +99,7 @@ pub fn aggregate<'a>(
     source: Rows<'a>,
     group_by: &[Expression],
     aggregates: &[Aggregate],
+    budget: &Budget,
 ) -> Result<Rows<'a>> {
     let mut groups: BTreeMap<Vec<Value>, Vec<Accumulator>> = BTreeMap::new();
     for row in source {
@@ -102,13 +107,17 @@ pub fn aggregate<'a>(
         let key = group_by.iter().map(|e| e.evaluate(&row)).collect::<Result<Vec<_>>>()?;
         let accumulators = match groups.get_mut(&key) {
             Some(accumulators) => accumulators,
-            None => groups
-                .entry(key)
-                .or_insert_with(|| aggregates.iter().map(Accumulator::new).collect()),
+            None => {
+                // A new group is held until the statement ends.
+                budget.hold(&key)?;
+                groups
+                    .entry(key)
+                    .or_insert_with(|| aggregates.iter().map(Accumulator::new).collect())
+            }
         };
         for (accumulator, aggregate) in accumulators.iter_mut().zip(aggregates) {
             let value = aggregate.arg.as_ref().map(|arg| arg.evaluate(&row)).transpose()?;
-            accumulator.add(value)?;
+            accumulator.add(value, budget)?;
         }
     }
     // Without GROUP BY there is exactly one group, even for no rows.

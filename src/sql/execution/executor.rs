@@ -16,7 +16,7 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             StatementResult::Query { columns, rows }
         }
         Plan::Insert { table, columns, source } => {
-            let rows: Vec<Row> = execute_node(source, txn)?.collect::<Result<_>>()?;
+            let rows = collect_held(execute_node(source, txn)?, txn)?;
             let defaults: Row =
                 table.columns.iter().map(|c| c.default.clone().unwrap_or(Value::Null)).collect();
             let count = rows.len() as u64;
@@ -32,7 +32,7 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
         }
         Plan::Update { table, source, set } => {
             // Read every target row before writing any, so the scan never sees its own writes.
-            let rows: Vec<Row> = execute_node(source, txn)?.collect::<Result<_>>()?;
+            let rows = collect_held(execute_node(source, txn)?, txn)?;
             let count = rows.len() as u64;
             for mut old in rows {
                 let key = old.pop().ok_or_else(|| missing_key(&table))?;
@@ -47,7 +47,7 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             StatementResult::Update { count }
         }
         Plan::Delete { table, source } => {
-            let rows: Vec<Row> = execute_node(source, txn)?.collect::<Result<_>>()?;
+            let rows = collect_held(execute_node(source, txn)?, txn)?;
             let count = rows.len() as u64;
             for mut row in rows {
                 let key = row.pop().ok_or_else(|| missing_key(&table))?;
@@ -89,6 +89,18 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             StatementResult::DropIndex { name, existed }
         }
     })
+}
+
+/// Collects rows that the statement holds in memory until it ends, counting them against its
+/// budget.
+fn collect_held(rows: Rows<'_>, txn: &Txn) -> Result<Vec<Row>> {
+    let mut held = Vec::new();
+    for row in rows {
+        let row = row?;
+        txn.budget().hold(&row)?;
+        held.push(row);
+    }
+    Ok(held)
 }
 
 fn missing_key(table: &Table) -> Error {
@@ -141,6 +153,7 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
                     let mut rows = Vec::new();
                     for key in keys {
                         if let Some(row) = txn.get(&table, &key)? {
+                            txn.budget().hold(&row)?;
                             rows.push(Ok((key, row)));
                         }
                     }
@@ -156,6 +169,7 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
                                     index.name
                                 ))
                             })?;
+                            txn.budget().hold(&row)?;
                             rows.push(Ok((key, row)));
                         }
                     }
@@ -219,12 +233,13 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
                 }
                 source => execute_node(source, txn)?,
             };
-            aggregate::aggregate(rows, &group_by, &aggregates)?
+            aggregate::aggregate(rows, &group_by, &aggregates, txn.budget())?
         }
         Node::Order { source, keys } => {
             let mut rows = Vec::new();
             for row in execute_node(*source, txn)? {
                 let row = row?;
+                txn.budget().hold(&row)?;
                 let sort_key =
                     keys.iter().map(|k| k.expr.evaluate(&row)).collect::<Result<Vec<_>>>()?;
                 rows.push((sort_key, row));
@@ -256,18 +271,26 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
         }
         Node::Distinct { source } => {
             let mut seen: HashSet<Row> = HashSet::new();
-            Box::new(execute_node(*source, txn)?.filter(move |row| match row {
-                Ok(row) => seen.insert(row.clone()),
-                Err(_) => true,
+            let budget = txn.budget();
+            Box::new(execute_node(*source, txn)?.filter_map(move |row| match row {
+                Ok(row) if seen.contains(&row) => None,
+                Ok(row) => match budget.hold(&row) {
+                    Ok(()) => {
+                        seen.insert(row.clone());
+                        Some(Ok(row))
+                    }
+                    Err(error) => Some(Err(error)),
+                },
+                Err(error) => Some(Err(error)),
             }))
         }
         Node::NestedLoopJoin { left, right, right_width, predicate, outer } => {
             let (left, right) = (execute_node(*left, txn)?, execute_node(*right, txn)?);
-            join::nested_loop(left, right, right_width, predicate, outer)?
+            join::nested_loop(left, right, right_width, predicate, outer, txn.budget())?
         }
         Node::HashJoin { left, left_column, right, right_column, right_width, outer } => {
             let (left, right) = (execute_node(*left, txn)?, execute_node(*right, txn)?);
-            join::hash(left, left_column, right, right_column, right_width, outer)?
+            join::hash(left, left_column, right, right_column, right_width, outer, txn.budget())?
         }
         Node::Values { rows } => {
             let rows: Vec<Result<Row>> =

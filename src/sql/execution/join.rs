@@ -2,6 +2,7 @@
 //! the left input's order (deterministic).
 
 use super::Rows;
+use crate::sql::budget::Budget;
 use crate::sql::error::Result;
 use crate::sql::planner::Expression;
 use crate::sql::types::{Row, Value};
@@ -16,8 +17,15 @@ pub fn nested_loop<'a>(
     right_width: usize,
     predicate: Option<Expression>,
     outer: bool,
+    budget: &'a Budget,
 ) -> Result<Rows<'a>> {
-    let right: Rc<Vec<Row>> = Rc::new(right.collect::<Result<_>>()?);
+    let mut held = Vec::new();
+    for row in right {
+        let row = row?;
+        budget.hold(&row)?;
+        held.push(row);
+    }
+    let right: Rc<Vec<Row>> = Rc::new(held);
     let predicate = Rc::new(predicate);
     Ok(Box::new(left.flat_map(move |left| {
         let right = right.clone();
@@ -27,6 +35,11 @@ pub fn nested_loop<'a>(
             Ok(left) => {
                 let mut out = Vec::new();
                 for right_row in right.iter() {
+                    // Each combination counts: a large cross join stops at its deadline.
+                    if let Err(error) = budget.tick() {
+                        out.push(Err(error));
+                        break;
+                    }
                     let mut row = Vec::with_capacity(left.len() + right_width);
                     row.extend_from_slice(&left);
                     row.extend_from_slice(right_row);
@@ -64,10 +77,12 @@ pub fn hash<'a>(
     right_column: usize,
     right_width: usize,
     outer: bool,
+    budget: &'a Budget,
 ) -> Result<Rows<'a>> {
     let mut table: HashMap<Value, Vec<Row>> = HashMap::new();
     for row in right {
         let row = row?;
+        budget.hold(&row)?;
         let key = row.get(right_column).cloned().unwrap_or(Value::Null);
         if !key.is_null() {
             table.entry(key).or_default().push(row);

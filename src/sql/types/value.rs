@@ -34,6 +34,16 @@ const KEY_FLOAT: u8 = 0x03;
 const KEY_STRING: u8 = 0x04;
 
 impl Value {
+    /// About how many bytes the value takes in memory or on the wire: what byte budgets and
+    /// page sizes count. A function of the value alone, so it is the same on every replica.
+    pub fn size(&self) -> usize {
+        match self {
+            Value::Null | Value::Boolean(_) => 1,
+            Value::Integer(_) | Value::Float(_) => 8,
+            Value::String(s) => s.len() + 8,
+        }
+    }
+
     /// The value's data type; `None` for NULL.
     pub fn datatype(&self) -> Option<DataType> {
         match self {

@@ -82,8 +82,9 @@ fn columns(app: &App, width: u16) -> Vec<Column> {
     columns.push(Column {
         header: "health",
         width: 11,
-        cell: |app, n| {
-            Cell::from(Span::styled(n.health_label(app.now_ms), health_style(n.health())))
+        cell: |app, n| match app.cluster.replication_health(n) {
+            Some(replication) => Cell::from(Span::styled(replication, health_style("lagging"))),
+            None => Cell::from(Span::styled(n.health_label(app.now_ms), health_style(n.health()))),
         },
     });
     if width >= 110 && app.spawned {

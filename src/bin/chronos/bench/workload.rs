@@ -3,8 +3,8 @@
 //! is measured by the caller from before the first request to after the last.
 
 use chronos::client::Client;
+use chronos::client::Response;
 use chronos::rng::Rng;
-use chronos::server::Response;
 use chronos::sql::StatementResult;
 use chronos::sql::types::Value;
 
