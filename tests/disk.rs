@@ -171,3 +171,70 @@ fn a_full_disk_halts_the_node_cleanly_and_acknowledged_writes_survive() {
         "{acknowledged} acknowledged, found {counted}"
     );
 }
+
+/// Fills a one-node store through `chronosd` (syncing often), then stops the node cleanly.
+fn filled_store(data: &Path, address: &str) {
+    let data = data.to_str().expect("utf-8 path");
+    let child = chronosd(&["--listen", address, "--data-dir", data, "--snapshot-entries", "5"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chronosd");
+    let mut node = Node(child);
+    eventually("the node to serve", || chronos(address, "SELECT 1").status.success().then_some(()));
+    assert!(chronos(address, "CREATE TABLE t (id INT PRIMARY KEY, s STRING)").status.success());
+    for id in 0..200 {
+        let sql = format!("INSERT INTO t VALUES ({id}, '{}')", "s".repeat(200));
+        assert!(chronos(address, &sql).status.success());
+    }
+    let stopped = Command::new("kill").arg("-TERM").arg(node.0.id().to_string()).status();
+    assert!(stopped.is_ok_and(|s| s.success()));
+    eventually("the node to stop", || node.0.try_wait().ok().flatten());
+}
+
+/// Applies `damage` to the database file of every generation of the SQL store in `data`.
+fn damage_store(data: &Path, damage: impl Fn(&mut Vec<u8>)) {
+    let mut damaged = 0;
+    for generation in std::fs::read_dir(data.join("sql")).expect("sql dir").flatten() {
+        let file = generation.path().join("db");
+        let Ok(mut bytes) = std::fs::read(&file) else { continue };
+        assert!(generation.path().join("SYNCED").exists(), "the store was synced");
+        damage(&mut bytes);
+        std::fs::write(&file, bytes).expect("damage the store");
+        damaged += 1;
+    }
+    assert!(damaged > 0);
+}
+
+/// Issue 12, item 4: what a node reads back from disk is checked. A SQL store damaged on disk
+/// is refused at start with a clear message, never served: sled recovers a store cut short
+/// silently, which shows as a state behind the log's start (the log can no longer replay the
+/// difference); other damage makes sled fail (or panic) while opening.
+#[test]
+fn a_damaged_sql_store_is_refused_with_a_clear_message() {
+    let _serial = serial();
+    for (name, damage, expected) in [
+        (
+            "cut short",
+            Box::new(|bytes: &mut Vec<u8>| bytes.truncate(bytes.len() / 8))
+                as Box<dyn Fn(&mut Vec<u8>)>,
+            "cannot be replayed",
+        ),
+        (
+            "bytes flipped",
+            Box::new(|bytes: &mut Vec<u8>| bytes.iter_mut().step_by(512).for_each(|b| *b ^= 0x5a)),
+            "damaged",
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let address = format!("127.0.0.1:{}", free_ports(1)[0]);
+        filled_store(&data, &address);
+        damage_store(&data, damage);
+        let path = data.to_str().expect("utf-8 path");
+        let output = chronosd(&["--listen", &address, "--data-dir", path]).output().expect("run");
+        let log = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{name}: {log}");
+        assert!(log.contains("damaged") && log.contains(expected), "{name}: {log}");
+    }
+}

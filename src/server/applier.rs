@@ -17,6 +17,7 @@ use super::state::{ApplyError, StateMachine};
 use super::transport::Addresses;
 use crate::raft::{Entry, Index, SnapshotMeta};
 use crate::storage::{Engine, ReplicaStore, View};
+
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 use tokio::sync::{oneshot, watch};
@@ -57,7 +58,17 @@ pub struct Applier {
     /// Where the session signing key is published once the log sets it.
     pub session_key: watch::Sender<Option<Arc<Vec<u8>>>>,
     /// The flusher's inbox.
-    pub flusher: Sender<(Arc<ReplicaStore>, Index)>,
+    pub flusher: Sender<Flush>,
+}
+
+/// A request to sync a store: everything up to `index` is committed to it.
+pub struct Flush {
+    /// The store.
+    pub store: Arc<ReplicaStore>,
+    /// Its generation (the sync is recorded there).
+    pub generation: u64,
+    /// The applied index its commits cover.
+    pub index: Index,
 }
 
 impl Applier {
@@ -100,7 +111,9 @@ impl Applier {
             Apply::Flush => {
                 self.machine.commit()?;
                 let store = self.machine.store().clone();
-                let _ = self.flusher.send((store, self.machine.applied()));
+                let flush =
+                    Flush { store, generation: self.generation, index: self.machine.applied() };
+                let _ = self.flusher.send(flush);
             }
         }
         self.publish();
@@ -192,25 +205,27 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// The flusher thread: makes a store durable (an fsync of everything committed so far), then
-/// tells the driver the log may be compacted up to the index it covers. Requests that queue
-/// up while a flush runs are served by one flush.
-pub fn run_flusher(work: Receiver<(Arc<ReplicaStore>, Index)>, driver: Sender<Input>) {
+/// The flusher thread: makes a store durable (an fsync of everything committed so far),
+/// records the index it covers (`SYNCED`, checked at the next start), then tells the driver
+/// the log may be compacted up to there. Requests that queue up while a flush runs are served
+/// by one flush.
+pub fn run_flusher(work: Receiver<Flush>, data: Arc<DataDir>, driver: Sender<Input>) {
     while let Ok(mut request) = work.recv() {
         while let Ok(later) = work.try_recv() {
             request = later;
         }
-        let (store, index) = request;
-        match store.flush() {
-            Ok(()) => {
-                if driver.send(Input::Compact { index }).is_err() {
-                    return;
-                }
-            }
-            Err(error) => {
-                let _ = driver.send(Input::Halt(format!("cannot sync the SQL store: {error}")));
-                return;
-            }
+        let Flush { store, generation, index } = request;
+        let synced = store
+            .flush()
+            .map_err(|e| format!("cannot sync the SQL store: {e}"))
+            .and_then(|()| data.mark_synced(generation, index).map_err(|e| e.to_string()));
+        let next = match synced {
+            Ok(()) => Input::Compact { index },
+            Err(error) => Input::Halt(error),
+        };
+        let halted = matches!(next, Input::Halt(_));
+        if driver.send(next).is_err() || halted {
+            return;
         }
     }
 }

@@ -8,7 +8,15 @@
 //!                                 being received from the leader
 //! <data-dir>/sql/<generation>/STAGED   in a received store, once it is complete: the index
 //!                                 and term it holds the state of
+//! <data-dir>/sql/<generation>/SYNCED   the applied index the store was last synced at, with a
+//!                                 CRC-32 (what a damaged store lost, for the message)
 //! ```
+//!
+//! Everything read back is checked: the log's records carry CRCs, received chunks too, marker
+//! files are parsed strictly. The SQL store is sled, which recovers a damaged store silently
+//! short (a prefix of its writes) or panics: at start the store's applied index is checked
+//! against the log, which replays what the store lost if it still holds it; otherwise (or on a
+//! panic) the node refuses to start with a clear message.
 //!
 //! The SQL store in use is durable; it records the index it has applied. A store received
 //! from the leader is written into a new generation, marked `STAGED` once complete and synced,
@@ -163,6 +171,34 @@ impl DataDir {
             .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))
     }
 
+    /// Records durably that `generation`'s store was synced with everything up to `index`.
+    pub fn mark_synced(&self, generation: u64, index: Index) -> Result<(), Error> {
+        let path = self.generation_dir(generation).join("SYNCED");
+        let text = format!("{index} {:08x}\n", crc32fast::hash(&index.to_le_bytes()));
+        write_durably(&path, text.as_bytes())
+            .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// The index `generation`'s store was last synced at (0 if never); an error if the
+    /// record is damaged.
+    pub fn synced(&self, generation: u64) -> Result<Index, Error> {
+        let path = self.generation_dir(generation).join("SYNCED");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => {
+                return Err(Error::Io(format!("cannot read {}: {error}", path.display())));
+            }
+        };
+        let mut fields = text.split_whitespace();
+        let index = fields.next().and_then(|i| i.parse::<Index>().ok());
+        let crc = fields.next().and_then(|c| u32::from_str_radix(c, 16).ok());
+        match (index, crc) {
+            (Some(index), Some(crc)) if crc == crc32fast::hash(&index.to_le_bytes()) => Ok(index),
+            _ => Err(Error::Io(format!("{} is damaged: {text:?}", path.display()))),
+        }
+    }
+
     /// The complete received generation holding the state up to `index`, if any.
     pub fn staged_generation(&self, index: Index) -> Result<Option<u64>, Error> {
         for generation in self.generations()?.into_iter().rev() {
@@ -226,7 +262,17 @@ pub fn remove_dir(path: &Path) {
 /// Opens (creating) a SQL store in `path`: a sled database whose `data` tree holds the state,
 /// with undo trees for snapshot views beside it.
 fn open_store(path: &Path) -> Result<Arc<ReplicaStore>, Error> {
-    let db = SledEngine::open_db(path).map_err(|e| Error::Io(e.to_string()))?;
+    // sled panics on some damage it finds while opening: refuse with a message instead.
+    let opened = std::panic::catch_unwind(|| SledEngine::open_db(path));
+    let db = match opened {
+        Ok(db) => db.map_err(|e| Error::Io(e.to_string()))?,
+        Err(_) => {
+            return Err(Error::Io(format!(
+                "the SQL store in {} is damaged (it cannot be opened)",
+                path.display()
+            )));
+        }
+    };
     // Views do not outlive a process.
     for name in db.tree_names() {
         if name.starts_with(UNDO_TREE.as_bytes()) {
@@ -290,6 +336,13 @@ mod tests {
         drop(data.open_store(received).unwrap());
         assert_eq!(data.staged_generation(40).unwrap(), None, "not complete yet");
         data.mark_staged(received, 40, 3).unwrap();
+        assert_eq!(data.synced(received).unwrap(), 0);
+        data.mark_synced(received, 40).unwrap();
+        assert_eq!(data.synced(received).unwrap(), 40);
+        let record = data.generation_path(received).join("SYNCED");
+        std::fs::write(&record, "41 00000000\n").unwrap();
+        assert!(data.synced(received).is_err(), "a damaged record is refused");
+        data.mark_synced(received, 40).unwrap();
         assert_eq!(data.staged_generation(40).unwrap(), Some(received));
         data.set_current_generation(received).unwrap();
         data.remove_generations_except(received).unwrap();

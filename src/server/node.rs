@@ -220,10 +220,12 @@ impl Node {
             },
             stalled_after: ticks(super::STALLED_AFTER),
         };
-        let flusher_inbox = inbox.clone();
+        let (flusher_inbox, flusher_data) = (inbox.clone(), data.clone());
         let threads = vec![
             spawn_thread("chronos-apply", move || applier.run())?,
-            spawn_thread("chronos-flush", move || run_flusher(flush_rx, flusher_inbox))?,
+            spawn_thread("chronos-flush", move || {
+                run_flusher(flush_rx, flusher_data, flusher_inbox)
+            })?,
             spawn_thread("chronos-raft", move || driver.run())?,
         ];
         let queries = Arc::new(tokio::sync::Semaphore::new(opts.max_queries.max(1)));
@@ -383,13 +385,17 @@ fn recover(opts: &Options) -> Result<Recovery, Error> {
     }
     let mut sql = data.open_store(generation)?;
     let applied = Meta::load(sql.as_ref()).map_err(Error::Io)?.map_or(0, |m| m.applied);
+    let synced = data.synced(generation)?;
     let start = recovered.snapshot.index;
     if start > applied {
         // The log records a snapshot received from the leader that the state machine had not
-        // switched to when the node stopped: switch now.
+        // switched to when the node stopped: switch now. Without one, the store lost what the
+        // log no longer has (sled recovers a damaged store silently short).
         let staged = data.staged_generation(start)?.ok_or_else(|| {
             Error::Io(format!(
-                "the SQL state (applied up to {applied}) is behind the Raft log, which starts after {start}, and the state received from the leader is missing: the data directory is damaged"
+                "the SQL store of {} is damaged: it holds the state up to index {applied} (index {synced} was synced), but the Raft log starts after {start}, so the difference cannot be replayed. Remove the member (chronos member remove {}), empty its data directory and add it again (chronosd --join, chronos member add): it then gets the state from the cluster",
+                opts.data_dir.display(),
+                opts.id
             ))
         })?;
         drop(sql);
@@ -401,6 +407,15 @@ fn recover(opts: &Options) -> Result<Recovery, Error> {
     data.remove_generations_except(generation)?;
     let machine = StateMachine::open(sql, recovered.snapshot.config.clone())
         .map_err(|e| Error::Io(e.to_string()))?;
+    if machine.applied() < synced {
+        // A store that came back short (sled keeps a prefix of its writes) is repaired by
+        // replaying the log, which still holds what it lost.
+        tracing::warn!(
+            applied = machine.applied(),
+            synced,
+            "the SQL store came back short of what was synced; replaying the Raft log to repair it"
+        );
+    }
     recovered.applied = machine.applied();
     tracing::info!(
         applied = machine.applied(),

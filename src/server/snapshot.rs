@@ -129,11 +129,46 @@ pub async fn receive(
         tracing::warn!(from, "refused a snapshot stream: {}", error.message());
         return Err(error);
     }
+    data.mark_synced(generation, meta.index)?;
     data.mark_staged(generation, meta.index, meta.term)?;
     tracing::info!(from, index = meta.index, generation, "received a snapshot");
     let index = meta.index;
     cx.send(Input::SnapshotReceived { from, term, meta, generation })?;
     Ok(index)
+}
+
+/// Checks a chunk that should be number `expected`, after `total` pairs whose chunks' CRCs
+/// make `digest`: its pairs, or `None` for a last chunk whose totals match.
+fn check_chunk(
+    chunk: &pb::SnapshotChunk,
+    expected: u64,
+    total: u64,
+    digest: &crc32fast::Hasher,
+) -> Result<Option<Vec<KeyValue>>, Status> {
+    if chunk.seq != expected {
+        return Err(Status::data_loss(format!(
+            "snapshot chunk {} arrived where {expected} was expected",
+            chunk.seq
+        )));
+    }
+    if crc32fast::hash(&chunk.pairs) != chunk.crc {
+        return Err(Status::data_loss(format!(
+            "snapshot chunk {} is damaged (checksum)",
+            chunk.seq
+        )));
+    }
+    if chunk.done {
+        if chunk.total_pairs != total || chunk.digest != digest.clone().finalize() {
+            return Err(Status::data_loss(format!(
+                "the snapshot is incomplete: {total} pairs received, {} sent",
+                chunk.total_pairs
+            )));
+        }
+        return Ok(None);
+    }
+    let pairs = codec::decode(&chunk.pairs)
+        .map_err(|e| Status::data_loss(format!("undecodable snapshot chunk: {e}")))?;
+    Ok(Some(pairs))
 }
 
 /// Writes the chunks of a stream, starting with `first`, checking each one and the totals.
@@ -148,30 +183,8 @@ async fn write_chunks(
     let mut chunk = first;
     let mut expected = 0u64;
     loop {
-        if chunk.seq != expected {
-            return Err(Status::data_loss(format!(
-                "snapshot chunk {} arrived where {expected} was expected",
-                chunk.seq
-            )));
-        }
-        if crc32fast::hash(&chunk.pairs) != chunk.crc {
-            return Err(Status::data_loss(format!(
-                "snapshot chunk {} is damaged (checksum)",
-                chunk.seq
-            )));
-        }
-        if chunk.done {
-            if chunk.total_pairs != total || chunk.digest != digest.clone().finalize() {
-                return Err(Status::data_loss(format!(
-                    "the snapshot is incomplete: {total} pairs received, {} sent",
-                    chunk.total_pairs
-                )));
-            }
-            break;
-        }
+        let Some(pairs) = check_chunk(&chunk, expected, total, &digest)? else { break };
         digest.update(&chunk.crc.to_le_bytes());
-        let pairs: Vec<KeyValue> = codec::decode(&chunk.pairs)
-            .map_err(|e| Status::data_loss(format!("undecodable snapshot chunk: {e}")))?;
         total += pairs.len() as u64;
         let mut batch = WriteBatch::new();
         for (key, value) in pairs {
@@ -198,5 +211,40 @@ async fn write_chunks(
             meta.index,
             meta.term
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(seq: u64, pairs: &[KeyValue]) -> pb::SnapshotChunk {
+        let data = codec::encode(&pairs.to_vec());
+        pb::SnapshotChunk { seq, crc: crc32fast::hash(&data), pairs: data, ..Default::default() }
+    }
+
+    #[test]
+    fn a_damaged_missing_or_incomplete_chunk_is_refused() {
+        let digest = crc32fast::Hasher::new();
+        let pairs = vec![(b"k".to_vec(), b"v".to_vec())];
+        assert_eq!(check_chunk(&chunk(0, &pairs), 0, 0, &digest).unwrap(), Some(pairs.clone()));
+        let mut damaged = chunk(0, &pairs);
+        damaged.pairs[0] ^= 1;
+        let refused = check_chunk(&damaged, 0, 0, &digest).unwrap_err();
+        assert!(refused.message().contains("damaged"), "{refused:?}");
+        assert!(check_chunk(&chunk(2, &pairs), 1, 0, &digest).is_err(), "a chunk went missing");
+        // The last chunk's totals must match what arrived.
+        let mut sent = crc32fast::Hasher::new();
+        sent.update(&chunk(0, &pairs).crc.to_le_bytes());
+        let last = pb::SnapshotChunk {
+            seq: 1,
+            done: true,
+            total_pairs: 1,
+            digest: sent.clone().finalize(),
+            ..chunk(1, &[])
+        };
+        assert_eq!(check_chunk(&last, 1, 1, &sent).unwrap(), None);
+        assert!(check_chunk(&last, 1, 0, &sent).is_err(), "a pair went missing");
+        assert!(check_chunk(&last, 1, 1, &digest).is_err(), "a chunk's content differs");
     }
 }
