@@ -172,6 +172,11 @@ impl Cluster {
         std::fs::read_to_string(self.dir.path().join(format!("n{id}.log"))).unwrap_or_default()
     }
 
+    /// The process id of node `id`, if it runs.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.children.get(&id).map(Child::id)
+    }
+
     /// The ids of running nodes.
     pub fn running(&self) -> Vec<u64> {
         self.children.keys().copied().collect()
