@@ -118,14 +118,16 @@ fn restart_time_and_memory_do_not_grow_with_the_data() {
             cluster.block_on(client.execute("SELECT 1", false)).ok().map(|_| ())
         });
         let restart = started.elapsed();
+        let serving = memory_kib(cluster.pid(1).expect("running"), "VmRSS");
         assert_eq!(count(&cluster, 1), Some(rows as i64), "every row is back");
         let after = memory_kib(cluster.pid(1).expect("running"), "VmHWM");
         println!(
-            "| {rows} | {:.1} s | {:.0} MiB | {:.0} MiB | {:.2} s | {:.0} MiB |",
+            "| {rows} | {:.1} s | {:.0} MiB | {:.0} MiB | {:.2} s | {:.0} MiB | {:.0} MiB |",
             loading.as_secs_f64(),
             disk as f64 / (1 << 20) as f64,
             mib(peak_loading),
             restart.as_secs_f64(),
+            mib(serving),
             mib(after)
         );
         restarts.push((rows, restart));

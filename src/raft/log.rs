@@ -72,6 +72,11 @@ impl RaftLog {
         self.bytes = self.entries.iter().map(Entry::size).sum();
     }
 
+    /// The highest index handed to the state machine.
+    pub fn applied(&self) -> Index {
+        self.applied
+    }
+
     /// The snapshot the log starts after.
     pub fn snapshot(&self) -> &SnapshotMeta {
         &self.snapshot

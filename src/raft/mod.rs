@@ -91,6 +91,8 @@ pub const MAX_ENTRY_BYTES: usize = 48 << 20;
 pub const MAX_INFLIGHT: usize = 16;
 /// Ticks a leader waits after a failed snapshot transfer before trying again (default).
 pub const SNAPSHOT_RETRY_TICKS: Ticks = 20;
+/// About the most bytes of committed entries one `Ready` hands out (default).
+pub const MAX_COMMITTED_BYTES: usize = 8 << 20;
 
 /// Errors from the Raft layer.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

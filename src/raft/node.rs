@@ -41,6 +41,8 @@ pub struct Options {
     pub max_inflight: usize,
     /// Ticks to wait after a failed snapshot transfer before starting another.
     pub snapshot_retry_ticks: Ticks,
+    /// About the most bytes of committed entries one `Ready` hands out (at least one entry).
+    pub max_committed_bytes: usize,
     /// Seeds the generator that randomizes election timeouts (the core has no randomness of
     /// its own: the same seed gives the same timeouts).
     pub seed: u64,
@@ -58,6 +60,7 @@ impl Options {
             max_entry_bytes: super::MAX_ENTRY_BYTES,
             max_inflight: super::MAX_INFLIGHT,
             snapshot_retry_ticks: super::SNAPSHOT_RETRY_TICKS,
+            max_committed_bytes: super::MAX_COMMITTED_BYTES,
             seed: id,
         }
     }
@@ -298,6 +301,9 @@ pub struct Node {
     pub(super) persisted_hard_state: HardState,
     /// A received snapshot to hand to the driver.
     pub(super) install: Option<SnapshotMeta>,
+    /// Committed entries are handed out up to here (the driver keeps it a window ahead of
+    /// what the state machine has applied, so a slow state machine bounds the queue).
+    pub(super) apply_limit: Index,
     /// Followers that need a snapshot streamed to them.
     pub(super) snapshot_requests: Vec<NodeId>,
     /// A local compaction to hand to the driver.
@@ -345,6 +351,7 @@ impl Node {
             read_failures: Vec::new(),
             events: Vec::new(),
             in_flight: None,
+            apply_limit: Index::MAX,
             log,
             opts,
         };
@@ -465,6 +472,13 @@ impl Node {
         }
     }
 
+    /// Hands out committed entries only up to `index` (the driver keeps this a window ahead of
+    /// what its state machine has applied: a state machine that falls behind holds committed
+    /// entries back in the log instead of in a queue).
+    pub fn limit_apply(&mut self, index: Index) {
+        self.apply_limit = index;
+    }
+
     /// Whether a `Ready` has something to do.
     pub fn has_ready(&self) -> bool {
         let read_round_due =
@@ -478,7 +492,7 @@ impl Node {
                 || !self.snapshot_requests.is_empty()
                 || !self.messages.is_empty()
                 || !self.persisted_messages.is_empty()
-                || self.log.commit > self.log.applying
+                || self.log.commit.min(self.apply_limit) > self.log.applying
                 || !self.read_states.is_empty()
                 || !self.read_failures.is_empty()
                 || !self.events.is_empty())
@@ -493,7 +507,19 @@ impl Node {
         assert!(self.in_flight.is_none(), "ready() called before advance()");
         self.start_read_round();
         let hard_state = self.hard_state();
-        let committed = self.log.slice(self.log.applying + 1, self.log.commit, usize::MAX).to_vec();
+        let (mut bytes, max_bytes) = (0, self.opts.max_committed_bytes);
+        let committed: Vec<Entry> = self
+            .log
+            .slice(self.log.applying + 1, self.log.commit.min(self.apply_limit), usize::MAX)
+            .iter()
+            .take_while(|entry| {
+                let first = bytes == 0;
+                bytes += entry.size();
+                first || bytes <= max_bytes
+            })
+            .cloned()
+            .collect();
+        let handed_out = committed.last().map_or(self.log.applying, |e| e.index);
         let snapshot = self.install.take();
         let compact = self.compaction.take();
         // With a snapshot or compaction, the store writes a checkpoint holding every entry
@@ -517,7 +543,7 @@ impl Node {
             events: std::mem::take(&mut self.events),
             committed,
         };
-        self.log.applying = self.log.commit.max(self.log.applying);
+        self.log.applying = handed_out.max(self.log.applying);
         self.log.truncated = None;
         self.in_flight = Some(InFlight {
             stable: self.log.last_index(),

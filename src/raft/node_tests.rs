@@ -517,3 +517,34 @@ fn appends_in_flight_are_resent_only_after_a_long_silence() {
     cycle(&mut leader);
     assert!(resent_entries(&heartbeat(&mut leader)), "a lost append is resent");
 }
+
+/// Committed entries are handed out in `Ready`s bounded in bytes, and only up to the limit
+/// the driver sets: a slow state machine leaves them in the log, not in a queue.
+#[test]
+fn committed_entries_are_handed_out_within_bytes_and_the_apply_limit() {
+    let mut options = Options::new(1);
+    options.max_committed_bytes = 200;
+    let mut only = Node::new(options, recovered(&[1], 0, &[], 0));
+    while only.role() != Role::Leader {
+        only.tick();
+    }
+    cycle(&mut only);
+    only.limit_apply(5);
+    for i in 0..10u8 {
+        only.propose(vec![i; 40]).unwrap();
+    }
+    let mut handed = Vec::new();
+    for _ in 0..10 {
+        let ready = cycle(&mut only);
+        let bytes: usize = ready.committed.iter().map(Entry::size).sum();
+        assert!(ready.committed.len() <= 1 || bytes <= 200, "{bytes} bytes in one Ready");
+        handed.extend(ready.committed.iter().map(|e| e.index));
+    }
+    assert_eq!(handed.last(), Some(&5), "held back at the limit: {handed:?}");
+    assert!(only.status().commit_index >= 11);
+    only.limit_apply(Index::MAX);
+    while only.has_ready() {
+        handed.extend(cycle(&mut only).committed.iter().map(|e| e.index));
+    }
+    assert_eq!(handed, (1..=11).collect::<Vec<_>>(), "each entry once, in order");
+}

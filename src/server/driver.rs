@@ -182,7 +182,14 @@ pub struct NodeHost {
     pub term: Term,
     /// Read failures of the round (answered once the leader is known).
     pub failed_reads: Vec<u64>,
+    /// Batches handed to the applier and not yet applied: their last index and bytes.
+    pub handed: std::collections::VecDeque<(Index, usize)>,
 }
+
+/// About how many bytes of committed entries may wait for the applier: past this the core
+/// holds further entries back in the log (a follower whose applier is slower than the
+/// leader's commits does not queue without bound).
+pub const MAX_APPLY_BACKLOG: usize = 32 << 20;
 
 impl Host for NodeHost {
     fn send(&mut self, envelope: Envelope) {
@@ -224,6 +231,10 @@ impl Host for NodeHost {
     }
 
     fn apply(&mut self, entries: Vec<Entry>) {
+        if let Some(last) = entries.last() {
+            let bytes = entries.iter().map(Entry::size).sum();
+            self.handed.push_back((last.index, bytes));
+        }
         let _ = self.apply.send(Apply::Entries(entries));
     }
 
@@ -264,6 +275,8 @@ pub struct DriverThread {
     pub compaction: Compaction,
     /// How long a follower may fall behind without progress before it is reported stalled.
     pub stalled_after: raft::Ticks,
+    /// What the state machine has applied.
+    pub applied: watch::Receiver<Index>,
 }
 
 impl DriverThread {
@@ -349,6 +362,7 @@ impl DriverThread {
                 }
             }
             self.host.term = self.driver.node.term();
+            self.bound_apply_backlog();
             if let Err(error) = self.driver.round(&mut self.host) {
                 return self.halt(error);
             }
@@ -363,6 +377,21 @@ impl DriverThread {
             }
             self.report_stalled(&status, &mut reported_stalled);
             self.state.send_replace(DriverState { raft: status, snapshot_index, halted: None });
+        }
+    }
+
+    /// Lets the core hand out committed entries while less than [`MAX_APPLY_BACKLOG`] bytes
+    /// wait for the applier, and holds them back otherwise (checked again every tick).
+    fn bound_apply_backlog(&mut self) {
+        let applied = *self.applied.borrow();
+        while self.host.handed.front().is_some_and(|(last, _)| *last <= applied) {
+            self.host.handed.pop_front();
+        }
+        let waiting: usize = self.host.handed.iter().map(|(_, bytes)| bytes).sum();
+        let node = &mut self.driver.node;
+        match waiting < MAX_APPLY_BACKLOG {
+            true => node.limit_apply(Index::MAX),
+            false => node.limit_apply(node.log().applied()),
         }
     }
 

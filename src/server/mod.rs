@@ -77,7 +77,7 @@ pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 pub const SNAPSHOT_ENTRIES: u64 = 10_000;
 /// Bytes of entries held in the log that trigger a flush and compaction too (the log in
 /// memory stays about this size, whatever the entries).
-pub const SNAPSHOT_BYTES: usize = 64 << 20;
+pub const SNAPSHOT_BYTES: usize = 16 << 20;
 /// How long a follower may be behind without progress before the leader reports it stalled.
 pub const STALLED_AFTER: Duration = Duration::from_secs(5);
 /// How often the leader garbage-collects old versions.

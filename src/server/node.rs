@@ -204,6 +204,7 @@ impl Node {
             id: opts.id,
             term: node.term(),
             failed_reads: Vec::new(),
+            handed: std::collections::VecDeque::new(),
         };
         let driver = DriverThread {
             driver: raft::Driver::new(node, store),
@@ -219,6 +220,7 @@ impl Node {
                 bytes: opts.snapshot_bytes.max(1),
             },
             stalled_after: ticks(super::STALLED_AFTER),
+            applied: applied.clone(),
         };
         let (flusher_inbox, flusher_data) = (inbox.clone(), data.clone());
         let threads = vec![

@@ -253,6 +253,35 @@ fn a_collection_never_removes_what_a_live_transactions_snapshot_reads() {
     assert_eq!(update, vec![Err("serialization_failure".to_string())]);
 }
 
+/// Two replicas applying the same log, checked to agree on every outcome.
+struct Replicas {
+    a: StateMachine,
+    b: StateMachine,
+    index: Index,
+}
+
+impl Replicas {
+    fn new() -> Self {
+        Self { a: machine(), b: machine(), index: 0 }
+    }
+
+    /// Applies the next entry on both; their outcomes must be equal.
+    fn apply(&mut self, command: Command) -> Outcome {
+        self.index += 1;
+        let entry = entry(self.index, &command);
+        let outcome = self.a.apply(&entry).unwrap();
+        assert_eq!(self.b.apply(&entry).unwrap(), outcome, "replicas agree");
+        outcome
+    }
+
+    /// Commits both and checks they store the same bytes.
+    fn commit_and_compare(&mut self) {
+        self.a.commit().unwrap();
+        self.b.commit().unwrap();
+        assert_eq!(dump(&self.a), dump(&self.b));
+    }
+}
+
 fn with_id(command: Command, client: u64, sequence: u64, part: u64) -> Command {
     match command {
         Command::Execute { txn, statements, continue_on_error, limits, .. } => Command::Execute {
@@ -270,15 +299,8 @@ fn with_id(command: Command, client: u64, sequence: u64, part: u64) -> Command {
 /// the first outcome back, on every replica alike.
 #[test]
 fn a_retried_request_gets_its_first_outcome_and_applies_once() {
-    let (mut a, mut b) = (machine(), machine());
-    let mut index = 0;
-    let mut apply = |command: Command| {
-        index += 1;
-        let entry = entry(index, &command);
-        let outcome = a.apply(&entry).unwrap();
-        assert_eq!(b.apply(&entry).unwrap(), outcome, "replicas agree");
-        results(outcome)
-    };
+    let mut pair = Replicas::new();
+    let mut apply = |command: Command| results(pair.apply(command));
     apply(execute(None, "CREATE TABLE t (id INT PRIMARY KEY)"));
     let insert = with_id(execute(None, "INSERT INTO t VALUES (1)"), 7, 1, 1);
     let first = apply(insert.clone());
@@ -291,10 +313,8 @@ fn a_retried_request_gets_its_first_outcome_and_applies_once() {
     // A new request of the same client runs.
     let next = apply(with_id(execute(None, "INSERT INTO t VALUES (3)"), 7, 2, 1));
     assert_eq!(next.0, vec![Ok(StatementResult::Insert { count: 1 })]);
-    a.commit().unwrap();
-    b.commit().unwrap();
-    assert_eq!(dump(&a), dump(&b));
-    let db = read_database(&a.database());
+    pair.commit_and_compare();
+    let db = read_database(&pair.a.database());
     let rows = db.session().execute("SELECT COUNT(*) FROM t").unwrap();
     let StatementResult::Query { rows, .. } = &rows[0] else { panic!("{rows:?}") };
     assert_eq!(rows[0][0], crate::sql::types::Value::Integer(2));
@@ -330,7 +350,6 @@ fn the_least_recently_active_client_is_forgotten_first() {
 /// each restart).
 #[test]
 fn a_statement_past_its_limits_fails_the_same_way_everywhere() {
-    let (mut a, mut b) = (machine(), machine());
     let limits = crate::sql::budget::Limits { write_bytes: 2 << 20, hold_bytes: 2 << 20 };
     let limited = |sql: &str| match execute(None, sql) {
         Command::Execute { txn, statements, continue_on_error, request, .. } => {
@@ -338,14 +357,8 @@ fn a_statement_past_its_limits_fails_the_same_way_everywhere() {
         }
         other => other,
     };
-    let mut index = 0;
-    let mut apply = |command: Command| {
-        index += 1;
-        let entry = entry(index, &command);
-        let outcome = a.apply(&entry).unwrap();
-        assert_eq!(b.apply(&entry).unwrap(), outcome, "replicas agree");
-        results(outcome).0
-    };
+    let mut pair = Replicas::new();
+    let mut apply = |command: Command| results(pair.apply(command)).0;
     apply(limited("CREATE TABLE a (x INT); CREATE TABLE b (x INT, y INT)"));
     let values: Vec<String> = (0..20_000).map(|i| format!("({i})")).collect();
     apply(limited(&format!("INSERT INTO a VALUES {}", values.join(", "))));
@@ -357,7 +370,5 @@ fn a_statement_past_its_limits_fails_the_same_way_everywhere() {
     assert_eq!(sorted, vec![Err("resource_limit".to_string())]);
     // Nothing of the failed statement was written; the next statement works.
     assert_eq!(apply(limited("INSERT INTO b VALUES (1, 2)")).len(), 1);
-    a.commit().unwrap();
-    b.commit().unwrap();
-    assert_eq!(dump(&a), dump(&b));
+    pair.commit_and_compare();
 }

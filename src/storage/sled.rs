@@ -14,7 +14,7 @@ use std::path::Path;
 
 /// The page cache size. sled counts on-disk bytes here, so resident memory can be several times
 /// larger; the default of 1 GiB is too much for a small node.
-pub const CACHE_CAPACITY: u64 = 128 << 20;
+pub const CACHE_CAPACITY: u64 = 32 << 20;
 
 /// How long opening waits for a database lock that a handle of this process is releasing.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
