@@ -635,6 +635,11 @@ impl Source {
         Ok(Some(piece))
     }
 
+    /// Whether the piece at `offset` needs no read from the source.
+    fn in_memory(&self, offset: u64) -> bool {
+        self.done || offset < self.kept_from + self.kept.len() as u64
+    }
+
     /// Forgets the text before `offset` (its results arrived).
     fn acknowledge(&mut self, offset: u64) {
         let drop = offset.saturating_sub(self.kept_from).min(self.kept.len() as u64);
@@ -652,13 +657,21 @@ async fn feed(
 ) -> Result<(), String> {
     let mut settings = Some(settings);
     loop {
-        let piece = {
-            let source = source.clone();
-            tokio::task::spawn_blocking(move || {
-                source.lock().unwrap_or_else(|p| p.into_inner()).piece(offset)
-            })
-            .await
-            .map_err(|e| format!("cannot read the script: {e}"))??
+        // Text already in memory is cut at once; only reading the source may block.
+        let in_memory = {
+            let mut source = source.lock().unwrap_or_else(|p| p.into_inner());
+            source.in_memory(offset).then(|| source.piece(offset))
+        };
+        let piece = match in_memory {
+            Some(piece) => piece?,
+            None => {
+                let source = source.clone();
+                tokio::task::spawn_blocking(move || {
+                    source.lock().unwrap_or_else(|p| p.into_inner()).piece(offset)
+                })
+                .await
+                .map_err(|e| format!("cannot read the script: {e}"))??
+            }
         };
         let Some(piece) = piece else {
             if let Some(settings) = settings.take() {
