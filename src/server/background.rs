@@ -113,10 +113,7 @@ async fn collect_garbage(cx: Arc<Context>) {
             }
         }
         let now = Instant::now();
-        let next_version = match cx.database().mvcc().status() {
-            Ok(status) => status.next_version,
-            Err(_) => continue,
-        };
+        let next_version = cx.database().mvcc().status().next_version;
         samples.push_back((now, next_version));
         let mut horizon = None;
         while let Some((at, version)) = samples.front().copied() {

@@ -41,7 +41,8 @@ pub trait Engine: Send + Sync {
     /// Makes every write so far durable (fsync). Nothing is durable before this returns.
     fn flush(&self) -> Result<()>;
 
-    /// Reports the engine's name, size and key count. This may scan the whole store.
+    /// Reports the engine's name, size and key count. This may scan the whole store, so it is
+    /// for tests and tools, never for a path that runs while serving.
     fn status(&self) -> Result<Status>;
 }
 
