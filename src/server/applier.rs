@@ -1,5 +1,5 @@
 //! The applier thread owns the SQL state machine: it applies committed entries in order,
-//! answers the client waiting for each, commits the store atomically after each batch,
+//! answers the client waiting for each, commits the store atomically once enough is applied,
 //! switches to a store received from the leader, and hands out point-in-time views for
 //! followers. The flusher thread makes the store durable in the background; once it has, the
 //! driver may drop the log up to the index it covers.
@@ -7,6 +7,10 @@
 //! Invariants:
 //! - The applier is guarded: a panic while applying halts the node with a message rather than
 //!   leaving a node that commits but never applies.
+//! - Applied entries wait in the store's memory until [`COMMIT_BYTES`] of writes gather (one
+//!   atomic batch for many small entries: each batch costs the base a log write), or until a
+//!   flush or a view needs them committed. A crash loses them from the store, not from the
+//!   log, which replays them.
 //! - An index is reported for compaction only after a flush that started after the commit of
 //!   that index, so the log is never dropped beyond what the disk holds.
 
@@ -22,8 +26,8 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender};
 use tokio::sync::{oneshot, watch};
 
-/// How many entries the applier applies between two commits of the store.
-const COMMIT_EVERY: usize = 256;
+/// About how many bytes of applied writes wait in memory before the store commits them.
+const COMMIT_BYTES: usize = 4 << 20;
 
 /// Work for the applier.
 pub enum Apply {
@@ -89,17 +93,16 @@ impl Applier {
         match work {
             Apply::Entries(entries) => {
                 let addresses = self.machine.address_changes();
-                for (n, entry) in entries.iter().enumerate() {
+                for entry in &entries {
                     if entry.index <= self.machine.applied() {
                         continue; // covered by a store this node switched to
                     }
                     let outcome = self.machine.apply(entry)?;
                     self.answer(entry, outcome);
-                    if (n + 1) % COMMIT_EVERY == 0 {
+                    if self.machine.store().uncommitted_bytes() >= COMMIT_BYTES {
                         self.machine.commit()?;
                     }
                 }
-                self.machine.commit()?;
                 if self.machine.address_changes() != addresses {
                     self.merge_addresses();
                 }

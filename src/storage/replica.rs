@@ -4,8 +4,9 @@
 //! # Commits
 //! Writes (from MVCC) go to an in-memory overlay that every reader sees at once, exactly as if
 //! they were in the base engine. [`ReplicaStore::commit`] writes the overlay to the base engine
-//! as one atomic batch, so the state machine can put its applied index in the same batch as
-//! the writes of the entries it covers: after a crash the base holds every entry up to the
+//! as one atomic batch (the caller commits when [`ReplicaStore::uncommitted_bytes`] grows, so
+//! many small entries share one batch), so the state machine can put its applied index in the
+//! same batch as the writes of the entries it covers: after a crash the base holds every entry up to the
 //! recorded applied index and nothing of later ones. Nothing here fsyncs; durability is
 //! [`Engine::flush`] of the base (the Raft log is the durable record until then).
 //!
@@ -26,13 +27,14 @@
 use super::engine::{Engine, KeyValue, ScanIterator, Status, WriteBatch};
 use super::{Error, MemoryEngine, Result};
 use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 /// Makes an empty undo store for a new view; returns it and what to run when the view closes.
 pub type UndoFactory =
     Box<dyn Fn() -> Result<(Arc<dyn Engine>, Box<dyn FnOnce() + Send + Sync>)> + Send + Sync>;
 
-/// The overlay value of a key set by the entry in progress (`SET`) or deleted (`DELETE`).
+/// The overlay value of a key set since the last commit (`SET`) or deleted (`DELETE`).
 const SET: u8 = 1;
 const DELETE: u8 = 0;
 
@@ -78,8 +80,10 @@ impl Drop for Undo {
 /// A replica's store (see the module docs).
 pub struct ReplicaStore {
     base: Arc<dyn Engine>,
-    /// The entry in progress: keys tagged `SET` or `DELETE`.
+    /// The writes since the last commit: keys tagged `SET` or `DELETE`.
     overlay: MemoryEngine,
+    /// About how many bytes were written to the overlay (overwrites count again).
+    uncommitted: AtomicUsize,
     /// Makes undo stores for views.
     undo: UndoFactory,
     /// The open views.
@@ -107,6 +111,7 @@ impl ReplicaStore {
         Self {
             base,
             overlay: MemoryEngine::new(),
+            uncommitted: AtomicUsize::new(0),
             undo,
             views: Mutex::new(Vec::new()),
             on_close: Mutex::new(None),
@@ -141,7 +146,7 @@ impl ReplicaStore {
         views.iter().filter_map(Weak::upgrade).collect()
     }
 
-    /// Writes the entry in progress to the base as one atomic batch, with `extra` written
+    /// Writes everything since the last commit to the base as one atomic batch, with `extra` written
     /// after it (the caller's applied index, say). Not durable until [`Engine::flush`].
     pub fn commit(&self, extra: WriteBatch) -> Result<()> {
         let mut batch = WriteBatch::new();
@@ -193,7 +198,18 @@ impl ReplicaStore {
         for item in self.overlay.scan((Bound::Unbounded, Bound::Unbounded)) {
             clear.delete(item?.0);
         }
-        self.overlay.write(clear)
+        self.overlay.write(clear)?;
+        self.uncommitted.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// About how many bytes of writes wait for [`ReplicaStore::commit`] (the memory they hold).
+    pub fn uncommitted_bytes(&self) -> usize {
+        self.uncommitted.load(Ordering::Relaxed)
+    }
+
+    fn count(&self, key: &[u8], stored: &[u8]) {
+        self.uncommitted.fetch_add(key.len() + stored.len(), Ordering::Relaxed);
     }
 
     /// Whether writes are waiting for [`ReplicaStore::commit`].
@@ -323,10 +339,13 @@ impl Engine for ReplicaStore {
     }
 
     fn set(&self, key: &[u8], value: Vec<u8>) -> Result<()> {
-        self.overlay.set(key, tagged(SET, &value))
+        let stored = tagged(SET, &value);
+        self.count(key, &stored);
+        self.overlay.set(key, stored)
     }
 
     fn delete(&self, key: &[u8]) -> Result<()> {
+        self.count(key, &[DELETE]);
         self.overlay.set(key, vec![DELETE])
     }
 
@@ -341,6 +360,7 @@ impl Engine for ReplicaStore {
                 Some(value) => tagged(SET, &value),
                 None => vec![DELETE],
             };
+            self.count(&key, &stored);
             tagged_batch.set(key, stored);
         }
         self.overlay.write(tagged_batch)

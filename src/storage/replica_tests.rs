@@ -180,11 +180,14 @@ fn a_commit_is_one_batch_with_its_extra_writes() {
     store.delete(b"b").unwrap();
     assert_eq!(store.base().get(b"a").unwrap(), None, "nothing reaches the base before commit");
     assert!(store.has_uncommitted());
+    let waiting = store.uncommitted_bytes();
+    assert!(waiting >= 3, "the writes waiting are counted: {waiting}");
     assert!(store.snapshot().is_err(), "no view in the middle of an entry");
     let mut extra = WriteBatch::new();
     extra.set(b"applied".to_vec(), b"7".to_vec());
     store.commit(extra).unwrap();
     assert!(!store.has_uncommitted());
+    assert_eq!(store.uncommitted_bytes(), 0);
     assert_eq!(store.base().get(b"a").unwrap(), Some(b"1".to_vec()));
     assert_eq!(store.base().get(b"applied").unwrap(), Some(b"7".to_vec()));
     assert_eq!(store.get(b"applied").unwrap(), Some(b"7".to_vec()));
