@@ -3,7 +3,7 @@
 //! The crate is layered, and each layer only calls the one below it:
 //!
 //! - [`encoding`]: order-preserving key encoding and the value codec.
-//! - [`storage`]: the key/value [`storage::Engine`] trait (sled on disk, a BTreeMap in memory)
+//! - [`storage`]: the key/value [`storage::Engine`] trait (redb and sled on disk, a BTreeMap in memory)
 //!   and multi-version concurrency control ([`storage::mvcc`]) on top of it.
 //! - [`sql`]: the SQL dialect: parser, planner and a deterministic executor over MVCC.
 //!

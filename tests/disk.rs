@@ -172,8 +172,9 @@ fn a_full_disk_halts_the_node_cleanly_and_acknowledged_writes_survive() {
     );
 }
 
-/// Fills a one-node store through `chronosd` (syncing often), then stops the node cleanly.
-fn filled_store(data: &Path, address: &str) {
+/// Writes rows `ids` into a one-node store through `chronosd` (syncing often; the first call
+/// creates the table), then stops the node cleanly.
+fn fill(data: &Path, address: &str, ids: std::ops::Range<u32>) {
     let data = data.to_str().expect("utf-8 path");
     let child = chronosd(&["--listen", address, "--data-dir", data, "--snapshot-entries", "5"])
         .stdout(Stdio::null())
@@ -182,8 +183,10 @@ fn filled_store(data: &Path, address: &str) {
         .expect("start chronosd");
     let mut node = Node(child);
     eventually("the node to serve", || chronos(address, "SELECT 1").status.success().then_some(()));
-    assert!(chronos(address, "CREATE TABLE t (id INT PRIMARY KEY, s STRING)").status.success());
-    for id in 0..200 {
+    if ids.start == 0 {
+        assert!(chronos(address, "CREATE TABLE t (id INT PRIMARY KEY, s STRING)").status.success());
+    }
+    for id in ids {
         let sql = format!("INSERT INTO t VALUES ({id}, '{}')", "s".repeat(200));
         assert!(chronos(address, &sql).status.success());
     }
@@ -192,49 +195,104 @@ fn filled_store(data: &Path, address: &str) {
     eventually("the node to stop", || node.0.try_wait().ok().flatten());
 }
 
+/// The database file of each generation of the SQL store in `data`.
+fn store_files(data: &Path) -> Vec<PathBuf> {
+    let files: Vec<PathBuf> = std::fs::read_dir(data.join("sql"))
+        .expect("sql dir")
+        .flatten()
+        .map(|generation| generation.path().join("data.redb"))
+        .filter(|file| file.exists())
+        .collect();
+    assert!(!files.is_empty(), "no store in {}", data.display());
+    files
+}
+
 /// Applies `damage` to the database file of every generation of the SQL store in `data`.
 fn damage_store(data: &Path, damage: impl Fn(&mut Vec<u8>)) {
-    let mut damaged = 0;
-    for generation in std::fs::read_dir(data.join("sql")).expect("sql dir").flatten() {
-        let file = generation.path().join("db");
-        let Ok(mut bytes) = std::fs::read(&file) else { continue };
-        assert!(generation.path().join("SYNCED").exists(), "the store was synced");
+    for file in store_files(data) {
+        let mut bytes = std::fs::read(&file).expect("read the store");
+        assert!(file.with_file_name("SYNCED").exists(), "the store was synced");
         damage(&mut bytes);
         std::fs::write(&file, bytes).expect("damage the store");
-        damaged += 1;
     }
-    assert!(damaged > 0);
 }
 
 /// Issue 12, item 4: what a node reads back from disk is checked. A SQL store damaged on disk
-/// is refused at start with a clear message, never served: sled recovers a store cut short
-/// silently, which shows as a state behind the log's start (the log can no longer replay the
-/// difference); other damage makes sled fail (or panic) while opening.
+/// is refused at start with a clear message, never served: one that cannot be opened (cut
+/// short, bytes flipped), and one that opens but holds less than the log needs (an older copy
+/// of its file: the log can no longer replay the difference).
 #[test]
 fn a_damaged_sql_store_is_refused_with_a_clear_message() {
     let _serial = serial();
-    for (name, damage, expected) in [
+    type Damage = Box<dyn Fn(&Path, &str)>;
+    let cases: [(&str, Damage, &str); 3] = [
         (
             "cut short",
-            Box::new(|bytes: &mut Vec<u8>| bytes.truncate(bytes.len() / 8))
-                as Box<dyn Fn(&mut Vec<u8>)>,
-            "cannot be replayed",
+            Box::new(|data, address| {
+                fill(data, address, 0..200);
+                damage_store(data, |bytes| bytes.truncate(bytes.len() / 8));
+            }),
+            "damaged",
         ),
         (
             "bytes flipped",
-            Box::new(|bytes: &mut Vec<u8>| bytes.iter_mut().step_by(512).for_each(|b| *b ^= 0x5a)),
+            Box::new(|data, address| {
+                fill(data, address, 0..200);
+                damage_store(data, |bytes| bytes.iter_mut().step_by(512).for_each(|b| *b ^= 0x5a));
+            }),
             "damaged",
         ),
-    ] {
+        (
+            "an older copy",
+            Box::new(|data, address| {
+                fill(data, address, 0..100);
+                let older: Vec<(PathBuf, Vec<u8>)> = store_files(data)
+                    .into_iter()
+                    .map(|file| (file.clone(), std::fs::read(&file).expect("copy")))
+                    .collect();
+                fill(data, address, 100..200);
+                for (file, bytes) in older {
+                    std::fs::write(file, bytes).expect("put the older copy back");
+                }
+            }),
+            "cannot be replayed",
+        ),
+    ];
+    for (name, damage, expected) in cases {
         let dir = tempfile::tempdir().expect("temp dir");
         let data = dir.path().join("data");
         let address = format!("127.0.0.1:{}", free_ports(1)[0]);
-        filled_store(&data, &address);
-        damage_store(&data, damage);
+        damage(&data, &address);
         let path = data.to_str().expect("utf-8 path");
         let output = chronosd(&["--listen", &address, "--data-dir", path]).output().expect("run");
         let log = stderr(&output);
         assert_eq!(output.status.code(), Some(1), "{name}: {log}");
         assert!(log.contains("damaged") && log.contains(expected), "{name}: {log}");
+        assert!(!log.contains("panicked"), "{name}: {log}");
     }
+}
+
+/// Issue 12, item 4: a stored row damaged on disk (in a store that still opens) is refused
+/// when read, with a clear message, never served as data.
+#[test]
+fn a_damaged_row_is_refused_when_read() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let address = format!("127.0.0.1:{}", free_ports(1)[0]);
+    fill(&data, &address, 0..20);
+    // Flip one byte in the middle of every copy of the rows' text (the live one among them).
+    let text = "s".repeat(200);
+    damage_store(&data, |bytes| {
+        let mut at = 0;
+        while let Some(found) = bytes[at..].windows(text.len()).position(|w| w == text.as_bytes()) {
+            bytes[at + found + 100] ^= 0x01;
+            at += found + text.len();
+        }
+    });
+    let _node = start(&data, &address);
+    let read = chronos(&address, "SELECT id, s FROM t");
+    let message = format!("{}{}", String::from_utf8_lossy(&read.stdout), stderr(&read));
+    assert!(!read.status.success(), "a damaged row was served: {message}");
+    assert!(message.contains("checksum") && message.contains("damaged"), "{message}");
 }

@@ -4,7 +4,7 @@
 //! <data-dir>/node_id              the id this directory belongs to
 //! <data-dir>/raft/                the Raft log segments (raft::LogStore)
 //! <data-dir>/sql/CURRENT          the generation of the SQL store in use
-//! <data-dir>/sql/<generation>/    a SQL store (a sled database): the one in use, or one
+//! <data-dir>/sql/<generation>/    a SQL store (a redb database): the one in use, or one
 //!                                 being received from the leader
 //! <data-dir>/sql/<generation>/STAGED   in a received store, once it is complete: the index
 //!                                 and term it holds the state of
@@ -13,10 +13,11 @@
 //! ```
 //!
 //! Everything read back is checked: the log's records carry CRCs, received chunks too, marker
-//! files are parsed strictly. The SQL store is sled, which recovers a damaged store silently
-//! short (a prefix of its writes) or panics: at start the store's applied index is checked
-//! against the log, which replays what the store lost if it still holds it; otherwise (or on a
-//! panic) the node refuses to start with a clear message.
+//! files are parsed strictly, the SQL store's values carry CRCs (`storage::RedbEngine`). A
+//! store that fails to open is refused with a clear message; one that opens short of what was
+//! synced (its file replaced by an older copy, say) shows at start, where the store's applied
+//! index is checked against the log: the log replays what the store lost if it still holds
+//! it, otherwise the node refuses to start.
 //!
 //! The SQL store in use is durable; it records the index it has applied. A store received
 //! from the leader is written into a new generation, marked `STAGED` once complete and synced,
@@ -26,15 +27,10 @@
 
 use super::Error;
 use crate::raft::{Index, NodeId, Term};
-use crate::storage::{Engine, ReplicaStore, SledEngine, UndoFactory};
+use crate::storage::{RedbEngine, ReplicaStore};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// The tree holding a SQL store's data.
-const DATA_TREE: &str = "data";
-/// The prefix of the trees that hold snapshot views' pre-images (dropped at open).
-const UNDO_TREE: &str = "undo-";
 
 /// A node's data directory, locked for this process while it is open.
 pub struct DataDir {
@@ -259,39 +255,20 @@ pub fn remove_dir(path: &Path) {
     }
 }
 
-/// Opens (creating) a SQL store in `path`: a sled database whose `data` tree holds the state,
-/// with undo trees for snapshot views beside it.
+/// Opens (creating) a SQL store in `path` (see `storage::RedbEngine::replica_store`).
 fn open_store(path: &Path) -> Result<Arc<ReplicaStore>, Error> {
-    // sled panics on some damage it finds while opening: refuse with a message instead.
-    let opened = std::panic::catch_unwind(|| SledEngine::open_db(path));
-    let db = match opened {
-        Ok(db) => db.map_err(|e| Error::Io(e.to_string()))?,
-        Err(_) => {
-            return Err(Error::Io(format!(
-                "the SQL store in {} is damaged (it cannot be opened)",
-                path.display()
-            )));
-        }
-    };
-    // Views do not outlive a process.
-    for name in db.tree_names() {
-        if name.starts_with(UNDO_TREE.as_bytes()) {
-            let _ = db.drop_tree(&name);
-        }
+    // An engine that panics on damage it finds must not take the node down unexplained.
+    match std::panic::catch_unwind(|| RedbEngine::replica_store(path)) {
+        Ok(Ok(store)) => Ok(Arc::new(store)),
+        Ok(Err(error)) => Err(Error::Io(format!(
+            "the SQL store in {} is damaged or unreadable: {error}",
+            path.display()
+        ))),
+        Err(_) => Err(Error::Io(format!(
+            "the SQL store in {} is damaged (it cannot be opened)",
+            path.display()
+        ))),
     }
-    let base = SledEngine::open_tree(&db, DATA_TREE).map_err(|e| Error::Io(e.to_string()))?;
-    let next = std::sync::atomic::AtomicU64::new(0);
-    let undo: UndoFactory = Box::new(move || {
-        let number = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("{UNDO_TREE}{number}");
-        let tree = SledEngine::open_tree(&db, &name)?;
-        let db = db.clone();
-        let close: Box<dyn FnOnce() + Send + Sync> = Box::new(move || {
-            let _ = db.drop_tree(name.as_bytes());
-        });
-        Ok((Arc::new(tree) as Arc<dyn Engine>, close))
-    });
-    Ok(Arc::new(ReplicaStore::new(Arc::new(base), undo)))
 }
 
 /// Writes a file so that it exists whole or not at all after a crash.

@@ -392,7 +392,7 @@ fn recover(opts: &Options) -> Result<Recovery, Error> {
     if start > applied {
         // The log records a snapshot received from the leader that the state machine had not
         // switched to when the node stopped: switch now. Without one, the store lost what the
-        // log no longer has (sled recovers a damaged store silently short).
+        // log no longer has (its file was cut short or replaced by an older copy).
         let staged = data.staged_generation(start)?.ok_or_else(|| {
             Error::Io(format!(
                 "the SQL store of {} is damaged: it holds the state up to index {applied} (index {synced} was synced), but the Raft log starts after {start}, so the difference cannot be replayed. Remove the member (chronos member remove {}), empty its data directory and add it again (chronosd --join, chronos member add): it then gets the state from the cluster",
@@ -410,7 +410,7 @@ fn recover(opts: &Options) -> Result<Recovery, Error> {
     let machine = StateMachine::open(sql, recovered.snapshot.config.clone())
         .map_err(|e| Error::Io(e.to_string()))?;
     if machine.applied() < synced {
-        // A store that came back short (sled keeps a prefix of its writes) is repaired by
+        // A store that came back short (an older copy of its file, say) is repaired by
         // replaying the log, which still holds what it lost.
         tracing::warn!(
             applied = machine.applied(),

@@ -80,6 +80,11 @@ impl WriteBatch {
         self.ops.is_empty()
     }
 
+    /// The operations in order, borrowed.
+    pub fn ops(&self) -> &[(Vec<u8>, Option<Vec<u8>>)] {
+        &self.ops
+    }
+
     /// The operations in order.
     pub fn into_ops(self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         self.ops

@@ -38,6 +38,19 @@ impl MemoryEngine {
         self.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
+    /// Like [`Engine::scan`], but the cursor holds its own handle to the data, so it outlives
+    /// this handle.
+    pub fn scan_owned(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> ScanIterator<'static> {
+        Box::new(MemoryScan {
+            engine: self.clone(),
+            front: range.0,
+            back: range.1,
+            front_buffer: VecDeque::new(),
+            back_buffer: VecDeque::new(),
+            exhausted: false,
+        })
+    }
+
     /// An engine holding exactly `pairs`.
     pub fn from_dump(pairs: Vec<KeyValue>) -> Self {
         Self { data: Arc::new(RwLock::new(pairs.into_iter().collect())) }
@@ -60,14 +73,7 @@ impl Engine for MemoryEngine {
     }
 
     fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> ScanIterator<'_> {
-        Box::new(MemoryScan {
-            engine: self,
-            front: range.0,
-            back: range.1,
-            front_buffer: VecDeque::new(),
-            back_buffer: VecDeque::new(),
-            exhausted: false,
-        })
+        self.scan_owned(range)
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
@@ -94,8 +100,8 @@ impl Engine for MemoryEngine {
 
 /// A scan cursor that copies a chunk of entries at a time, so no lock is held between calls.
 /// `front` and `back` are the remaining range; each refill narrows it past what was copied.
-struct MemoryScan<'a> {
-    engine: &'a MemoryEngine,
+struct MemoryScan {
+    engine: MemoryEngine,
     front: Bound<Vec<u8>>,
     back: Bound<Vec<u8>>,
     front_buffer: VecDeque<KeyValue>,
@@ -104,7 +110,7 @@ struct MemoryScan<'a> {
     exhausted: bool,
 }
 
-impl MemoryScan<'_> {
+impl MemoryScan {
     /// True when the remaining range cannot contain a key.
     fn range_is_empty(&self) -> bool {
         match (&self.front, &self.back) {
@@ -152,7 +158,7 @@ fn as_slice(bound: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
-impl Iterator for MemoryScan<'_> {
+impl Iterator for MemoryScan {
     type Item = Result<KeyValue>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -164,7 +170,7 @@ impl Iterator for MemoryScan<'_> {
     }
 }
 
-impl DoubleEndedIterator for MemoryScan<'_> {
+impl DoubleEndedIterator for MemoryScan {
     fn next_back(&mut self) -> Option<Self::Item> {
         if self.back_buffer.is_empty() {
             self.refill(false);

@@ -1,8 +1,10 @@
 //! Storage: an ordered key/value [`Engine`] and multi-version concurrency control on top of it.
 //!
-//! - [`Engine`] is the only interface that sees a concrete store. [`SledEngine`] keeps data on
-//!   disk in one sled tree; [`MemoryEngine`] keeps it in a `BTreeMap` for tests and simulation.
-//!   Both pass one shared test suite.
+//! - [`Engine`] is the only interface that sees a concrete store. [`RedbEngine`] keeps a
+//!   replica's state on disk in one redb table (memory bounded by its cache, values
+//!   checksummed); [`SledEngine`] keeps the embedded database in one sled tree;
+//!   [`MemoryEngine`] keeps data in a `BTreeMap` for tests and simulation. All pass one shared
+//!   test suite.
 //! - [`mvcc`] gives snapshot-isolated transactions over any engine.
 //!
 //! Invariants:
@@ -11,18 +13,20 @@
 //! - Nothing is durable until [`Engine::flush`] returns; callers that acknowledge writes must
 //!   flush first.
 //!
-//! Deliberate simplifications: scans are live views rather than snapshots (MVCC provides
-//! snapshots); the memory engine refills its scan cursor in chunks under a lock, so a scan sees
-//! writes made while it runs, as sled's does.
+//! Deliberate simplifications: an engine's scan may or may not see writes made while it runs
+//! (MVCC provides snapshots): the memory engine refills its cursor in chunks under a lock and
+//! sees them, as sled's mostly does; redb's scans read the snapshot they started at.
 
 mod engine;
 mod memory;
 pub mod mvcc;
+mod redb;
 mod replica;
 mod sled;
 
 pub use engine::{Engine, KeyValue, ScanIterator, Status, WriteBatch};
 pub use memory::MemoryEngine;
+pub use redb::RedbEngine;
 pub use replica::{ReplicaStore, UndoFactory, View};
 pub use sled::SledEngine;
 

@@ -5,8 +5,10 @@
 //! Writes (from MVCC) go to an in-memory overlay that every reader sees at once, exactly as if
 //! they were in the base engine. [`ReplicaStore::commit`] writes the overlay to the base engine
 //! as one atomic batch (the caller commits when [`ReplicaStore::uncommitted_bytes`] grows, so
-//! many small entries share one batch), so the state machine can put its applied index in the
-//! same batch as the writes of the entries it covers: after a crash the base holds every entry up to the
+//! many small entries share one batch), then starts a fresh overlay; a reader that began
+//! before keeps the old one, so it finds each key in the overlay it holds or in the base,
+//! whether the base engine's scans are live or snapshots. The state machine can put its
+//! applied index in the same batch as the writes of the entries it covers: after a crash the base holds every entry up to the
 //! recorded applied index and nothing of later ones. Nothing here fsyncs; durability is
 //! [`Engine::flush`] of the base (the Raft log is the durable record until then).
 //!
@@ -16,7 +18,8 @@
 //! store of the view, the current value (or absence) of every key it is about to change, once
 //! per key. A view reads the base and prefers the undo store's saved value, so it sees the
 //! state at the moment it was opened however long it is read for, without stopping commits.
-//! Undo stores live beside the base (sled trees) and are dropped with their view.
+//! Undo stores live beside the base (tables of the same database) and are dropped with their
+//! view.
 //!
 //! Invariants:
 //! - A commit's batch reaches the base only after every open view has saved the pre-image of
@@ -28,7 +31,7 @@ use super::engine::{Engine, KeyValue, ScanIterator, Status, WriteBatch};
 use super::{Error, MemoryEngine, Result};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 /// Makes an empty undo store for a new view; returns it and what to run when the view closes.
 pub type UndoFactory =
@@ -80,8 +83,9 @@ impl Drop for Undo {
 /// A replica's store (see the module docs).
 pub struct ReplicaStore {
     base: Arc<dyn Engine>,
-    /// The writes since the last commit: keys tagged `SET` or `DELETE`.
-    overlay: MemoryEngine,
+    /// The writes since the last commit: keys tagged `SET` or `DELETE`. Replaced, not
+    /// cleared, by a commit (readers may still hold the old one).
+    overlay: RwLock<MemoryEngine>,
     /// About how many bytes were written to the overlay (overwrites count again).
     uncommitted: AtomicUsize,
     /// Makes undo stores for views.
@@ -110,7 +114,7 @@ impl ReplicaStore {
     pub fn new(base: Arc<dyn Engine>, undo: UndoFactory) -> Self {
         Self {
             base,
-            overlay: MemoryEngine::new(),
+            overlay: RwLock::new(MemoryEngine::new()),
             uncommitted: AtomicUsize::new(0),
             undo,
             views: Mutex::new(Vec::new()),
@@ -140,6 +144,13 @@ impl ReplicaStore {
         &self.base
     }
 
+    /// The overlay in use. A reader takes it before it reads the base: a commit writes the base
+    /// before it replaces the overlay, so a reader holding the new overlay finds the base
+    /// already written.
+    fn overlay(&self) -> MemoryEngine {
+        self.overlay.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     fn open_views(&self) -> Vec<Arc<Undo>> {
         let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
         views.retain(|view| view.strong_count() > 0);
@@ -149,8 +160,9 @@ impl ReplicaStore {
     /// Writes everything since the last commit to the base as one atomic batch, with `extra` written
     /// after it (the caller's applied index, say). Not durable until [`Engine::flush`].
     pub fn commit(&self, extra: WriteBatch) -> Result<()> {
+        let overlay = self.overlay();
         let mut batch = WriteBatch::new();
-        for item in self.overlay.scan((Bound::Unbounded, Bound::Unbounded)) {
+        for item in overlay.scan((Bound::Unbounded, Bound::Unbounded)) {
             let (key, stored) = item?;
             match untag(stored)? {
                 Some(value) => batch.set(key, value),
@@ -166,40 +178,47 @@ impl ReplicaStore {
         if batch.is_empty() {
             return Ok(());
         }
-        // Open views save what the batch is about to change before the base changes.
+        self.save_pre_images(&batch)?;
+        self.base.write(batch)?;
+        // Readers now find the same values in the base; those that took the old overlay keep
+        // it.
+        *self.overlay.write().unwrap_or_else(|p| p.into_inner()) = MemoryEngine::new();
+        self.uncommitted.store(0, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Saves, in each open view's undo store, what `batch` is about to change (once per key and
+    /// view: a value saved by an earlier commit is the view's), as one write per view.
+    fn save_pre_images(&self, batch: &WriteBatch) -> Result<()> {
         let views = self.open_views();
-        if !views.is_empty() {
-            let mut seen = std::collections::BTreeSet::new();
-            let ops = batch.clone().into_ops();
-            for (key, _) in &ops {
-                if !seen.insert(key.as_slice()) {
+        if views.is_empty() {
+            return Ok(());
+        }
+        let mut saves = vec![WriteBatch::new(); views.len()];
+        let mut seen = std::collections::BTreeSet::new();
+        for (key, _) in batch.ops() {
+            if !seen.insert(key.as_slice()) {
+                continue;
+            }
+            let mut current = None;
+            for (view, save) in views.iter().zip(saves.iter_mut()) {
+                if view.engine.get(key)?.is_some() {
                     continue;
                 }
-                let mut current = None;
-                for view in &views {
-                    if view.engine.get(key)?.is_some() {
-                        continue; // saved by an earlier commit: that is the view's value
-                    }
-                    if current.is_none() {
-                        current = Some(match self.base.get(key)? {
-                            Some(value) => tagged(EXISTED, &value),
-                            None => vec![ABSENT],
-                        });
-                    }
-                    if let Some(saved) = &current {
-                        view.engine.set(key, saved.clone())?;
-                    }
+                if current.is_none() {
+                    current = Some(match self.base.get(key)? {
+                        Some(value) => tagged(EXISTED, &value),
+                        None => vec![ABSENT],
+                    });
+                }
+                if let Some(saved) = &current {
+                    save.set(key.clone(), saved.clone());
                 }
             }
         }
-        self.base.write(batch)?;
-        // Readers now find the same values in the base.
-        let mut clear = WriteBatch::new();
-        for item in self.overlay.scan((Bound::Unbounded, Bound::Unbounded)) {
-            clear.delete(item?.0);
+        for (view, save) in views.iter().zip(saves) {
+            view.engine.write(save)?;
         }
-        self.overlay.write(clear)?;
-        self.uncommitted.store(0, Ordering::Relaxed);
         Ok(())
     }
 
@@ -214,7 +233,7 @@ impl ReplicaStore {
 
     /// Whether writes are waiting for [`ReplicaStore::commit`].
     pub fn has_uncommitted(&self) -> bool {
-        self.overlay.scan((Bound::Unbounded, Bound::Unbounded)).next().is_some()
+        self.overlay().scan((Bound::Unbounded, Bound::Unbounded)).next().is_some()
     }
 
     /// Opens a view of the committed state as it is now. Fails if writes are uncommitted (a
@@ -332,7 +351,7 @@ impl View {
 
 impl Engine for ReplicaStore {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        match self.overlay.get(key)? {
+        match self.overlay().get(key)? {
             Some(stored) => untag(stored),
             None => self.base.get(key),
         }
@@ -341,16 +360,18 @@ impl Engine for ReplicaStore {
     fn set(&self, key: &[u8], value: Vec<u8>) -> Result<()> {
         let stored = tagged(SET, &value);
         self.count(key, &stored);
-        self.overlay.set(key, stored)
+        self.overlay().set(key, stored)
     }
 
     fn delete(&self, key: &[u8]) -> Result<()> {
         self.count(key, &[DELETE]);
-        self.overlay.set(key, vec![DELETE])
+        self.overlay().set(key, vec![DELETE])
     }
 
     fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> ScanIterator<'_> {
-        Box::new(Merge::new(self.base.scan(range.clone()), self.overlay.scan(range)))
+        // The overlay first (see `overlay`).
+        let overlay = self.overlay().scan_owned(range.clone());
+        Box::new(Merge::new(self.base.scan(range), overlay))
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
@@ -363,7 +384,7 @@ impl Engine for ReplicaStore {
             self.count(&key, &stored);
             tagged_batch.set(key, stored);
         }
-        self.overlay.write(tagged_batch)
+        self.overlay().write(tagged_batch)
     }
 
     fn flush(&self) -> Result<()> {
