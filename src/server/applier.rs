@@ -27,7 +27,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use tokio::sync::{oneshot, watch};
 
 /// About how many bytes of applied writes wait in memory before the store commits them.
-const COMMIT_BYTES: usize = 4 << 20;
+const COMMIT_BYTES: usize = 1 << 20;
 
 /// Work for the applier.
 pub enum Apply {
