@@ -249,7 +249,7 @@ impl Txn {
         let row_key = row_key(&table.name, &key);
         match fresh {
             // A new row id: no other transaction can write this key.
-            true => self.inner.write_covered(&row_key, Some(codec::encode(&row)))?,
+            true => self.inner.write_fresh(&row_key, codec::encode(&row))?,
             false => self.inner.set(&row_key, codec::encode(&row))?,
         }
         Ok(())

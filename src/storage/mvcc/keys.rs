@@ -14,6 +14,7 @@ pub(super) mod tag {
     pub const VERSION: u8 = 0x05;
     pub const UNVERSIONED: u8 = 0x06;
     pub const GC_HORIZON: u8 = 0x07;
+    pub const SUPERSEDED: u8 = 0x08;
 }
 
 /// `TxnActive` flag: the transaction holds the exclusive (schema) lock.
@@ -41,6 +42,23 @@ pub(super) fn txn_write_key(version: Version, key: &[u8]) -> Vec<u8> {
     let mut out = versioned_tag_key(tag::TXN_WRITE, version);
     out.extend_from_slice(key);
     out
+}
+
+/// The record that `version` wrote `key` over an older version or wrote a tombstone: once
+/// below the horizon, what it marks is garbage. Ordered by version, so garbage collection
+/// reads only the records below its horizon.
+pub(super) fn superseded_key(version: Version, key: &[u8]) -> Vec<u8> {
+    let mut out = versioned_tag_key(tag::SUPERSEDED, version);
+    out.extend_from_slice(key);
+    out
+}
+
+/// Splits a `TxnWrite` or `Superseded` key into its version and user key.
+pub(super) fn split_versioned_tag_key(raw: &[u8]) -> Result<(Version, &[u8])> {
+    if raw.len() < 9 {
+        return Err(Error::Corrupt(format!("invalid MVCC record key {raw:02x?}")));
+    }
+    Ok((keycode::KeyReader::new(&raw[1..9]).get_u64()?, &raw[9..]))
 }
 
 pub(super) fn unversioned_key(key: &[u8]) -> Vec<u8> {

@@ -20,6 +20,9 @@
 //! - `TxnActive(v)` → flags: transaction `v` is in flight and has written to the engine.
 //! - `TxnSnapshot(v)` → the versions in flight when `v` began (for as-of reads and resume).
 //! - `TxnWrite(v, key)` → the keys `v` has written, so a rollback can remove them.
+//! - `Superseded(v, key)` → `v` wrote `key` over another transaction's version, or wrote a
+//!   tombstone: garbage once `v` is below the horizon. Written in the same batch as the
+//!   version and removed with it by a rollback, so garbage collection reads only these.
 //! - `Version(key, v)` → the value `v` wrote, or a tombstone.
 //! - `Unversioned(key)` → plain values outside MVCC (counters, metadata).
 //!
@@ -35,7 +38,8 @@
 //!   other read-write transactions are in flight, and no read-write transaction can begin while
 //!   it is held. Rows written under an old schema therefore never meet a new index.
 //! - Garbage collection ([`Mvcc::gc`]) is a pure function of the stored data and the horizon it
-//!   is given, so replicas that collect at the same horizon stay byte-identical.
+//!   is given, so replicas that collect at the same horizon stay byte-identical. Its cost is
+//!   the writes since the previous pass, not the size of the data.
 //! - Nothing here fsyncs: callers decide durability with [`Engine::flush`].
 
 mod keys;
@@ -52,7 +56,8 @@ use super::{Error, Result};
 use crate::encoding::keycode;
 use crate::encoding::value;
 use keys::{
-    FLAG_EXCLUSIVE, GC_BATCH, get_u64, split_version_key, tag, u64_bytes, versioned_tag_key,
+    FLAG_EXCLUSIVE, GC_BATCH, get_u64, split_version_key, split_versioned_tag_key, tag, u64_bytes,
+    version_key, versioned_tag_key,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -148,7 +153,7 @@ pub struct Status {
 pub struct GcStats {
     /// The horizon the pass used (after clamping).
     pub horizon: Version,
-    /// Stored versions examined.
+    /// `Superseded` records examined (one per write that left garbage behind).
     pub scanned: u64,
     /// Stored versions deleted.
     pub deleted: u64,
@@ -399,38 +404,47 @@ impl Mvcc {
         };
         // Writers only add versions at or above the horizon, and rollbacks only remove such
         // versions, so what is deleted below does not race with them.
+        //
+        // Only `Superseded` records below the horizon are read, so a pass costs what was
+        // written since the last one, whatever the size of the data. Of a key's records, the
+        // one at its newest version below the horizon does the work (everything older goes,
+        // and that version too if it is a tombstone); the others only go themselves, so a key
+        // written many times is still cleared in one pass over its versions.
         let engine = self.shared.engine.as_ref();
         let mut stats = GcStats { horizon, ..GcStats::default() };
         let mut batch = WriteBatch::new();
-        // The newest version below the horizon seen so far for the current key.
-        let mut newest_below: Option<(Vec<u8>, bool)> = None;
-        let mut current_prefix: Vec<u8> = Vec::new();
-        for item in engine.scan_prefix(&[tag::VERSION]) {
-            let (key, stored) = item?;
+        let records_end = versioned_tag_key(tag::SUPERSEDED, horizon);
+        for item in
+            engine.scan((Bound::Included(vec![tag::SUPERSEDED]), Bound::Excluded(records_end)))
+        {
+            let (record, _) = item?;
             stats.scanned += 1;
-            let (prefix, version) = split_version_key(&key)?;
-            if prefix != current_prefix.as_slice() {
-                if let Some((key, true)) = newest_below.take() {
-                    batch.delete(key); // a tombstone below the horizon hides nothing
+            let (version, key) = split_versioned_tag_key(&record)?;
+            let below_horizon =
+                (Bound::Included(version_key(key, 0)), Bound::Excluded(version_key(key, horizon)));
+            let newest_below = match engine.scan(below_horizon).next_back() {
+                Some(item) => Some(split_version_key(&item?.0)?.1),
+                None => None,
+            };
+            if newest_below == Some(version) {
+                let older = (
+                    Bound::Included(version_key(key, 0)),
+                    Bound::Excluded(version_key(key, version)),
+                );
+                for item in engine.scan(older) {
+                    batch.delete(item?.0);
                     stats.deleted += 1;
                 }
-                current_prefix = prefix.to_vec();
+                let newest = version_key(key, version);
+                if engine.get(&newest)?.is_some_and(|stored| keys::is_tombstone(&stored)) {
+                    batch.delete(newest); // a tombstone below the horizon hides nothing
+                    stats.deleted += 1;
+                }
             }
-            if version >= horizon {
-                continue;
-            }
-            let is_tombstone = keys::is_tombstone(&stored);
-            if let Some((older, _)) = newest_below.replace((key, is_tombstone)) {
-                batch.delete(older);
-                stats.deleted += 1;
-            }
+            batch.delete(record);
             if batch.len() >= GC_BATCH {
                 engine.write(std::mem::take(&mut batch))?;
             }
-        }
-        if let Some((key, true)) = newest_below.take() {
-            batch.delete(key);
-            stats.deleted += 1;
         }
         let snapshots_end = versioned_tag_key(tag::TXN_SNAPSHOT, horizon);
         for item in

@@ -1,8 +1,8 @@
 //! Transactions: reads at a snapshot, buffered writes, flush, commit and rollback.
 
 use super::keys::{
-    FLAG_EXCLUSIVE, decode_stored, encode_stored, split_version_key, tag, txn_write_key,
-    unversioned_key, version_key, versioned_tag_key,
+    FLAG_EXCLUSIVE, decode_stored, encode_stored, split_version_key, split_versioned_tag_key,
+    superseded_key, tag, txn_write_key, unversioned_key, version_key, versioned_tag_key,
 };
 use super::{Registry, Scan, Shared, Version};
 use crate::encoding::{keycode, value};
@@ -52,10 +52,13 @@ pub struct Transaction {
     pub(super) state: TransactionState,
     /// Writes not yet in the engine: `None` deletes.
     pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    /// Keys a read found writable without conflict (their newest version is visible), with
-    /// the write epoch at the time: valid only while no batch has added versions since.
-    /// The write epoch the set belongs to: once another batch has added versions, it is stale.
-    write_checked: std::cell::RefCell<(u64, std::collections::HashSet<Vec<u8>>)>,
+    /// The pending keys whose write leaves garbage behind: it covers another transaction's
+    /// version, or it is a tombstone. Each gets a `Superseded` record with the write.
+    superseding: BTreeSet<Vec<u8>>,
+    /// Keys a read found writable without conflict (their newest version is visible), each
+    /// with whether a write would supersede another transaction's version, and the write
+    /// epoch they belong to: once another batch has added versions, they are stale.
+    write_checked: std::cell::RefCell<(u64, std::collections::HashMap<Vec<u8>, bool>)>,
     /// Unversioned writes not yet in the engine.
     pending_unversioned: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// The engine holds this transaction's `TxnActive` marker.
@@ -77,6 +80,7 @@ impl Transaction {
             shared,
             state,
             pending: BTreeMap::new(),
+            superseding: BTreeSet::new(),
             pending_unversioned: BTreeMap::new(),
             write_checked: Default::default(),
             persisted,
@@ -154,7 +158,7 @@ impl Transaction {
             let (_, version) = split_version_key(&raw)?;
             let visible = self.state.is_visible(version);
             if newest && visible && !self.state.read_only {
-                self.remember_checked(key, epoch);
+                self.remember_checked(key, epoch, version != self.state.version);
             }
             newest = false;
             if visible {
@@ -163,26 +167,31 @@ impl Transaction {
             }
         }
         if newest && !self.state.read_only {
-            // No version at all: nothing to conflict with.
-            self.remember_checked(key, epoch);
+            // No version at all: nothing to conflict with, nothing to supersede.
+            self.remember_checked(key, epoch, false);
         }
         self.check_horizon()?;
         Ok(found)
     }
 
-    /// Remembers that `key` can be written without conflict, as of write epoch `epoch`.
-    fn remember_checked(&self, key: &[u8], epoch: u64) {
+    /// Remembers that `key` can be written without conflict, as of write epoch `epoch`, and
+    /// whether the write would supersede another transaction's version.
+    fn remember_checked(&self, key: &[u8], epoch: u64, supersedes: bool) {
         let mut checked = self.write_checked.borrow_mut();
         if checked.0 != epoch {
             *checked = (epoch, Default::default());
         }
-        checked.1.insert(key.to_vec());
+        checked.1.insert(key.to_vec(), supersedes);
     }
 
-    /// Whether a read found `key` writable and no batch has added versions since.
-    fn take_checked(&self, key: &[u8]) -> bool {
+    /// If a read found `key` writable and no batch has added versions since: whether the
+    /// write supersedes another transaction's version.
+    fn take_checked(&self, key: &[u8]) -> Option<bool> {
         let mut checked = self.write_checked.borrow_mut();
-        checked.0 == self.shared.write_epoch.load(Ordering::Acquire) && checked.1.remove(key)
+        if checked.0 != self.shared.write_epoch.load(Ordering::Acquire) {
+            return None;
+        }
+        checked.1.remove(key)
     }
 
     /// Iterates over the newest visible values of the keys in `range`, in key order.
@@ -256,59 +265,82 @@ impl Transaction {
     }
 
     /// Sets (`Some`) or deletes (`None`) `key` without a conflict check of its own. Only for
-    /// keys whose conflicts are caught elsewhere: keys no other transaction can write (a freshly
-    /// allocated, never reused id), or keys always written together with another key that is
-    /// checked (a non-unique index entry together with its row).
+    /// keys always written together with another key that is checked (a non-unique index
+    /// entry together with its row).
     pub fn write_covered(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Result<()> {
         self.writable()?;
-        if self.pending.is_empty() {
-            self.acquire_latch()?;
+        self.latch_for_write()?;
+        let supersedes = match self.pending.contains_key(key) || value.is_none() {
+            true => false, // decided by the first write, or recorded as a tombstone below
+            false => self.newest_version(key)?.is_some_and(|v| v != self.state.version),
+        };
+        self.buffer(key, value, supersedes);
+        Ok(())
+    }
+
+    /// Sets `key`, which no version of any transaction has ever had (a freshly allocated,
+    /// never reused id): no conflict check and nothing to supersede.
+    pub fn write_fresh(&mut self, key: &[u8], value: Vec<u8>) -> Result<()> {
+        self.writable()?;
+        self.latch_for_write()?;
+        self.buffer(key, Some(value), false);
+        Ok(())
+    }
+
+    /// Takes the write latch before the first buffered write, so no other transaction holds
+    /// unflushed writes that a conflict check could miss.
+    fn latch_for_write(&self) -> Result<()> {
+        match self.pending.is_empty() {
+            true => self.acquire_latch(),
+            false => Ok(()),
+        }
+    }
+
+    /// Buffers a checked write (the latch is held); `supersedes`: it covers another
+    /// transaction's version.
+    fn buffer(&mut self, key: &[u8], value: Option<Vec<u8>>, supersedes: bool) {
+        // A tombstone is garbage itself once below the horizon: it is always recorded.
+        if supersedes || value.is_none() {
+            self.superseding.insert(key.to_vec());
         }
         self.pending.insert(key.to_vec(), value);
-        Ok(())
+    }
+
+    /// The newest stored version of `key`, whoever wrote it.
+    fn newest_version(&self, key: &[u8]) -> Result<Option<Version>> {
+        let range =
+            (Bound::Included(version_key(key, 0)), Bound::Included(version_key(key, Version::MAX)));
+        match self.shared.engine.scan(range).next_back() {
+            Some(item) => Ok(Some(split_version_key(&item?.0)?.1)),
+            None => Ok(None),
+        }
     }
 
     fn write(&mut self, key: &[u8], value: Option<Vec<u8>>) -> Result<()> {
         self.writable()?;
-        if let Some(slot) = self.pending.get_mut(key) {
-            *slot = value;
+        if self.pending.contains_key(key) {
+            self.buffer(key, value, false);
             return Ok(());
         }
-        if self.pending.is_empty() {
-            self.acquire_latch()?;
-        }
-        if self.take_checked(key) {
+        self.latch_for_write()?;
+        if let Some(supersedes) = self.take_checked(key) {
             // A read in this statement already saw that the newest version is ours to see.
-            self.pending.insert(key.to_vec(), value);
+            self.buffer(key, value, supersedes);
             return Ok(());
         }
         // Only the newest version can conflict: versions below the oldest in-flight
         // transaction are committed and visible to us.
-        let from = self
-            .state
-            .active
-            .first()
-            .copied()
-            .unwrap_or(self.state.version + 1)
-            .min(self.state.version + 1);
-        let range = (
-            Bound::Included(version_key(key, from)),
-            Bound::Included(version_key(key, Version::MAX)),
-        );
-        if let Some(item) = self.shared.engine.scan(range).next_back() {
-            let (raw, _) = item?;
-            let (_, version) = split_version_key(&raw)?;
-            if !self.state.is_visible(version) {
-                // Nothing was buffered: don't keep other writers out.
-                if self.pending.is_empty() {
-                    self.release_latch();
-                }
-                return Err(Error::Serialization(format!(
-                    "write conflict: key was written by concurrent transaction {version}; retry the transaction"
-                )));
+        let newest = self.newest_version(key)?;
+        if let Some(version) = newest.filter(|v| !self.state.is_visible(*v)) {
+            // Nothing was buffered: don't keep other writers out.
+            if self.pending.is_empty() {
+                self.release_latch();
             }
+            return Err(Error::Serialization(format!(
+                "write conflict: key was written by concurrent transaction {version}; retry the transaction"
+            )));
         }
-        self.pending.insert(key.to_vec(), value);
+        self.buffer(key, value, newest.is_some_and(|v| v != self.state.version));
         Ok(())
     }
 
@@ -386,6 +418,9 @@ impl Transaction {
             }
             batch.set(version_key(&key, version), encode_stored(value.as_deref()));
         }
+        for key in std::mem::take(&mut self.superseding) {
+            batch.set(superseded_key(version, &key), vec![]);
+        }
         for (key, value) in std::mem::take(&mut self.pending_unversioned) {
             match value {
                 Some(value) => batch.set(unversioned_key(&key), value),
@@ -431,6 +466,7 @@ impl Transaction {
     /// flush. Earlier (flushed) writes stay part of the transaction.
     pub fn discard_pending(&mut self) {
         self.pending.clear();
+        self.superseding.clear();
         self.write_checked.get_mut().1.clear();
         self.pending_unversioned.clear();
         let mut registry = self.shared.registry();
@@ -492,12 +528,15 @@ impl Transaction {
         let mut registry = shared.registry();
         let version = self.state.version;
         self.pending.clear();
+        self.superseding.clear();
         self.pending_unversioned.clear();
         let mut batch = WriteBatch::new();
         if self.persisted {
             for item in engine.scan_prefix(&versioned_tag_key(tag::TXN_WRITE, version)) {
                 let (raw, _) = item?;
-                batch.delete(version_key(&raw[9..], version));
+                let (_, key) = split_versioned_tag_key(&raw)?;
+                batch.delete(version_key(key, version));
+                batch.delete(superseded_key(version, key));
                 batch.delete(raw);
             }
             batch.delete(versioned_tag_key(tag::TXN_ACTIVE, version));
