@@ -7,7 +7,8 @@
 //!   atomic, visible at once, and after a crash either there or not.
 //! - [`Engine::flush`] commits an empty transaction with an fsync, which makes every earlier
 //!   write durable, and records redb's allocator state ("quick repair"), so opening after a
-//!   crash does not walk the database.
+//!   crash does not walk the database. Every durable commit records it: one without would
+//!   leave the next crash a full repair, reading the whole file.
 //! - Every value is stored with a CRC-32 of its key and value, checked on every read: redb
 //!   checks its page checksums only when it repairs, and a damaged value must never be served.
 //! - Scans read a snapshot (a read transaction) taken when the scan starts.
@@ -28,6 +29,11 @@ pub const CACHE_BYTES: usize = 32 << 20;
 
 /// The file of a database in its directory.
 const FILE: &str = "data.redb";
+
+thread_local! {
+    /// Full repairs run by opens on this thread (a test checks that a crash needs none).
+    static REPAIRS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
 /// The table holding a replica store's data.
 const DATA_TABLE: &str = "data";
 /// The prefix of the tables that hold snapshot views' pre-images (dropped at open).
@@ -82,11 +88,26 @@ impl RedbEngine {
         let path = path.as_ref();
         std::fs::create_dir_all(path)?;
         let file = path.join(FILE);
-        let db = Database::builder().set_cache_size(CACHE_BYTES).create(&file).map_err(|e| {
-            let error = io(e);
-            Error::Io(format!("cannot open database {}: {error}", file.display()))
-        })?;
+        let shown = file.display().to_string();
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .set_repair_callback(move |session| {
+                if session.progress() == 0.0 {
+                    REPAIRS.with(|repairs| repairs.set(repairs.get() + 1));
+                    tracing::warn!("{shown} records no allocator state: checking all of it");
+                }
+            })
+            .create(&file)
+            .map_err(|e| {
+                let error = io(e);
+                Error::Io(format!("cannot open database {}: {error}", file.display()))
+            })?;
         Ok(Arc::new(db))
+    }
+
+    /// How many full repairs opens on this thread have run.
+    pub fn repairs_on_this_thread() -> u64 {
+        REPAIRS.with(|repairs| repairs.get())
     }
 
     /// The engine on table `name` of an open database (created by its first write).
@@ -99,7 +120,9 @@ impl RedbEngine {
     /// outlive a process).
     pub fn replica_store(path: impl AsRef<Path>) -> Result<ReplicaStore> {
         let db = Self::open_db(path)?;
-        let txn = db.begin_write().map_err(io)?;
+        // Durable, and with the allocator state: also after a repair, whose own commit has none.
+        let mut txn = db.begin_write().map_err(io)?;
+        txn.set_quick_repair(true);
         let names: Vec<String> = txn
             .list_tables()
             .map_err(io)?
@@ -268,6 +291,41 @@ mod tests {
         }
         let db = RedbEngine::open_db(dir.path()).unwrap();
         assert_eq!(RedbEngine::open_table(&db, "t").get(b"a").unwrap(), Some(b"1".to_vec()));
+    }
+
+    /// The store's file as `kill -9` leaves it: copied while the process has it open.
+    fn crash_image(of: &Path) -> tempfile::TempDir {
+        let image = tempfile::tempdir().unwrap();
+        std::fs::copy(of.join(FILE), image.path().join(FILE)).unwrap();
+        image
+    }
+
+    #[test]
+    fn a_crash_after_a_restart_opens_without_a_full_repair() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = RedbEngine::replica_store(dir.path()).unwrap();
+            store.base().set(b"a", b"1".to_vec()).unwrap();
+            store.base().flush().unwrap();
+        }
+        // Restarted, the node writes without syncing, then is killed.
+        let store = RedbEngine::replica_store(dir.path()).unwrap();
+        store.base().set(b"b", b"2".to_vec()).unwrap();
+        let image = crash_image(dir.path());
+        let before = RedbEngine::repairs_on_this_thread();
+        let reopened = RedbEngine::replica_store(image.path()).unwrap();
+        assert_eq!(RedbEngine::repairs_on_this_thread(), before, "the open walked the whole file");
+        assert_eq!(reopened.base().get(b"a").unwrap(), Some(b"1".to_vec()));
+        drop(reopened);
+
+        // The count is real: a durable commit without the allocator state needs a repair.
+        let other = tempfile::tempdir().unwrap();
+        let db = RedbEngine::open_db(other.path()).unwrap();
+        RedbEngine::open_table(&db, "t").set(b"a", b"1".to_vec()).unwrap();
+        db.begin_write().unwrap().commit().unwrap();
+        let image = crash_image(other.path());
+        drop(RedbEngine::replica_store(image.path()).unwrap());
+        assert_eq!(RedbEngine::repairs_on_this_thread(), before + 1);
     }
 
     #[test]
