@@ -19,9 +19,6 @@ pub const CACHE_CAPACITY: u64 = 32 << 20;
 /// How long opening waits for a database lock that a handle of this process is releasing.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Write batches of up to this many operations go to a volatile tree one by one.
-const SMALL_BATCH: usize = 64;
-
 /// The tree used by [`SledEngine::open`].
 pub const DEFAULT_TREE: &str = "chronos";
 
@@ -32,10 +29,6 @@ pub struct SledEngine {
     db: sled::Db,
     /// The tree holding this engine's keys.
     tree: sled::Tree,
-    /// Whether a write batch is applied as one sled batch, atomic across a crash. A volatile
-    /// tree (rebuilt on start) skips it for small batches: sled seals and writes a log buffer
-    /// for every batch, which made it the larger part of a replica's apply cost.
-    crash_atomic: bool,
 }
 
 impl SledEngine {
@@ -83,39 +76,10 @@ impl SledEngine {
         }
     }
 
-    /// Opens a volatile database in directory `path`: sled never syncs it (no fsync of its log
-    /// buffers, no background flush) and removes it when the last handle drops. For data that
-    /// is rebuilt from elsewhere on start, such as a replica's state rebuilt from its Raft log.
-    pub fn open_volatile_db(path: impl AsRef<Path>) -> Result<sled::Db> {
-        let path = path.as_ref();
-        sled::Config::new()
-            .path(path)
-            .temporary(true)
-            .flush_every_ms(None)
-            .cache_capacity(CACHE_CAPACITY)
-            .mode(sled::Mode::LowSpace)
-            .open()
-            .map_err(|error| match from_sled(error) {
-                Error::Io(message) => {
-                    Error::Io(format!("cannot open database at {}: {message}", path.display()))
-                }
-                other => other,
-            })
-    }
-
     /// Opens (or creates) the tree `name` of an open database.
     pub fn open_tree(db: &sled::Db, name: &str) -> Result<Self> {
         let tree = db.open_tree(name).map_err(from_sled)?;
-        Ok(Self { db: db.clone(), tree, crash_atomic: true })
-    }
-
-    /// Opens the tree `name` of a database from [`SledEngine::open_volatile_db`]. Its writes
-    /// are applied in order but not atomically across a crash, which a volatile tree never
-    /// survives. Readers must not depend on seeing a batch whole: MVCC readers do not, since
-    /// a commit's versions stay invisible until the commit has written them all.
-    pub fn open_volatile_tree(db: &sled::Db, name: &str) -> Result<Self> {
-        let tree = db.open_tree(name).map_err(from_sled)?;
-        Ok(Self { db: db.clone(), tree, crash_atomic: false })
+        Ok(Self { db: db.clone(), tree })
     }
 
     /// A database in a temporary directory that is removed when the last handle drops.
@@ -159,16 +123,6 @@ impl Engine for SledEngine {
     }
 
     fn write(&self, batch: WriteBatch) -> Result<()> {
-        // A large batch amortises sled's per-batch cost, and applies faster as one.
-        if !self.crash_atomic && batch.len() <= SMALL_BATCH {
-            for (key, value) in batch.into_ops() {
-                match value {
-                    Some(value) => self.tree.insert(key, value).map_err(from_sled)?,
-                    None => self.tree.remove(key).map_err(from_sled)?,
-                };
-            }
-            return Ok(());
-        }
         let mut sled_batch = sled::Batch::default();
         for (key, value) in batch.into_ops() {
             match value {
@@ -264,38 +218,6 @@ mod tests {
     use super::*;
 
     crate::storage::test_suite::engine_tests!(SledEngine::temporary().unwrap());
-
-    /// A replica's volatile tree passes the same suite (sled removes the directory on drop).
-    mod volatile {
-        use super::*;
-
-        fn volatile() -> SledEngine {
-            let path = tempfile::tempdir().unwrap().keep();
-            let db = SledEngine::open_volatile_db(path).unwrap();
-            SledEngine::open_volatile_tree(&db, "state").unwrap()
-        }
-
-        crate::storage::test_suite::engine_tests!(volatile());
-
-        #[test]
-        fn small_and_large_batches_apply_in_order() {
-            let engine = volatile();
-            for size in [2, SMALL_BATCH + 1] {
-                let mut batch = WriteBatch::new();
-                for i in 0..size {
-                    batch.set(format!("{size}-{i}").into_bytes(), b"v".to_vec());
-                }
-                // The last operation undoes the first: order matters.
-                batch.delete(format!("{size}-0").into_bytes());
-                engine.write(batch).unwrap();
-                assert_eq!(engine.get(format!("{size}-0").as_bytes()).unwrap(), None);
-                assert_eq!(
-                    engine.get(format!("{size}-1").as_bytes()).unwrap(),
-                    Some(b"v".to_vec())
-                );
-            }
-        }
-    }
 
     #[test]
     fn data_survives_reopen() {
