@@ -581,14 +581,22 @@ fn gc_by_records_deletes_exactly_what_a_full_scan_would() {
                     if random(2) == 0 {
                         open[i].get(&key).unwrap(); // a read first, as UPDATE does
                     }
-                    let written = match random(3) {
+                    let value = step.to_be_bytes().to_vec();
+                    let written = match random(6) {
                         0 => open[i].delete(&key),
-                        _ => open[i].set(&key, step.to_be_bytes().to_vec()),
+                        1 => open[i].write_covered(&key, Some(value)),
+                        2 => open[i].write_covered(&key, None),
+                        3 => open[i].write_fresh(&[b'f', step as u8, (step >> 8) as u8], value),
+                        _ => open[i].set(&key, value),
                     };
                     if written.is_err() {
                         open.swap_remove(i).rollback().unwrap();
-                    } else if random(2) == 0 {
-                        open[i].flush().unwrap();
+                    } else {
+                        match random(4) {
+                            0 | 1 => open[i].flush().unwrap(),
+                            2 => open[i].discard_pending(), // a failed statement
+                            _ => {}
+                        }
                     }
                 }
                 5 if !open.is_empty() => {
@@ -625,4 +633,48 @@ fn gc_by_records_deletes_exactly_what_a_full_scan_would() {
             }
         }
     }
+}
+
+/// An engine that remembers the largest batch written to it.
+struct LargestBatch(MemoryEngine, std::sync::atomic::AtomicUsize);
+
+impl Engine for LargestBatch {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.0.get(key)
+    }
+    fn set(&self, key: &[u8], value: Vec<u8>) -> Result<()> {
+        self.0.set(key, value)
+    }
+    fn delete(&self, key: &[u8]) -> Result<()> {
+        self.0.delete(key)
+    }
+    fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> crate::storage::ScanIterator<'_> {
+        self.0.scan(range)
+    }
+    fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.1.fetch_max(batch.len(), Ordering::Relaxed);
+        self.0.write(batch)
+    }
+    fn flush(&self) -> Result<()> {
+        self.0.flush()
+    }
+    fn status(&self) -> Result<crate::storage::Status> {
+        self.0.status()
+    }
+}
+
+#[test]
+fn gc_of_a_key_written_many_times_goes_in_bounded_batches() {
+    let engine = Arc::new(LargestBatch(MemoryEngine::new(), Default::default()));
+    let mvcc = Mvcc::open(engine.clone()).unwrap();
+    let writes = 3 * GC_BATCH;
+    for i in 0..writes {
+        seed(&mvcc, &[(b"hot", &i.to_be_bytes())]);
+    }
+    engine.1.store(0, Ordering::Relaxed);
+    let stats = mvcc.gc(Version::MAX).unwrap();
+    assert_eq!(stats.deleted, writes as u64 - 1);
+    assert!(engine.1.load(Ordering::Relaxed) <= GC_BATCH, "one batch held every version");
+    let txn = mvcc.begin_read_only().unwrap();
+    assert_eq!(txn.get(b"hot").unwrap(), Some((writes - 1).to_be_bytes().to_vec()));
 }

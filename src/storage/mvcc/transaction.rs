@@ -272,7 +272,16 @@ impl Transaction {
         self.latch_for_write()?;
         let supersedes = match self.pending.contains_key(key) || value.is_none() {
             true => false, // decided by the first write, or recorded as a tombstone below
-            false => self.newest_version(key)?.is_some_and(|v| v != self.state.version),
+            false => match self.newest_version(key) {
+                Ok(newest) => newest.is_some_and(|v| v != self.state.version),
+                Err(error) => {
+                    // Nothing was buffered: don't keep other writers out.
+                    if self.pending.is_empty() {
+                        self.release_latch();
+                    }
+                    return Err(error);
+                }
+            },
         };
         self.buffer(key, value, supersedes);
         Ok(())
