@@ -123,6 +123,28 @@ impl RaftLog {
         &self.entries[start..end]
     }
 
+    /// Copies of the entries from `from` to `to` (inclusive): at most `max` of them and, past
+    /// the first, at most `max_bytes` in all (one entry always goes, however large, so a big
+    /// entry cannot block the log).
+    pub fn slice_bounded(
+        &self,
+        from: Index,
+        to: Index,
+        max: usize,
+        max_bytes: usize,
+    ) -> Vec<Entry> {
+        let mut bytes = 0;
+        self.slice(from, to, max)
+            .iter()
+            .take_while(|entry| {
+                let first = bytes == 0;
+                bytes += entry.size();
+                first || bytes <= max_bytes
+            })
+            .cloned()
+            .collect()
+    }
+
     /// The entries not yet persisted.
     pub fn unstable(&self) -> &[Entry] {
         self.slice(self.stable + 1, self.last_index(), usize::MAX)

@@ -507,18 +507,12 @@ impl Node {
         assert!(self.in_flight.is_none(), "ready() called before advance()");
         self.start_read_round();
         let hard_state = self.hard_state();
-        let (mut bytes, max_bytes) = (0, self.opts.max_committed_bytes);
-        let committed: Vec<Entry> = self
-            .log
-            .slice(self.log.applying + 1, self.log.commit.min(self.apply_limit), usize::MAX)
-            .iter()
-            .take_while(|entry| {
-                let first = bytes == 0;
-                bytes += entry.size();
-                first || bytes <= max_bytes
-            })
-            .cloned()
-            .collect();
+        let committed = self.log.slice_bounded(
+            self.log.applying + 1,
+            self.log.commit.min(self.apply_limit),
+            usize::MAX,
+            self.opts.max_committed_bytes,
+        );
         let handed_out = committed.last().map_or(self.log.applying, |e| e.index);
         let snapshot = self.install.take();
         let compact = self.compaction.take();

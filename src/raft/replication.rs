@@ -63,18 +63,7 @@ impl Node {
         }
         let prev_index = next - 1;
         let Some(prev_term) = self.log.term(prev_index) else { return };
-        let mut bytes = 0;
-        let entries: Vec<Entry> = self
-            .log
-            .slice(next, self.log.last_index(), max_entries)
-            .iter()
-            .take_while(|entry| {
-                let first = bytes == 0;
-                bytes += entry.size();
-                first || bytes <= max_bytes
-            })
-            .cloned()
-            .collect();
+        let entries = self.log.slice_bounded(next, self.log.last_index(), max_entries, max_bytes);
         if entries.is_empty() && !allow_empty && progress.state == ReplicationState::Replicate {
             return;
         }
