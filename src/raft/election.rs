@@ -4,18 +4,36 @@
 use super::message::{Envelope, Message, Payload};
 use super::node::{Event, LeaderState, Node, RoleState};
 use super::progress::Progress;
-use super::{Error, NodeId, Result, Term};
+use super::{Error, MAX_TERM, NodeId, Result, Term};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 impl Node {
-    /// Processes a message from another node. Messages addressed to someone else or from an
-    /// unknown shape are ignored: a peer can never make a node panic.
+    /// Processes a message from another node. Messages addressed to someone else, with a term
+    /// beyond [`MAX_TERM`] or of an unknown shape are refused before they touch any state: a
+    /// peer can never make a node panic. A node outside the configuration cannot start or force
+    /// an election here (its votes and `TimeoutNow` are dropped); its leader messages are still
+    /// heard, as a node whose configuration lags must hear the leader of a newer one (the
+    /// transport admits only authenticated cluster nodes).
     pub fn step(&mut self, msg: Envelope) -> Result<()> {
         if msg.to != self.opts.id || msg.from == self.opts.id {
             return Err(Error::InvalidRequest(format!(
                 "message from {} to {} delivered to {}",
                 msg.from, msg.to, self.opts.id
             )));
+        }
+        if msg.term > MAX_TERM {
+            return Err(Error::InvalidRequest(format!(
+                "message from {} with term {}, beyond the highest possible ({MAX_TERM})",
+                msg.from, msg.term
+            )));
+        }
+        let configured = !self.config.voters.is_empty() || !self.config.learners.is_empty();
+        let electoral = matches!(
+            msg.message,
+            Message::PreVote { .. } | Message::Vote { .. } | Message::TimeoutNow
+        );
+        if electoral && configured && !self.config.contains(msg.from) {
+            return Ok(()); // e.g. a removed node that does not know it was removed
         }
         if msg.term > self.term {
             match &msg.message {
@@ -97,8 +115,9 @@ impl Node {
                 None => self.read_failures.push(request),
             },
             Message::TimeoutNow => {
-                // The leader hands over: campaign now, skipping the pre-vote.
-                if !matches!(self.role, RoleState::Leader(_)) {
+                // The leader hands over: campaign now, skipping the pre-vote. Only our leader
+                // can ask for this.
+                if !matches!(self.role, RoleState::Leader(_)) && self.leader == Some(msg.from) {
                     self.campaign(false, true);
                 }
             }
@@ -169,6 +188,9 @@ impl Node {
         if !self.config.voters.contains(&id) {
             return;
         }
+        let Some(next_term) = self.term.checked_add(1).filter(|term| *term <= MAX_TERM) else {
+            return; // the term cannot grow further: never wrap it
+        };
         let voters: Vec<NodeId> = self.config.voters.iter().copied().filter(|v| *v != id).collect();
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
         if pre_vote {
@@ -182,11 +204,11 @@ impl Node {
             }
             for voter in voters {
                 let message = Message::PreVote { last_index, last_term };
-                self.messages.push(Envelope { from: id, to: voter, term: self.term + 1, message });
+                self.messages.push(Envelope { from: id, to: voter, term: next_term, message });
             }
             return;
         }
-        self.term += 1;
+        self.term = next_term;
         self.vote = Some(id);
         self.leader = None;
         self.role =
@@ -205,7 +227,7 @@ impl Node {
     fn on_pre_vote_response(&mut self, from: NodeId, term: Term, granted: bool) {
         let quorum = self.config.quorum();
         let RoleState::PreCandidate { granted: yes, rejected: no } = &mut self.role else { return };
-        if term != self.term + 1 && granted {
+        if Some(term) != self.term.checked_add(1) && granted {
             return; // an answer to an older pre-vote
         }
         if granted {

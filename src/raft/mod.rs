@@ -75,6 +75,12 @@ pub type Index = u64;
 /// A count of logical clock ticks.
 pub type Ticks = u32;
 
+/// The highest term a node accepts or reaches. Terms grow by one per election, so no real
+/// cluster gets near it (2^48 elections); a message claiming a term beyond it is malformed or
+/// forged and is dropped, so a term can never overflow, and a node that somehow reached it
+/// stops campaigning rather than wrapping.
+pub const MAX_TERM: Term = 1 << 48;
+
 /// Ticks between leader heartbeats (default).
 pub const HEARTBEAT_TICKS: Ticks = 1;
 /// The base election timeout in ticks (default): followers wait 10-20 ticks.

@@ -548,3 +548,39 @@ fn committed_entries_are_handed_out_within_bytes_and_the_apply_limit() {
     }
     assert_eq!(handed, (1..=11).collect::<Vec<_>>(), "each entry once, in order");
 }
+
+#[test]
+fn absurd_terms_and_outsiders_cannot_disturb_a_node() {
+    let heartbeat = || Message::Heartbeat { commit: 0, read_seq: 0 };
+    let mut follower = node(2, recovered(&[1, 2, 3], 2, &[1, 2, 2], 2));
+    follower.step(envelope(1, 2, 2, heartbeat())).unwrap();
+    cycle(&mut follower);
+    // A term that would overflow, or anything past the ceiling, is refused and changes nothing.
+    for term in [u64::MAX, crate::raft::MAX_TERM + 1] {
+        assert!(follower.step(envelope(3, 2, term, heartbeat())).is_err());
+        assert_eq!(follower.term(), 2);
+        assert_eq!(follower.status().leader, Some(1));
+    }
+    // A node outside the configuration cannot start an election here, nor can a member that is
+    // not our leader hand us one.
+    let vote = Message::Vote { last_index: 9, last_term: 9, transfer: true };
+    follower.step(envelope(99, 2, 5, vote)).unwrap();
+    follower.step(envelope(99, 2, 5, Message::PreVote { last_index: 9, last_term: 9 })).unwrap();
+    follower.step(envelope(3, 2, 2, Message::TimeoutNow)).unwrap();
+    assert_eq!((follower.term(), follower.status().role), (2, Role::Follower));
+    assert!(cycle(&mut follower).messages.is_empty(), "no vote was cast or requested");
+
+    // A member's term at the ceiling is a term like any other, but the node never goes past
+    // it: it stops campaigning rather than wrapping.
+    let top = crate::raft::MAX_TERM;
+    follower.step(envelope(3, 2, top, heartbeat())).unwrap();
+    assert_eq!(follower.term(), top);
+    for _ in 0..100 {
+        follower.tick();
+        if follower.has_ready() {
+            cycle(&mut follower);
+        }
+    }
+    assert_eq!(follower.term(), top);
+    assert_ne!(follower.status().role, Role::Leader);
+}

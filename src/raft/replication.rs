@@ -271,6 +271,12 @@ impl Node {
         if from == self.opts.id {
             return Err(Error::InvalidRequest("a node does not send itself snapshots".into()));
         }
+        if term > super::MAX_TERM {
+            return Err(Error::InvalidRequest(format!(
+                "a snapshot sent in term {term}, beyond the highest possible ({})",
+                super::MAX_TERM
+            )));
+        }
         if term < self.term {
             return Ok(false); // from a deposed leader
         }
