@@ -31,6 +31,7 @@ impl Cluster {
         drop(listeners);
         let nodes = runtime.block_on(async {
             let mut nodes = Vec::new();
+            let secret = chronos::server::auth::ClusterSecret::generate().expect("secret");
             for (i, address) in addresses.iter().enumerate() {
                 let id = i as u64 + 1;
                 let mut options =
@@ -41,6 +42,7 @@ impl Cluster {
                     .filter(|(j, _)| *j != i)
                     .map(|(j, a)| (j as u64 + 1, a.clone()))
                     .collect();
+                options.cluster_secret = Some(secret.clone());
                 nodes.push(Node::start(options).await.expect("start node"));
             }
             nodes

@@ -160,6 +160,8 @@ pub struct Client {
     /// How long a request that was cut off keeps being resumed before the caller sees the
     /// failure (zero: never resumed).
     pub retry_for: Duration,
+    /// The admin token, sent with calls that change the cluster (membership, leadership).
+    pub admin_token: Option<String>,
 }
 
 impl Client {
@@ -188,6 +190,7 @@ impl Client {
             sequence: 0,
             consistency: Consistency::Linearizable,
             retry_for: timeout,
+            admin_token: None,
         })
     }
 
@@ -520,29 +523,41 @@ impl Client {
         address: &str,
     ) -> Result<pb::MembershipResponse, Error> {
         let request = pb::AddLearnerRequest { id, address: address.to_string() };
+        let token = self.admin_token.clone();
         self.admin(false, |mut c| {
-            let request = request.clone();
-            async move { c.add_learner(request).await }
+            let request = admin_request(request.clone(), token.as_deref());
+            async move { c.add_learner(request?).await }
         })
         .await
     }
 
     /// Makes learner `id` a voter.
     pub async fn promote(&mut self, id: u64) -> Result<pb::MembershipResponse, Error> {
-        self.admin(false, |mut c| async move { c.promote(pb::PromoteRequest { id }).await }).await
+        let token = self.admin_token.clone();
+        self.admin(false, |mut c| {
+            let request = admin_request(pb::PromoteRequest { id }, token.as_deref());
+            async move { c.promote(request?).await }
+        })
+        .await
     }
 
     /// Removes node `id` from the cluster.
     pub async fn remove_node(&mut self, id: u64) -> Result<pb::MembershipResponse, Error> {
-        self.admin(false, |mut c| async move { c.remove_node(pb::RemoveNodeRequest { id }).await })
-            .await
+        let token = self.admin_token.clone();
+        self.admin(false, |mut c| {
+            let request = admin_request(pb::RemoveNodeRequest { id }, token.as_deref());
+            async move { c.remove_node(request?).await }
+        })
+        .await
     }
 
     /// Hands leadership to node `to`; returns the leader afterwards.
     pub async fn transfer_leadership(&mut self, to: u64) -> Result<u64, Error> {
+        let token = self.admin_token.clone();
         let response = self
-            .admin(false, |mut c| async move {
-                c.transfer_leadership(pb::TransferLeadershipRequest { to }).await
+            .admin(false, |mut c| {
+                let request = admin_request(pb::TransferLeadershipRequest { to }, token.as_deref());
+                async move { c.transfer_leadership(request?).await }
             })
             .await?;
         Ok(response.leader)
@@ -685,5 +700,14 @@ async fn feed(
         if pieces.send(request).await.is_err() {
             return Ok(()); // the call ended
         }
+    }
+}
+
+/// A request carrying the admin token, if there is one.
+fn admin_request<T>(message: T, token: Option<&str>) -> Result<tonic::Request<T>, tonic::Status> {
+    let request = tonic::Request::new(message);
+    match token {
+        Some(token) => crate::server::auth::with_admin_token(request, token),
+        None => Ok(request),
     }
 }

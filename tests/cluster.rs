@@ -245,7 +245,7 @@ fn membership_changes_keep_the_cluster_available() {
     write(&cluster);
     let address = cluster.reserve(4);
     cluster.spawn_with(4, &["--join"]);
-    let mut admin = cluster.client(cluster.other_than(leader));
+    let mut admin = cluster.admin_client(cluster.other_than(leader));
     let added = cluster.block_on(admin.add_learner(4, &address)).expect("add learner");
     assert!(added.members.iter().any(|m| m.id == 4 && !m.voter));
     write(&cluster);
@@ -314,7 +314,7 @@ fn admin_reports_tables_the_log_and_a_live_event_stream() {
     };
     let first = cluster.block_on(stream.message()).expect("stream").expect("an event");
     assert!(matches!(first.event, Some(pb::watch_event::Event::Status(_))));
-    let mut admin = cluster.client(leader);
+    let mut admin = cluster.admin_client(leader);
     let target = (1..=3).find(|id| *id != leader).expect("another node");
     assert_eq!(cluster.block_on(admin.transfer_leadership(target)).expect("transfer"), target);
     let event = cluster.block_on(async {
@@ -353,7 +353,7 @@ fn a_node_joining_without_peers_catches_up_and_can_lead() {
     let address = cluster.reserve(4);
     cluster.spawn_alone(4, &["--join"]);
     eventually("node 4 to answer", || cluster.status(4));
-    let mut admin = cluster.client(1);
+    let mut admin = cluster.admin_client(1);
     let added = cluster.block_on(admin.add_learner(4, &address)).expect("add learner");
     eventually("node 4 to catch up as a learner", || {
         let status = cluster.status(4)?;
@@ -381,7 +381,7 @@ fn adding_an_existing_member_is_refused_and_changes_nothing() {
     let leader = cluster.leader();
     cluster.ok(leader, "CREATE TABLE t (id INT PRIMARY KEY)");
     let member = cluster.other_than(leader);
-    let mut admin = cluster.client(leader);
+    let mut admin = cluster.admin_client(leader);
     let error = cluster
         .block_on(admin.add_learner(member, "127.0.0.1:1"))
         .expect_err("an existing member cannot be added again");

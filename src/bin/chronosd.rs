@@ -31,6 +31,12 @@ struct Args {
     /// Join an existing cluster: wait to be added (chronos member add) instead of forming one.
     #[arg(long)]
     join: bool,
+    /// The file holding the cluster's secret, which every node must share (at least 16
+    /// bytes; make one with `head -c 32 /dev/urandom | base64 > FILE`). Kept in the data
+    /// directory after the first start. Without it, a node forming a cluster alone makes one.
+    /// The environment variable CHRONOS_CLUSTER_SECRET_FILE may name the file instead.
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
     /// How long a request may wait for a leader, a commit or a read, in milliseconds.
     #[arg(long, default_value_t = chronos::server::REQUEST_TIMEOUT.as_millis() as u64)]
     request_timeout_ms: u64,
@@ -63,6 +69,9 @@ struct Args {
 }
 
 /// Parses `ID=HOST:PORT`.
+/// The environment variable that may name the cluster secret file.
+const SECRET_FILE_ENV: &str = "CHRONOS_CLUSTER_SECRET_FILE";
+
 fn parse_peer(text: &str) -> Result<(NodeId, String), String> {
     let (id, address) = text
         .split_once('=')
@@ -100,6 +109,15 @@ impl Args {
         let mut opts = Options::new(self.id, self.listen.clone(), self.data_dir.clone());
         opts.peers = peers;
         opts.join = self.join;
+        let from_environment = std::env::var_os(SECRET_FILE_ENV).map(PathBuf::from);
+        if let Some(path) = self.cluster_secret_file.as_ref().or(from_environment.as_ref()) {
+            let bytes = std::fs::read(path).map_err(|e| {
+                format!("--cluster-secret-file: cannot read {}: {e}", path.display())
+            })?;
+            let secret = chronos::server::auth::ClusterSecret::parse(&bytes)
+                .map_err(|e| format!("--cluster-secret-file {}: {e}", path.display()))?;
+            opts.cluster_secret = Some(secret);
+        }
         opts.request_timeout = Duration::from_millis(self.request_timeout_ms.max(1));
         opts.transaction_timeout = Duration::from_secs(self.transaction_timeout_secs.max(1));
         opts.query_timeout = Duration::from_millis(self.query_timeout_ms.max(1));

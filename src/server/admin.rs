@@ -158,6 +158,16 @@ impl AdminService {
         pb_status(&node_status(&self.cx), self.cx.opts.tick)
     }
 
+    /// Refuses a call that changes the cluster unless it carries the admin token.
+    fn authorize<T>(&self, request: &Request<T>, call: &str) -> Result<(), Status> {
+        if self.cx.secret.is_admin(request.metadata()) {
+            return Ok(());
+        }
+        let from = request.remote_addr().map_or("an unknown address".into(), |a| a.to_string());
+        tracing::warn!(%from, call, "refused an admin call without the admin token");
+        Err(super::auth::admin_required(&format!("Admin.{call}")))
+    }
+
     /// A client of the leader's Admin service, or `None` if this node leads; an error if no
     /// leader is known.
     fn leader_client(
@@ -362,6 +372,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::AddLearnerRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
+        self.authorize(&request, "AddLearner")?;
         if let Some(mut leader) = self.leader_client()? {
             return leader.add_learner(request).await;
         }
@@ -401,6 +412,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::PromoteRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
+        self.authorize(&request, "Promote")?;
         if let Some(mut leader) = self.leader_client()? {
             return leader.promote(request).await;
         }
@@ -412,6 +424,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::RemoveNodeRequest>,
     ) -> Result<Response<pb::MembershipResponse>, Status> {
+        self.authorize(&request, "RemoveNode")?;
         if let Some(mut leader) = self.leader_client()? {
             return leader.remove_node(request).await;
         }
@@ -432,6 +445,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::TransferLeadershipRequest>,
     ) -> Result<Response<pb::TransferLeadershipResponse>, Status> {
+        self.authorize(&request, "TransferLeadership")?;
         if let Some(mut leader) = self.leader_client()? {
             return leader.transfer_leadership(request).await;
         }

@@ -69,9 +69,8 @@ async fn transactions(cx: Arc<Context>) {
             led_term = None;
             let touched = cx.activity.take_touched();
             if let (false, Some(leader)) = (touched.is_empty(), leader)
-                && let Some(channel) = cx.transport.channel(leader)
+                && let Some(mut client) = cx.transport.raft_client(leader)
             {
-                let mut client = super::transport::raft_client(channel);
                 let request = pb::TouchRequest { transactions: touched };
                 let _ = tokio::time::timeout(ACTIVITY_INTERVAL, client.touch(request)).await;
             }

@@ -29,6 +29,8 @@ const READ_INDEX_RETRY: Duration = Duration::from_millis(300);
 pub struct Context {
     /// The node's settings.
     pub opts: Options,
+    /// The cluster's secret: what peers and admins prove themselves with (`auth.rs`).
+    pub secret: super::auth::ClusterSecret,
     /// The address clients and peers reach this node at.
     pub address: String,
     /// The driver's inbox.
@@ -211,8 +213,7 @@ impl Context {
 
     /// Forwards a command to the leader.
     async fn forward(&self, leader: NodeId, command: &[u8], deadline: Instant) -> Attempt {
-        let Some(channel) = self.transport.channel(leader) else { return Attempt::Retry };
-        let mut client = super::transport::raft_client(channel);
+        let Some(mut client) = self.transport.raft_client(leader) else { return Attempt::Retry };
         let mut request = tonic::Request::new(pb::ProposeRequest { command: command.to_vec() });
         request.set_timeout(deadline.saturating_duration_since(Instant::now()));
         let response = match tokio::time::timeout_at(deadline.into(), client.propose(request)).await

@@ -26,6 +26,7 @@
 //! the log's snapshot index names the staged generation to switch to.
 
 use super::Error;
+use super::auth::ClusterSecret;
 use crate::raft::{Index, NodeId, Term};
 use crate::storage::{RedbEngine, ReplicaStore};
 use std::io::Write as _;
@@ -155,6 +156,51 @@ impl DataDir {
         Ok(newest.max(self.current_generation()?) + 1)
     }
 
+    /// The cluster secret this node proves itself with. A secret `given` is kept in the data
+    /// directory (later starts need not give it again) and must match the one kept there; with
+    /// none given, the kept one is used, or a new one is made if the node forms a cluster
+    /// `alone`. A node of several must be given the cluster's. The admin token derived from it
+    /// is written beside it for the operator (`admin_token`). Both files are private (0600).
+    pub fn cluster_secret(
+        &self,
+        given: Option<&ClusterSecret>,
+        alone: bool,
+    ) -> Result<ClusterSecret, Error> {
+        let path = self.root.join("cluster_secret");
+        let kept = match std::fs::read(&path) {
+            Ok(bytes) => Some(
+                ClusterSecret::parse(&bytes)
+                    .map_err(|e| Error::Config(format!("{} is damaged: {e}", path.display())))?,
+            ),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => {
+                return Err(Error::Io(format!("cannot read {}: {error}", path.display())));
+            }
+        };
+        let secret = match (kept, given) {
+            (Some(kept), Some(given)) if kept != *given => {
+                return Err(Error::Config(format!(
+                    "data directory {} belongs to a cluster with another secret than the one given (--cluster-secret-file)",
+                    self.root.display()
+                )));
+            }
+            (Some(kept), _) => kept,
+            (None, Some(given)) => given.clone(),
+            (None, None) if alone => ClusterSecret::generate().map_err(Error::Io)?,
+            (None, None) => {
+                return Err(Error::Config(
+                    "a node of a cluster of several needs the cluster's secret: give every node the same --cluster-secret-file FILE, or CHRONOS_CLUSTER_SECRET_FILE=FILE (make one with: head -c 32 /dev/urandom | base64 > FILE); a node joining a running cluster gets that cluster's file (every node keeps a copy as DATA_DIR/cluster_secret)".into(),
+                ));
+            }
+        };
+        write_private(&path, secret.as_bytes())?;
+        write_private(
+            &self.root.join("admin_token"),
+            format!("{}\n", secret.admin_token()).as_bytes(),
+        )?;
+        Ok(secret)
+    }
+
     /// Opens (creating) the SQL store of `generation`.
     pub fn open_store(&self, generation: u64) -> Result<Arc<ReplicaStore>, Error> {
         open_store(&self.generation_dir(generation))
@@ -271,10 +317,33 @@ fn open_store(path: &Path) -> Result<Arc<ReplicaStore>, Error> {
     }
 }
 
+/// Writes a file only its owner can read, durably (unchanged contents are not rewritten).
+fn write_private(path: &Path, data: &[u8]) -> Result<(), Error> {
+    if std::fs::read(path).is_ok_and(|existing| existing == data) {
+        return Ok(());
+    }
+    write_file(path, data, true)
+        .map_err(|e| Error::Io(format!("cannot write {}: {e}", path.display())))
+}
+
 /// Writes a file so that it exists whole or not at all after a crash.
 fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_file(path, data, false)
+}
+
+/// Writes a file whole or not at all; `private`: readable by its owner only from the start.
+fn write_file(path: &Path, data: &[u8], private: bool) -> std::io::Result<()> {
     let temporary = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&temporary)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut file = options.open(&temporary)?;
     file.write_all(data)?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)?;

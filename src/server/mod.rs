@@ -28,10 +28,13 @@
 //!   decided by the leader and carried in the command.
 //! - A request that cannot be served (no quorum) fails with `unavailable` within the request
 //!   timeout; nothing a client or peer sends makes a node panic.
+//! - Only nodes holding the cluster secret reach the Raft service, each only as itself, and
+//!   only holders of the admin token change the cluster (`auth.rs`).
 
 mod activity;
 mod admin;
 mod applier;
+pub mod auth;
 mod background;
 mod command;
 mod context;

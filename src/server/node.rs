@@ -2,6 +2,7 @@
 
 use super::activity::Activity;
 use super::applier::{Applier, run_flusher};
+use super::auth::ClusterSecret;
 use super::context::Context;
 use super::driver::{Compaction, DriverState, DriverThread, NodeEvent, NodeHost};
 use super::files::DataDir;
@@ -34,6 +35,9 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// Join an existing cluster (wait to be added) instead of forming one with `peers`.
     pub join: bool,
+    /// The cluster's secret, if given (`--cluster-secret-file`). Without it the node uses the
+    /// one in its data directory, or makes one if it forms a cluster alone.
+    pub cluster_secret: Option<ClusterSecret>,
     /// The length of a Raft tick.
     pub tick: Duration,
     /// The base election timeout in ticks.
@@ -68,6 +72,7 @@ impl Options {
             peers: BTreeMap::new(),
             data_dir: data_dir.into(),
             join: false,
+            cluster_secret: None,
             tick: super::TICK_INTERVAL,
             election_ticks: super::ELECTION_TICKS,
             request_timeout: super::REQUEST_TIMEOUT,
@@ -146,7 +151,7 @@ impl Node {
             .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", opts.listen)))?;
         let address = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
         let opts_dir = opts.data_dir.clone();
-        let (data, store, recovered, machine, generation) = {
+        let (data, store, recovered, machine, generation, secret) = {
             let opts = opts.clone();
             tokio::task::spawn_blocking(move || recover(&opts))
                 .await
@@ -159,8 +164,12 @@ impl Node {
             book.insert(*id, recorded.clone());
         }
         let addresses: Addresses = Arc::new(RwLock::new(book));
-        let transport =
-            Arc::new(Transport::new(opts.id, addresses.clone(), tokio::runtime::Handle::current()));
+        let transport = Arc::new(Transport::new(
+            opts.id,
+            addresses.clone(),
+            tokio::runtime::Handle::current(),
+            secret.peer_credentials(opts.id),
+        ));
         let mut raft_opts = raft::Options::new(opts.id);
         raft_opts.election_ticks = opts.election_ticks;
         raft_opts.seed = seed(opts.id);
@@ -233,6 +242,7 @@ impl Node {
         let queries = Arc::new(tokio::sync::Semaphore::new(opts.max_queries.max(1)));
         let cx = Arc::new(Context {
             opts,
+            secret,
             address: address.to_string(),
             inbox: Mutex::new(inbox),
             state,
@@ -360,12 +370,14 @@ fn seed(id: NodeId) -> u64 {
 
 /// What recovery returns: the data directory, the log, what the core starts from, the state
 /// machine and the generation of its store.
-type Recovery = (DataDir, LogStore<FileDisk>, raft::Recovered, StateMachine, u64);
+type Recovery = (DataDir, LogStore<FileDisk>, raft::Recovered, StateMachine, u64, ClusterSecret);
 
 /// Opens the data directory, the log and the state machine (blocking work). The state machine
 /// is durable: it resumes at the index it recorded, and only the log after it is replayed.
 fn recover(opts: &Options) -> Result<Recovery, Error> {
     let data = DataDir::open(&opts.data_dir, opts.id)?;
+    let alone = opts.peers.is_empty() && !opts.join;
+    let secret = data.cluster_secret(opts.cluster_secret.as_ref(), alone)?;
     let disk = FileDisk::open(data.raft_dir())?;
     let (mut store, mut recovered) = LogStore::open(disk)?;
     let fresh = recovered.entries.is_empty()
@@ -424,7 +436,7 @@ fn recover(opts: &Options) -> Result<Recovery, Error> {
         log_entries = recovered.entries.len(),
         "recovered: the state machine resumes at its applied index"
     );
-    Ok((data, store, recovered, machine, generation))
+    Ok((data, store, recovered, machine, generation, secret))
 }
 
 /// The gRPC role of a status.

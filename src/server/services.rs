@@ -7,7 +7,7 @@ use super::driver::Input;
 use super::requests;
 use crate::encoding::value as codec;
 use crate::grpc::pb;
-use crate::raft::{Envelope, Role};
+use crate::raft::{Envelope, NodeId, Role};
 use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
@@ -101,9 +101,27 @@ impl pb::sql_server::Sql for SqlService {
     }
 }
 
-/// The node-to-node service.
+/// The node-to-node service. Every call must carry a valid peer token (`auth.rs`); others
+/// are refused with `unauthenticated`, logged with the caller's address, and change nothing.
 pub struct RaftService {
     cx: Arc<Context>,
+}
+
+impl RaftService {
+    /// The node a call proves it comes from.
+    fn authenticate<T>(&self, request: &Request<T>, call: &str) -> Result<NodeId, Status> {
+        match self.cx.secret.peer_of(request.metadata()) {
+            Some(peer) if peer != self.cx.id() => Ok(peer),
+            _ => {
+                let from =
+                    request.remote_addr().map_or("an unknown address".into(), |a| a.to_string());
+                tracing::warn!(%from, call, "refused a Raft call without this cluster's credentials");
+                Err(Status::unauthenticated(format!(
+                    "Raft.{call} is for the nodes of this cluster, and the call carries no valid credentials"
+                )))
+            }
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -112,8 +130,10 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<Streaming<pb::RaftBatch>>,
     ) -> Result<Response<pb::StepResponse>, Status> {
+        let peer = self.authenticate(&request, "Step")?;
         if let Some(from) =
             request.metadata().get(super::transport::FROM_HEADER).and_then(|v| v.to_str().ok())
+            && from.split_once('=').is_some_and(|(id, _)| id == peer.to_string())
         {
             super::transport::learn_address(self.cx.transport.addresses(), from);
         }
@@ -132,6 +152,13 @@ impl pb::raft_server::Raft for RaftService {
             let Some(batch) = batch else { break };
             for bytes in batch.messages {
                 match codec::decode::<Envelope>(&bytes) {
+                    Ok(envelope) if envelope.from != peer => {
+                        tracing::warn!(
+                            peer,
+                            from = envelope.from,
+                            "dropped a message sent in another node's name"
+                        )
+                    }
                     Ok(envelope) if envelope.to == self.cx.id() => {
                         self.cx.send(Input::Step(envelope))?;
                     }
@@ -149,8 +176,9 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<Streaming<pb::SnapshotChunk>>,
     ) -> Result<Response<pb::InstallSnapshotResponse>, Status> {
+        let peer = self.authenticate(&request, "InstallSnapshot")?;
         self.cx.check_running()?;
-        let index = super::snapshot::receive(&self.cx, request.into_inner()).await?;
+        let index = super::snapshot::receive(&self.cx, peer, request.into_inner()).await?;
         Ok(Response::new(pb::InstallSnapshotResponse { index }))
     }
 
@@ -158,6 +186,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<pb::ProposeRequest>,
     ) -> Result<Response<pb::ProposeResponse>, Status> {
+        self.authenticate(&request, "Propose")?;
         let command = Command::decode(&request.get_ref().command)
             .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
         if self.cx.state.borrow().raft.role != Role::Leader {
@@ -180,6 +209,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<pb::TouchRequest>,
     ) -> Result<Response<pb::TouchResponse>, Status> {
+        self.authenticate(&request, "Touch")?;
         self.cx.activity.record(&request.get_ref().transactions, Instant::now());
         Ok(Response::new(pb::TouchResponse {}))
     }

@@ -12,7 +12,7 @@
 use super::context::Context;
 use super::driver::Input;
 use super::state::Meta;
-use super::transport::{self, Transport};
+use super::transport::Transport;
 use crate::encoding::value as codec;
 use crate::grpc::pb;
 use crate::raft::{Index, NodeId, SnapshotMeta, Term};
@@ -36,7 +36,8 @@ pub async fn send(
     meta: SnapshotMeta,
     view: View,
 ) -> Result<Index, String> {
-    let channel = transport.channel(to).ok_or_else(|| format!("node {to}'s address is unknown"))?;
+    let mut client =
+        transport.raft_client(to).ok_or_else(|| format!("node {to}'s address is unknown"))?;
     let index = meta.index;
     let (chunks, stream) = tokio::sync::mpsc::channel::<pb::SnapshotChunk>(READ_AHEAD);
     let reader = tokio::task::spawn_blocking(move || -> Result<(), String> {
@@ -77,7 +78,6 @@ pub async fn send(
             seq += 1;
         }
     });
-    let mut client = transport::raft_client(channel);
     let sent = client.install_snapshot(tokio_stream::wrappers::ReceiverStream::new(stream)).await;
     let read = reader.await.map_err(|e| format!("the snapshot reader failed: {e}"))?;
     sent.map_err(|status| status.message().to_string())?;
@@ -89,6 +89,7 @@ pub async fn send(
 /// driver. Returns the index it holds.
 pub async fn receive(
     cx: &Arc<Context>,
+    peer: NodeId,
     mut stream: tonic::Streaming<pb::SnapshotChunk>,
 ) -> Result<Index, Status> {
     let _one_at_a_time = cx
@@ -101,7 +102,7 @@ pub async fn receive(
         .ok_or_else(|| Status::invalid_argument("an empty snapshot stream"))?;
     let meta: SnapshotMeta = codec::decode(&first.meta)
         .map_err(|e| Status::invalid_argument(format!("undecodable snapshot metadata: {e}")))?;
-    if first.from == cx.id() || first.seq != 0 {
+    if first.from != peer || first.seq != 0 {
         return Err(Status::invalid_argument("a snapshot stream starts with chunk 0 from a peer"));
     }
     let (from, term) = (first.from, first.term);

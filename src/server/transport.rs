@@ -11,6 +11,7 @@
 //! Limits are set deliberately on every client and server: a message may be up to
 //! [`MAX_MESSAGE_BYTES`], above the largest entry Raft accepts plus framing.
 
+use super::auth::PeerCredentials;
 use crate::encoding::value as codec;
 use crate::grpc::pb;
 use crate::raft::{Envelope, NodeId};
@@ -41,9 +42,15 @@ pub fn admin_client(channel: Channel) -> pb::admin_client::AdminClient<Channel> 
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
 
-/// A Raft service client on `channel`, with the node's message limits.
-pub fn raft_client(channel: Channel) -> pb::raft_client::RaftClient<Channel> {
-    pb::raft_client::RaftClient::new(channel)
+/// A Raft service client whose calls carry a node's credentials.
+pub type RaftClient = pb::raft_client::RaftClient<
+    tonic::service::interceptor::InterceptedService<Channel, PeerCredentials>,
+>;
+
+/// A Raft service client on `channel` that proves itself with `credentials`, with the
+/// node's message limits.
+pub fn raft_client(channel: Channel, credentials: PeerCredentials) -> RaftClient {
+    pb::raft_client::RaftClient::with_interceptor(channel, credentials)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
 }
@@ -70,18 +77,33 @@ pub struct Transport {
     lanes: Mutex<BTreeMap<NodeId, mpsc::Sender<Vec<u8>>>>,
     /// RPC channels by peer, with the address each was made for.
     channels: Mutex<BTreeMap<NodeId, (String, Channel)>>,
+    /// What this node's calls to its peers carry to prove it is this node.
+    credentials: PeerCredentials,
 }
 
 impl Transport {
-    /// A transport that runs its connections on `runtime`.
-    pub fn new(id: NodeId, addresses: Addresses, runtime: tokio::runtime::Handle) -> Self {
+    /// A transport that runs its connections on `runtime`, its calls proving themselves with
+    /// `credentials`.
+    pub fn new(
+        id: NodeId,
+        addresses: Addresses,
+        runtime: tokio::runtime::Handle,
+        credentials: PeerCredentials,
+    ) -> Self {
         Self {
             id,
             addresses,
             runtime,
             lanes: Mutex::new(BTreeMap::new()),
             channels: Mutex::new(BTreeMap::new()),
+            credentials,
         }
+    }
+
+    /// A Raft client to `peer` carrying this node's credentials, or `None` if its address is
+    /// unknown.
+    pub fn raft_client(&self, peer: NodeId) -> Option<RaftClient> {
+        Some(raft_client(self.channel(peer)?, self.credentials.clone()))
     }
 
     /// The address book.
@@ -116,7 +138,8 @@ impl Transport {
     fn open_lane(&self, peer: NodeId) -> mpsc::Sender<Vec<u8>> {
         let (lane, lane_rx) = mpsc::channel(LANE);
         let from = (self.id, self.addresses.clone());
-        self.runtime.spawn(run_lane(from, peer, self.addresses.clone(), lane_rx));
+        let credentials = self.credentials.clone();
+        self.runtime.spawn(run_lane(from, peer, self.addresses.clone(), credentials, lane_rx));
         lane
     }
 
@@ -159,6 +182,7 @@ async fn run_lane(
     from: (NodeId, Addresses),
     peer: NodeId,
     addresses: Addresses,
+    credentials: PeerCredentials,
     mut lane: mpsc::Receiver<Vec<u8>>,
 ) {
     loop {
@@ -175,7 +199,7 @@ async fn run_lane(
             continue;
         };
         let (frames, frames_rx) = mpsc::channel::<pb::RaftBatch>(16);
-        let mut client = raft_client(channel);
+        let mut client = raft_client(channel, credentials.clone());
         let mut request =
             tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(frames_rx));
         if let Some(own) = address_of(&from.1, from.0)

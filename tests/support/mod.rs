@@ -53,6 +53,9 @@ pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
+/// The file in a cluster's directory holding its secret.
+const SECRET_FILE: &str = "cluster.secret";
+
 /// A cluster of `chronosd` processes.
 pub struct Cluster {
     /// Holds the data directories.
@@ -74,8 +77,11 @@ impl Cluster {
         let ports = free_ports(n as usize);
         let addresses: BTreeMap<u64, String> =
             (1..=n).zip(ports).map(|(id, port)| (id, format!("127.0.0.1:{port}"))).collect();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let secret = chronos::server::auth::ClusterSecret::generate().expect("secret");
+        std::fs::write(dir.path().join(SECRET_FILE), secret.as_bytes()).expect("secret file");
         let mut cluster = Cluster {
-            dir: tempfile::tempdir().expect("temp dir"),
+            dir,
             addresses,
             children: BTreeMap::new(),
             args: args.iter().map(|a| a.to_string()).collect(),
@@ -87,6 +93,24 @@ impl Cluster {
         }
         cluster.leader();
         cluster
+    }
+
+    /// The file holding the cluster's secret, which every node is started with.
+    pub fn secret_file(&self) -> PathBuf {
+        self.dir.path().join(SECRET_FILE)
+    }
+
+    /// The token that authorizes changing the cluster.
+    pub fn admin_token(&self) -> String {
+        let bytes = std::fs::read(self.secret_file()).expect("secret file");
+        chronos::server::auth::ClusterSecret::parse(&bytes).expect("secret").admin_token()
+    }
+
+    /// A client of node `id` that may change the cluster.
+    pub fn admin_client(&self, id: u64) -> Client {
+        let mut client = self.client(id);
+        client.admin_token = Some(self.admin_token());
+        client
     }
 
     /// The data directory of node `id`.
@@ -126,6 +150,8 @@ impl Cluster {
             .arg(&self.addresses[&id])
             .arg("--data-dir")
             .arg(self.data_dir(id))
+            .arg("--cluster-secret-file")
+            .arg(self.secret_file())
             .args(&self.args)
             .args(extra)
             .env("RUST_LOG", "info")

@@ -104,7 +104,11 @@ async fn run(args: Args) -> ExitCode {
         let root = spawned.root().display().to_string();
         app.update(Msg::ActionDone(Ok(format!("spawned {} nodes, data in {root}", nodes.len()))));
     }
-    let mut effects = runtime::Runtime::new(tx.clone(), timeout, spawned.clone());
+    let admin_token = match &spawned {
+        Some(spawned) => Some(spawned.lock().await.admin_token()),
+        None => std::env::var(chronos::server::auth::ADMIN_TOKEN_ENV).ok(),
+    };
+    let mut effects = runtime::Runtime::new(tx.clone(), timeout, spawned.clone(), admin_token);
     let result = console(&mut app, &mut effects, tx, rx).await;
     if let Some(spawned) = spawned {
         // Other holders (an action still running) do not keep the nodes alive.

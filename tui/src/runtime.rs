@@ -34,11 +34,19 @@ pub struct Runtime {
     /// The SQL pane's client: it keeps the session (an open transaction) between runs.
     sql: Arc<Mutex<Option<Client>>>,
     spawned: Option<Arc<Mutex<Spawned>>>,
+    /// The admin token for actions that change the cluster, if the console has one.
+    admin_token: Option<String>,
 }
 
 impl Runtime {
-    /// A runtime reporting to `tx`, with `spawned` nodes if the console started them.
-    pub fn new(tx: Sender, timeout: Duration, spawned: Option<Arc<Mutex<Spawned>>>) -> Self {
+    /// A runtime reporting to `tx`, with `spawned` nodes if the console started them, and the
+    /// cluster's admin token if it is known.
+    pub fn new(
+        tx: Sender,
+        timeout: Duration,
+        spawned: Option<Arc<Mutex<Spawned>>>,
+        admin_token: Option<String>,
+    ) -> Self {
         Self {
             tx,
             timeout,
@@ -46,7 +54,15 @@ impl Runtime {
             watched: BTreeSet::new(),
             sql: Arc::new(Mutex::new(None)),
             spawned,
+            admin_token,
         }
+    }
+
+    /// A client of the cluster that may change it (with the admin token, if known).
+    fn admin_client(&self) -> Result<Client, chronos::client::Error> {
+        let mut client = Client::new(self.all_addresses(), self.timeout)?;
+        client.admin_token = self.admin_token.clone();
+        Ok(client)
     }
 
     /// Starts carrying out an effect. `Quit` is the caller's to handle.
@@ -141,9 +157,9 @@ impl Runtime {
         F: FnOnce(Client) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<String, chronos::client::Error>> + Send,
     {
-        let (tx, timeout, addresses) = (self.tx.clone(), self.timeout, self.all_addresses());
+        let (tx, client) = (self.tx.clone(), self.admin_client());
         tokio::spawn(async move {
-            let result = match Client::new(addresses, timeout) {
+            let result = match client {
                 Ok(client) => call(client).await,
                 Err(error) => Err(error),
             };
@@ -177,13 +193,13 @@ impl Runtime {
     }
 
     fn add_node(&self) {
-        let (tx, timeout, addresses) = (self.tx.clone(), self.timeout, self.all_addresses());
+        let (tx, client) = (self.tx.clone(), self.admin_client());
         let Some(spawned) = self.spawned.clone() else { return };
         tokio::spawn(async move {
             let mut spawned = spawned.lock().await;
             let result = async {
                 let (id, address) = spawned.add().await?;
-                let mut client = Client::new(addresses, timeout).map_err(|e| e.to_string())?;
+                let mut client = client.map_err(|e| e.to_string())?;
                 let response = client.add_learner(id, &address).await.map_err(|e| e.to_string())?;
                 Ok(format!("node {id} ({address}) added as a learner (index {})", response.index))
             }

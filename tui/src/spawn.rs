@@ -7,6 +7,7 @@
 //! where its peers expect it.
 
 use crate::model::NodeId;
+use chronos::server::auth::ClusterSecret;
 use chronos::server::{Node, Options};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ pub struct Spawned {
     _temp: Option<tempfile::TempDir>,
     root: PathBuf,
     members: BTreeMap<NodeId, Member>,
+    /// The secret every node of this cluster is given (kept in the root directory).
+    secret: ClusterSecret,
 }
 
 impl Spawned {
@@ -54,12 +57,14 @@ impl Spawned {
             }
             write_addresses(&root, &addresses)?;
         }
-        let mut spawned = Self { _temp: temp, root, members: BTreeMap::new() };
+        let secret = cluster_secret(&root)?;
+        let mut spawned = Self { _temp: temp, root, members: BTreeMap::new(), secret };
         for (id, address) in &addresses {
             let mut options =
                 Options::new(*id, address.clone(), spawned.root.join(format!("node{id}")));
             options.peers =
                 addresses.iter().filter(|(p, _)| *p != id).map(|(p, a)| (*p, a.clone())).collect();
+            options.cluster_secret = Some(spawned.secret.clone());
             spawned.members.insert(*id, Member { options, node: None });
         }
         let ids: Vec<NodeId> = spawned.members.keys().copied().collect();
@@ -105,6 +110,11 @@ impl Spawned {
         Ok(format!("started node {id} on {}", member.options.listen))
     }
 
+    /// The token that authorizes changing this cluster.
+    pub fn admin_token(&self) -> String {
+        self.secret.admin_token()
+    }
+
     /// Starts a new node that waits to be added to the cluster; returns its id and address.
     pub async fn add(&mut self) -> Result<(NodeId, String), String> {
         let id = self.members.keys().max().copied().unwrap_or(0) + 1;
@@ -113,6 +123,7 @@ impl Spawned {
         let mut options = Options::new(id, address.clone(), self.root.join(format!("node{id}")));
         options.join = true;
         options.peers = self.addresses().into_iter().collect();
+        options.cluster_secret = Some(self.secret.clone());
         self.members.insert(id, Member { options, node: None });
         let mut addresses: BTreeMap<NodeId, String> = self.addresses().into_iter().collect();
         addresses.insert(id, address.clone());
@@ -167,4 +178,19 @@ fn write_addresses(root: &Path, addresses: &BTreeMap<NodeId, String>) -> Result<
     let text: String = addresses.iter().map(|(id, a)| format!("{id}={a}\n")).collect();
     let path = root.join(ADDRESSES);
     std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The cluster secret kept in `root`, made (and kept) the first time.
+fn cluster_secret(root: &Path) -> Result<ClusterSecret, String> {
+    let path = root.join("cluster_secret");
+    match std::fs::read(&path) {
+        Ok(bytes) => ClusterSecret::parse(&bytes).map_err(|e| format!("{}: {e}", path.display())),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let secret = ClusterSecret::generate()?;
+            std::fs::write(&path, secret.as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Ok(secret)
+        }
+        Err(error) => Err(format!("cannot read {}: {error}", path.display())),
+    }
 }

@@ -33,6 +33,11 @@ struct Args {
     /// How long to wait for an answer, in milliseconds.
     #[arg(long, global = true, default_value_t = client::DEFAULT_TIMEOUT.as_millis() as u64)]
     timeout_ms: u64,
+    /// The file holding the admin token, which membership changes and leadership transfers
+    /// need (each node writes it to DATA_DIR/admin_token). The environment variable
+    /// CHRONOS_ADMIN_TOKEN may hold the token instead.
+    #[arg(long, global = true)]
+    admin_token_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -155,6 +160,16 @@ fn main() -> ExitCode {
             eprintln!("chronos: {error}");
             return ExitCode::from(USAGE);
         }
+    };
+    client.admin_token = match &args.admin_token_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(token) => Some(token.trim().to_string()),
+            Err(error) => {
+                eprintln!("chronos: cannot read the admin token {}: {error}", path.display());
+                return ExitCode::from(USAGE);
+            }
+        },
+        None => std::env::var(chronos::server::auth::ADMIN_TOKEN_ENV).ok(),
     };
     let runtime = match args.command {
         // The workload's clients run in parallel; everything else is one request at a time.
