@@ -133,25 +133,38 @@ impl Args {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// SIGINT and SIGTERM, listened to from the start, so a signal is never missed between two
+/// waits for one.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Starts listening (inside the runtime).
+    fn listen() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Self {})
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Resolves on the next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -180,7 +193,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let node = match Node::start(opts).await {
             Ok(node) => node,
             Err(error) => {
@@ -188,13 +201,27 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        let mut signals = match Signals::listen() {
+            Ok(signals) => signals,
+            Err(error) => {
+                eprintln!("chronosd: cannot listen for signals: {error}");
+                node.kill().await;
+                return ExitCode::from(1);
+            }
+        };
         println!("chronosd: node {} serving on {}", node.id(), node.address());
         let halted = tokio::select! {
-            _ = shutdown_signal() => None,
+            _ = signals.next() => None,
             reason = node.halted() => Some(reason),
         };
         match halted {
             None => {
+                // A second signal does not wait for anything.
+                tokio::spawn(async move {
+                    signals.next().await;
+                    eprintln!("chronosd: stopping at once (second signal)");
+                    std::process::exit(130);
+                });
                 node.stop().await;
                 ExitCode::SUCCESS
             }
@@ -204,5 +231,9 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
-    })
+    });
+    // Queries and applies still running on blocking threads are not waited for: what they
+    // were doing is cancelled, or replayed from the log at the next start.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    code
 }

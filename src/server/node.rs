@@ -22,6 +22,11 @@ use tokio::sync::{broadcast, watch};
 /// How long a stopping node lets in-flight requests finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
+/// How long a stopping node waits for its threads. An entry still being applied after this
+/// is left to the next start, which replays it from the log (stopping then is as safe as a
+/// crash, and nothing acknowledged is lost).
+const THREADS_GRACE: Duration = Duration::from_secs(3);
+
 /// A node's settings.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -307,6 +312,7 @@ impl Node {
     }
 
     async fn shut_down(&mut self) {
+        tracing::info!(id = self.cx.id(), "stopping");
         self.cx.stopping.send_replace(true);
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
@@ -323,12 +329,17 @@ impl Node {
         }
         let _ = self.cx.send(super::driver::Input::Shutdown);
         let threads = std::mem::take(&mut self.threads);
-        let _ = tokio::task::spawn_blocking(move || {
+        let joined = tokio::task::spawn_blocking(move || {
             for thread in threads {
                 let _ = thread.join();
             }
-        })
-        .await;
+        });
+        if tokio::time::timeout(THREADS_GRACE, joined).await.is_err() {
+            tracing::warn!(
+                id = self.cx.id(),
+                "stopping without waiting for the entry being applied: the next start replays it from the log"
+            );
+        }
         tracing::info!(id = self.cx.id(), "node stopped");
     }
 }

@@ -456,11 +456,14 @@ impl Run {
         let deadline = Instant::now() + self.cx.opts.query_timeout;
         let timeout = self.cx.opts.query_timeout;
         let limits = self.cx.opts.statement_limits;
+        let stopping = self.cx.stopping.subscribe();
         let worker = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            // The query stops at its deadline, or when the client (hence `rows`) is gone.
+            // The query stops at its deadline, when the client (hence `rows`) is gone, or when
+            // the node stops.
             let gone = rows.clone();
-            let budget = Budget::new(limits).with_deadline(deadline, move || gone.is_closed());
+            let budget = Budget::new(limits)
+                .with_deadline(deadline, move || gone.is_closed() || *stopping.borrow());
             stream_query(&db, statement, reader, budget, &rows, deadline, timeout)
         });
         // Pass the batches on as they come (the channel bounds what waits).

@@ -119,7 +119,9 @@ impl Budget {
         }
         self.rows.set(0);
         if self.cancelled.as_ref().is_some_and(|cancelled| cancelled()) {
-            return Err(Error::Canceled("the query's client went away".into()));
+            return Err(Error::Canceled(
+                "the query's client went away, or the node is stopping".into(),
+            ));
         }
         if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
             return Err(Error::Canceled("the query ran longer than the query timeout".into()));

@@ -184,6 +184,13 @@ impl Cluster {
         }
     }
 
+    /// Sends node `id` a signal (`TERM`, `INT`...) without waiting for anything.
+    pub fn signal(&self, id: u64, signal: &str) {
+        let pid = self.children[&id].id().to_string();
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(pid).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{signal}");
+    }
+
     /// Stops node `id` with SIGTERM and waits for it to exit; returns its exit code.
     pub fn terminate(&mut self, id: u64) -> Option<i32> {
         let mut child = self.children.remove(&id)?;
