@@ -21,17 +21,24 @@ enum Profile {
     Default,
     /// Faults every ~40 ms, delays up to 30 ms, slow fsyncs, snapshots every 5 entries.
     Harsh,
+    /// The default faults, and hostile messages: terms past the ceiling, misrouted copies,
+    /// malformed appends, elections from outside the configuration (`raft::sim::hostile`).
+    Hostile,
 }
 
 impl Profile {
     fn options(self, nodes: usize, seed: u64) -> ChaosOptions {
         let mut opts = ChaosOptions::new(nodes, seed);
-        if let Profile::Harsh = self {
-            opts.fault_every = 40_000;
-            opts.sim.delay = (100, 30_000);
-            opts.sim.snapshot_every = 5;
-            opts.sim.fsync = (50, 8_000);
-            opts.liveness = 8_000_000;
+        match self {
+            Profile::Default => {}
+            Profile::Harsh => {
+                opts.fault_every = 40_000;
+                opts.sim.delay = (100, 30_000);
+                opts.sim.snapshot_every = 5;
+                opts.sim.fsync = (50, 8_000);
+                opts.liveness = 8_000_000;
+            }
+            Profile::Hostile => opts.hostile_percent = 5,
         }
         opts
     }
@@ -39,6 +46,7 @@ impl Profile {
     fn parse(name: &str) -> Self {
         match name {
             "harsh" => Profile::Harsh,
+            "hostile" => Profile::Hostile,
             _ => Profile::Default,
         }
     }
@@ -51,14 +59,20 @@ fn seeds() -> u64 {
 /// Runs the seeds `part`, `part + parts`, ... below `seeds()`.
 fn run_part(nodes: usize, profile: Profile, part: u64, parts: u64) {
     let mut seed = part;
+    let mut hostile = (0, 0);
     while seed < seeds() {
-        if let Err(violation) = chaos::run(profile.options(nodes, seed)) {
-            panic!(
+        match chaos::run(profile.options(nodes, seed)) {
+            Ok(report) => hostile = (hostile.0 + report.hostile.0, hostile.1 + report.hostile.1),
+            Err(violation) => panic!(
                 "{violation}\nreplay: RAFT_SEED={seed} RAFT_NODES={nodes} RAFT_PROFILE={} RAFT_TRACE=1 cargo test --test raft_sim replay -- --nocapture",
                 format!("{profile:?}").to_lowercase()
-            );
+            ),
         }
         seed += parts;
+    }
+    if let Profile::Hostile = profile {
+        // The profile did its job: hostile messages arrived, and the refusable ones were refused.
+        assert!(hostile.0 > 0 && hostile.1 > 0, "hostile messages delivered, refused: {hostile:?}");
     }
 }
 
@@ -82,6 +96,8 @@ parts! {
     three_nodes_harsh_b: 3, Profile::Harsh, 1;
     five_nodes_harsh_a: 5, Profile::Harsh, 0;
     five_nodes_harsh_b: 5, Profile::Harsh, 1;
+    three_nodes_hostile_a: 3, Profile::Hostile, 0;
+    three_nodes_hostile_b: 3, Profile::Hostile, 1;
 }
 
 /// Replays one seed (with `RAFT_TRACE=1` for a trace).
@@ -103,7 +119,7 @@ fn replay() {
 #[test]
 #[ignore = "long soak"]
 fn soak() {
-    for profile in [Profile::Default, Profile::Harsh] {
+    for profile in [Profile::Default, Profile::Harsh, Profile::Hostile] {
         for nodes in [3, 5] {
             run_part(nodes, profile, 0, 1);
         }

@@ -54,6 +54,8 @@ mod progress;
 mod read;
 mod replication;
 mod store;
+#[cfg(test)]
+mod wire_tests;
 
 pub mod sim;
 

@@ -6,7 +6,12 @@ use super::message::{
 use super::node::{Node, Options, Ready, Recovered, Role};
 use super::{Error, Index, NodeId, Term};
 
-fn recovered(voters: &[NodeId], term: Term, entries: &[Term], commit: Index) -> Recovered {
+pub(super) fn recovered(
+    voters: &[NodeId],
+    term: Term,
+    entries: &[Term],
+    commit: Index,
+) -> Recovered {
     Recovered {
         hard_state: HardState { term, vote: None, commit },
         snapshot: SnapshotMeta {
@@ -27,12 +32,12 @@ fn recovered(voters: &[NodeId], term: Term, entries: &[Term], commit: Index) -> 
     }
 }
 
-fn node(id: NodeId, recovered: Recovered) -> Node {
+pub(super) fn node(id: NodeId, recovered: Recovered) -> Node {
     Node::new(Options::new(id), recovered)
 }
 
 /// Takes a Ready and acknowledges it as handled.
-fn cycle(node: &mut Node) -> Ready {
+pub(super) fn cycle(node: &mut Node) -> Ready {
     let ready = node.ready();
     node.advance();
     ready
@@ -43,7 +48,7 @@ fn envelope(from: NodeId, to: NodeId, term: Term, message: Message) -> Envelope 
 }
 
 /// Makes node 1 (of voters 1..=3) leader of the next term by ticking and granting votes.
-fn make_leader(node: &mut Node) {
+pub(super) fn make_leader(node: &mut Node) {
     while node.role() == Role::Follower {
         node.tick();
     }

@@ -83,11 +83,13 @@ impl Node {
         commit: Index,
     ) {
         // A correct leader sends entries that directly follow `prev_index`, in order, with
-        // terms that never decrease; anything else is malformed and dropped.
+        // terms that never decrease and never pass its own (ours by now: `step` matched it);
+        // anything else is malformed and dropped before it touches the log.
         let well_formed =
             entries.iter().enumerate().all(|(i, e)| e.index == prev_index + 1 + i as Index)
                 && entries.windows(2).all(|pair| pair[0].term <= pair[1].term)
-                && entries.first().is_none_or(|e| e.term >= prev_term);
+                && entries.first().is_none_or(|e| e.term >= prev_term)
+                && entries.last().map_or(prev_term, |e| e.term) <= self.term;
         if !well_formed {
             return;
         }
@@ -279,6 +281,12 @@ impl Node {
         }
         if term < self.term {
             return Ok(false); // from a deposed leader
+        }
+        if meta.term > term {
+            return Err(Error::InvalidRequest(format!(
+                "a snapshot of term {} sent in the earlier term {term}",
+                meta.term
+            )));
         }
         if term > self.term || self.leader != Some(from) {
             self.become_follower(term, Some(from));

@@ -19,6 +19,8 @@ pub struct ChaosOptions {
     pub propose_every: Micros,
     /// Mean time between client reads.
     pub read_every: Micros,
+    /// Percent of messages followed by a hostile variant while faults are injected.
+    pub hostile_percent: u64,
 }
 
 impl ChaosOptions {
@@ -31,6 +33,7 @@ impl ChaosOptions {
             fault_every: 150_000,
             propose_every: 8_000,
             read_every: 25_000,
+            hostile_percent: 0,
         }
     }
 }
@@ -50,11 +53,14 @@ pub struct Report {
     pub membership_changes: usize,
     /// Virtual time from healing to renewed progress.
     pub recovery: Micros,
+    /// Hostile messages delivered, and how many of them were refused with an error.
+    pub hostile: (u64, u64),
 }
 
 /// Runs one randomized simulation. An error names the violated property.
 pub fn run(opts: ChaosOptions) -> Result<Report, String> {
     let mut cluster = Cluster::new(opts.sim.clone());
+    cluster.hostile_percent = opts.hostile_percent;
     let mut report = Report::default();
     let mut retired = Vec::new();
     let (mut next_fault, mut next_propose, mut next_read) = (opts.fault_every, 0, opts.read_every);
@@ -85,6 +91,7 @@ pub fn run(opts: ChaosOptions) -> Result<Report, String> {
     cluster.heal();
     cluster.drop_percent = 0;
     cluster.duplicate_percent = 0;
+    cluster.hostile_percent = 0;
     for sim in cluster.nodes.values() {
         sim.disk.heal();
     }
@@ -148,6 +155,7 @@ pub fn run(opts: ChaosOptions) -> Result<Report, String> {
     report.acknowledged = cluster.checker.acknowledged_count();
     report.reads = cluster.reads_served;
     report.snapshots = cluster.snapshots_installed;
+    report.hostile = cluster.hostile;
     Ok(report)
 }
 

@@ -21,6 +21,7 @@
 pub mod chaos;
 pub mod checker;
 mod host;
+mod hostile;
 mod node;
 
 pub use node::{Incoming, Machine, PendingProposal, PendingRead, SimNode};
@@ -84,6 +85,8 @@ enum Event {
     Tick(NodeId, u64),
     /// A message arrives.
     Deliver(Envelope),
+    /// A hostile message arrives at a node (which need not be its addressee).
+    DeliverHostile(NodeId, Envelope),
     /// A node's fsync completes (for the given incarnation).
     SyncDone(NodeId, u64),
     /// A chunk of a snapshot transfer arrives.
@@ -190,6 +193,10 @@ pub struct Cluster {
     pub drop_percent: u64,
     /// Percent of messages duplicated.
     pub duplicate_percent: u64,
+    /// Percent of messages followed by a hostile variant (see `hostile.rs`).
+    pub hostile_percent: u64,
+    /// Hostile messages delivered, and how many of them the node refused with an error.
+    pub hostile: (u64, u64),
     /// The safety checker.
     pub checker: Checker,
     /// The next client command id.
@@ -226,6 +233,8 @@ impl Cluster {
             blocked: BTreeSet::new(),
             drop_percent: 0,
             duplicate_percent: 0,
+            hostile_percent: 0,
+            hostile: (0, 0),
             checker: Checker::default(),
             next_command: 1,
             next_read: 1,
@@ -396,6 +405,28 @@ impl Cluster {
             let at = self.now + self.rng.between(self.opts.delay.0, self.opts.delay.1);
             self.schedule(at, Event::Deliver(envelope.clone()));
         }
+        if self.rng.chance(self.hostile_percent) {
+            let members: Vec<NodeId> = self.nodes.keys().copied().collect();
+            if let Some((to, bad)) = hostile::variant(&envelope, &mut self.rng, &members) {
+                let at = self.now + self.rng.between(self.opts.delay.0, self.opts.delay.1);
+                self.schedule(at, Event::DeliverHostile(to, bad));
+            }
+        }
+    }
+
+    /// Delivers a hostile message: the node may refuse it (an error is fine here), and must
+    /// stay safe whatever it does with it.
+    fn deliver_hostile(&mut self, to: NodeId, envelope: Envelope) -> Result<(), String> {
+        let Some(sim) = self.nodes.get_mut(&to) else { return Ok(()) };
+        if sim.paused {
+            return Ok(());
+        }
+        let Some(node) = sim.node_mut() else { return Ok(()) };
+        self.hostile.0 += 1;
+        if node.step(envelope).is_err() {
+            self.hostile.1 += 1;
+        }
+        self.drive(to)
     }
 
     fn deliver(&mut self, envelope: Envelope) -> Result<(), String> {
@@ -517,6 +548,7 @@ impl Cluster {
                 self.drive(id)?;
             }
             Event::Deliver(envelope) => self.deliver(envelope)?,
+            Event::DeliverHostile(to, envelope) => self.deliver_hostile(to, envelope)?,
             Event::SyncDone(id, incarnation) => {
                 if self.nodes.get(&id).is_some_and(|s| s.incarnation == incarnation && s.is_up()) {
                     self.finish_sync(id)?;
