@@ -446,6 +446,27 @@ fn forged_or_hijacked_sessions_are_refused() {
     };
     let status = send(forged, "SELECT v FROM t").expect_err("a forged snapshot");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    // A genuine session, signed for one client, is refused to another.
+    let run = |client_id: u64, session: Option<pb::Session>, sql: &str| {
+        cluster.block_on(async {
+            let mut raw =
+                pb::sql_client::SqlClient::connect(address.clone()).await.expect("connect");
+            let settings = pb::RunSettings { session, client_id, ..Default::default() };
+            let request = pb::RunRequest { settings: Some(settings), sql: sql.as_bytes().to_vec() };
+            let mut stream = raw.run(tokio_stream::iter(vec![request])).await?.into_inner();
+            let mut last = None;
+            while let Some(message) = stream.message().await? {
+                if let Some(pb::run_response::Event::Session(session)) = message.event {
+                    last = Some(session);
+                }
+            }
+            Ok::<_, tonic::Status>(last)
+        })
+    };
+    let issued = run(111, None, "BEGIN READ ONLY").expect("begin").expect("a session");
+    let status = run(222, Some(issued.clone()), "SELECT v FROM t").expect_err("another client");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    run(111, Some(issued), "SELECT v FROM t; COMMIT").expect("its own client");
     // The owner's transaction is untouched and commits its own write.
     let committed = cluster.block_on(owner.execute("COMMIT", false)).expect("commit");
     assert!(committed.results.iter().all(|(_, r)| r.is_ok()), "{committed:?}");

@@ -80,6 +80,21 @@ fn forged_raft_calls_are_refused_and_change_nothing() {
             assert_eq!(touched.unwrap_err().code(), tonic::Code::Unauthenticated);
         });
     }
+    // A node that holds the secret but is not a member proposes nothing either; a member's
+    // messages carry only its own name.
+    let real = ClusterSecret::parse(&std::fs::read(cluster.secret_file()).unwrap()).unwrap();
+    cluster.block_on(async {
+        let outsider = Some(format!("9:{}", real.peer_token(9)));
+        let mut client = raft_client(&cluster.addresses[&leader], outsider).await;
+        let request = pb::ProposeRequest { command: forged_address.clone() };
+        let proposed = client.propose(request).await;
+        assert_eq!(proposed.unwrap_err().code(), tonic::Code::Unauthenticated);
+        let member = cluster.other_than(leader);
+        let credentials = Some(format!("{member}:{}", real.peer_token(member)));
+        let mut client = raft_client(&cluster.addresses[&leader], credentials).await;
+        let in_another_name = pb::RaftBatch { messages: vec![forged_heartbeat.clone()] };
+        client.step(tokio_stream::iter(vec![in_another_name])).await.expect("a member's stream");
+    });
     assert!(
         cluster.log(leader).contains("refused a Raft call without this cluster's credentials"),
         "{}",

@@ -136,9 +136,9 @@ pub async fn run(
     cx.check_running()?;
     if let Some(txn) = &settings.transaction {
         let key = cx.session_key().await?;
-        if !super::session::verify(&key, txn, &settings.proof) {
+        if !super::session::verify(&key, txn, settings.client, &settings.proof) {
             return Err(Error::InvalidRequest(
-                "the session's transaction was not issued by this cluster (or was altered); start a new session".into(),
+                "the session's transaction was not issued by this cluster to this client (or was altered); start a new session".into(),
             )
             .into());
         }
@@ -337,7 +337,7 @@ impl Run {
             None => None,
             Some(txn) => match self.cx.session_key().await {
                 Ok(key) => {
-                    let proof = super::session::sign(&key, txn);
+                    let proof = super::session::sign(&key, txn, self.settings.client);
                     Some(convert::transaction(txn, &proof))
                 }
                 Err(error) => {

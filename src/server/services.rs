@@ -103,11 +103,28 @@ impl pb::sql_server::Sql for SqlService {
 
 /// The node-to-node service. Every call must carry a valid peer token (`auth.rs`); others
 /// are refused with `unauthenticated`, logged with the caller's address, and change nothing.
+/// Proposals and transaction activity come only from members. Messages and state transfers
+/// come from any node of the cluster, as a node whose configuration lags must still hear the
+/// leader of a newer one; the Raft core ignores elections from outside its configuration.
 pub struct RaftService {
     cx: Arc<Context>,
 }
 
 impl RaftService {
+    /// The member a call proves it comes from, for calls only members make (proposals and
+    /// transaction activity go to the leader, whose configuration is the newest).
+    fn authenticate_member<T>(&self, request: &Request<T>, call: &str) -> Result<NodeId, Status> {
+        let peer = self.authenticate(request, call)?;
+        if !self.cx.state.borrow().raft.config.contains(peer) {
+            let from = request.remote_addr().map_or("an unknown address".into(), |a| a.to_string());
+            tracing::warn!(%from, peer, call, "refused a Raft call from a node that is not a member");
+            return Err(Status::unauthenticated(format!(
+                "Raft.{call} is for the members of this cluster, and node {peer} is not one"
+            )));
+        }
+        Ok(peer)
+    }
+
     /// The node a call proves it comes from.
     fn authenticate<T>(&self, request: &Request<T>, call: &str) -> Result<NodeId, Status> {
         match self.cx.secret.peer_of(request.metadata()) {
@@ -186,7 +203,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<pb::ProposeRequest>,
     ) -> Result<Response<pb::ProposeResponse>, Status> {
-        self.authenticate(&request, "Propose")?;
+        self.authenticate_member(&request, "Propose")?;
         let command = Command::decode(&request.get_ref().command)
             .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
         if self.cx.state.borrow().raft.role != Role::Leader {
@@ -209,7 +226,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<pb::TouchRequest>,
     ) -> Result<Response<pb::TouchResponse>, Status> {
-        self.authenticate(&request, "Touch")?;
+        self.authenticate_member(&request, "Touch")?;
         self.cx.activity.record(&request.get_ref().transactions, Instant::now());
         Ok(Response::new(pb::TouchResponse {}))
     }
