@@ -10,6 +10,7 @@ use chronos::raft::{Envelope, Message};
 use chronos::server::Command;
 use chronos::server::auth::{ClusterSecret, PEER_HEADER};
 use std::process::Command as Process;
+use std::time::Duration;
 use support::{Cluster, serial, single_integer};
 
 /// A Raft client of `address` whose calls carry `credentials` (`ID:TOKEN`), if any.
@@ -179,4 +180,45 @@ fn a_node_of_several_starts_only_with_its_clusters_secret() {
     let mismatched = run(&["--cluster-secret-file", other.to_str().unwrap()]);
     assert_eq!(mismatched.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&mismatched.stderr).contains("another secret"));
+}
+
+#[test]
+fn a_node_alone_makes_a_private_secret_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("n1");
+    let listen = format!("127.0.0.1:{}", support::free_ports(1)[0]);
+    let start = || {
+        Process::new(env!("CARGO_BIN_EXE_chronosd"))
+            .args(["--id", "1", "--listen", &listen, "--data-dir", data.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start chronosd")
+    };
+    let files = || {
+        let secret = std::fs::read(data.join("cluster_secret")).ok()?;
+        let token = std::fs::read_to_string(data.join("admin_token")).ok()?;
+        Some((secret, token))
+    };
+    let mut node = start();
+    let (secret, token) = support::eventually("the secret and token files", files);
+    let secret = ClusterSecret::parse(&secret).expect("a valid secret");
+    assert_eq!(token.trim(), secret.admin_token());
+    use std::os::unix::fs::PermissionsExt;
+    for file in ["cluster_secret", "admin_token"] {
+        let mode = std::fs::metadata(data.join(file)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{file} is readable by others");
+    }
+    let _ = node.kill();
+    let _ = node.wait();
+    // A restart keeps the same secret.
+    let mut node = start();
+    support::eventually("the node to serve", || {
+        let mut client =
+            chronos::client::Client::new(vec![listen.clone()], Duration::from_secs(5)).ok()?;
+        support::runtime().block_on(client.status()).ok().map(|_| ())
+    });
+    assert_eq!(files().map(|(s, _)| s), Some(secret.as_bytes().to_vec()));
+    let _ = node.kill();
+    let _ = node.wait();
 }

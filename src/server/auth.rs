@@ -6,8 +6,9 @@
 //! - the admin token (HMAC-SHA256 of the secret over a fixed label), which calls that change
 //!   the cluster (membership, leadership transfer) need. Status, health and SQL stay open.
 //!
-//! The check returns a [`Caller`]: the identity a call proved. Mutual TLS can later prove the
-//! same identities from certificates, in the same place.
+//! A check answers with the identity a call proved ([`ClusterSecret::peer_of`]: a node id;
+//! [`ClusterSecret::is_admin`]). Mutual TLS can later prove the same identities from
+//! certificates, in the same place.
 
 use crate::raft::NodeId;
 use hmac::{Hmac, Mac};
