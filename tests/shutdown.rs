@@ -15,27 +15,38 @@ fn cpu_ticks(pid: u32) -> u64 {
     field(11) + field(12)
 }
 
-#[test]
-fn sigterm_stops_a_node_running_a_long_query() {
-    let _serial = serial();
-    // The query timeout is far away: only the stop can end the query in time.
-    let mut cluster = Cluster::start(1, &["--query-timeout-ms", "600000"]);
-    let values: Vec<String> = (0..3000).map(|i| format!("({i})")).collect();
-    cluster.ok(1, "CREATE TABLE t (id INT PRIMARY KEY)");
+/// What a busy node's client got back (it may be cut off).
+type Answer = std::thread::JoinHandle<Result<chronos::client::Response, chronos::client::Error>>;
+
+/// A one-node cluster (started with `args`) with tables `t` (ids `0..rows`) and `u` (empty),
+/// busy running `sql` for a client on another thread: once the node has used half a second
+/// of CPU on it. The client keeps resuming a cut-off request for minutes: do not wait for it
+/// unless the statement was cancelled.
+fn busy_with(args: &[&str], rows: usize, sql: &'static str) -> (Cluster, Answer) {
+    let cluster = Cluster::start(1, args);
+    let values: Vec<String> = (0..rows).map(|i| format!("({i})")).collect();
+    cluster.ok(1, "CREATE TABLE t (id INT PRIMARY KEY); CREATE TABLE u (id INT PRIMARY KEY)");
     cluster.ok(1, &format!("INSERT INTO t VALUES {}", values.join(", ")));
     let pid = cluster.pid(1).expect("running");
     let before = cpu_ticks(pid);
-    // 27 billion combinations: hours of work.
     let address = cluster.addresses[&1].clone();
-    let query = std::thread::spawn(move || {
+    let answer = std::thread::spawn(move || {
         let runtime = support::runtime();
         let mut client =
             chronos::client::Client::new(vec![address], Duration::from_secs(900)).expect("client");
-        let sql = "SELECT COUNT(*) FROM t a CROSS JOIN t b CROSS JOIN t c";
         runtime.block_on(client.execute(sql, false))
     });
-    // The node is busy with it once it has used half a second of CPU.
-    support::eventually("the query to run", || (cpu_ticks(pid) > before + 50).then_some(()));
+    support::eventually("the node to be busy", || (cpu_ticks(pid) > before + 50).then_some(()));
+    (cluster, answer)
+}
+
+#[test]
+fn sigterm_stops_a_node_running_a_long_query() {
+    let _serial = serial();
+    // 27 billion combinations: hours of work. The query timeout is far away: only the stop
+    // can end the query in time.
+    let sql = "SELECT COUNT(*) FROM t a CROSS JOIN t b CROSS JOIN t c";
+    let (mut cluster, query) = busy_with(&["--query-timeout-ms", "600000"], 3000, sql);
     let asked = Instant::now();
     assert_eq!(cluster.terminate(1), Some(0), "{}", cluster.log(1));
     let stopped = asked.elapsed();
@@ -57,28 +68,11 @@ fn sigterm_stops_a_node_running_a_long_query() {
     assert_eq!(single_integer(&counted.results[0].1), 3000);
 }
 
-/// A one-node cluster busy applying one entry that writes 4,000,000 rows; returns the
-/// thread that sent it (its client keeps resuming the request: leave it behind).
-fn applying_a_heavy_entry() -> (Cluster, std::thread::JoinHandle<()>) {
+/// A one-node cluster busy applying one entry that writes 4,000,000 rows.
+fn applying_a_heavy_entry() -> (Cluster, Answer) {
     let limits = ["--statement-write-mb", "100000", "--statement-memory-mb", "100000"];
-    let cluster = Cluster::start(1, &limits);
-    let values: Vec<String> = (0..2000).map(|i| format!("({i})")).collect();
-    cluster.ok(1, "CREATE TABLE t (id INT PRIMARY KEY)");
-    cluster.ok(1, "CREATE TABLE u (id INT PRIMARY KEY)");
-    cluster.ok(1, &format!("INSERT INTO t VALUES {}", values.join(", ")));
-    let pid = cluster.pid(1).expect("running");
-    let before = cpu_ticks(pid);
-    // One entry writing 4,000,000 rows: many seconds of applying.
-    let address = cluster.addresses[&1].clone();
-    let write = std::thread::spawn(move || {
-        let runtime = support::runtime();
-        let mut client =
-            chronos::client::Client::new(vec![address], Duration::from_secs(900)).expect("client");
-        let sql = "INSERT INTO u SELECT a.id * 2000 + b.id FROM t a CROSS JOIN t b";
-        let _ = runtime.block_on(client.execute(sql, false));
-    });
-    support::eventually("the entry to apply", || (cpu_ticks(pid) > before + 50).then_some(()));
-    (cluster, write)
+    let sql = "INSERT INTO u SELECT a.id * 2000 + b.id FROM t a CROSS JOIN t b";
+    busy_with(&limits, 2000, sql)
 }
 
 #[test]
