@@ -221,4 +221,14 @@ fn a_node_alone_makes_a_private_secret_and_keeps_it() {
     assert_eq!(files().map(|(s, _)| s), Some(secret.as_bytes().to_vec()));
     let _ = node.kill();
     let _ = node.wait();
+    // A node with a log but no secret may be one of several (restarted without --peers): it
+    // does not make a secret of its own, which would cut it off from the others.
+    std::fs::remove_file(data.join("cluster_secret")).unwrap();
+    let refused = Process::new(env!("CARGO_BIN_EXE_chronosd"))
+        .args(["--id", "1", "--listen", &listen, "--data-dir", data.to_str().unwrap()])
+        .output()
+        .expect("run chronosd");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--cluster-secret-file"));
+    assert!(!data.join("cluster_secret").exists());
 }

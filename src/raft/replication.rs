@@ -85,11 +85,13 @@ impl Node {
         // A correct leader sends entries that directly follow `prev_index`, in order, with
         // terms that never decrease and never pass its own (ours by now: `step` matched it);
         // anything else is malformed and dropped before it touches the log.
-        let well_formed =
-            entries.iter().enumerate().all(|(i, e)| e.index == prev_index + 1 + i as Index)
-                && entries.windows(2).all(|pair| pair[0].term <= pair[1].term)
-                && entries.first().is_none_or(|e| e.term >= prev_term)
-                && entries.last().map_or(prev_term, |e| e.term) <= self.term;
+        let well_formed = entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| prev_index.checked_add(1 + i as Index) == Some(e.index))
+            && entries.windows(2).all(|pair| pair[0].term <= pair[1].term)
+            && entries.first().is_none_or(|e| e.term >= prev_term)
+            && entries.last().map_or(prev_term, |e| e.term) <= self.term;
         if !well_formed {
             return;
         }

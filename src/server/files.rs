@@ -158,8 +158,8 @@ impl DataDir {
 
     /// The cluster secret this node proves itself with. A secret `given` is kept in the data
     /// directory (later starts need not give it again) and must match the one kept there; with
-    /// none given, the kept one is used, or a new one is made if the node forms a cluster
-    /// `alone`. A node of several must be given the cluster's. The admin token derived from it
+    /// none given, the kept one is used, or a new one is made if the node is new and forms a
+    /// cluster `alone`. Any other node must be given the cluster's. The admin token derived from it
     /// is written beside it for the operator (`admin_token`). Both files are private (0600).
     pub fn cluster_secret(
         &self,
@@ -189,7 +189,7 @@ impl DataDir {
             (None, None) if alone => ClusterSecret::generate().map_err(Error::Io)?,
             (None, None) => {
                 return Err(Error::Config(
-                    "a node of a cluster of several needs the cluster's secret: give every node the same --cluster-secret-file FILE, or CHRONOS_CLUSTER_SECRET_FILE=FILE (make one with: head -c 32 /dev/urandom | base64 > FILE); a node joining a running cluster gets that cluster's file (every node keeps a copy as DATA_DIR/cluster_secret)".into(),
+                    "this node needs its cluster's secret (only a new node forming a cluster alone makes one): give every node the same --cluster-secret-file FILE, or CHRONOS_CLUSTER_SECRET_FILE=FILE (make one with: head -c 32 /dev/urandom | base64 > FILE); a node joining a running cluster gets that cluster's file (every node keeps a copy as DATA_DIR/cluster_secret), and a cluster of one node may be given any new one".into(),
                 ));
             }
         };
@@ -319,7 +319,15 @@ fn open_store(path: &Path) -> Result<Arc<ReplicaStore>, Error> {
 
 /// Writes a file only its owner can read, durably (unchanged contents are not rewritten).
 fn write_private(path: &Path, data: &[u8]) -> Result<(), Error> {
-    if std::fs::read(path).is_ok_and(|existing| existing == data) {
+    #[cfg(unix)]
+    let private = |meta: std::fs::Metadata| {
+        use std::os::unix::fs::PermissionsExt;
+        meta.permissions().mode() & 0o077 == 0
+    };
+    #[cfg(not(unix))]
+    let private = |_: std::fs::Metadata| true;
+    let unchanged = std::fs::read(path).is_ok_and(|existing| existing == data);
+    if unchanged && std::fs::metadata(path).is_ok_and(private) {
         return Ok(());
     }
     write_file(path, data, true)
@@ -334,6 +342,8 @@ fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
 /// Writes a file whole or not at all; `private`: readable by its owner only from the start.
 fn write_file(path: &Path, data: &[u8], private: bool) -> std::io::Result<()> {
     let temporary = path.with_extension("tmp");
+    // A left-over temporary file would keep its permissions: start from none.
+    let _ = std::fs::remove_file(&temporary);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

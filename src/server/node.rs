@@ -387,14 +387,16 @@ type Recovery = (DataDir, LogStore<FileDisk>, raft::Recovered, StateMachine, u64
 /// is durable: it resumes at the index it recorded, and only the log after it is replayed.
 fn recover(opts: &Options) -> Result<Recovery, Error> {
     let data = DataDir::open(&opts.data_dir, opts.id)?;
-    let alone = opts.peers.is_empty() && !opts.join;
-    let secret = data.cluster_secret(opts.cluster_secret.as_ref(), alone)?;
     let disk = FileDisk::open(data.raft_dir())?;
     let (mut store, mut recovered) = LogStore::open(disk)?;
     let fresh = recovered.entries.is_empty()
         && recovered.snapshot.index == 0
         && recovered.snapshot.config.voters.is_empty()
         && recovered.snapshot.config.learners.is_empty();
+    // Only a new node forming a cluster alone may make the secret: a node with a log may be
+    // one of several (restarted without --peers), and a secret of its own would cut it off.
+    let alone = fresh && opts.peers.is_empty() && !opts.join;
+    let secret = data.cluster_secret(opts.cluster_secret.as_ref(), alone)?;
     if fresh && !opts.join {
         // A new cluster: every node listed starts as a voter of the initial configuration.
         let voters = opts.peers.keys().copied().chain([opts.id]);

@@ -187,8 +187,19 @@ fn cluster_secret(root: &Path) -> Result<ClusterSecret, String> {
         Ok(bytes) => ClusterSecret::parse(&bytes).map_err(|e| format!("{}: {e}", path.display())),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let secret = ClusterSecret::generate()?;
-            std::fs::write(&path, secret.as_bytes())
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600); // readable by its owner only, from the start
+            }
+            let written = options.open(&path).and_then(|mut file| {
+                use std::io::Write;
+                file.write_all(secret.as_bytes())?;
+                file.sync_all()
+            });
+            written.map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             Ok(secret)
         }
         Err(error) => Err(format!("cannot read {}: {error}", path.display())),
