@@ -4,7 +4,7 @@
 use super::message::{Envelope, Message, Payload};
 use super::node::{Event, LeaderState, Node, RoleState};
 use super::progress::Progress;
-use super::{Error, MAX_TERM, NodeId, Result, Term};
+use super::{Error, MAX_TERM, MAX_TERM_STEP, NodeId, Result, Term};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 impl Node {
@@ -21,10 +21,10 @@ impl Node {
                 msg.from, msg.to, self.opts.id
             )));
         }
-        if msg.term > MAX_TERM {
+        if !self.plausible_term(msg.term) {
             return Err(Error::InvalidRequest(format!(
-                "message from {} with term {}, beyond the highest possible ({MAX_TERM})",
-                msg.from, msg.term
+                "message from {} with term {}, too far past ours ({}) or the highest possible",
+                msg.from, msg.term, self.term
             )));
         }
         let configured = !self.config.voters.is_empty() || !self.config.learners.is_empty();
@@ -123,6 +123,12 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// Whether a peer's `term` may be taken: at most [`MAX_TERM_STEP`] past ours, and not past
+    /// [`MAX_TERM`].
+    pub(super) fn plausible_term(&self, term: Term) -> bool {
+        term <= MAX_TERM && term <= self.term.saturating_add(MAX_TERM_STEP)
     }
 
     /// Whether this node heard from a live leader within the minimum election timeout (or is

@@ -78,10 +78,15 @@ pub type Index = u64;
 pub type Ticks = u32;
 
 /// The highest term a node accepts or reaches. Terms grow by one per election, so no real
-/// cluster gets near it (2^48 elections); a message claiming a term beyond it is malformed or
-/// forged and is dropped, so a term can never overflow, and a node that somehow reached it
-/// stops campaigning rather than wrapping.
-pub const MAX_TERM: Term = 1 << 48;
+/// cluster gets near it; a node that somehow reached it stops campaigning rather than
+/// wrapping, and a message claiming a term beyond it is malformed and dropped.
+pub const MAX_TERM: Term = 1 << 62;
+
+/// The most one message may raise a node's term. Live nodes' terms differ by the elections
+/// between them (pre-vote keeps a partitioned node from inflating its own), never by billions:
+/// a message further ahead is malformed or forged and is dropped, so no single message (even
+/// one of a member's, or replayed) can take a node near [`MAX_TERM`].
+pub const MAX_TERM_STEP: Term = 1 << 32;
 
 /// Ticks between leader heartbeats (default).
 pub const HEARTBEAT_TICKS: Ticks = 1;

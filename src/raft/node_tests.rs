@@ -556,12 +556,14 @@ fn committed_entries_are_handed_out_within_bytes_and_the_apply_limit() {
 
 #[test]
 fn absurd_terms_and_outsiders_cannot_disturb_a_node() {
+    use crate::raft::{MAX_TERM, MAX_TERM_STEP};
     let heartbeat = || Message::Heartbeat { commit: 0, read_seq: 0 };
     let mut follower = node(2, recovered(&[1, 2, 3], 2, &[1, 2, 2], 2));
     follower.step(envelope(1, 2, 2, heartbeat())).unwrap();
     cycle(&mut follower);
-    // A term that would overflow, or anything past the ceiling, is refused and changes nothing.
-    for term in [u64::MAX, crate::raft::MAX_TERM + 1] {
+    // A term that would overflow, past the ceiling, or too far past ours is refused and
+    // changes nothing.
+    for term in [u64::MAX, MAX_TERM + 1, 2 + MAX_TERM_STEP + 1] {
         assert!(follower.step(envelope(3, 2, term, heartbeat())).is_err());
         assert_eq!(follower.term(), 2);
         assert_eq!(follower.status().leader, Some(1));
@@ -575,17 +577,28 @@ fn absurd_terms_and_outsiders_cannot_disturb_a_node() {
     assert_eq!((follower.term(), follower.status().role), (2, Role::Follower));
     assert!(cycle(&mut follower).messages.is_empty(), "no vote was cast or requested");
 
-    // A member's term at the ceiling is a term like any other, but the node never goes past
-    // it: it stops campaigning rather than wrapping.
-    let top = crate::raft::MAX_TERM;
-    follower.step(envelope(3, 2, top, heartbeat())).unwrap();
-    assert_eq!(follower.term(), top);
+    // The largest jump a member's message may make is taken, and elections go on after it.
+    let far = 2 + MAX_TERM_STEP;
+    follower.step(envelope(3, 2, far, heartbeat())).unwrap();
+    assert_eq!(follower.term(), far);
+    let mut asked = false;
     for _ in 0..100 {
         follower.tick();
         if follower.has_ready() {
-            cycle(&mut follower);
+            let ready = cycle(&mut follower);
+            asked |= ready.messages.iter().any(|m| m.term == far + 1);
         }
     }
-    assert_eq!(follower.term(), top);
-    assert_ne!(follower.status().role, Role::Leader);
+    assert!(asked, "the node campaigns past the jump");
+
+    // A node at the ceiling never goes past it: it stops campaigning rather than wrapping.
+    let mut top = node(2, recovered(&[1, 2, 3], MAX_TERM, &[1, 2, 2], 2));
+    for _ in 0..100 {
+        top.tick();
+        if top.has_ready() {
+            cycle(&mut top);
+        }
+    }
+    assert_eq!(top.term(), MAX_TERM);
+    assert_ne!(top.status().role, Role::Leader);
 }

@@ -275,10 +275,10 @@ impl Node {
         if from == self.opts.id {
             return Err(Error::InvalidRequest("a node does not send itself snapshots".into()));
         }
-        if term > super::MAX_TERM {
+        if !self.plausible_term(term) {
             return Err(Error::InvalidRequest(format!(
-                "a snapshot sent in term {term}, beyond the highest possible ({})",
-                super::MAX_TERM
+                "a snapshot sent in term {term}, too far past ours ({}) or the highest possible",
+                self.term
             )));
         }
         if term < self.term {

@@ -4,7 +4,7 @@
 //! not among them: Raft trusts its members, and the transport admits only them.
 
 use super::Rng;
-use crate::raft::{Entry, Envelope, MAX_TERM, Message, NodeId};
+use crate::raft::{Entry, Envelope, MAX_TERM, MAX_TERM_STEP, Message, NodeId};
 
 /// An id no simulated node ever has.
 pub const OUTSIDER: NodeId = 1_000_000;
@@ -18,11 +18,11 @@ pub fn variant(
 ) -> Option<(NodeId, Envelope)> {
     let mut bad = envelope.clone();
     match rng.next_u64() % 4 {
-        // A term past the ceiling (a wrapped or forged counter).
+        // A term past the ceiling, or too far past the sender's (a wrapped or forged counter).
         0 => {
             bad.term = match rng.next_u64() % 3 {
                 0 => MAX_TERM + 1,
-                1 => u64::MAX / 2,
+                1 => envelope.term + MAX_TERM_STEP + 1 + rng.next_u64() % 1000,
                 _ => u64::MAX,
             }
         }
