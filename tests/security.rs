@@ -48,12 +48,18 @@ fn assert_serving(cluster: &Cluster, rows: i64) {
     assert_eq!(third.address, cluster.addresses[&3]);
 }
 
-#[test]
-fn forged_raft_calls_are_refused_and_change_nothing() {
-    let _serial = serial();
+/// A three-node cluster with an empty table `t`, and its leader.
+fn three_nodes_with_a_table() -> (Cluster, u64) {
     let cluster = Cluster::start(3, &[]);
     cluster.ok(cluster.leader(), "CREATE TABLE t (id INT PRIMARY KEY)");
     let leader = cluster.leader();
+    (cluster, leader)
+}
+
+#[test]
+fn forged_raft_calls_are_refused_and_change_nothing() {
+    let _serial = serial();
+    let (cluster, leader) = three_nodes_with_a_table();
     let forged_heartbeat = chronos::encoding::value::encode(&Envelope {
         from: 3,
         to: leader,
@@ -107,9 +113,7 @@ fn forged_raft_calls_are_refused_and_change_nothing() {
 #[test]
 fn changing_the_cluster_needs_the_admin_token() {
     let _serial = serial();
-    let cluster = Cluster::start(3, &[]);
-    cluster.ok(cluster.leader(), "CREATE TABLE t (id INT PRIMARY KEY)");
-    let leader = cluster.leader();
+    let (cluster, leader) = three_nodes_with_a_table();
     let other = cluster.other_than(leader);
     let stranger = ClusterSecret::generate().unwrap();
     for token in [None, Some(stranger.admin_token()), Some("not hex".to_string())] {

@@ -34,6 +34,7 @@ thread_local! {
     /// Full repairs run by opens on this thread (a test checks that a crash needs none).
     static REPAIRS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
+
 /// The table holding a replica store's data.
 const DATA_TABLE: &str = "data";
 /// The prefix of the tables that hold snapshot views' pre-images (dropped at open).

@@ -423,10 +423,15 @@ impl Mvcc {
             let below_horizon =
                 (Bound::Included(version_key(key, 0)), Bound::Excluded(version_key(key, horizon)));
             let newest_below = match engine.scan(below_horizon).next_back() {
-                Some(item) => Some(split_version_key(&item?.0)?.1),
+                Some(item) => {
+                    let (raw, stored) = item?;
+                    Some((split_version_key(&raw)?.1, keys::is_tombstone(&stored), raw))
+                }
                 None => None,
             };
-            if newest_below == Some(version) {
+            if let Some((_, tombstone, newest)) =
+                newest_below.filter(|(newest, _, _)| *newest == version)
+            {
                 let older = (
                     Bound::Included(version_key(key, 0)),
                     Bound::Excluded(version_key(key, version)),
@@ -440,8 +445,7 @@ impl Mvcc {
                         engine.write(std::mem::take(&mut batch))?;
                     }
                 }
-                let newest = version_key(key, version);
-                if engine.get(&newest)?.is_some_and(|stored| keys::is_tombstone(&stored)) {
+                if tombstone {
                     batch.delete(newest); // a tombstone below the horizon hides nothing
                     stats.deleted += 1;
                 }
