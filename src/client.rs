@@ -352,12 +352,24 @@ impl Client {
             start_offset: progress.acknowledged,
             first_part: progress.next_part,
         };
-        let (pieces, requests) = tokio::sync::mpsc::channel::<pb::RunRequest>(2);
-        let feeder = tokio::spawn(feed(source.clone(), progress.acknowledged, settings, pieces));
         let mut client = pb::sql_client::SqlClient::new(channel)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let stream = client.run(tokio_stream::wrappers::ReceiverStream::new(requests)).await;
+        // A script in memory that fits one piece goes as one message, with no feeding task.
+        let whole = source.lock().unwrap_or_else(|p| p.into_inner()).whole(progress.acknowledged);
+        let (feeder, stream) = match whole {
+            Some(sql) => {
+                let request = pb::RunRequest { settings: Some(settings), sql };
+                (Feeder(None), client.run(tokio_stream::once(request)).await)
+            }
+            None => {
+                let (pieces, requests) = tokio::sync::mpsc::channel::<pb::RunRequest>(2);
+                let task =
+                    tokio::spawn(feed(source.clone(), progress.acknowledged, settings, pieces));
+                let requests = tokio_stream::wrappers::ReceiverStream::new(requests);
+                (Feeder(Some(task)), client.run(requests).await)
+            }
+        };
         let mut stream = match stream {
             Ok(stream) => stream.into_inner(),
             Err(status) => {
@@ -431,10 +443,9 @@ impl Client {
                 None => {}
             }
         }
-        match feeder.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(Failure::new(Error::Invalid(message), false)),
-            Err(_) => Ok(()),
+        match feeder.finish().await {
+            Ok(()) => Ok(()),
+            Err(message) => Err(Failure::new(Error::Invalid(message), false)),
         }
     }
 
@@ -651,6 +662,14 @@ impl Source {
     }
 
     /// Whether the piece at `offset` needs no read from the source.
+    /// The rest of a script held wholly in memory, from `offset`, if it fits one piece.
+    fn whole(&self, offset: u64) -> Option<Vec<u8>> {
+        let end = self.kept_from + self.kept.len() as u64;
+        let start = offset.checked_sub(self.kept_from)?;
+        (self.done && offset <= end && end - offset <= PIECE_BYTES as u64)
+            .then(|| self.kept.range(start as usize..).copied().collect())
+    }
+
     fn in_memory(&self, offset: u64) -> bool {
         self.done || offset < self.kept_from + self.kept.len() as u64
     }
@@ -660,6 +679,26 @@ impl Source {
         let drop = offset.saturating_sub(self.kept_from).min(self.kept.len() as u64);
         self.kept.drain(..drop as usize);
         self.kept_from += drop;
+    }
+}
+
+/// The task sending a script's pieces, if it needed one.
+struct Feeder(Option<tokio::task::JoinHandle<Result<(), String>>>);
+
+impl Feeder {
+    fn abort(&self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+
+    /// Waits for the task: the script could not be read, or all of it was sent (or the call
+    /// ended first).
+    async fn finish(self) -> Result<(), String> {
+        match self.0 {
+            Some(task) => task.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
     }
 }
 

@@ -48,6 +48,12 @@ fn assert_serving(cluster: &Cluster, rows: i64) {
     assert_eq!(third.address, cluster.addresses[&3]);
 }
 
+/// A `Raft.Forward` stream carrying one command.
+fn forward(command: &[u8]) -> impl tokio_stream::Stream<Item = pb::ForwardBatch> + use<> {
+    let command = pb::ForwardedCommand { id: 0, command: command.to_vec(), transaction: None };
+    tokio_stream::iter(vec![pb::ForwardBatch { commands: vec![command] }])
+}
+
 /// A three-node cluster with an empty table `t`, and its leader.
 fn three_nodes_with_a_table() -> (Cluster, u64) {
     let cluster = Cluster::start(3, &[]);
@@ -80,8 +86,7 @@ fn forged_raft_calls_are_refused_and_change_nothing() {
             let batch = pb::RaftBatch { messages: vec![forged_heartbeat.clone()] };
             let stepped = client.step(tokio_stream::iter(vec![batch])).await;
             assert_eq!(stepped.unwrap_err().code(), tonic::Code::Unauthenticated);
-            let request = pb::ProposeRequest { command: forged_address.clone() };
-            let proposed = client.propose(request).await;
+            let proposed = client.forward(forward(&forged_address)).await;
             assert_eq!(proposed.unwrap_err().code(), tonic::Code::Unauthenticated);
             let touched = client.touch(pb::TouchRequest { transactions: vec![1] }).await;
             assert_eq!(touched.unwrap_err().code(), tonic::Code::Unauthenticated);
@@ -93,8 +98,7 @@ fn forged_raft_calls_are_refused_and_change_nothing() {
     cluster.block_on(async {
         let outsider = Some(format!("9:{}", real.peer_token(9)));
         let mut client = raft_client(&cluster.addresses[&leader], outsider).await;
-        let request = pb::ProposeRequest { command: forged_address.clone() };
-        let proposed = client.propose(request).await;
+        let proposed = client.forward(forward(&forged_address)).await;
         assert_eq!(proposed.unwrap_err().code(), tonic::Code::Unauthenticated);
         let member = cluster.other_than(leader);
         let credentials = Some(format!("{member}:{}", real.peer_token(member)));

@@ -6,10 +6,10 @@ use super::Error;
 use super::command::{Command, Outcome};
 use super::driver::{DriverState, Input, NodeEvent, ProposeError};
 use super::files::DataDir;
+use super::forward::{Forwarded, Forwarder};
 use super::state::{SharedDatabase, read_database};
 use super::transport::Transport;
 use super::{Options, activity::Activity};
-use crate::grpc::pb;
 use crate::raft::{self, ConfChange, Index, NodeId, Role};
 use crate::sql::Database;
 use std::sync::mpsc::Sender;
@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, oneshot, watch};
 
-/// A gRPC metadata key the leader sets on a forwarded proposal's failure, saying whether the
-/// command may still be applied (`unknown`) or certainly was not (`not_applied`).
+/// A gRPC metadata key a node sets on a failed call, saying whether a write may still be
+/// applied (`unknown`) or certainly was not (`not_applied`).
 pub const OUTCOME_HEADER: &str = "chronos-outcome";
 
 /// How long a follower waits for the leader's answer to a read index before asking again (the
@@ -60,6 +60,8 @@ pub struct Context {
     pub receiving_snapshot: tokio::sync::Mutex<()>,
     /// Permits for running queries (at most `max_queries` at once).
     pub queries: Arc<tokio::sync::Semaphore>,
+    /// The lanes forwarding writes to the leader.
+    pub forwarder: Forwarder,
 }
 
 impl Context {
@@ -133,7 +135,11 @@ impl Context {
                 let input = Input::Propose { command: bytes.clone(), reply: tx };
                 self.propose_here(input, rx, deadline).await
             } else if let Some(leader) = leader.filter(|l| *l != self.id()) {
-                self.forward(leader, &bytes, deadline).await
+                let transaction = match command {
+                    Command::Execute { txn, .. } => *txn,
+                    _ => None,
+                };
+                self.forward(leader, &bytes, transaction, deadline).await
             } else {
                 Attempt::Retry
             };
@@ -148,15 +154,16 @@ impl Context {
         }
     }
 
-    /// Proposes a command on this node, which must lead (for commands forwarded to it).
-    /// `None` means it certainly was not applied (this node stopped leading).
-    pub async fn propose_on_leader(
+    /// Proposes an encoded command on this node, which must lead (for commands forwarded to
+    /// it, proposed byte for byte). `None` means it certainly was not applied (this node does
+    /// not lead, or stopped leading first).
+    pub async fn propose_bytes_on_leader(
         &self,
-        command: &Command,
+        command: Vec<u8>,
     ) -> Result<Option<(Index, Outcome)>, Error> {
         let deadline = Instant::now() + self.opts.request_timeout;
         let (tx, rx) = oneshot::channel();
-        let input = Input::Propose { command: command.encode(), reply: tx };
+        let input = Input::Propose { command, reply: tx };
         match self.propose_here(input, rx, deadline).await {
             Attempt::Done(result) => result.map(Some),
             Attempt::Retry => Ok(None),
@@ -211,23 +218,37 @@ impl Context {
         }
     }
 
-    /// Forwards a command to the leader.
-    async fn forward(&self, leader: NodeId, command: &[u8], deadline: Instant) -> Attempt {
-        let Some(mut client) = self.transport.raft_client(leader) else { return Attempt::Retry };
-        let mut request = tonic::Request::new(pb::ProposeRequest { command: command.to_vec() });
-        request.set_timeout(deadline.saturating_duration_since(Instant::now()));
-        let response = match tokio::time::timeout_at(deadline.into(), client.propose(request)).await
-        {
+    /// Forwards a command to the leader, on the lane to it (`forward.rs`).
+    async fn forward(
+        &self,
+        leader: NodeId,
+        command: &[u8],
+        transaction: Option<u64>,
+        deadline: Instant,
+    ) -> Attempt {
+        let answer =
+            match self.forwarder.forward(&self.transport, leader, command.to_vec(), transaction) {
+                Ok(answer) => answer,
+                Err(error) => return Attempt::Done(Err(error)),
+            };
+        let (index, outcome) = match tokio::time::timeout_at(deadline.into(), answer).await {
             Err(_) => {
                 return Attempt::Done(Err(Error::UnknownOutcome(format!(
                     "the leader (node {leader}) did not answer within {:?}",
                     self.opts.request_timeout
                 ))));
             }
-            Ok(Ok(response)) => response.into_inner(),
-            Ok(Err(status)) => return self.forward_failed(leader, status),
+            Ok(Err(_)) => return Attempt::Done(Err(self.stopped())),
+            Ok(Ok(Forwarded::Applied { index, outcome })) => (index, outcome),
+            Ok(Ok(Forwarded::NotApplied)) => return Attempt::Retry,
+            Ok(Ok(Forwarded::Invalid(message))) => {
+                return Attempt::Done(Err(Error::InvalidRequest(message)));
+            }
+            Ok(Ok(Forwarded::Unknown(message))) => {
+                return Attempt::Done(Err(Error::UnknownOutcome(message)));
+            }
         };
-        let outcome = match Outcome::decode(&response.outcome) {
+        let outcome = match Outcome::decode(&outcome) {
             Ok(outcome) => outcome,
             Err(error) => {
                 return Attempt::Done(Err(Error::InvalidRequest(format!(
@@ -237,27 +258,8 @@ impl Context {
         };
         // Read-your-writes on this node: later reads here see the write. It is committed
         // either way, so a slow catch-up does not fail the request.
-        let _ = self.wait_applied(response.index, deadline).await;
-        Attempt::Done(Ok((response.index, outcome)))
-    }
-
-    fn forward_failed(&self, leader: NodeId, status: tonic::Status) -> Attempt {
-        let outcome = status.metadata().get(OUTCOME_HEADER).and_then(|v| v.to_str().ok());
-        match (status.code(), outcome) {
-            (_, Some("not_applied")) => Attempt::Retry,
-            (_, Some(_)) => Attempt::Done(Err(Error::UnknownOutcome(status.message().to_string()))),
-            // The leader refused before proposing (it is not the leader any more).
-            (tonic::Code::FailedPrecondition, None) => Attempt::Retry,
-            // The connection could not be made: nothing was sent.
-            _ if never_sent(&status) => Attempt::Retry,
-            (tonic::Code::InvalidArgument, None) => {
-                Attempt::Done(Err(Error::InvalidRequest(status.message().to_string())))
-            }
-            _ => Attempt::Done(Err(Error::UnknownOutcome(format!(
-                "lost contact with the leader (node {leader}) while it handled the write: {}",
-                status.message()
-            )))),
-        }
+        let _ = self.wait_applied(index, deadline).await;
+        Attempt::Done(Ok((index, outcome)))
     }
 
     /// The error for a request that found no leader able to serve it in time.

@@ -14,7 +14,7 @@
 //! # A write
 //! A client's script reaches any node (`requests.rs`). Its writes become one
 //! [`Command::Execute`] entry, proposed here if this node leads or forwarded to the leader
-//! (`Raft.Propose`). The leader appends it, replicates it, and once a majority has fsynced it,
+//! (`Raft.Forward`, many commands per message: `forward.rs`). The leader appends it, replicates it, and once a majority has fsynced it,
 //! every replica applies it; the proposer answers with the outcome it applied.
 //!
 //! # A read
@@ -40,6 +40,7 @@ mod command;
 mod context;
 mod driver;
 mod files;
+mod forward;
 mod node;
 mod requests;
 mod script;

@@ -262,6 +262,7 @@ impl Node {
             stopping: watch::channel(false).0,
             receiving_snapshot: tokio::sync::Mutex::new(()),
             queries,
+            forwarder: Default::default(),
         });
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
         let server = services::serve(cx.clone(), listener, shutdown_rx);

@@ -1,13 +1,12 @@
 //! The gRPC services of a node (Sql and Raft here, Admin in `admin.rs`) and the server that
 //! hosts them, with the standard health service, on one port.
 
-use super::command::Command;
-use super::context::{Context, OUTCOME_HEADER};
+use super::context::Context;
 use super::driver::Input;
 use super::requests;
 use crate::encoding::value as codec;
 use crate::grpc::pb;
-use crate::raft::{Envelope, NodeId, Role};
+use crate::raft::{Envelope, NodeId};
 use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
@@ -73,7 +72,9 @@ pub struct SqlService {
 /// How many result messages wait for a slow client before the script waits.
 const RESULTS_AHEAD: usize = 4;
 
-type RunStream = tokio_stream::wrappers::ReceiverStream<Result<pb::RunResponse, Status>>;
+type RunStream = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<pb::RunResponse, Status>> + Send + 'static>,
+>;
 
 #[tonic::async_trait]
 impl pb::sql_server::Sql for SqlService {
@@ -97,7 +98,12 @@ impl pb::sql_server::Sql for SqlService {
                 let _ = results.send(Err(status)).await;
             }
         });
-        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(stream)))
+        // The response's headers leave with its first result, in one write: most calls are one
+        // short statement, and a separate write for the headers would cost a system call.
+        let mut stream = stream;
+        let first = stream.recv().await;
+        let rest = tokio_stream::wrappers::ReceiverStream::new(stream);
+        Ok(Response::new(Box::pin(tokio_stream::StreamExt::chain(tokio_stream::iter(first), rest))))
     }
 }
 
@@ -199,27 +205,15 @@ impl pb::raft_server::Raft for RaftService {
         Ok(Response::new(pb::InstallSnapshotResponse { index }))
     }
 
-    async fn propose(
+    type ForwardStream = tokio_stream::wrappers::ReceiverStream<Result<pb::ForwardResults, Status>>;
+
+    async fn forward(
         &self,
-        request: Request<pb::ProposeRequest>,
-    ) -> Result<Response<pb::ProposeResponse>, Status> {
-        self.authenticate_member(&request, "Propose")?;
-        let command = Command::decode(&request.get_ref().command)
-            .map_err(|e| Status::invalid_argument(format!("undecodable command: {e}")))?;
-        if self.cx.state.borrow().raft.role != Role::Leader {
-            return Err(not_applied(Status::failed_precondition("not the leader")));
-        }
-        if let Command::Execute { txn: Some(version), .. } = &command {
-            self.cx.activity.record(&[*version], Instant::now());
-        }
-        match self.cx.propose_on_leader(&command).await? {
-            Some((index, outcome)) => {
-                Ok(Response::new(pb::ProposeResponse { index, outcome: outcome.encode() }))
-            }
-            None => Err(not_applied(Status::failed_precondition(
-                "leadership changed before the command was applied",
-            ))),
-        }
+        request: Request<Streaming<pb::ForwardBatch>>,
+    ) -> Result<Response<Self::ForwardStream>, Status> {
+        self.authenticate_member(&request, "Forward")?;
+        let results = super::forward::serve(self.cx.clone(), request.into_inner());
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(results)))
     }
 
     async fn touch(
@@ -230,12 +224,4 @@ impl pb::raft_server::Raft for RaftService {
         self.cx.activity.record(&request.get_ref().transactions, Instant::now());
         Ok(Response::new(pb::TouchResponse {}))
     }
-}
-
-/// Marks a failure as one that certainly did not apply the command.
-fn not_applied(mut status: Status) -> Status {
-    status
-        .metadata_mut()
-        .insert(OUTCOME_HEADER, tonic::metadata::MetadataValue::from_static("not_applied"));
-    status
 }
