@@ -12,6 +12,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+/// mimalloc: a node allocates and frees on every request and every applied row, and the
+/// system allocator's locking and consolidation showed as a tenth of its time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A Chronos node: SQL over gRPC, replicated with Raft.
 #[derive(Parser, Debug)]
 #[command(name = "chronosd", version, about)]

@@ -42,6 +42,7 @@ mod driver;
 mod files;
 mod forward;
 mod node;
+mod query;
 mod requests;
 mod script;
 mod services;

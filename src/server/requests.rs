@@ -13,8 +13,8 @@
 //! - a read-only transaction: BEGIN READ ONLY takes a snapshot here after a barrier, and its
 //!   queries reopen that snapshot on whichever node serves them.
 //!
-//! A query's rows stream back in batches of about [`ROW_BATCH_BYTES`] as the executor produces
-//! them; the stream is bounded, so a slow client slows the query down, a client that goes away
+//! A short read (a few rows by key) runs inline; other queries' rows stream back in batches of
+//! about [`query::ROW_BATCH_BYTES`] as the executor produces them (`query.rs`); the stream is bounded, so a slow client slows the query down, a client that goes away
 //! stops it, and a query that runs past the query timeout is cancelled. At most
 //! `max_queries` queries run at once on a node.
 //!
@@ -26,14 +26,12 @@
 use super::Error;
 use super::command::{Command, Outcome, RequestId, StatementError, StatementOutcome};
 use super::context::Context;
+use super::query::{self, Reader};
 use super::script::Splitter;
 use crate::grpc::{convert, pb};
 use crate::raft::Index;
 use crate::sql::budget::Budget;
-use crate::sql::engine::Txn;
-use crate::sql::execution::execute_node;
 use crate::sql::parser::{self, ast::Statement};
-use crate::sql::planner::{Plan, Planner};
 use crate::sql::{Database, StatementResult};
 use crate::storage::mvcc::{TransactionState, Version};
 use std::sync::Arc;
@@ -45,8 +43,6 @@ use tonic::Status;
 pub const MAX_STATEMENT_BYTES: usize = 40 << 20;
 /// About the most statement text one log entry carries (a longer statement goes alone).
 pub const MAX_RUN_BYTES: usize = 8 << 20;
-/// About how many bytes of rows one message carries (a larger row goes alone).
-pub const ROW_BATCH_BYTES: usize = 1 << 20;
 /// How many row batches may wait for a slow client before the query waits.
 const ROW_BATCHES_AHEAD: usize = 2;
 
@@ -445,17 +441,28 @@ impl Run {
         }
     }
 
-    /// Runs a query (or EXPLAIN) on the blocking pool, streaming its rows.
+    /// Runs a query (or EXPLAIN): inline if it is short, otherwise on the blocking pool,
+    /// streaming its rows (`query.rs`).
     async fn query(&mut self, statement: Statement, reader: Reader, index: Index, end: u64) {
         let permit = match self.cx.query_permit().await {
             Ok(permit) => permit,
             Err(error) => return self.result(index, Err(error.into()), end, 0).await,
         };
-        let (rows, mut incoming) = mpsc::channel::<pb::run_response::Event>(ROW_BATCHES_AHEAD);
         let db = self.cx.database();
         let deadline = Instant::now() + self.cx.opts.query_timeout;
         let timeout = self.cx.opts.query_timeout;
         let limits = self.cx.opts.statement_limits;
+        let stopping = self.cx.stopping.subscribe();
+        let budget = Budget::new(limits).with_deadline(deadline, move || *stopping.borrow());
+        if let Some((events, outcome)) = query::run_inline(&db, &statement, reader.clone(), budget)
+        {
+            drop(permit);
+            for event in events {
+                self.send(event).await;
+            }
+            return self.query_end(index, end, outcome).await;
+        }
+        let (rows, mut incoming) = mpsc::channel::<query::Event>(ROW_BATCHES_AHEAD);
         let stopping = self.cx.stopping.subscribe();
         let worker = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -464,7 +471,7 @@ impl Run {
             let gone = rows.clone();
             let budget = Budget::new(limits)
                 .with_deadline(deadline, move || gone.is_closed() || *stopping.borrow());
-            stream_query(&db, statement, reader, budget, &rows, deadline, timeout)
+            query::run_on_pool(&db, &statement, reader, budget, &rows, deadline, timeout)
         });
         // Pass the batches on as they come (the channel bounds what waits).
         while let Some(event) = incoming.recv().await {
@@ -474,8 +481,16 @@ impl Run {
             }
         }
         drop(incoming);
-        match worker.await {
-            Ok(Ok(count)) => {
+        let outcome = worker.await.unwrap_or_else(|error| {
+            Err(StatementError::new("internal", format!("query task failed: {error}")))
+        });
+        self.query_end(index, end, outcome).await;
+    }
+
+    /// Sends a query's result: how many rows it sent, or why it failed.
+    async fn query_end(&mut self, index: Index, end: u64, outcome: Result<u64, StatementError>) {
+        match outcome {
+            Ok(count) => {
                 let result = pb::StatementResult {
                     index,
                     result: Some(pb::statement_result::Result::Query(pb::QueryEnd { rows: count })),
@@ -484,93 +499,9 @@ impl Run {
                 };
                 self.send(pb::run_response::Event::Result(result)).await;
             }
-            Ok(Err(error)) => self.result(index, Err(error), end, 0).await,
-            Err(error) => {
-                let error = StatementError::new("internal", format!("query task failed: {error}"));
-                self.result(index, Err(error), end, 0).await;
-            }
+            Err(error) => self.result(index, Err(error), end, 0).await,
         }
     }
-}
-
-/// Which state a query reads.
-enum Reader {
-    /// What this node has applied (a fresh read-only snapshot).
-    Latest,
-    /// A read-only transaction's snapshot.
-    Snapshot(TransactionState),
-    /// An open read-write transaction, through a read view.
-    Transaction(Version),
-}
-
-/// Runs a query, sending its columns and rows in batches; returns how many rows it sent.
-/// Stops when `rows` is closed (the client went away) or at the deadline.
-fn stream_query(
-    db: &Arc<Database>,
-    statement: Statement,
-    reader: Reader,
-    budget: Budget,
-    rows: &mpsc::Sender<pb::run_response::Event>,
-    deadline: Instant,
-    timeout: std::time::Duration,
-) -> Result<u64, StatementError> {
-    let gone = || StatementError::new("query_canceled", "the client went away");
-    let mut txn = match reader {
-        Reader::Latest => db.mvcc().begin_read_only().map(Txn::new).map_err(crate::sql::Error::from),
-        Reader::Snapshot(state) => db.read_only_transaction(state),
-        Reader::Transaction(version) => db.view_transaction(version).map_err(|_| {
-            crate::sql::Error::Transaction(format!(
-                "transaction {version} is no longer open: it ended, or was rolled back after its client was idle too long"
-            ))
-        }),
-    }?;
-    txn.set_budget(budget);
-    let (root, columns) = match &statement {
-        Statement::Explain(_) => {
-            // EXPLAIN produces its (short) result whole.
-            let result = db.resume_session(txn).execute_statement(&statement)?;
-            let StatementResult::Query { columns, rows: all } = result else {
-                return Err(StatementError::new("internal", "EXPLAIN gave no rows"));
-            };
-            let columns = pb::Columns { columns: convert::columns(&columns) };
-            rows.blocking_send(pb::run_response::Event::Columns(columns)).map_err(|_| gone())?;
-            let batch = pb::Rows { rows: convert::rows(&all) };
-            rows.blocking_send(pb::run_response::Event::Rows(batch)).map_err(|_| gone())?;
-            return Ok(all.len() as u64);
-        }
-        statement => match Planner::new(&txn).plan(statement)? {
-            Plan::Select { root, columns } => (root, columns),
-            _ => return Err(StatementError::new("internal", "only queries are served here")),
-        },
-    };
-    let event =
-        pb::run_response::Event::Columns(pb::Columns { columns: convert::columns(&columns) });
-    rows.blocking_send(event).map_err(|_| gone())?;
-    let mut batch = Vec::new();
-    let (mut bytes, mut count) = (0usize, 0u64);
-    for row in execute_node(root, &txn)? {
-        let row = row?;
-        bytes += row.iter().map(crate::sql::types::Value::size).sum::<usize>();
-        batch.push(row);
-        count += 1;
-        if count % 256 == 0 && Instant::now() >= deadline {
-            return Err(StatementError::new(
-                "query_canceled",
-                format!("the query ran longer than the query timeout ({timeout:?})"),
-            ));
-        }
-        if bytes >= ROW_BATCH_BYTES {
-            let event = pb::run_response::Event::Rows(pb::Rows { rows: convert::rows(&batch) });
-            rows.blocking_send(event).map_err(|_| gone())?;
-            batch.clear();
-            bytes = 0;
-        }
-    }
-    if !batch.is_empty() {
-        let event = pb::run_response::Event::Rows(pb::Rows { rows: convert::rows(&batch) });
-        rows.blocking_send(event).map_err(|_| gone())?;
-    }
-    Ok(count)
 }
 
 /// Runs SQL work on the blocking pool against the current database.

@@ -188,6 +188,28 @@ pub enum Node {
     },
 }
 
+/// The most keys (or constant rows) a short plan reads.
+pub const SHORT_PLAN_KEYS: usize = 16;
+
+impl Node {
+    /// Whether the tree reads at most [`SHORT_PLAN_KEYS`] rows by primary key (or constant
+    /// rows) and joins nothing: cheap whatever the size of the table.
+    pub fn is_short(&self) -> bool {
+        match self {
+            Node::Scan { access: Access::Keys(keys), .. } => keys.len() <= SHORT_PLAN_KEYS,
+            Node::Values { rows } => rows.len() <= SHORT_PLAN_KEYS,
+            Node::Filter { source, .. }
+            | Node::Projection { source, .. }
+            | Node::Aggregate { source, .. }
+            | Node::Order { source, .. }
+            | Node::Offset { source, .. }
+            | Node::Limit { source, .. }
+            | Node::Distinct { source } => source.is_short(),
+            Node::Scan { .. } | Node::NestedLoopJoin { .. } | Node::HashJoin { .. } => false,
+        }
+    }
+}
+
 /// How a scan finds its rows.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Access {
