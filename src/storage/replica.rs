@@ -446,29 +446,30 @@ impl<'a> Merge<'a> {
             if let Some(Err(_)) = self.overlay.peek() {
                 return self.overlay.next();
             }
-            // A pair held back by the other end belongs to the remaining range too.
-            let base_key = match (self.base.peek(), &self.base_back) {
-                (Some(Ok((k, _))), _) => Some(k.clone()),
-                (None, Some(Ok((k, _)))) => Some(k.clone()),
-                _ => None,
-            };
-            let overlay_key = match (self.overlay.peek(), &self.overlay_back) {
-                (Some(Ok((k, _))), _) => Some(k.clone()),
-                (None, Some(Ok((k, _)))) => Some(k.clone()),
-                _ => None,
-            };
-            let take_overlay = match (&base_key, &overlay_key) {
-                (None, None) => return None,
-                (Some(_), None) => false,
-                (None, Some(_)) => true,
-                (Some(b), Some(o)) => o <= b,
+            // A pair held back by the other end belongs to the remaining range too. Keys are
+            // compared where they lie: a scan allocates nothing here per pair.
+            let (take_overlay, same_key) = {
+                let base_key = match (self.base.peek(), &self.base_back) {
+                    (Some(Ok((k, _))), _) | (None, Some(Ok((k, _)))) => Some(k.as_slice()),
+                    _ => None,
+                };
+                let overlay_key = match (self.overlay.peek(), &self.overlay_back) {
+                    (Some(Ok((k, _))), _) | (None, Some(Ok((k, _)))) => Some(k.as_slice()),
+                    _ => None,
+                };
+                match (base_key, overlay_key) {
+                    (None, None) => return None,
+                    (Some(_), None) => (false, false),
+                    (None, Some(_)) => (true, false),
+                    (Some(b), Some(o)) => (o <= b, o == b),
+                }
             };
             let pair = if take_overlay {
                 let (key, stored) = match self.overlay.next().or_else(|| self.overlay_back.take()) {
                     Some(Ok(pair)) => pair,
                     other => return other,
                 };
-                if base_key.as_ref() == Some(&key) {
+                if same_key {
                     let _ = self.base.next().or_else(|| self.base_back.take());
                 }
                 match untag(stored) {
@@ -485,7 +486,7 @@ impl<'a> Merge<'a> {
             if self.crossed(&pair.0, true) {
                 return None;
             }
-            self.front_key = Some(pair.0.clone());
+            remember(&mut self.front_key, &pair.0);
             return Some(Ok(pair));
         }
     }
@@ -504,22 +505,23 @@ impl<'a> Merge<'a> {
             if let Some(Err(_)) = &self.overlay_back {
                 return self.overlay_back.take();
             }
-            let base_key =
-                self.base_back.as_ref().and_then(|r| r.as_ref().ok()).map(|p| p.0.clone());
-            let overlay_key =
-                self.overlay_back.as_ref().and_then(|r| r.as_ref().ok()).map(|p| p.0.clone());
-            let take_overlay = match (&base_key, &overlay_key) {
-                (None, None) => return None,
-                (Some(_), None) => false,
-                (None, Some(_)) => true,
-                (Some(b), Some(o)) => o >= b,
+            let (take_overlay, same_key) = {
+                let base_key = self.base_back.as_ref().and_then(|r| r.as_ref().ok()).map(|p| &p.0);
+                let overlay_key =
+                    self.overlay_back.as_ref().and_then(|r| r.as_ref().ok()).map(|p| &p.0);
+                match (base_key, overlay_key) {
+                    (None, None) => return None,
+                    (Some(_), None) => (false, false),
+                    (None, Some(_)) => (true, false),
+                    (Some(b), Some(o)) => (o >= b, o == b),
+                }
             };
             let pair = if take_overlay {
                 let (key, stored) = match self.overlay_back.take() {
                     Some(Ok(pair)) => pair,
                     other => return other,
                 };
-                if base_key.as_ref() == Some(&key) {
+                if same_key {
                     self.base_back = None;
                 }
                 match untag(stored) {
@@ -536,9 +538,20 @@ impl<'a> Merge<'a> {
             if self.crossed(&pair.0, false) {
                 return None;
             }
-            self.back_key = Some(pair.0.clone());
+            remember(&mut self.back_key, &pair.0);
             return Some(Ok(pair));
         }
+    }
+}
+
+/// Keeps a copy of `key` in `slot`, reusing its buffer.
+fn remember(slot: &mut Option<Vec<u8>>, key: &[u8]) {
+    match slot {
+        Some(kept) => {
+            kept.clear();
+            kept.extend_from_slice(key);
+        }
+        None => *slot = Some(key.to_vec()),
     }
 }
 
