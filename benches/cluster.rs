@@ -4,7 +4,8 @@
 //! with 32 clients spread over the nodes.
 
 use chronos::client::Client;
-use chronos::server::{Consistency, Node, Options};
+use chronos::replica::Consistency;
+use chronos::server::{Node, Options};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use std::time::{Duration, Instant};
 

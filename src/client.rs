@@ -18,10 +18,10 @@
 //! node unreachable) moves on to each other address once, then reports
 //! [`Error::Unavailable`] (or the server's error result).
 
+use crate::grpc::wire::{self, never_sent};
 use crate::grpc::{convert, pb};
 use crate::raft::Index;
-use crate::server::never_sent;
-use crate::server::{Consistency, StatementError, StatementOutcome, Transaction};
+use crate::replica::{Consistency, StatementError, StatementOutcome, Transaction};
 use crate::sql::StatementResult;
 use crate::sql::planner::OutputColumn;
 use crate::sql::types::Row;
@@ -37,7 +37,7 @@ use tonic::transport::Channel;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest gRPC message the client sends or accepts (the node's own limit).
-pub const MAX_MESSAGE_BYTES: usize = crate::server::MAX_MESSAGE_BYTES;
+pub const MAX_MESSAGE_BYTES: usize = wire::MAX_MESSAGE_BYTES;
 
 /// How much of a script one message carries.
 const PIECE_BYTES: usize = 1 << 20;
@@ -79,7 +79,7 @@ impl Error {
         let message = status.message().to_string();
         let outcome = status
             .metadata()
-            .get(crate::server::OUTCOME_HEADER)
+            .get(wire::OUTCOME_HEADER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         match outcome.as_deref() {
@@ -172,7 +172,7 @@ impl Client {
             return Err(Error::Invalid("no node address given".into()));
         }
         for address in &addresses {
-            if crate::server::endpoint(address).is_none() {
+            if wire::endpoint(address).is_none() {
                 return Err(Error::Invalid(format!("{address:?} is not a host:port address")));
             }
         }
@@ -213,7 +213,7 @@ impl Client {
         for offset in 0..self.addresses.len() {
             let index = (self.current + offset) % self.addresses.len();
             let address = &self.addresses[index];
-            let Some(endpoint) = crate::server::endpoint(address) else { continue };
+            let Some(endpoint) = wire::endpoint(address) else { continue };
             // Keep-alives find a dead node under a long stream (no timeout bounds a stream).
             let endpoint = endpoint
                 .http2_keep_alive_interval(Duration::from_secs(10))
@@ -474,7 +474,7 @@ impl Client {
     {
         let timeout = self.timeout;
         self.call(read_only, |channel| {
-            let future = call(crate::server::admin_client(channel));
+            let future = call(wire::admin_client(channel));
             async move {
                 match tokio::time::timeout(timeout, future).await {
                     Ok(result) => result.map(tonic::Response::into_inner),
@@ -577,7 +577,7 @@ impl Client {
     /// The status and event stream of the node in use.
     pub async fn watch(&mut self) -> Result<tonic::Streaming<pb::WatchEvent>, Error> {
         self.call(true, |channel| async move {
-            crate::server::admin_client(channel)
+            wire::admin_client(channel)
                 .watch(pb::WatchRequest {})
                 .await
                 .map(tonic::Response::into_inner)
@@ -746,7 +746,7 @@ async fn feed(
 fn admin_request<T>(message: T, token: Option<&str>) -> Result<tonic::Request<T>, tonic::Status> {
     let request = tonic::Request::new(message);
     match token {
-        Some(token) => crate::server::auth::with_admin_token(request, token),
+        Some(token) => wire::with_admin_token(request, token),
         None => Ok(request),
     }
 }

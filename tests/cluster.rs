@@ -408,7 +408,8 @@ fn forged_or_hijacked_sessions_are_refused() {
     let begun =
         cluster.block_on(owner.execute("BEGIN; UPDATE t SET v = 'secret' WHERE id = 1", false));
     let begun = begun.expect("begin");
-    let Some(chronos::server::Transaction::ReadWrite { version, index }) = begun.transaction else {
+    let Some(chronos::replica::Transaction::ReadWrite { version, index }) = begun.transaction
+    else {
         panic!("a read-write transaction: {begun:?}");
     };
     let address = format!("http://{}", cluster.addresses[&1]);

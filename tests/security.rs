@@ -7,7 +7,7 @@ mod support;
 
 use chronos::grpc::pb;
 use chronos::raft::{Envelope, Message};
-use chronos::server::Command;
+use chronos::replica::Command;
 use chronos::server::auth::{ClusterSecret, PEER_HEADER};
 use std::process::Command as Process;
 use std::time::Duration;
@@ -23,7 +23,8 @@ async fn raft_client(
         impl tonic::service::Interceptor,
     >,
 > {
-    let channel = chronos::server::endpoint(address).expect("endpoint").connect().await.unwrap();
+    let channel =
+        chronos::grpc::wire::endpoint(address).expect("endpoint").connect().await.unwrap();
     pb::raft_client::RaftClient::with_interceptor(channel, move |mut request: tonic::Request<()>| {
         if let Some(credentials) = &credentials {
             request.metadata_mut().insert(PEER_HEADER, credentials.parse().unwrap());

@@ -1,7 +1,7 @@
 //! Conversions between the protobuf messages and the domain types.
 
 use super::pb;
-use crate::server::{Consistency, Settings, StatementError, StatementOutcome, Transaction};
+use crate::replica::{Consistency, Settings, StatementError, StatementOutcome, Transaction};
 use crate::sql::StatementResult;
 use crate::sql::planner::OutputColumn;
 use crate::sql::types::{DataType, Value};

@@ -2,13 +2,13 @@
 //! stream of status and events. Membership changes and transfers must run on the leader; any
 //! other node forwards them there.
 
-use super::command::Command;
 use super::context::Context;
 use super::driver::{Input, NodeEvent};
 use super::node::{NodeStatus, pb_role};
 use super::{Error, transport};
 use crate::grpc::{convert, pb};
 use crate::raft::{ConfChange, Index, NodeId, Payload, Role};
+use crate::replica::Command;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -183,7 +183,7 @@ impl AdminService {
         let channel = self.cx.transport.channel(leader).ok_or_else(|| {
             Status::unavailable(format!("the leader's (node {leader}) address is unknown"))
         })?;
-        Ok(Some(transport::admin_client(channel)))
+        Ok(Some(crate::grpc::wire::admin_client(channel)))
     }
 
     async fn change(&self, change: ConfChange) -> Result<pb::MembershipResponse, Status> {
@@ -241,7 +241,7 @@ impl pb::admin_server::Admin for AdminService {
                     ..Default::default()
                 };
                 let Some(channel) = channel else { return down };
-                let mut client = transport::admin_client(channel);
+                let mut client = crate::grpc::wire::admin_client(channel);
                 let mut request = Request::new(pb::StatusRequest {});
                 request.set_timeout(PEER_STATUS_TIMEOUT);
                 match tokio::time::timeout(PEER_STATUS_TIMEOUT, client.status(request)).await {

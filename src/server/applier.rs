@@ -14,12 +14,12 @@
 //! - An index is reported for compaction only after a flush that started after the commit of
 //!   that index, so the log is never dropped beyond what the disk holds.
 
-use super::command::Outcome;
 use super::driver::{Input, ProposeError, Waiters, lock};
 use super::files::{DataDir, remove_dir};
 use super::state::{ApplyError, StateMachine};
 use super::transport::Addresses;
 use crate::raft::{Entry, Index, SnapshotMeta};
+use crate::replica::Outcome;
 use crate::storage::{Engine, ReplicaStore, View};
 
 use std::sync::Arc;

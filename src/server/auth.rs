@@ -10,6 +10,7 @@
 //! [`ClusterSecret::is_admin`]). Mutual TLS can later prove the same identities from
 //! certificates, in the same place.
 
+use crate::grpc::wire::{ADMIN_HEADER, ADMIN_TOKEN_ENV};
 use crate::raft::NodeId;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -18,10 +19,6 @@ use tonic::{Request, Status};
 
 /// The header carrying a peer's id and token: `ID:TOKEN`.
 pub const PEER_HEADER: &str = "chronos-peer";
-/// The header carrying the admin token.
-pub const ADMIN_HEADER: &str = "chronos-admin-token";
-/// The environment variable `chronos` reads the admin token from.
-pub const ADMIN_TOKEN_ENV: &str = "CHRONOS_ADMIN_TOKEN";
 /// The shortest secret accepted, in bytes.
 pub const MIN_SECRET_BYTES: usize = 16;
 
@@ -116,16 +113,6 @@ impl tonic::service::Interceptor for PeerCredentials {
         request.metadata_mut().insert(PEER_HEADER, self.0.clone());
         Ok(request)
     }
-}
-
-/// Adds the admin token to a request.
-pub fn with_admin_token<T>(mut request: Request<T>, token: &str) -> Result<Request<T>, Status> {
-    let value: AsciiMetadataValue = token
-        .trim()
-        .parse()
-        .map_err(|_| Status::invalid_argument("the admin token is not printable text"))?;
-    request.metadata_mut().insert(ADMIN_HEADER, value);
-    Ok(request)
 }
 
 /// The refusal of a call that needs the admin token.

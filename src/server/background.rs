@@ -2,10 +2,10 @@
 //! versions (both decided by the leader and carried out through the log), and reporting
 //! transaction use to the leader.
 
-use super::command::Command;
 use super::context::Context;
 use crate::grpc::pb;
 use crate::raft::{Role, Term};
+use crate::replica::Command;
 use crate::storage::mvcc::Version;
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -3,7 +3,6 @@
 //! index, and wait until the state machine has applied an index.
 
 use super::Error;
-use super::command::{Command, Outcome};
 use super::driver::{DriverState, Input, NodeEvent, ProposeError};
 use super::files::DataDir;
 use super::forward::{Forwarded, Forwarder};
@@ -11,15 +10,12 @@ use super::state::{SharedDatabase, read_database};
 use super::transport::Transport;
 use super::{Options, activity::Activity};
 use crate::raft::{self, ConfChange, Index, NodeId, Role};
+use crate::replica::{Command, Outcome};
 use crate::sql::Database;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, oneshot, watch};
-
-/// A gRPC metadata key a node sets on a failed call, saying whether a write may still be
-/// applied (`unknown`) or certainly was not (`not_applied`).
-pub const OUTCOME_HEADER: &str = "chronos-outcome";
 
 /// How long a follower waits for the leader's answer to a read index before asking again (the
 /// question or the answer may have been lost).
@@ -365,16 +361,3 @@ enum Attempt {
 
 /// Where a proposal's outcome arrives.
 type OutcomeReceiver = oneshot::Receiver<Result<(Index, Outcome), ProposeError>>;
-
-/// True when a gRPC failure happened before the request left this node (the connection
-/// could not be made), so retrying cannot apply it twice.
-pub fn never_sent(status: &tonic::Status) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-    while let Some(error) = source {
-        if error.downcast_ref::<tonic::ConnectError>().is_some() {
-            return true;
-        }
-        source = error.source();
-    }
-    false
-}

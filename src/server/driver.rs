@@ -12,13 +12,13 @@
 //! streams run as tasks.
 
 use super::applier::Apply;
-use super::command::Outcome;
 use super::files::DataDir;
 use super::snapshot;
 use super::transport::Transport;
 use crate::raft::{
     self, ConfChange, Entry, Envelope, Event, FileDisk, Host, Index, NodeId, SnapshotMeta, Term,
 };
+use crate::replica::Outcome;
 use std::collections::BTreeMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};

@@ -204,7 +204,7 @@ impl Lane {
         for waiting in waiting {
             let _ = waiting.reply.send(Forwarded::NotApplied);
         }
-        let never_sent = super::context::never_sent(status);
+        let never_sent = crate::grpc::wire::never_sent(status);
         for (_, reply) in sent {
             let _ = reply.send(if never_sent {
                 Forwarded::NotApplied
@@ -317,7 +317,10 @@ pub fn serve(
 }
 
 /// The answer to a forwarded command, from its proposal's result.
-fn answer(id: u64, result: Result<Option<(Index, super::Outcome)>, Error>) -> pb::ForwardResult {
+fn answer(
+    id: u64,
+    result: Result<Option<(Index, crate::replica::Outcome)>, Error>,
+) -> pb::ForwardResult {
     use pb::ForwardFailure as F;
     let failed = |failure: F, message: String| pb::ForwardResult {
         id,

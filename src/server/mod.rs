@@ -36,7 +36,6 @@ mod admin;
 mod applier;
 pub mod auth;
 mod background;
-mod command;
 mod context;
 mod driver;
 mod files;
@@ -51,13 +50,10 @@ mod snapshot;
 mod state;
 mod transport;
 
-pub use command::{Command, Outcome, StatementError, StatementOutcome};
-pub use context::{OUTCOME_HEADER, never_sent};
 pub use driver::NodeEvent;
 pub use node::{Node, NodeStatus, Options};
-pub use requests::{Consistency, MAX_STATEMENT_BYTES, Settings, Transaction};
+pub use requests::MAX_STATEMENT_BYTES;
 pub use state::{ApplyError, Meta, SharedDatabase, StateMachine};
-pub use transport::{MAX_MESSAGE_BYTES, admin_client, endpoint};
 
 use std::time::Duration;
 
@@ -159,7 +155,7 @@ impl From<Error> for tonic::Status {
                 // Refused before anything was applied: safe to retry anywhere.
                 let mut status = tonic::Status::unavailable(message);
                 status.metadata_mut().insert(
-                    context::OUTCOME_HEADER,
+                    crate::grpc::wire::OUTCOME_HEADER,
                     tonic::metadata::MetadataValue::from_static("not_applied"),
                 );
                 status
@@ -167,7 +163,7 @@ impl From<Error> for tonic::Status {
             Error::UnknownOutcome(_) => {
                 let mut status = tonic::Status::unavailable(message);
                 status.metadata_mut().insert(
-                    context::OUTCOME_HEADER,
+                    crate::grpc::wire::OUTCOME_HEADER,
                     tonic::metadata::MetadataValue::from_static("unknown"),
                 );
                 status

@@ -9,8 +9,8 @@
 //!
 //! [`Node::is_short`]: crate::sql::planner::Node::is_short
 
-use super::command::StatementError;
 use crate::grpc::{convert, pb};
+use crate::replica::StatementError;
 use crate::sql::budget::Budget;
 use crate::sql::engine::Txn;
 use crate::sql::execution::execute_node;

@@ -11,7 +11,7 @@
 //! client can neither forge a read-only snapshot's in-flight set (and read uncommitted writes)
 //! nor take over a read-write transaction it never opened.
 
-use super::requests::Transaction;
+use crate::replica::Transaction;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

@@ -20,9 +20,9 @@
 //!   The [`MAX_CLIENTS`] most recently active clients are remembered; the least recently
 //!   active one (by log index, the same choice on every replica) makes room for a new one.
 
-use super::command::{Command, Outcome, RequestId, StatementError};
 use crate::encoding::value as codec;
 use crate::raft::{Configuration, Entry, Index, NodeId, Payload, SnapshotMeta, Term};
+use crate::replica::{Command, Outcome, RequestId, StatementError};
 use crate::sql::Database;
 use crate::sql::budget::Limits;
 use crate::sql::engine::Txn;

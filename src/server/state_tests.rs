@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::raft::Term;
-use crate::server::command::RequestId;
+use crate::replica::RequestId;
 use crate::sql::StatementResult;
 
 fn execute(txn: Option<Version>, sql: &str) -> Command {

@@ -14,15 +14,14 @@
 use super::auth::PeerCredentials;
 use crate::encoding::value as codec;
 use crate::grpc::pb;
+pub use crate::grpc::wire::{MAX_MESSAGE_BYTES, endpoint};
 use crate::raft::{Envelope, NodeId};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-/// How long a connection attempt to a peer may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// The pause before reconnecting to a peer that could not be reached.
 pub const RECONNECT_DELAY: Duration = Duration::from_millis(50);
 /// Messages a lane holds before dropping new ones.
@@ -31,17 +30,6 @@ const LANE: usize = 4096;
 const MAX_BATCH: usize = 256;
 /// About the most bytes of messages in one frame (a larger message goes alone).
 pub const MAX_FRAME_BYTES: usize = 4 << 20;
-/// The largest gRPC message a node sends or accepts, on every service: room for the largest
-/// entry (`raft::MAX_ENTRY_BYTES`) or row with its framing.
-pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
-
-/// An Admin service client on `channel`, with the node's message limits.
-pub fn admin_client(channel: Channel) -> pb::admin_client::AdminClient<Channel> {
-    pb::admin_client::AdminClient::new(channel)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-}
-
 /// A Raft service client whose calls carry a node's credentials.
 pub type RaftClient = pb::raft_client::RaftClient<
     tonic::service::interceptor::InterceptedService<Channel, PeerCredentials>,
@@ -156,12 +144,6 @@ impl Transport {
         channels.insert(peer, (address, channel.clone()));
         Some(channel)
     }
-}
-
-/// The endpoint for a peer address, with Chronos's connection settings.
-pub fn endpoint(address: &str) -> Option<Endpoint> {
-    let endpoint = Endpoint::from_shared(format!("http://{address}")).ok()?;
-    Some(endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true))
 }
 
 /// Records a peer's address learned from its own connection, unless one is known already

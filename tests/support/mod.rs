@@ -7,7 +7,7 @@
 use chronos::client::Client;
 use chronos::client::Response;
 use chronos::grpc::pb;
-use chronos::server::StatementOutcome;
+use chronos::replica::StatementOutcome;
 use chronos::sql::StatementResult;
 use chronos::sql::types::Value;
 use std::collections::BTreeMap;

@@ -106,7 +106,7 @@ async fn run(args: Args) -> ExitCode {
     }
     let admin_token = match &spawned {
         Some(spawned) => Some(spawned.lock().await.admin_token()),
-        None => std::env::var(chronos::server::auth::ADMIN_TOKEN_ENV).ok(),
+        None => std::env::var(chronos::grpc::wire::ADMIN_TOKEN_ENV).ok(),
     };
     let mut effects = runtime::Runtime::new(tx.clone(), timeout, spawned.clone(), admin_token);
     let result = console(&mut app, &mut effects, tx, rx).await;

@@ -5,7 +5,7 @@
 //! the runtime passes in with each tick, so tests can fix it.
 
 use chronos::grpc::pb;
-use chronos::server::StatementOutcome;
+use chronos::replica::StatementOutcome;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 

@@ -16,7 +16,7 @@ mod shell;
 mod status;
 
 use chronos::client::{self, Client, Event, Script};
-use chronos::server::Consistency;
+use chronos::replica::Consistency;
 use clap::{Parser, Subcommand};
 use output::Format;
 use std::io::Write as _;
@@ -169,7 +169,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(USAGE);
             }
         },
-        None => std::env::var(chronos::server::auth::ADMIN_TOKEN_ENV).ok(),
+        None => std::env::var(chronos::grpc::wire::ADMIN_TOKEN_ENV).ok(),
     };
     let runtime = match args.command {
         // The workload's clients run in parallel; everything else is one request at a time.

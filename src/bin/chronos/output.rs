@@ -1,6 +1,6 @@
 //! Printing statement results as tables, CSV or JSON lines.
 
-use chronos::server::StatementOutcome;
+use chronos::replica::StatementOutcome;
 use chronos::sql::planner::OutputColumn;
 use chronos::sql::types::{Row, Value};
 use chronos::sql::{StatementResult, format};
@@ -234,7 +234,7 @@ fn json_line(outcome: &StatementOutcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chronos::server::StatementError;
+    use chronos::replica::StatementError;
     use chronos::sql::planner::OutputColumn;
 
     fn query() -> StatementOutcome {

@@ -5,7 +5,7 @@
 use crate::app::{App, Msg};
 use crate::model::SqlOutcome;
 use chronos::grpc::pb;
-use chronos::server::StatementError;
+use chronos::replica::StatementError;
 use chronos::sql::StatementResult;
 use chronos::sql::planner::OutputColumn;
 use chronos::sql::types::Value;

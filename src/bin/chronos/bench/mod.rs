@@ -216,7 +216,7 @@ async fn wait_loaded(
     let deadline = Instant::now() + Duration::from_secs(30);
     for address in addresses {
         let mut client = Client::new(vec![address.clone()], timeout).map_err(|e| e.to_string())?;
-        client.consistency = chronos::server::Consistency::Stale;
+        client.consistency = chronos::replica::Consistency::Stale;
         loop {
             let response = client.execute(&sql, false).await;
             let count = response.ok().and_then(|r| workload::first_integer(&r));

@@ -1,0 +1,57 @@
+//! What both ends of the gRPC API agree on beyond the protobuf types: message limits, the
+//! metadata keys and how to reach a node. Clients and nodes take these from here, so a client
+//! never needs the server's code.
+
+use super::pb;
+use std::time::Duration;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status, metadata::AsciiMetadataValue};
+
+/// The largest gRPC message a node sends or accepts, on every service: room for the largest
+/// log entry or row with its framing.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// How long a connection attempt to a node may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// A metadata key a node sets on a failed call, saying whether a write may still be applied
+/// (`unknown`) or certainly was not (`not_applied`).
+pub const OUTCOME_HEADER: &str = "chronos-outcome";
+/// The metadata key carrying the admin token on calls that change the cluster.
+pub const ADMIN_HEADER: &str = "chronos-admin-token";
+/// The environment variable clients read the admin token from.
+pub const ADMIN_TOKEN_ENV: &str = "CHRONOS_ADMIN_TOKEN";
+
+/// The endpoint of a node at `host:port` (`None` if that is not an address).
+pub fn endpoint(address: &str) -> Option<Endpoint> {
+    let endpoint = Endpoint::from_shared(format!("http://{address}")).ok()?;
+    Some(endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true))
+}
+
+/// An Admin service client on `channel`, with the API's message limits.
+pub fn admin_client(channel: Channel) -> pb::admin_client::AdminClient<Channel> {
+    pb::admin_client::AdminClient::new(channel)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// Adds the admin token to a request.
+pub fn with_admin_token<T>(mut request: Request<T>, token: &str) -> Result<Request<T>, Status> {
+    let value: AsciiMetadataValue = token
+        .trim()
+        .parse()
+        .map_err(|_| Status::invalid_argument("the admin token is not printable text"))?;
+    request.metadata_mut().insert(ADMIN_HEADER, value);
+    Ok(request)
+}
+
+/// Whether a failed call certainly never reached the node (the connection could not be
+/// made), so whatever it carried was not applied.
+pub fn never_sent(status: &Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.downcast_ref::<tonic::ConnectError>().is_some() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
