@@ -21,7 +21,7 @@ use super::{Error, ReplicaStore, Result, UndoFactory};
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The memory redb may use for caching pages (reads and writes not yet on disk).
@@ -43,11 +43,20 @@ const UNDO_TABLE: &str = "undo-";
 type Table<'a> = TableDefinition<'a, &'static [u8], &'static [u8]>;
 
 /// A key/value engine on one table of a redb database.
+///
+/// Reads share one read transaction until this engine (or a clone) next writes the table, so a
+/// point read costs a lookup, not a transaction and a table open. Invariant: every write to a
+/// table goes through its one engine or that engine's clones.
 #[derive(Clone)]
 pub struct RedbEngine {
     db: Arc<Database>,
     table: String,
+    /// The table as of the last write, opened by the first read after it.
+    reader: Arc<Mutex<Option<Arc<ReadTable>>>>,
 }
+
+/// A table opened for reading, in its own read transaction.
+type ReadTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
 
 fn io(error: impl Into<redb::Error>) -> Error {
     match error.into() {
@@ -113,7 +122,7 @@ impl RedbEngine {
 
     /// The engine on table `name` of an open database (created by its first write).
     pub fn open_table(db: &Arc<Database>, name: &str) -> Self {
-        Self { db: db.clone(), table: name.to_string() }
+        Self { db: db.clone(), table: name.to_string(), reader: Arc::default() }
     }
 
     /// Opens (creating) a replica's store in directory `path`: its data in one table, and an
@@ -156,7 +165,14 @@ impl RedbEngine {
     fn drop_table(&self) -> Result<()> {
         let txn = self.begin_write()?;
         txn.delete_table(self.definition()).map_err(io)?;
-        txn.commit().map_err(io)
+        let committed = txn.commit().map_err(io);
+        self.forget_reader();
+        committed
+    }
+
+    /// Drops the shared read transaction after a write: the next read sees the write.
+    fn forget_reader(&self) {
+        *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     fn begin_write(&self) -> Result<redb::WriteTransaction> {
@@ -165,11 +181,21 @@ impl RedbEngine {
         Ok(txn)
     }
 
-    /// The table as of now, or `None` before its first write.
-    fn read(&self) -> Result<Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>> {
+    /// The table as of the last write, or `None` before its first write. The lock is held
+    /// while a new read transaction opens, so one opened before a write's commit is never
+    /// kept after that write forgot the old one.
+    fn read(&self) -> Result<Option<Arc<ReadTable>>> {
+        let mut reader = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(table) = reader.as_ref() {
+            return Ok(Some(table.clone()));
+        }
         let txn = self.db.begin_read().map_err(io)?;
         match txn.open_table(self.definition()) {
-            Ok(table) => Ok(Some(table)),
+            Ok(table) => {
+                let table = Arc::new(table);
+                *reader = Some(table.clone());
+                Ok(Some(table))
+            }
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
             Err(error) => Err(io(error)),
         }
@@ -239,7 +265,9 @@ impl Engine for RedbEngine {
                 }
             }
         }
-        txn.commit().map_err(io)
+        let committed = txn.commit().map_err(io);
+        self.forget_reader();
+        committed
     }
 
     fn flush(&self) -> Result<()> {
@@ -279,6 +307,22 @@ mod tests {
     mod suite {
         use super::*;
         crate::storage::test_suite::engine_tests!(engine().0);
+    }
+
+    #[test]
+    fn a_read_after_a_write_sees_it_and_a_scan_begun_before_keeps_its_state() {
+        let (engine, _dir) = engine();
+        engine.set(b"a", b"1".to_vec()).unwrap();
+        assert_eq!(engine.get(b"a").unwrap(), Some(b"1".to_vec()));
+        let mut before = engine.scan((Bound::Unbounded, Bound::Unbounded));
+        engine.set(b"a", b"2".to_vec()).unwrap();
+        engine.set(b"b", b"3".to_vec()).unwrap();
+        assert_eq!(engine.get(b"a").unwrap(), Some(b"2".to_vec()));
+        let clone = engine.clone();
+        clone.delete(b"b").unwrap();
+        assert_eq!(engine.get(b"b").unwrap(), None, "a clone's write is seen too");
+        assert_eq!(before.next().unwrap().unwrap(), (b"a".to_vec(), b"1".to_vec()));
+        assert!(before.next().is_none(), "the scan reads the state it began with");
     }
 
     #[test]
