@@ -21,8 +21,8 @@ use super::{Error, ReplicaStore, Result, UndoFactory};
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The memory redb may use for caching pages (reads and writes not yet on disk).
 pub const CACHE_BYTES: usize = 32 << 20;
