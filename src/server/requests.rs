@@ -30,8 +30,8 @@ use super::script::Splitter;
 use crate::grpc::{convert, pb};
 use crate::raft::Index;
 use crate::replica::{
-    Command, Consistency, Outcome, RequestId, Settings, StatementError, StatementOutcome,
-    Transaction,
+    Command, Consistency, Open, Outcome, RequestId, Route, Settings, StatementError,
+    StatementOutcome, Transaction, route,
 };
 use crate::sql::budget::Budget;
 use crate::sql::parser::{self, ast::Statement};
@@ -152,39 +152,37 @@ pub async fn run(
 }
 
 impl Run {
-    /// Takes one statement: into the pending log run, or served here.
+    /// Takes one statement: into the pending log run, or served here (`replica::route`
+    /// decides, from the transaction the session has once the pending writes have run).
     async fn statement(&mut self, statement: Statement, bytes: usize, end: u64) {
-        if self.logged(&statement) {
-            match statement {
-                Statement::Begin { .. } => self.in_read_write = true,
-                Statement::Commit | Statement::Rollback => self.in_read_write = false,
-                _ => {}
-            }
-            self.read_only_open = false;
-            if self.pending_bytes + bytes > MAX_RUN_BYTES {
-                self.flush().await;
-            }
-            self.pending.push((statement, end));
-            self.pending_bytes += bytes;
-            return;
+        let open = match (self.in_read_write, self.read_only_open) {
+            (true, _) => Open::ReadWrite,
+            (false, true) => Open::ReadOnly,
+            (false, false) => Open::None,
+        };
+        if route(&statement, open) == Route::Log {
+            return self.log(statement, bytes, end).await;
         }
         self.flush().await;
         if self.stopped || (self.failed && !self.settings.continue_on_error) {
             return;
         }
-        self.serve_locally(statement, end).await;
+        self.serve_locally(statement, bytes, end).await;
     }
 
-    /// Whether a statement goes through the log, given the transaction state after the
-    /// pending writes.
-    fn logged(&self, statement: &Statement) -> bool {
+    /// Adds a statement to the pending log run.
+    async fn log(&mut self, statement: Statement, bytes: usize, end: u64) {
         match statement {
-            Statement::Begin { read_only: false, .. } => {
-                !self.in_read_write && !self.read_only_open
-            }
-            Statement::Commit | Statement::Rollback => self.in_read_write,
-            statement => !statement.is_read_only() && !self.read_only_open,
+            Statement::Begin { .. } => self.in_read_write = true,
+            Statement::Commit | Statement::Rollback => self.in_read_write = false,
+            _ => {}
         }
+        self.read_only_open = false;
+        if self.pending_bytes + bytes > MAX_RUN_BYTES {
+            self.flush().await;
+        }
+        self.pending.push((statement, end));
+        self.pending_bytes += bytes;
     }
 
     /// Replicates the pending writes as one entry and sends their results.
@@ -298,25 +296,29 @@ impl Run {
         self.send(pb::run_response::Event::Session(pb::Session { transaction })).await;
     }
 
-    /// Serves one statement on this node.
-    async fn serve_locally(&mut self, statement: Statement, end: u64) {
+    /// Serves one statement on this node, as `replica::route` says for the session's
+    /// transaction now.
+    async fn serve_locally(&mut self, statement: Statement, bytes: usize, end: u64) {
         let cx = self.cx.clone();
         let deadline = Instant::now() + cx.opts.request_timeout;
         let applied = cx.applied_index();
-        match (&statement, self.transaction.clone()) {
-            (Statement::Begin { .. }, Some(_)) => {
-                let error = StatementError::new(
-                    "transaction_state",
-                    "a transaction is already in progress",
-                );
-                self.result(applied, Err(error), end, 0).await;
+        let open = match &self.transaction {
+            None => Open::None,
+            Some(Transaction::ReadWrite { .. }) => Open::ReadWrite,
+            Some(Transaction::ReadOnly { .. }) => Open::ReadOnly,
+        };
+        match route(&statement, open) {
+            Route::Refuse(error) => self.result(applied, Err(error), end, 0).await,
+            // The session's state changed as the pending writes ran: log it on its own.
+            Route::Log => {
+                self.log(statement, bytes, end).await;
+                self.flush().await;
             }
-            (Statement::Begin { read_only: true, as_of }, None) => {
+            Route::BeginReadOnly { as_of } => {
                 let index = match self.barrier().await {
                     Ok(index) => index,
                     Err(error) => return self.result(applied, Err(error), end, 0).await,
                 };
-                let as_of = *as_of;
                 let state = blocking(&cx, move |db| {
                     let txn = match as_of {
                         Some(version) => db.mvcc().begin_as_of(version)?,
@@ -337,13 +339,13 @@ impl Run {
                     Err(error) => self.result(index, Err(error), end, 0).await,
                 }
             }
-            (
-                Statement::Commit | Statement::Rollback,
-                Some(Transaction::ReadOnly { state, .. }),
-            ) => {
-                self.transaction = None;
-                self.read_only_open = false;
+            Route::EndReadOnly => {
+                // Routed so because the session's transaction is read-only.
+                let Some(Transaction::ReadOnly { state, .. }) = self.transaction.take() else {
+                    return;
+                };
                 let version = state.version;
+                self.read_only_open = false;
                 let result = match statement {
                     Statement::Commit => StatementResult::Commit { version },
                     _ => StatementResult::Rollback { version },
@@ -351,36 +353,30 @@ impl Run {
                 self.result(applied, Ok(result), end, 0).await;
                 self.send_session().await;
             }
-            (Statement::Commit | Statement::Rollback, _) => {
-                let error =
-                    StatementError::new("transaction_state", "no transaction is in progress");
-                self.result(applied, Err(error), end, 0).await;
-            }
-            (statement, Some(Transaction::ReadOnly { .. })) if !statement.is_read_only() => {
-                self.result(applied, Err(crate::sql::Error::ReadOnly.into()), end, 0).await;
-            }
-            (_, None) => {
-                let index = match self.barrier().await {
-                    Ok(index) => index.max(cx.applied_index()),
-                    Err(error) => return self.result(applied, Err(error), end, 0).await,
-                };
-                self.query(statement, Reader::Latest, index, end).await;
-            }
-            (_, Some(Transaction::ReadOnly { state, index })) => {
-                if let Err(error) = cx.wait_applied(index, deadline).await {
-                    return self.result(applied, Err(error.into()), end, 0).await;
+            Route::Read => match self.transaction.clone() {
+                None => {
+                    let index = match self.barrier().await {
+                        Ok(index) => index.max(cx.applied_index()),
+                        Err(error) => return self.result(applied, Err(error), end, 0).await,
+                    };
+                    self.query(statement, Reader::Latest, index, end).await;
                 }
-                let index = cx.applied_index();
-                self.query(statement, Reader::Snapshot(state), index, end).await;
-            }
-            (_, Some(Transaction::ReadWrite { version, index })) => {
-                cx.activity.touch(version);
-                if let Err(error) = cx.wait_applied(index, deadline).await {
-                    return self.result(applied, Err(error.into()), end, 0).await;
+                Some(Transaction::ReadOnly { state, index }) => {
+                    if let Err(error) = cx.wait_applied(index, deadline).await {
+                        return self.result(applied, Err(error.into()), end, 0).await;
+                    }
+                    let index = cx.applied_index();
+                    self.query(statement, Reader::Snapshot(state), index, end).await;
                 }
-                let index = cx.applied_index();
-                self.query(statement, Reader::Transaction(version), index, end).await;
-            }
+                Some(Transaction::ReadWrite { version, index }) => {
+                    cx.activity.touch(version);
+                    if let Err(error) = cx.wait_applied(index, deadline).await {
+                        return self.result(applied, Err(error.into()), end, 0).await;
+                    }
+                    let index = cx.applied_index();
+                    self.query(statement, Reader::Transaction(version), index, end).await;
+                }
+            },
         }
     }
 
