@@ -197,7 +197,12 @@ impl Context {
                 "the write did not commit within {:?}: a majority of the cluster may be down or partitioned; it may still be applied later",
                 self.opts.request_timeout
             )))),
-            Ok(Err(_)) => Attempt::Done(Err(self.stopped())),
+            // Sent, then the node stopped or halted before answering: the entry may be in
+            // the log, and another leader (or this node, restarted) may still apply it.
+            Ok(Err(_)) => Attempt::Done(Err(Error::UnknownOutcome(
+                "the node stopped before the write's outcome was known; it may still be applied"
+                    .into(),
+            ))),
             Ok(Ok(Ok(result))) => Attempt::Done(Ok(result)),
             // Not proposed, or replaced before it committed: safe to try again.
             Ok(Ok(Err(ProposeError::Raft(raft::Error::NotLeader { .. }))))
@@ -210,7 +215,11 @@ impl Context {
             Ok(Ok(Err(ProposeError::Unknown))) => {
                 Attempt::Done(Err(Error::UnknownOutcome(ProposeError::Unknown.to_string())))
             }
-            Ok(Ok(Err(ProposeError::Halted(reason)))) => Attempt::Done(Err(Error::Halted(reason))),
+            Ok(Ok(Err(ProposeError::Halted(reason)))) => {
+                Attempt::Done(Err(Error::UnknownOutcome(format!(
+                    "the node halted after the write was proposed ({reason}); the rest of the cluster may still apply it"
+                ))))
+            }
         }
     }
 
@@ -222,11 +231,14 @@ impl Context {
         transaction: Option<u64>,
         deadline: Instant,
     ) -> Attempt {
-        let answer =
-            match self.forwarder.forward(&self.transport, leader, command.to_vec(), transaction) {
-                Ok(answer) => answer,
-                Err(error) => return Attempt::Done(Err(error)),
-            };
+        let lane = self.forwarder.forward(&self.transport, leader, command.to_vec(), transaction);
+        let answer = match lane {
+            Ok(Some(answer)) => answer,
+            // The leader's address is not known yet (a node that joined without --peers
+            // learns it from the leader's first message): wait for it.
+            Ok(None) => return Attempt::Retry,
+            Err(error) => return Attempt::Done(Err(error)),
+        };
         let (index, outcome) = match tokio::time::timeout_at(deadline.into(), answer).await {
             Err(_) => {
                 return Attempt::Done(Err(Error::UnknownOutcome(format!(
@@ -234,7 +246,11 @@ impl Context {
                     self.opts.request_timeout
                 ))));
             }
-            Ok(Err(_)) => return Attempt::Done(Err(self.stopped())),
+            Ok(Err(_)) => {
+                return Attempt::Done(Err(Error::UnknownOutcome(
+                    "the lane to the leader dropped the write's answer".into(),
+                )));
+            }
             Ok(Ok(Forwarded::Applied { index, outcome })) => (index, outcome),
             Ok(Ok(Forwarded::NotApplied)) => return Attempt::Retry,
             Ok(Ok(Forwarded::Invalid(message))) => {

@@ -52,41 +52,54 @@ pub enum Forwarded {
 type Reply = oneshot::Sender<Forwarded>;
 
 /// A follower's lanes to leaders, one per leader at most.
-#[derive(Default)]
 pub struct Forwarder {
     lanes: Mutex<BTreeMap<NodeId, Arc<Lane>>>,
+    /// How long a lane waits for the leader to answer anything while commands are out
+    /// before it gives up on the stream (they become unknown) and a new lane is opened.
+    answer_within: Duration,
 }
 
 impl Forwarder {
-    /// Queues `command` for `leader` and returns where its answer will arrive.
+    /// No lanes yet; a lane gives up on a leader silent for `answer_within` while it waits.
+    pub fn new(answer_within: Duration) -> Self {
+        Self { lanes: Mutex::default(), answer_within }
+    }
+
+    /// Queues `command` for `leader` and returns where its answer will arrive; `None` when
+    /// no address is known for the leader yet (nothing was queued).
     pub fn forward(
         &self,
         transport: &Transport,
         leader: NodeId,
         command: Vec<u8>,
         transaction: Option<u64>,
-    ) -> Result<oneshot::Receiver<Forwarded>, Error> {
+    ) -> Result<Option<oneshot::Receiver<Forwarded>>, Error> {
+        // A larger command would break the stream for everyone on it; the leader's log
+        // refuses it anyway.
+        if command.len() > crate::raft::MAX_ENTRY_BYTES {
+            return Err(Error::InvalidRequest(format!(
+                "the write is {} MiB, more than a log entry may hold ({} MiB)",
+                command.len() >> 20,
+                crate::raft::MAX_ENTRY_BYTES >> 20
+            )));
+        }
         let (reply, answer) = oneshot::channel();
         let mut waiting = Waiting { command, transaction, reply };
         let mut lanes = self.lanes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(lane) = lanes.get(&leader) {
             match lane.push(waiting)? {
-                None => return Ok(answer),
+                None => return Ok(Some(answer)),
                 Some(back) => waiting = back, // it closed: open another
             }
         }
-        let Some(client) = transport.raft_client(leader) else {
-            return Err(Error::Unavailable(format!(
-                "no address is known for the leader, node {leader}"
-            )));
-        };
+        let Some(client) = transport.raft_client(leader) else { return Ok(None) };
         let lane = Arc::new(Lane::default());
         if lane.push(waiting)?.is_some() {
             unreachable!("a new lane is open");
         }
         lanes.insert(leader, lane.clone());
-        tokio::spawn(run_lane(client, leader, lane));
-        Ok(answer)
+        tokio::spawn(run_lane(client, leader, lane, self.answer_within));
+        Ok(Some(answer))
     }
 }
 
@@ -159,8 +172,11 @@ impl Lane {
                     else {
                         break;
                     };
-                    bytes += command.len();
                     queue.waiting_bytes -= command.len();
+                    if reply.is_closed() {
+                        continue; // its client stopped waiting (and was told: unknown)
+                    }
+                    bytes += command.len();
                     let id = queue.next_id;
                     queue.next_id += 1;
                     queue.sent.insert(id, reply);
@@ -182,6 +198,11 @@ impl Lane {
                 let _ = reply.send(forwarded(result));
             }
         }
+    }
+
+    /// Whether commands are out and unanswered.
+    fn awaiting_answers(&self) -> bool {
+        !self.queue().sent.is_empty()
     }
 
     /// Closes the lane if it has nothing to do.
@@ -218,10 +239,15 @@ impl Lane {
     }
 }
 
-/// Runs a lane's stream until it fails or stays idle.
-async fn run_lane(mut client: super::transport::RaftClient, leader: NodeId, lane: Arc<Lane>) {
+/// Runs a lane's stream until it fails, goes silent while commands are out, or stays idle.
+async fn run_lane(
+    mut client: super::transport::RaftClient,
+    leader: NodeId,
+    lane: Arc<Lane>,
+    answer_within: Duration,
+) {
     let (batches, requests) = mpsc::channel(BATCHES_AHEAD);
-    let batcher = {
+    let mut batcher = {
         let lane = lane.clone();
         tokio::spawn(async move {
             while let Some(batch) = lane.next_batch().await {
@@ -232,19 +258,30 @@ async fn run_lane(mut client: super::transport::RaftClient, leader: NodeId, lane
         })
     };
     let requests = tokio_stream::wrappers::ReceiverStream::new(requests);
-    let status = match client.forward(requests).await {
-        Err(status) => status,
-        Ok(response) => {
+    let opened = tokio::time::timeout(answer_within, client.forward(requests)).await;
+    let status = match opened {
+        Err(_) => tonic::Status::deadline_exceeded("the leader did not open the stream"),
+        Ok(Err(status)) => status,
+        Ok(Ok(response)) => {
             let mut responses = response.into_inner();
+            let mut last_answer = Instant::now();
             loop {
-                match tokio::time::timeout(IDLE, responses.message()).await {
-                    Err(_) if lane.close_if_idle() => break tonic::Status::cancelled("idle"),
-                    Err(_) => {}
-                    Ok(Ok(Some(results))) => lane.answer(results.results),
-                    Ok(Ok(None)) => {
-                        break tonic::Status::unavailable("the leader ended the stream");
-                    }
-                    Ok(Err(status)) => break status,
+                let wait = IDLE.min(answer_within);
+                tokio::select! {
+                    message = tokio::time::timeout(wait, responses.message()) => match message {
+                        Err(_) if lane.close_if_idle() => break tonic::Status::cancelled("idle"),
+                        Err(_) if lane.awaiting_answers() && last_answer.elapsed() >= answer_within => {
+                            break tonic::Status::deadline_exceeded("the leader stopped answering");
+                        }
+                        Err(_) => {}
+                        Ok(Ok(Some(results))) => {
+                            last_answer = Instant::now();
+                            lane.answer(results.results);
+                        }
+                        Ok(Ok(None)) => break tonic::Status::unavailable("the leader ended the stream"),
+                        Ok(Err(status)) => break status,
+                    },
+                    _ = &mut batcher => break tonic::Status::unavailable("the stream stopped taking writes"),
                 }
             }
         }
@@ -257,8 +294,9 @@ fn forwarded(result: pb::ForwardResult) -> Forwarded {
     use pb::ForwardFailure as F;
     match F::try_from(result.failure).unwrap_or(F::Unknown) {
         F::None => Forwarded::Applied { index: result.index, outcome: result.outcome },
-        // A halted leader applies nothing more; another one may.
-        F::NotApplied | F::Halted => Forwarded::NotApplied,
+        F::NotApplied => Forwarded::NotApplied,
+        // The leader halted with the command proposed: another leader may still apply it.
+        F::Halted => Forwarded::Unknown(result.message),
         F::Invalid => Forwarded::Invalid(result.message),
         F::Unknown => Forwarded::Unknown(result.message),
     }
@@ -266,23 +304,36 @@ fn forwarded(result: pb::ForwardResult) -> Forwarded {
 
 /// The leader's side: proposes every command read from a follower's stream and sends the
 /// answers back as they come, several per message.
+///
+/// The stream ends when the node stops, and with `unauthenticated` once `peer` is no longer a
+/// member; what is in flight is answered first.
 pub fn serve(
     cx: Arc<Context>,
+    peer: NodeId,
     mut requests: tonic::Streaming<pb::ForwardBatch>,
 ) -> mpsc::Receiver<Result<pb::ForwardResults, tonic::Status>> {
     let (results, stream) = mpsc::channel(RESULTS_AHEAD);
     tokio::spawn(async move {
+        let mut refusal = None;
         let budget = Arc::new(Semaphore::new(MAX_IN_FLIGHT_BYTES >> 10));
         let (done, mut answers) = mpsc::unbounded_channel();
         let mut in_flight = 0usize;
         let mut reading = true;
         while reading || in_flight > 0 {
             tokio::select! {
+                _ = cx.until_stopping(), if reading => reading = false,
                 batch = requests.message(), if reading => {
                     let Ok(Some(batch)) = batch else {
                         reading = false;
                         continue;
                     };
+                    if !cx.state.borrow().raft.config.contains(peer) {
+                        reading = false;
+                        refusal = Some(tonic::Status::unauthenticated(format!(
+                            "node {peer} is no longer a member of this cluster"
+                        )));
+                        continue;
+                    }
                     for command in batch.commands {
                         let kib = (command.command.len() >> 10).clamp(1, MAX_IN_FLIGHT_BYTES >> 10);
                         let Ok(permit) = budget.clone().acquire_many_owned(kib as u32).await else {
@@ -301,8 +352,12 @@ pub fn serve(
                     }
                 }
                 Some(first) = answers.recv() => {
+                    // About a frame's worth of outcomes per message.
+                    let mut bytes = first.outcome.len() + first.message.len();
                     let mut batch = vec![first];
-                    while let Ok(more) = answers.try_recv() {
+                    while bytes < MAX_FRAME_BYTES {
+                        let Ok(more) = answers.try_recv() else { break };
+                        bytes += more.outcome.len() + more.message.len();
                         batch.push(more);
                     }
                     in_flight -= batch.len();
@@ -311,6 +366,9 @@ pub fn serve(
                     }
                 }
             }
+        }
+        if let Some(refusal) = refusal {
+            let _ = results.send(Err(refusal)).await;
         }
     });
     stream
@@ -342,6 +400,7 @@ fn answer(
             failed(F::Invalid, error.to_string())
         }
         Err(error @ Error::Unavailable(_)) => failed(F::NotApplied, error.to_string()),
+        // Halted after proposing it: the rest of the cluster may still apply it.
         Err(error @ Error::Halted(_)) => failed(F::Halted, error.to_string()),
         Err(error @ (Error::UnknownOutcome(_) | Error::Io(_))) => {
             failed(F::Unknown, error.to_string())
@@ -414,6 +473,20 @@ mod tests {
         assert!(lane.next_batch().await.is_none(), "a closed lane sends nothing");
     }
 
+    #[tokio::test]
+    async fn a_write_whose_client_stopped_waiting_is_never_sent() {
+        let lane = Lane::default();
+        let (abandoned, answer) = waiting(10);
+        let (wanted, _kept) = waiting(20);
+        lane.push(abandoned).unwrap();
+        lane.push(wanted).unwrap();
+        drop(answer); // its client timed out and was told the outcome is unknown
+        let batch = lane.next_batch().await.unwrap();
+        assert_eq!(batch.commands.len(), 1);
+        assert_eq!(batch.commands[0].command.len(), 20);
+        assert_eq!(lane.queue().waiting_bytes, 0);
+    }
+
     #[test]
     fn proposal_results_map_to_what_the_follower_may_do() {
         let failure = |result| answer(5, result).failure;
@@ -423,7 +496,10 @@ mod tests {
         assert_eq!(failure(Err(Error::InvalidRequest("too large".into()))), F::Invalid as i32);
         assert_eq!(failure(Err(Error::UnknownOutcome("timeout".into()))), F::Unknown as i32);
         assert_eq!(failure(Err(Error::Halted("diverged".into()))), F::Halted as i32);
+        // A leader that halted with the command proposed may have it in its log: unknown.
         let halted = answer(5, Err(Error::Halted("diverged".into())));
-        assert!(matches!(forwarded(halted), Forwarded::NotApplied));
+        assert!(matches!(forwarded(halted), Forwarded::Unknown(_)));
+        let not_applied = answer(5, Ok(None));
+        assert!(matches!(forwarded(not_applied), Forwarded::NotApplied));
     }
 }

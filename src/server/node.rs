@@ -245,6 +245,7 @@ impl Node {
             spawn_thread("chronos-raft", move || driver.run())?,
         ];
         let queries = Arc::new(tokio::sync::Semaphore::new(opts.max_queries.max(1)));
+        let request_timeout = opts.request_timeout;
         let cx = Arc::new(Context {
             opts,
             secret,
@@ -262,7 +263,7 @@ impl Node {
             stopping: watch::channel(false).0,
             receiving_snapshot: tokio::sync::Mutex::new(()),
             queries,
-            forwarder: Default::default(),
+            forwarder: super::forward::Forwarder::new(request_timeout),
         });
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
         let server = services::serve(cx.clone(), listener, shutdown_rx);

@@ -211,8 +211,8 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<Streaming<pb::ForwardBatch>>,
     ) -> Result<Response<Self::ForwardStream>, Status> {
-        self.authenticate_member(&request, "Forward")?;
-        let results = super::forward::serve(self.cx.clone(), request.into_inner());
+        let peer = self.authenticate_member(&request, "Forward")?;
+        let results = super::forward::serve(self.cx.clone(), peer, request.into_inner());
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(results)))
     }
 
