@@ -26,6 +26,12 @@ pub trait Engine: Send + Sync {
     /// Iterates over the keys in `range`, in key order.
     fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> ScanIterator<'_>;
 
+    /// The last key in `range` and its value: what `scan(range).next_back()` gives, without
+    /// a cursor where the engine can seek directly (a point read of a key's newest version).
+    fn last(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Option<KeyValue>> {
+        self.scan(range).next_back().transpose()
+    }
+
     /// Iterates over the keys that start with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> ScanIterator<'_> {
         let end = match crate::encoding::keycode::prefix_end(prefix) {
@@ -44,6 +50,17 @@ pub trait Engine: Send + Sync {
     /// Reports the engine's name, size and key count. This may scan the whole store, so it is
     /// for tests and tools, never for a path that runs while serving.
     fn status(&self) -> Result<Status>;
+}
+
+/// True when `range` cannot contain a key (its start is past its end, or they meet with one
+/// bound excluded). `BTreeMap::range` panics on such ranges; engines return nothing.
+pub fn is_empty_range(range: &(Bound<Vec<u8>>, Bound<Vec<u8>>)) -> bool {
+    match range {
+        (Bound::Included(a), Bound::Included(b)) => a > b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
+        _ => false,
+    }
 }
 
 /// Writes to apply atomically with [`Engine::write`]. A later operation on a key overrides an
@@ -122,6 +139,10 @@ pub mod test_suite {
                 $crate::storage::test_suite::ordered_scans(&$make)
             }
             #[test]
+            fn last_is_the_newest_key_in_a_range() {
+                $crate::storage::test_suite::last_is_the_newest_key_in_a_range(&$make)
+            }
+            #[test]
             fn prefix_scans() {
                 $crate::storage::test_suite::prefix_scans(&$make)
             }
@@ -147,6 +168,29 @@ pub mod test_suite {
 
     fn kv(key: &[u8], value: &[u8]) -> KeyValue {
         (key.to_vec(), value.to_vec())
+    }
+
+    pub fn last_is_the_newest_key_in_a_range(engine: &dyn Engine) {
+        let all = || (Bound::Unbounded, Bound::Unbounded);
+        assert_eq!(engine.last(all()).unwrap(), None);
+        for key in [b"a", b"b", b"c"] {
+            engine.set(key, key.to_vec()).unwrap();
+        }
+        engine.delete(b"c").unwrap();
+        assert_eq!(engine.last(all()).unwrap(), Some(kv(b"b", b"b")));
+        let below_b = (Bound::Unbounded, Bound::Excluded(b"b".to_vec()));
+        assert_eq!(engine.last(below_b).unwrap(), Some(kv(b"a", b"a")));
+        let from_c = (Bound::Included(b"c".to_vec()), Bound::Unbounded);
+        assert_eq!(engine.last(from_c).unwrap(), None);
+        // Ranges that hold nothing, including ones a BTreeMap would refuse.
+        let backwards = (Bound::Included(b"b".to_vec()), Bound::Included(b"a".to_vec()));
+        assert_eq!(engine.last(backwards).unwrap(), None);
+        let empty = (Bound::Excluded(b"a".to_vec()), Bound::Excluded(b"a".to_vec()));
+        assert_eq!(engine.last(empty).unwrap(), None);
+        // The same as the last item of a scan, everywhere.
+        let range = (Bound::Included(b"a".to_vec()), Bound::Included(b"b".to_vec()));
+        let scanned = engine.scan(range.clone()).next_back().transpose().unwrap();
+        assert_eq!(engine.last(range).unwrap(), scanned);
     }
 
     pub fn get_set_delete(engine: &dyn Engine) {

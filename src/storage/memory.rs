@@ -58,6 +58,13 @@ impl MemoryEngine {
 }
 
 impl Engine for MemoryEngine {
+    fn last(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Option<KeyValue>> {
+        if super::engine::is_empty_range(&range) {
+            return Ok(None);
+        }
+        Ok(self.read().range(range).next_back().map(|(k, v)| (k.clone(), v.clone())))
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.read().get(key).cloned())
     }

@@ -16,7 +16,7 @@
 //! Several engines (the data, views' undo tables) can share one database through
 //! [`RedbEngine::open_table`].
 
-use super::engine::{Engine, ScanIterator, Status, WriteBatch};
+use super::engine::{Engine, KeyValue, ScanIterator, Status, WriteBatch, is_empty_range};
 use super::{Error, ReplicaStore, Result, UndoFactory};
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
 use std::ops::Bound;
@@ -203,6 +203,23 @@ impl RedbEngine {
 }
 
 impl Engine for RedbEngine {
+    fn last(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Option<KeyValue>> {
+        if is_empty_range(&range) {
+            return Ok(None);
+        }
+        let Some(table) = self.read()? else { return Ok(None) };
+        let bounds = (range.0.as_ref().map(Vec::as_slice), range.1.as_ref().map(Vec::as_slice));
+        match table.range::<&[u8]>(bounds).map_err(io)?.next_back() {
+            Some(pair) => {
+                let (key, stored) = pair.map_err(io)?;
+                let key = key.value().to_vec();
+                let value = open(&key, stored.value())?;
+                Ok(Some((key, value)))
+            }
+            None => Ok(None),
+        }
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let Some(table) = self.read()? else { return Ok(None) };
         match table.get(key).map_err(io)? {
@@ -224,12 +241,7 @@ impl Engine for RedbEngine {
     }
 
     fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> ScanIterator<'_> {
-        let empty = match (&range.0, &range.1) {
-            (Bound::Included(a), Bound::Included(b)) => a > b,
-            (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
-            | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
-            _ => false,
-        };
+        let empty = is_empty_range(&range);
         let table = match self.read() {
             Ok(Some(table)) if !empty => table,
             Ok(_) => return Box::new(std::iter::empty()),

@@ -368,6 +368,26 @@ impl Engine for ReplicaStore {
         self.overlay().set(key, vec![DELETE])
     }
 
+    fn last(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Option<KeyValue>> {
+        // The overlay first (see `overlay`). Its newest key wins over the base's unless the base
+        // has a later one; a deletion in the overlay hides the key, so look below it.
+        let overlay = self.overlay();
+        let (start, mut end) = range;
+        loop {
+            let range = (start.clone(), end.clone());
+            let from_overlay = overlay.last(range.clone())?;
+            let from_base = self.base.last(range)?;
+            match (from_overlay, from_base) {
+                (None, base) => return Ok(base),
+                (Some((key, _)), Some(base)) if base.0 > key => return Ok(Some(base)),
+                (Some((key, stored)), _) => match untag(stored)? {
+                    Some(value) => return Ok(Some((key, value))),
+                    None => end = Bound::Excluded(key),
+                },
+            }
+        }
+    }
+
     fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> ScanIterator<'_> {
         // The overlay first (see `overlay`).
         let overlay = self.overlay().scan_owned(range.clone());

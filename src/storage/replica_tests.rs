@@ -29,6 +29,9 @@ mod committed {
         fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> ScanIterator<'_> {
             self.0.scan(range)
         }
+        fn last(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Result<Option<KeyValue>> {
+            self.0.last(range)
+        }
         fn write(&self, batch: WriteBatch) -> Result<()> {
             self.0.write(batch)?;
             self.0.commit(WriteBatch::new())
@@ -117,6 +120,12 @@ proptest! {
         prop_assert_eq!(front, expected.clone());
         for (k, v) in &model {
             prop_assert_eq!(store.get(k).unwrap(), Some(v.clone()));
+        }
+        // The newest key at or below each key, through overlay deletions and commits.
+        for i in 0..25 {
+            let upto = (Bound::Unbounded, Bound::Included(key(i)));
+            let expected = model.range(upto.clone()).next_back().map(|(k, v)| (k.clone(), v.clone()));
+            prop_assert_eq!(store.last(upto).unwrap(), expected);
         }
     }
 

@@ -151,6 +151,26 @@ impl Transaction {
         let epoch = self.shared.write_epoch.load(Ordering::Acquire);
         let range =
             (Bound::Included(version_key(key, 0)), Bound::Included(version_key(key, Version::MAX)));
+        // Usually the newest version is visible (or there is none): one seek answers.
+        let visible_newest = match self.shared.engine.last(range.clone())? {
+            None => Some(None),
+            Some((raw, stored)) => {
+                let (_, version) = split_version_key(&raw)?;
+                self.state.is_visible(version).then_some(Some((version, stored)))
+            }
+        };
+        if let Some(newest) = visible_newest {
+            if !self.state.read_only {
+                let supersedes = newest.as_ref().is_some_and(|(v, _)| *v != self.state.version);
+                self.remember_checked(key, epoch, supersedes);
+            }
+            self.check_horizon()?;
+            return match newest {
+                Some((_, stored)) => decode_stored(stored),
+                None => Ok(None),
+            };
+        }
+        // A newer version this transaction cannot see: read back to the one it can.
         let mut found = None;
         let mut newest = true;
         for item in self.shared.engine.scan(range).rev() {
