@@ -65,15 +65,15 @@ fn io(error: impl Into<redb::Error>) -> Error {
     }
 }
 
-/// The stored form of a value: a CRC-32 of the key and the value, then the value.
-fn seal(key: &[u8], value: &[u8]) -> Vec<u8> {
+/// Writes the stored form of a value into `stored` (cleared first, so a batch reuses one
+/// buffer for all its values): a CRC-32 of the key and the value, then the value.
+fn seal_into(stored: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(key);
     hasher.update(value);
-    let mut stored = Vec::with_capacity(4 + value.len());
+    stored.clear();
     stored.extend_from_slice(&hasher.finalize().to_le_bytes());
     stored.extend_from_slice(value);
-    stored
 }
 
 /// The value of a stored pair, once its CRC matches.
@@ -266,10 +266,12 @@ impl Engine for RedbEngine {
         let txn = self.begin_write()?;
         {
             let mut table = txn.open_table(self.definition()).map_err(io)?;
+            let mut sealed = Vec::new();
             for (key, value) in batch.into_ops() {
                 match value {
                     Some(value) => {
-                        table.insert(key.as_slice(), seal(&key, &value).as_slice()).map_err(io)?;
+                        seal_into(&mut sealed, &key, &value);
+                        table.insert(key.as_slice(), sealed.as_slice()).map_err(io)?;
                     }
                     None => {
                         table.remove(key.as_slice()).map_err(io)?;
@@ -393,7 +395,8 @@ mod tests {
         let txn = engine.begin_write().unwrap();
         {
             let mut table = txn.open_table(engine.definition()).unwrap();
-            let mut stored = seal(b"k", b"value");
+            let mut stored = Vec::new();
+            seal_into(&mut stored, b"k", b"value");
             stored[5] ^= 1;
             table.insert(b"k".as_slice(), stored.as_slice()).unwrap();
         }
