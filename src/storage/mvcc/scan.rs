@@ -1,9 +1,12 @@
-//! Scans at a snapshot, merged with the transaction's unflushed writes.
+//! Scans at a snapshot, merged with the transaction's unflushed writes: the transaction's
+//! range and prefix scans, and the iterator they return.
 
-use super::Transaction;
-use super::keys::{decode_stored, decode_user_key, split_version_key};
+use super::keys::{decode_stored, decode_user_key, split_version_key, tag, version_key};
+use super::{Transaction, Version};
+use crate::encoding::keycode;
 use crate::storage::Result;
 use crate::storage::engine::{KeyValue, ScanIterator};
+use std::ops::Bound;
 
 /// A user key and its newest visible value (`None`: deleted).
 type Entry = (Vec<u8>, Option<Vec<u8>>);
@@ -117,5 +120,67 @@ impl Iterator for Scan<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.step().transpose()
+    }
+}
+
+impl Transaction {
+    /// Iterates over the newest visible values of the keys in `range`, in key order.
+    pub fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Scan<'_> {
+        self.scan_range(range, true)
+    }
+
+    /// Like [`Transaction::scan`], but yields only the values (skipping key decoding).
+    pub fn scan_values(
+        &self,
+        range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+    ) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+        self.scan_range(range, false).map(|item| item.map(|(_, value)| value))
+    }
+
+    fn scan_range(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>), decode_keys: bool) -> Scan<'_> {
+        let start = match &range.0 {
+            Bound::Included(key) => Bound::Included(version_key(key, 0)),
+            Bound::Excluded(key) => Bound::Excluded(version_key(key, Version::MAX)),
+            Bound::Unbounded => Bound::Included(vec![tag::VERSION]),
+        };
+        let end = match &range.1 {
+            Bound::Included(key) => Bound::Included(version_key(key, Version::MAX)),
+            Bound::Excluded(key) => Bound::Excluded(version_key(key, 0)),
+            Bound::Unbounded => Bound::Excluded(vec![tag::VERSION + 1]),
+        };
+        let pending: Vec<_> = if self.pending.is_empty() {
+            Vec::new()
+        } else {
+            self.pending.range(range).map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        Scan::new(self, self.shared.engine.scan((start, end)), pending, decode_keys)
+    }
+
+    /// Iterates over the newest visible values of the keys starting with `prefix`.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Scan<'_> {
+        self.scan_prefix_with(prefix, true)
+    }
+
+    /// Like [`Transaction::scan_prefix`], but yields only the values.
+    pub fn scan_prefix_values(&self, prefix: &[u8]) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
+        self.scan_prefix_with(prefix, false).map(|item| item.map(|(_, value)| value))
+    }
+
+    fn scan_prefix_with(&self, prefix: &[u8], decode_keys: bool) -> Scan<'_> {
+        let mut engine_prefix = vec![tag::VERSION];
+        keycode::put_bytes_unterminated(&mut engine_prefix, prefix);
+        let pending: Vec<_> = if self.pending.is_empty() {
+            Vec::new()
+        } else {
+            let end = match keycode::prefix_end(prefix) {
+                Some(end) => Bound::Excluded(end),
+                None => Bound::Unbounded,
+            };
+            self.pending
+                .range((Bound::Included(prefix.to_vec()), end))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        Scan::new(self, self.shared.engine.scan_prefix(&engine_prefix), pending, decode_keys)
     }
 }

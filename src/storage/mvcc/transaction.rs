@@ -4,8 +4,8 @@ use super::keys::{
     FLAG_EXCLUSIVE, decode_stored, encode_stored, split_version_key, split_versioned_tag_key,
     superseded_key, tag, txn_write_key, unversioned_key, version_key, versioned_tag_key,
 };
-use super::{Registry, Scan, Shared, Version};
-use crate::encoding::{keycode, value};
+use super::{Registry, Shared, Version};
+use crate::encoding::value;
 use crate::storage::engine::WriteBatch;
 use crate::storage::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -51,7 +51,7 @@ pub struct Transaction {
     pub(super) shared: Arc<Shared>,
     pub(super) state: TransactionState,
     /// Writes not yet in the engine: `None` deletes.
-    pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    pub(super) pending: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     /// The pending keys whose write leaves garbage behind: it covers another transaction's
     /// version, or it is a tombstone. Each gets a `Superseded` record with the write.
     superseding: BTreeSet<Vec<u8>>,
@@ -212,66 +212,6 @@ impl Transaction {
             return None;
         }
         checked.1.remove(key)
-    }
-
-    /// Iterates over the newest visible values of the keys in `range`, in key order.
-    pub fn scan(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>)) -> Scan<'_> {
-        self.scan_range(range, true)
-    }
-
-    /// Like [`Transaction::scan`], but yields only the values (skipping key decoding).
-    pub fn scan_values(
-        &self,
-        range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
-    ) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
-        self.scan_range(range, false).map(|item| item.map(|(_, value)| value))
-    }
-
-    fn scan_range(&self, range: (Bound<Vec<u8>>, Bound<Vec<u8>>), decode_keys: bool) -> Scan<'_> {
-        let start = match &range.0 {
-            Bound::Included(key) => Bound::Included(version_key(key, 0)),
-            Bound::Excluded(key) => Bound::Excluded(version_key(key, Version::MAX)),
-            Bound::Unbounded => Bound::Included(vec![tag::VERSION]),
-        };
-        let end = match &range.1 {
-            Bound::Included(key) => Bound::Included(version_key(key, Version::MAX)),
-            Bound::Excluded(key) => Bound::Excluded(version_key(key, 0)),
-            Bound::Unbounded => Bound::Excluded(vec![tag::VERSION + 1]),
-        };
-        let pending: Vec<_> = if self.pending.is_empty() {
-            Vec::new()
-        } else {
-            self.pending.range(range).map(|(k, v)| (k.clone(), v.clone())).collect()
-        };
-        Scan::new(self, self.shared.engine.scan((start, end)), pending, decode_keys)
-    }
-
-    /// Iterates over the newest visible values of the keys starting with `prefix`.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> Scan<'_> {
-        self.scan_prefix_with(prefix, true)
-    }
-
-    /// Like [`Transaction::scan_prefix`], but yields only the values.
-    pub fn scan_prefix_values(&self, prefix: &[u8]) -> impl Iterator<Item = Result<Vec<u8>>> + '_ {
-        self.scan_prefix_with(prefix, false).map(|item| item.map(|(_, value)| value))
-    }
-
-    fn scan_prefix_with(&self, prefix: &[u8], decode_keys: bool) -> Scan<'_> {
-        let mut engine_prefix = vec![tag::VERSION];
-        keycode::put_bytes_unterminated(&mut engine_prefix, prefix);
-        let pending: Vec<_> = if self.pending.is_empty() {
-            Vec::new()
-        } else {
-            let end = match keycode::prefix_end(prefix) {
-                Some(end) => Bound::Excluded(end),
-                None => Bound::Unbounded,
-            };
-            self.pending
-                .range((Bound::Included(prefix.to_vec()), end))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        };
-        Scan::new(self, self.shared.engine.scan_prefix(&engine_prefix), pending, decode_keys)
     }
 
     /// Sets `key` to `value`.
