@@ -328,54 +328,48 @@ impl StateMachine {
         continue_on_error: bool,
         limits: Limits,
     ) -> Result<Outcome, ApplyError> {
-        {
-            {
-                let mut session = match txn {
-                    None => db.session(),
-                    Some(version) => match self.take_txn(db, version) {
-                        Some(txn) => db.resume_session(txn),
-                        None => {
-                            let error = StatementError::new(
-                                "transaction_state",
-                                format!(
-                                    "transaction {version} is no longer open: it ended, or was rolled back after its client was idle too long"
-                                ),
-                            );
-                            return Ok(Outcome::Executed { results: vec![Err(error)], txn: None });
-                        }
-                    },
-                };
-                session.set_limits(limits);
-                let mut results = Vec::with_capacity(statements.len());
-                for statement in statements {
-                    let result = match statement {
-                        Statement::Begin { read_only: true, .. } => {
-                            Err(crate::sql::Error::Invalid(
-                                "read-only transactions are not replicated".into(),
-                            ))
-                        }
-                        statement => session.execute_statement(statement),
-                    };
-                    match result {
-                        Ok(result) => results.push(Ok(result)),
-                        Err(error) if error.is_deterministic() => {
-                            results.push(Err(error.into()));
-                            if !continue_on_error {
-                                break;
-                            }
-                        }
-                        Err(error) => return Err(fatal(index, error)),
+        let mut session = match txn {
+            None => db.session(),
+            Some(version) => match self.take_txn(db, version) {
+                Some(txn) => db.resume_session(txn),
+                None => {
+                    let error = StatementError::new(
+                        "transaction_state",
+                        format!(
+                            "transaction {version} is no longer open: it ended, or was rolled back after its client was idle too long"
+                        ),
+                    );
+                    return Ok(Outcome::Executed { results: vec![Err(error)], txn: None });
+                }
+            },
+        };
+        session.set_limits(limits);
+        let mut results = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let result = match statement {
+                Statement::Begin { read_only: true, .. } => Err(crate::sql::Error::Invalid(
+                    "read-only transactions are not replicated".into(),
+                )),
+                statement => session.execute_statement(statement),
+            };
+            match result {
+                Ok(result) => results.push(Ok(result)),
+                Err(error) if error.is_deterministic() => {
+                    results.push(Err(error.into()));
+                    if !continue_on_error {
+                        break;
                     }
                 }
-                session.flush().map_err(|e| fatal(index, e))?;
-                let txn = session.into_transaction().map(|txn| {
-                    let version = txn.mvcc().version();
-                    self.txns.insert(version, txn);
-                    version
-                });
-                Ok(Outcome::Executed { results, txn })
+                Err(error) => return Err(fatal(index, error)),
             }
         }
+        session.flush().map_err(|e| fatal(index, e))?;
+        let txn = session.into_transaction().map(|txn| {
+            let version = txn.mvcc().version();
+            self.txns.insert(version, txn);
+            version
+        });
+        Ok(Outcome::Executed { results, txn })
     }
 
     /// Takes the open transaction `version` out of the map, resuming it from the store if this
