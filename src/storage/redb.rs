@@ -49,10 +49,15 @@ type Table<'a> = TableDefinition<'a, &'static [u8], &'static [u8]>;
 /// table goes through its one engine or that engine's clones.
 #[derive(Clone)]
 pub struct RedbEngine {
+    /// The table as of the last write, opened by the first read after it (declared before
+    /// `db`, so it is dropped first: redb's closing commit then runs with no reader alive).
+    reader: Arc<Mutex<Option<Arc<ReadTable>>>>,
+    /// Whether reads share `reader`. A view's undo table does not: it is read for as long as
+    /// a snapshot streams, and a long-lived read transaction would stop redb from reusing the
+    /// pages every commit frees meanwhile.
+    shared_reads: bool,
     db: Arc<Database>,
     table: String,
-    /// The table as of the last write, opened by the first read after it.
-    reader: Arc<Mutex<Option<Arc<ReadTable>>>>,
 }
 
 /// A table opened for reading, in its own read transaction.
@@ -122,7 +127,7 @@ impl RedbEngine {
 
     /// The engine on table `name` of an open database (created by its first write).
     pub fn open_table(db: &Arc<Database>, name: &str) -> Self {
-        Self { db: db.clone(), table: name.to_string(), reader: Arc::default() }
+        Self { reader: Arc::default(), shared_reads: true, db: db.clone(), table: name.to_string() }
     }
 
     /// Opens (creating) a replica's store in directory `path`: its data in one table, and an
@@ -147,7 +152,7 @@ impl RedbEngine {
         let next = AtomicU64::new(0);
         let undo: UndoFactory = Box::new(move || {
             let name = format!("{UNDO_TABLE}{}", next.fetch_add(1, Ordering::Relaxed));
-            let engine = Self::open_table(&db, &name);
+            let engine = Self { shared_reads: false, ..Self::open_table(&db, &name) };
             let dropped = engine.clone();
             let close: Box<dyn FnOnce() + Send + Sync> = Box::new(move || {
                 let _ = dropped.drop_table();
@@ -193,7 +198,9 @@ impl RedbEngine {
         match txn.open_table(self.definition()) {
             Ok(table) => {
                 let table = Arc::new(table);
-                *reader = Some(table.clone());
+                if self.shared_reads {
+                    *reader = Some(table.clone());
+                }
                 Ok(Some(table))
             }
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
@@ -401,6 +408,7 @@ mod tests {
             table.insert(b"k".as_slice(), stored.as_slice()).unwrap();
         }
         txn.commit().unwrap();
+        engine.forget_reader(); // written behind the engine's back
         assert!(matches!(engine.get(b"k"), Err(Error::Corrupt(_))));
         let scanned: Vec<_> = engine.scan((Bound::Unbounded, Bound::Unbounded)).collect();
         assert!(matches!(scanned.as_slice(), [Err(Error::Corrupt(_))]), "{scanned:?}");

@@ -422,9 +422,8 @@ impl Mvcc {
             let (version, key) = split_versioned_tag_key(&record)?;
             let below_horizon =
                 (Bound::Included(version_key(key, 0)), Bound::Excluded(version_key(key, horizon)));
-            let newest_below = match engine.scan(below_horizon).next_back() {
-                Some(item) => {
-                    let (raw, stored) = item?;
+            let newest_below = match engine.last(below_horizon)? {
+                Some((raw, stored)) => {
                     Some((split_version_key(&raw)?.1, keys::is_tombstone(&stored), raw))
                 }
                 None => None,

@@ -279,8 +279,8 @@ impl Transaction {
     fn newest_version(&self, key: &[u8]) -> Result<Option<Version>> {
         let range =
             (Bound::Included(version_key(key, 0)), Bound::Included(version_key(key, Version::MAX)));
-        match self.shared.engine.scan(range).next_back() {
-            Some(item) => Ok(Some(split_version_key(&item?.0)?.1)),
+        match self.shared.engine.last(range)? {
+            Some((raw, _)) => Ok(Some(split_version_key(&raw)?.1)),
             None => Ok(None),
         }
     }
