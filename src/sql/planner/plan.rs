@@ -198,14 +198,25 @@ impl Node {
         match self {
             Node::Scan { access: Access::Keys(keys), .. } => keys.len() <= SHORT_PLAN_KEYS,
             Node::Values { rows } => rows.len() <= SHORT_PLAN_KEYS,
+            Node::Scan { .. } | Node::NestedLoopJoin { .. } | Node::HashJoin { .. } => false,
+            node => node.children().iter().all(|child| child.is_short()),
+        }
+    }
+
+    /// The node's inputs, left to right.
+    pub fn children(&self) -> Vec<&Node> {
+        match self {
             Node::Filter { source, .. }
             | Node::Projection { source, .. }
             | Node::Aggregate { source, .. }
             | Node::Order { source, .. }
             | Node::Offset { source, .. }
             | Node::Limit { source, .. }
-            | Node::Distinct { source } => source.is_short(),
-            Node::Scan { .. } | Node::NestedLoopJoin { .. } | Node::HashJoin { .. } => false,
+            | Node::Distinct { source } => vec![source],
+            Node::NestedLoopJoin { left, right, .. } | Node::HashJoin { left, right, .. } => {
+                vec![left, right]
+            }
+            Node::Scan { .. } | Node::Values { .. } => vec![],
         }
     }
 }
@@ -542,19 +553,7 @@ impl Node {
             Node::Values { rows } => format!("Values: {} row(s)", rows.len()),
         };
         let _ = writeln!(out, "{prefix}{line}");
-        let children: Vec<&Node> = match self {
-            Node::Filter { source, .. }
-            | Node::Projection { source, .. }
-            | Node::Aggregate { source, .. }
-            | Node::Order { source, .. }
-            | Node::Offset { source, .. }
-            | Node::Limit { source, .. }
-            | Node::Distinct { source } => vec![source],
-            Node::NestedLoopJoin { left, right, .. } | Node::HashJoin { left, right, .. } => {
-                vec![left, right]
-            }
-            _ => vec![],
-        };
+        let children = self.children();
         let count = children.len();
         for (i, child) in children.into_iter().enumerate() {
             let last = i + 1 == count;

@@ -149,10 +149,11 @@ impl Transaction {
         }
         // Read the epoch before scanning: a batch landing during the scan makes the check stale.
         let epoch = self.shared.write_epoch.load(Ordering::Acquire);
-        let range =
-            (Bound::Included(version_key(key, 0)), Bound::Included(version_key(key, Version::MAX)));
+        let versions = || {
+            (Bound::Included(version_key(key, 0)), Bound::Included(version_key(key, Version::MAX)))
+        };
         // Usually the newest version is visible (or there is none): one seek answers.
-        let visible_newest = match self.shared.engine.last(range.clone())? {
+        let visible_newest = match self.shared.engine.last(versions())? {
             None => Some(None),
             Some((raw, stored)) => {
                 let (_, version) = split_version_key(&raw)?;
@@ -173,7 +174,7 @@ impl Transaction {
         // A newer version this transaction cannot see: read back to the one it can.
         let mut found = None;
         let mut newest = true;
-        for item in self.shared.engine.scan(range).rev() {
+        for item in self.shared.engine.scan(versions()).rev() {
             let (raw, stored) = item?;
             let (_, version) = split_version_key(&raw)?;
             let visible = self.state.is_visible(version);
