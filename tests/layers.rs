@@ -68,3 +68,13 @@ fn the_raft_layer_knows_nothing_of_sql_or_the_node() {
     );
     assert!(found.is_empty(), "the Raft layer reaches up:\n{}", found.join("\n"));
 }
+
+#[test]
+fn the_replica_layer_knows_neither_grpc_nor_the_node() {
+    let found = offenders(
+        &["src/replica"],
+        &["crate::server", "crate::grpc", "crate::client", "tonic::", "prost::"],
+        &[],
+    );
+    assert!(found.is_empty(), "the replica layer reaches up:\n{}", found.join("\n"));
+}

@@ -1,7 +1,9 @@
 //! Conversions between the protobuf messages and the domain types.
 
 use super::pb;
-use crate::replica::{Consistency, Settings, StatementError, StatementOutcome, Transaction};
+use crate::replica::{
+    Consistency, Error, Response, Settings, StatementError, StatementOutcome, Transaction,
+};
 use crate::sql::StatementResult;
 use crate::sql::planner::OutputColumn;
 use crate::sql::types::{DataType, Value};
@@ -210,6 +212,52 @@ pub fn consistency(consistency: Consistency) -> pb::Consistency {
     match consistency {
         Consistency::Linearizable => pb::Consistency::Linearizable,
         Consistency::Stale => pb::Consistency::Stale,
+    }
+}
+
+/// A replica's response as a message of `Sql.Run`'s stream (a refusal ends it with a status).
+pub fn run_response(response: Response) -> Result<pb::RunResponse, tonic::Status> {
+    use pb::run_response::Event;
+    let event = match response {
+        Response::Columns(list) => Event::Columns(pb::Columns { columns: columns(&list) }),
+        Response::Rows(list) => Event::Rows(pb::Rows { rows: rows(&list) }),
+        Response::QueryEnd { index, rows, end } => Event::Result(pb::StatementResult {
+            index,
+            result: Some(pb::statement_result::Result::Query(pb::QueryEnd { rows })),
+            end_offset: end,
+            part: 0,
+        }),
+        Response::Result { index, outcome, end, part } => {
+            let mut result = statement_result(index, &outcome);
+            result.end_offset = end;
+            result.part = part;
+            Event::Result(result)
+        }
+        Response::Session(session) => Event::Session(pb::Session {
+            transaction: session.map(|(txn, proof)| transaction(&txn, &proof)),
+        }),
+        Response::Refused(error) => return Err(error.into()),
+    };
+    Ok(pb::RunResponse { event: Some(event) })
+}
+
+impl From<Error> for tonic::Status {
+    fn from(error: Error) -> Self {
+        let message = error.to_string();
+        let outcome = match error {
+            Error::InvalidRequest(_) => return tonic::Status::invalid_argument(message),
+            Error::Io(_) => return tonic::Status::internal(message),
+            // Refused before anything was applied: safe to retry anywhere.
+            Error::Unavailable(_) => "not_applied",
+            // Not safe to retry without a request id: the write may still be applied.
+            Error::UnknownOutcome(_) => "unknown",
+        };
+        let mut status = tonic::Status::unavailable(message);
+        status.metadata_mut().insert(
+            super::wire::OUTCOME_HEADER,
+            tonic::metadata::MetadataValue::from_static(outcome),
+        );
+        status
     }
 }
 

@@ -43,7 +43,7 @@ pub enum Command {
         /// The oldest version that must stay readable.
         horizon: Version,
     },
-    /// Sets the key that signs sessions handed to clients (see `session.rs`). The first leader
+    /// Sets the key that signs sessions handed to clients (see `proof.rs`). The first leader
     /// proposes a random one; once set it never changes (a later one is ignored).
     SetSessionKey {
         /// The key.

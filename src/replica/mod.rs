@@ -1,13 +1,32 @@
-//! The replica layer: what clients, the gRPC surface and a node share about a replicated SQL
-//! database. It holds the replicated command and its outcome (`command.rs`), what a request
-//! asks of a replica (`request.rs`), and the session and transaction rules: where each
-//! statement goes (`session.rs`). Clients, the CLI and the console use these types and
-//! [`crate::client`], never the node's code (`server`).
+//! The replica layer, between the node and SQL: a replicated SQL database on top of any
+//! consensus that can order commands.
+//!
+//! - What clients, the gRPC surface and the node share: the replicated command and its
+//!   outcome (`command.rs`), what a request asks and gets back (`request.rs`).
+//! - The session and transaction rules: where each statement goes (`session.rs`, pure), how
+//!   a session is signed (`proof.rs`), which transactions clients still use (`activity.rs`).
+//! - The state machine every replica applies the log to (`state.rs`).
+//! - Serving scripts (`serve.rs`: statements cut from a stream by `script.rs`, writes
+//!   proposed as log runs, reads after a read index, queries in `query.rs`) on top of the
+//!   small [`Consensus`] trait the node implements with Raft (`consensus.rs`).
+//!
+//! Clients, the CLI and the console use these types and [`crate::client`], never the node's
+//! code (`server`); this layer does not know gRPC or the node either (`tests/layers.rs`).
 
+pub mod activity;
 mod command;
+mod consensus;
+pub mod proof;
+mod query;
 mod request;
+mod script;
+mod serve;
 mod session;
+mod state;
 
 pub use command::{Command, Outcome, RequestId, StatementError, StatementOutcome};
-pub use request::{Consistency, Settings, Transaction};
+pub use consensus::{Consensus, Error};
+pub use request::{Consistency, Response, Settings, Transaction};
+pub use serve::{MAX_RUN_BYTES, MAX_STATEMENT_BYTES, Replica, ServeOptions};
 pub use session::{Open, Route, route};
+pub use state::{ApplyError, Meta, SharedDatabase, StateMachine, read_database};

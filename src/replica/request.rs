@@ -1,7 +1,11 @@
 //! What a request asks of a replica: how fresh its reads must be, the session's open
-//! transaction as the client carries it, and how a script is to be run.
+//! transaction as the client carries it, how a script is to be run, and what comes back.
 
+use super::command::StatementOutcome;
+use super::consensus::Error;
 use crate::raft::Index;
+use crate::sql::planner::OutputColumn;
+use crate::sql::types::Value;
 use crate::storage::mvcc::{TransactionState, Version};
 
 /// How fresh a read must be.
@@ -40,7 +44,7 @@ pub struct Settings {
     pub consistency: Consistency,
     /// The session's open transaction.
     pub transaction: Option<Transaction>,
-    /// The cluster's proof that it issued `transaction` (see `session.rs`).
+    /// The cluster's proof that it issued `transaction` (see `proof.rs`).
     pub proof: Vec<u8>,
     /// Keep going after a failed statement.
     pub continue_on_error: bool,
@@ -52,4 +56,39 @@ pub struct Settings {
     pub start_offset: u64,
     /// The number of the first log run.
     pub first_part: u64,
+}
+
+/// What a replica sends back while it runs a script, in order: for each statement either a
+/// query's columns, rows and end, or its result; the session whenever it changes and at the
+/// end; or a refusal of the whole request.
+#[derive(Debug)]
+pub enum Response {
+    /// A query's columns (before its first rows).
+    Columns(Vec<OutputColumn>),
+    /// A batch of a query's rows.
+    Rows(Vec<Vec<Value>>),
+    /// A query's end: how many rows it sent.
+    QueryEnd {
+        /// The index the read reflects at least.
+        index: Index,
+        /// How many rows it sent.
+        rows: u64,
+        /// The offset just past the statement in the script.
+        end: u64,
+    },
+    /// A statement's result (a write's, or any statement's failure).
+    Result {
+        /// The entry a write was applied at, or the index this node had applied.
+        index: Index,
+        /// What became of the statement.
+        outcome: StatementOutcome,
+        /// The offset just past the statement in the script.
+        end: u64,
+        /// The number of the statement's log run (0: it did not go through the log).
+        part: u64,
+    },
+    /// The session's open transaction and the cluster's proof of it (none: no transaction).
+    Session(Option<(Transaction, Vec<u8>)>),
+    /// The whole request is refused (nothing after it is sent).
+    Refused(Error),
 }

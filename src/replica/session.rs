@@ -9,7 +9,7 @@
 //! - Queries are served by the node: in the open transaction, or after the read barrier.
 //! - `BEGIN` inside a transaction, and `COMMIT` or `ROLLBACK` outside one, are refused.
 
-use super::StatementError;
+use super::{StatementError, Transaction};
 use crate::sql::parser::ast::Statement;
 use crate::storage::mvcc::Version;
 
@@ -23,6 +23,28 @@ pub enum Open {
     ReadWrite,
     /// A read-only snapshot, held by the session.
     ReadOnly,
+}
+
+impl Open {
+    /// The kind of the transaction a client carries.
+    pub fn of(transaction: Option<&Transaction>) -> Open {
+        match transaction {
+            None => Open::None,
+            Some(Transaction::ReadWrite { .. }) => Open::ReadWrite,
+            Some(Transaction::ReadOnly { .. }) => Open::ReadOnly,
+        }
+    }
+
+    /// What is open once the log has run `statement` (routed to it from `self`), if it
+    /// succeeds: `BEGIN` opens a read-write transaction, `COMMIT` and `ROLLBACK` end it, and
+    /// other writes leave it as it was. The log's outcome has the last word.
+    pub fn after_logging(self, statement: &Statement) -> Open {
+        match statement {
+            Statement::Begin { .. } => Open::ReadWrite,
+            Statement::Commit | Statement::Rollback => Open::None,
+            _ => self,
+        }
+    }
 }
 
 /// Where a statement goes.
@@ -118,5 +140,18 @@ mod tests {
         assert_eq!(refused(routed("COMMIT", Open::None)), "transaction_state");
         assert_eq!(refused(routed("ROLLBACK", Open::None)), "transaction_state");
         assert_eq!(refused(routed("INSERT INTO t VALUES (1)", Open::ReadOnly)), "read_only");
+    }
+
+    #[test]
+    fn what_the_log_leaves_open_follows_begin_commit_and_rollback() {
+        let after = |open: Open, sql| open.after_logging(&parse_statement(sql).unwrap());
+        assert_eq!(after(Open::None, "BEGIN"), Open::ReadWrite);
+        assert_eq!(after(Open::None, "INSERT INTO t VALUES (1)"), Open::None);
+        assert_eq!(after(Open::ReadWrite, "INSERT INTO t VALUES (1)"), Open::ReadWrite);
+        assert_eq!(after(Open::ReadWrite, "COMMIT"), Open::None);
+        assert_eq!(after(Open::ReadWrite, "ROLLBACK"), Open::None);
+        let txn = Transaction::ReadWrite { version: 3, index: 9 };
+        assert_eq!(Open::of(Some(&txn)), Open::ReadWrite);
+        assert_eq!(Open::of(None), Open::None);
     }
 }

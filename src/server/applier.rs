@@ -16,10 +16,10 @@
 
 use super::driver::{Input, ProposeError, Waiters, lock};
 use super::files::{DataDir, remove_dir};
-use super::state::{ApplyError, StateMachine};
 use super::transport::Addresses;
 use crate::raft::{Entry, Index, SnapshotMeta};
 use crate::replica::Outcome;
+use crate::replica::{ApplyError, StateMachine};
 use crate::storage::{Engine, ReplicaStore, View};
 
 use std::sync::Arc;

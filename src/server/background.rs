@@ -32,7 +32,7 @@ async fn set_session_key(cx: Arc<Context>) {
             return;
         }
         if state.borrow_and_update().raft.role == Role::Leader {
-            match super::session::new_key() {
+            match crate::replica::proof::new_key() {
                 Ok(key) => {
                     if let Err(error) = cx.propose(&Command::SetSessionKey { key }).await {
                         tracing::debug!("session key not set yet: {error}");

@@ -1,17 +1,19 @@
 //! What a node's services and background tasks share, and the three things they do with the
 //! Raft layer: propose a command (here or through the leader), wait for a linearizable read
-//! index, and wait until the state machine has applied an index.
+//! index, and wait until the state machine has applied an index: the replica's [`Consensus`],
+//! implemented with Raft.
 
 use super::Error;
+use super::Options;
 use super::driver::{DriverState, Input, NodeEvent, ProposeError};
 use super::files::DataDir;
 use super::forward::{Forwarded, Forwarder};
-use super::state::{SharedDatabase, read_database};
 use super::transport::Transport;
-use super::{Options, activity::Activity};
 use crate::raft::{self, ConfChange, Index, NodeId, Role};
-use crate::replica::{Command, Outcome};
+use crate::replica::activity::Activity;
+use crate::replica::{Command, Consensus, Outcome, SharedDatabase, read_database};
 use crate::sql::Database;
+use crate::storage::mvcc::Version;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,14 +50,12 @@ pub struct Context {
     /// When the node started.
     pub started: Instant,
     /// Transaction use, for the abandonment timeout.
-    pub activity: Activity,
+    pub activity: Arc<Activity>,
     /// Set when the node begins to stop: long-lived streams (peer messages, Watch) end on it,
     /// so no connection outlives the node.
     pub stopping: watch::Sender<bool>,
     /// Held while a snapshot is received: one at a time.
     pub receiving_snapshot: tokio::sync::Mutex<()>,
-    /// Permits for running queries (at most `max_queries` at once).
-    pub queries: Arc<tokio::sync::Semaphore>,
     /// The lanes forwarding writes to the leader.
     pub forwarder: Forwarder,
 }
@@ -118,7 +118,20 @@ impl Context {
     /// node leads or forwarding it to the leader otherwise. Refusals that prove the command was
     /// not proposed are retried until the request timeout.
     pub async fn propose(&self, command: &Command) -> Result<(Index, Outcome), Error> {
-        let bytes = command.encode();
+        let transaction = match command {
+            Command::Execute { txn, .. } => *txn,
+            _ => None,
+        };
+        self.propose_encoded(command.encode(), transaction).await
+    }
+
+    /// [`Context::propose`] for an encoded command, which belongs to read-write transaction
+    /// `transaction` if any.
+    async fn propose_encoded(
+        &self,
+        bytes: Vec<u8>,
+        transaction: Option<Version>,
+    ) -> Result<(Index, Outcome), Error> {
         let deadline = Instant::now() + self.opts.request_timeout;
         loop {
             self.check_running()?;
@@ -131,10 +144,6 @@ impl Context {
                 let input = Input::Propose { command: bytes.clone(), reply: tx };
                 self.propose_here(input, rx, deadline).await
             } else if let Some(leader) = leader.filter(|l| *l != self.id()) {
-                let transaction = match command {
-                    Command::Execute { txn, .. } => *txn,
-                    _ => None,
-                };
                 self.forward(leader, &bytes, transaction, deadline).await
             } else {
                 Attempt::Retry
@@ -328,33 +337,6 @@ impl Context {
         }
     }
 
-    /// The session signing key, waiting (up to the request timeout) for a new cluster's first
-    /// leader to set it.
-    pub async fn session_key(&self) -> Result<Arc<Vec<u8>>, Error> {
-        let mut key = self.session_key.clone();
-        let wait = key.wait_for(Option::is_some);
-        match tokio::time::timeout(self.opts.request_timeout, wait).await {
-            Ok(Ok(key)) => key.clone().ok_or_else(|| self.stopped()),
-            Ok(Err(_)) => Err(self.stopped()),
-            Err(_) => Err(Error::Unavailable(
-                "the cluster has not set its session key yet (no leader has committed one)".into(),
-            )),
-        }
-    }
-
-    /// A permit to run a query, waiting (up to the request timeout) while `max_queries` run.
-    pub async fn query_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
-        let wait = self.queries.clone().acquire_owned();
-        match tokio::time::timeout(self.opts.request_timeout, wait).await {
-            Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) => Err(self.stopped()),
-            Err(_) => Err(Error::Unavailable(format!(
-                "the node is busy: {} queries are running (--max-queries) and none finished within {:?}",
-                self.opts.max_queries, self.opts.request_timeout
-            ))),
-        }
-    }
-
     /// Tells consoles something happened.
     pub fn publish(&self, kind: &'static str, message: String) {
         let state = self.state.borrow();
@@ -366,6 +348,37 @@ impl Context {
             index: state.raft.commit_index,
         };
         let _ = self.events.send(event);
+    }
+}
+
+/// The node's consensus for its replica: Raft, through this node's driver.
+impl Consensus for Context {
+    async fn propose(
+        &self,
+        command: Vec<u8>,
+        transaction: Option<Version>,
+    ) -> Result<(Index, Outcome), crate::replica::Error> {
+        Ok(self.propose_encoded(command, transaction).await?)
+    }
+
+    async fn read_index(&self) -> Result<Index, crate::replica::Error> {
+        Ok(self.read_barrier().await?)
+    }
+
+    async fn wait_applied(
+        &self,
+        index: Index,
+        deadline: Instant,
+    ) -> Result<(), crate::replica::Error> {
+        Ok(Context::wait_applied(self, index, deadline).await?)
+    }
+
+    fn applied(&self) -> Index {
+        self.applied_index()
+    }
+
+    fn running(&self) -> Result<(), crate::replica::Error> {
+        Ok(self.check_running()?)
     }
 }
 

@@ -3,7 +3,7 @@
 //! # Threads and tasks
 //! - The **driver** thread owns the Raft core and its log (`driver.rs`): it steps messages,
 //!   ticks, persists with one fsync per round (group commit) and sends.
-//! - The **applier** thread owns the SQL state machine (`applier.rs`, `state.rs`): it applies
+//! - The **applier** thread owns the SQL state machine (`applier.rs`, `replica::StateMachine`): it applies
 //!   committed entries in order, commits them to the durable store atomically with the
 //!   applied index, and answers the waiting clients; the **flusher** thread syncs the store
 //!   in the background, after which the log is compacted.
@@ -12,7 +12,7 @@
 //!   pool, against MVCC snapshots, concurrently with the applier.
 //!
 //! # A write
-//! A client's script reaches any node (`requests.rs`). Its writes become one
+//! A client's script reaches any node, whose replica serves it (`replica::Replica`). Its writes become one
 //! [`Command::Execute`] entry, proposed here if this node leads or forwarded to the leader
 //! (`Raft.Forward`, many commands per message: `forward.rs`). The leader appends it, replicates it, and once a majority has fsynced it,
 //! every replica applies it; the proposer answers with the outcome it applied.
@@ -31,7 +31,6 @@
 //! - Only nodes holding the cluster secret reach the Raft service, each only as itself, and
 //!   only holders of the admin token change the cluster (`auth.rs`).
 
-mod activity;
 mod admin;
 mod applier;
 pub mod auth;
@@ -41,19 +40,12 @@ mod driver;
 mod files;
 mod forward;
 mod node;
-mod query;
-mod requests;
-mod script;
 mod services;
-mod session;
 mod snapshot;
-mod state;
 mod transport;
 
 pub use driver::NodeEvent;
 pub use node::{Node, NodeStatus, Options};
-pub use requests::MAX_STATEMENT_BYTES;
-pub use state::{ApplyError, Meta, SharedDatabase, StateMachine};
 
 use std::time::Duration;
 
@@ -126,6 +118,21 @@ impl Error {
     }
 }
 
+impl From<Error> for crate::replica::Error {
+    fn from(error: Error) -> Self {
+        use crate::replica::Error as Replica;
+        match error {
+            Error::Unavailable(message) => Replica::Unavailable(message),
+            Error::Halted(_) => Replica::Unavailable(error.to_string()),
+            Error::UnknownOutcome(message) => Replica::UnknownOutcome(message),
+            Error::Config(message) | Error::InvalidRequest(message) => {
+                Replica::InvalidRequest(message)
+            }
+            Error::Io(message) => Replica::Io(message),
+        }
+    }
+}
+
 impl From<crate::raft::Error> for Error {
     fn from(error: crate::raft::Error) -> Self {
         match error {
@@ -148,27 +155,6 @@ impl From<crate::storage::Error> for Error {
 
 impl From<Error> for tonic::Status {
     fn from(error: Error) -> Self {
-        let message = error.to_string();
-        match error {
-            Error::Config(_) | Error::InvalidRequest(_) => tonic::Status::invalid_argument(message),
-            Error::Unavailable(_) | Error::Halted(_) => {
-                // Refused before anything was applied: safe to retry anywhere.
-                let mut status = tonic::Status::unavailable(message);
-                status.metadata_mut().insert(
-                    crate::grpc::wire::OUTCOME_HEADER,
-                    tonic::metadata::MetadataValue::from_static("not_applied"),
-                );
-                status
-            }
-            Error::UnknownOutcome(_) => {
-                let mut status = tonic::Status::unavailable(message);
-                status.metadata_mut().insert(
-                    crate::grpc::wire::OUTCOME_HEADER,
-                    tonic::metadata::MetadataValue::from_static("unknown"),
-                );
-                status
-            }
-            Error::Io(_) => tonic::Status::internal(message),
-        }
+        crate::replica::Error::from(error).into()
     }
 }

@@ -1,18 +1,18 @@
 //! Starting and stopping a node, and its status.
 
-use super::activity::Activity;
 use super::applier::{Applier, run_flusher};
 use super::auth::ClusterSecret;
 use super::context::Context;
 use super::driver::{Compaction, DriverState, DriverThread, NodeEvent, NodeHost};
 use super::files::DataDir;
-use super::state::{Meta, StateMachine};
 use super::transport::{Addresses, Transport};
 use super::{Error, admin, background, services};
 use crate::grpc::pb;
 use crate::raft::{
     self, Configuration, FileDisk, Index, LogStore, NodeId, PeerStatus, Role, SnapshotMeta,
 };
+use crate::replica::activity::Activity;
+use crate::replica::{Meta, StateMachine};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -244,7 +244,6 @@ impl Node {
             })?,
             spawn_thread("chronos-raft", move || driver.run())?,
         ];
-        let queries = Arc::new(tokio::sync::Semaphore::new(opts.max_queries.max(1)));
         let request_timeout = opts.request_timeout;
         let cx = Arc::new(Context {
             opts,
@@ -259,10 +258,9 @@ impl Node {
             events,
             data,
             started: Instant::now(),
-            activity: Activity::default(),
+            activity: Arc::new(Activity::default()),
             stopping: watch::channel(false).0,
             receiving_snapshot: tokio::sync::Mutex::new(()),
-            queries,
             forwarder: super::forward::Forwarder::new(request_timeout),
         });
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();

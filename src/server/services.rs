@@ -3,10 +3,10 @@
 
 use super::context::Context;
 use super::driver::Input;
-use super::requests;
 use crate::encoding::value as codec;
-use crate::grpc::pb;
+use crate::grpc::{convert, pb};
 use crate::raft::{Envelope, NodeId};
+use crate::replica::{Replica, ServeOptions};
 use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
@@ -37,7 +37,7 @@ pub fn serve(
         .tcp_nodelay(true)
         .add_service(health)
         .add_service(
-            pb::sql_server::SqlServer::new(SqlService { cx: cx.clone() })
+            pb::sql_server::SqlServer::new(SqlService::new(&cx))
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
         )
@@ -64,9 +64,29 @@ pub fn serve(
     })
 }
 
-/// The client SQL service.
+/// The client SQL service: this node's replica, on Raft.
 pub struct SqlService {
-    cx: Arc<Context>,
+    replica: Arc<Replica<Context>>,
+}
+
+impl SqlService {
+    fn new(cx: &Arc<Context>) -> Self {
+        let options = ServeOptions {
+            request_timeout: cx.opts.request_timeout,
+            query_timeout: cx.opts.query_timeout,
+            max_queries: cx.opts.max_queries.max(1),
+            statement_limits: cx.opts.statement_limits,
+        };
+        let replica = Replica::new(
+            cx.clone(),
+            cx.db.clone(),
+            cx.session_key.clone(),
+            cx.activity.clone(),
+            options,
+            cx.stopping.subscribe(),
+        );
+        Self { replica: Arc::new(replica) }
+    }
 }
 
 /// How many result messages wait for a slow client before the script waits.
@@ -91,18 +111,21 @@ impl pb::sql_server::Sql for SqlService {
             .ok_or_else(|| Status::invalid_argument("an empty request: no settings, no script"))?;
         let settings = crate::grpc::convert::settings(first.settings);
         let (results, stream) = tokio::sync::mpsc::channel(RESULTS_AHEAD);
-        let cx = self.cx.clone();
-        tokio::spawn(async move {
-            let failed = requests::run(cx, settings, first.sql, input, results.clone()).await;
-            if let Err(status) = failed {
-                let _ = results.send(Err(status)).await;
-            }
+        let replica = self.replica.clone();
+        let input = tokio_stream::StreamExt::map(input, |piece| match piece {
+            Ok(piece) => Ok(piece.sql),
+            Err(status) => Err(crate::replica::Error::Unavailable(format!(
+                "the script's stream broke: {}",
+                status.message()
+            ))),
         });
+        tokio::spawn(async move { replica.run(settings, first.sql, input, results).await });
         // The response's headers leave with its first result, in one write: most calls are one
         // short statement, and a separate write for the headers would cost a system call.
         let mut stream = stream;
-        let first = stream.recv().await;
+        let first = stream.recv().await.map(convert::run_response);
         let rest = tokio_stream::wrappers::ReceiverStream::new(stream);
+        let rest = tokio_stream::StreamExt::map(rest, convert::run_response);
         Ok(Response::new(Box::pin(tokio_stream::StreamExt::chain(tokio_stream::iter(first), rest))))
     }
 }

@@ -11,11 +11,11 @@
 
 use super::context::Context;
 use super::driver::Input;
-use super::state::Meta;
 use super::transport::Transport;
 use crate::encoding::value as codec;
 use crate::grpc::pb;
 use crate::raft::{Index, NodeId, SnapshotMeta, Term};
+use crate::replica::Meta;
 use crate::storage::{Engine, KeyValue, View, WriteBatch};
 use std::sync::Arc;
 use tonic::Status;

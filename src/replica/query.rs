@@ -1,4 +1,4 @@
-//! Running one query for `Sql.Run`: short reads inline, the rest on the blocking pool.
+//! Running one query of a script: short reads inline, the rest on the blocking pool.
 //!
 //! A short read is a plan that reads a few rows by key and joins nothing
 //! ([`Node::is_short`]): it runs on the request's own task, which saves two thread hand-offs
@@ -9,8 +9,7 @@
 //!
 //! [`Node::is_short`]: crate::sql::planner::Node::is_short
 
-use crate::grpc::{convert, pb};
-use crate::replica::StatementError;
+use super::{Response, StatementError};
 use crate::sql::budget::Budget;
 use crate::sql::engine::Txn;
 use crate::sql::execution::execute_node;
@@ -28,8 +27,8 @@ pub const ROW_BATCH_BYTES: usize = 1 << 20;
 /// The most bytes of rows a query run inline may produce; past it, it runs on the pool.
 pub const INLINE_BYTES: usize = 64 << 10;
 
-/// A query's event (columns, a batch of rows).
-pub type Event = pb::run_response::Event;
+/// A query's event: [`Response::Columns`] or [`Response::Rows`].
+pub type Event = Response;
 
 /// Which state a query reads.
 #[derive(Clone)]
@@ -116,9 +115,10 @@ fn run(
             let StatementResult::Query { columns, rows: all } = result else {
                 return Err(StatementError::new("internal", "EXPLAIN gave no rows"));
             };
-            emit(Event::Columns(pb::Columns { columns: convert::columns(&columns) }))?;
-            emit(Event::Rows(pb::Rows { rows: convert::rows(&all) }))?;
-            return Ok(Some(all.len() as u64));
+            let count = all.len() as u64;
+            emit(Event::Columns(columns))?;
+            emit(Event::Rows(all))?;
+            return Ok(Some(count));
         }
         statement => match Planner::new(&txn).plan(statement)? {
             Plan::Select { root, .. } if inline && !root.is_short() => return Ok(None),
@@ -128,7 +128,7 @@ fn run(
     };
     let mut batch = Vec::new();
     let (mut bytes, mut count) = (0usize, 0u64);
-    let mut columns = Some(Event::Columns(pb::Columns { columns: convert::columns(&columns) }));
+    let mut columns = Some(Event::Columns(columns));
     if !inline && let Some(columns) = columns.take() {
         emit(columns)?; // a streamed query shows its columns before its first rows
     }
@@ -153,8 +153,7 @@ fn run(
             if let Some(columns) = columns.take() {
                 emit(columns)?;
             }
-            emit(Event::Rows(pb::Rows { rows: convert::rows(&batch) }))?;
-            batch.clear();
+            emit(Event::Rows(std::mem::take(&mut batch)))?;
             bytes = 0;
         }
     }
@@ -162,7 +161,7 @@ fn run(
         emit(columns)?;
     }
     if !batch.is_empty() {
-        emit(Event::Rows(pb::Rows { rows: convert::rows(&batch) }))?;
+        emit(Event::Rows(batch))?;
     }
     Ok(Some(count))
 }
@@ -195,8 +194,8 @@ mod tests {
         let db = database();
         let (events, count) = inline(&db, "SELECT name FROM t WHERE id IN (2, 3)").unwrap();
         assert_eq!(count, Ok(2));
-        assert!(matches!(&events[0], Event::Columns(c) if c.columns.len() == 1));
-        assert!(matches!(&events[1], Event::Rows(r) if r.rows.len() == 2));
+        assert!(matches!(&events[0], Event::Columns(c) if c.len() == 1));
+        assert!(matches!(&events[1], Event::Rows(r) if r.len() == 2));
         assert_eq!(inline(&db, "SELECT COUNT(*) FROM t WHERE id = 1").unwrap().1, Ok(1));
         assert_eq!(inline(&db, "SELECT 1 + 1").unwrap().1, Ok(1));
         assert!(inline(&db, "EXPLAIN SELECT * FROM t").is_some(), "EXPLAIN reads nothing");

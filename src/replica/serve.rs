@@ -1,5 +1,5 @@
-//! Running a client's script as it streams in, and streaming the results back
-//! (`Sql.Run`).
+//! A replica serving clients' scripts on top of a [`Consensus`]: running a script as it
+//! streams in, and streaming the results back (the node serves it as `Sql.Run`).
 //!
 //! The script arrives in pieces; [`Splitter`] cuts it into statements, so a script of any size
 //! goes through one statement at a time. Consecutive writes (and BEGIN, COMMIT and ROLLBACK of
@@ -14,8 +14,8 @@
 //!   queries reopen that snapshot on whichever node serves them.
 //!
 //! A short read (a few rows by key) runs inline; other queries' rows stream back in batches of
-//! about [`query::ROW_BATCH_BYTES`] as the executor produces them (`query.rs`); the stream is bounded, so a slow client slows the query down, a client that goes away
-//! stops it, and a query that runs past the query timeout is cancelled. At most
+//! about [`query::ROW_BATCH_BYTES`] as the executor produces them (`query.rs`); the stream is
+//! bounded, so a slow client slows the query down, a client that goes away stops it, and a query that runs past the query timeout is cancelled. At most
 //! `max_queries` queries run at once on a node.
 //!
 //! Each result carries the offset just past its statement in the script and, for a write,
@@ -23,23 +23,24 @@
 //! got, and its request id makes the log apply a write whose outcome it did not learn at most
 //! once. The session lives with the client (see [`Transaction`]), signed by the cluster.
 
-use super::Error;
-use super::context::Context;
+use super::activity::Activity;
+use super::consensus::{Consensus, Error};
+use super::proof;
 use super::query::{self, Reader};
 use super::script::Splitter;
-use crate::grpc::{convert, pb};
-use crate::raft::Index;
-use crate::replica::{
-    Command, Consistency, Open, Outcome, RequestId, Route, Settings, StatementError,
+use super::state::{SharedDatabase, read_database};
+use super::{
+    Command, Consistency, Open, Outcome, RequestId, Response, Route, Settings, StatementError,
     StatementOutcome, Transaction, route,
 };
-use crate::sql::budget::Budget;
+use crate::raft::Index;
+use crate::sql::budget::{Budget, Limits};
 use crate::sql::parser::{self, ast::Statement};
 use crate::sql::{Database, StatementResult};
 use std::sync::Arc;
-use std::time::Instant;
-use tokio::sync::mpsc;
-use tonic::Status;
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_stream::{Stream, StreamExt};
 
 /// The longest statement a script may hold.
 pub const MAX_STATEMENT_BYTES: usize = 40 << 20;
@@ -48,12 +49,143 @@ pub const MAX_RUN_BYTES: usize = 8 << 20;
 /// How many row batches may wait for a slow client before the query waits.
 const ROW_BATCHES_AHEAD: usize = 2;
 
-/// Where results go.
-pub type Output = mpsc::Sender<Result<pb::RunResponse, Status>>;
+/// Where responses go.
+pub type Output = mpsc::Sender<Response>;
+
+/// How a replica serves requests.
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// How long a request may wait for a commit, a read barrier or a query permit.
+    pub request_timeout: Duration,
+    /// How long a query may run.
+    pub query_timeout: Duration,
+    /// How many queries may run at once (more wait, up to the request timeout).
+    pub max_queries: usize,
+    /// What one statement may write and hold.
+    pub statement_limits: Limits,
+}
+
+/// A replica of the SQL database, serving scripts on top of a [`Consensus`].
+pub struct Replica<C> {
+    consensus: Arc<C>,
+    database: SharedDatabase,
+    session_key: watch::Receiver<Option<Arc<Vec<u8>>>>,
+    activity: Arc<Activity>,
+    queries: Arc<Semaphore>,
+    options: ServeOptions,
+    stopping: watch::Receiver<bool>,
+}
+
+impl<C: Consensus> Replica<C> {
+    /// A replica serving the state machine's `database` (as it applies it) on `consensus`.
+    /// `session_key` is the cluster's session key once the log has set it; `activity` records
+    /// the transactions its clients use; `stopping` turns true when the node begins to stop.
+    pub fn new(
+        consensus: Arc<C>,
+        database: SharedDatabase,
+        session_key: watch::Receiver<Option<Arc<Vec<u8>>>>,
+        activity: Arc<Activity>,
+        options: ServeOptions,
+        stopping: watch::Receiver<bool>,
+    ) -> Self {
+        let queries = Arc::new(Semaphore::new(options.max_queries));
+        Self { consensus, database, session_key, activity, queries, options, stopping }
+    }
+
+    /// Runs a script (see the module docs): `first` is its first piece, `input` the rest.
+    /// Everything, including a refusal of the whole request, goes to `out`.
+    pub async fn run(
+        self: &Arc<Self>,
+        settings: Settings,
+        first: Vec<u8>,
+        input: impl Stream<Item = Result<Vec<u8>, Error>> + Unpin + Send,
+        out: Output,
+    ) {
+        if let Err(error) = self.consensus.running() {
+            let _ = out.send(Response::Refused(error)).await;
+            return;
+        }
+        if let Some(txn) = &settings.transaction {
+            let verified = match self.session_key().await {
+                Ok(key) => proof::verify(&key, txn, settings.client, &settings.proof),
+                Err(error) => {
+                    let _ = out.send(Response::Refused(error)).await;
+                    return;
+                }
+            };
+            if !verified {
+                let error = Error::InvalidRequest(
+                    "the session's transaction was not issued by this cluster to this client (or was altered); start a new session".into(),
+                );
+                let _ = out.send(Response::Refused(error)).await;
+                return;
+            }
+        }
+        let mut run = Run {
+            transaction: settings.transaction.clone(),
+            // Runs count from 1: a result with run 0 did not go through the log.
+            part: settings.first_part.max(1),
+            replica: self.clone(),
+            out,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            open: Open::of(settings.transaction.as_ref()),
+            failed: false,
+            stopped: false,
+            settings,
+        };
+        if let Err(error) = run.script(first, input).await {
+            let _ = run.out.send(Response::Refused(error)).await;
+            return;
+        }
+        run.flush().await;
+        run.send_session().await;
+    }
+
+    /// The current database.
+    pub fn database(&self) -> Arc<Database> {
+        read_database(&self.database)
+    }
+
+    /// The session signing key, waiting (up to the request timeout) for a new cluster's first
+    /// leader to set it.
+    async fn session_key(&self) -> Result<Arc<Vec<u8>>, Error> {
+        let mut key = self.session_key.clone();
+        let wait = key.wait_for(Option::is_some);
+        match tokio::time::timeout(self.options.request_timeout, wait).await {
+            Ok(Ok(key)) => key.clone().ok_or_else(|| self.stopped()),
+            Ok(Err(_)) => Err(self.stopped()),
+            Err(_) => Err(Error::Unavailable(
+                "the cluster has not set its session key yet (no leader has committed one)".into(),
+            )),
+        }
+    }
+
+    /// A permit to run a query, waiting (up to the request timeout) while `max_queries` run.
+    async fn query_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
+        let wait = self.queries.clone().acquire_owned();
+        match tokio::time::timeout(self.options.request_timeout, wait).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(self.stopped()),
+            Err(_) => Err(Error::Unavailable(format!(
+                "the node is busy: {} queries are running (--max-queries) and none finished within {:?}",
+                self.options.max_queries, self.options.request_timeout
+            ))),
+        }
+    }
+
+    /// The error for a replica that is stopping.
+    fn stopped(&self) -> Error {
+        match self.consensus.running() {
+            Err(error) => error,
+            Ok(()) => Error::Unavailable("the node is shutting down".into()),
+        }
+    }
+}
 
 /// The state of one run of a script.
-struct Run {
-    cx: Arc<Context>,
+struct Run<C> {
+    replica: Arc<Replica<C>>,
     out: Output,
     settings: Settings,
     /// The session's transaction now.
@@ -64,103 +196,67 @@ struct Run {
     pending: Vec<(Statement, u64)>,
     pending_bytes: usize,
     /// The transaction state once `pending` has run (to decide what the next statement does).
-    in_read_write: bool,
-    read_only_open: bool,
+    open: Open,
     /// A statement failed (and the script stops unless `continue_on_error`).
     failed: bool,
     /// The script must stop (an unknown outcome, or the client went away).
     stopped: bool,
 }
 
-/// Runs a script (see the module docs). Results go to `out`; an error is a refusal of the
-/// whole request.
-pub async fn run(
-    cx: Arc<Context>,
-    settings: Settings,
-    first: Vec<u8>,
-    mut input: tonic::Streaming<pb::RunRequest>,
-    out: Output,
-) -> Result<(), Status> {
-    cx.check_running()?;
-    if let Some(txn) = &settings.transaction {
-        let key = cx.session_key().await?;
-        if !super::session::verify(&key, txn, settings.client, &settings.proof) {
-            return Err(Error::InvalidRequest(
-                "the session's transaction was not issued by this cluster to this client (or was altered); start a new session".into(),
-            )
-            .into());
-        }
-    }
-    let in_read_write = matches!(settings.transaction, Some(Transaction::ReadWrite { .. }));
-    let read_only_open = matches!(settings.transaction, Some(Transaction::ReadOnly { .. }));
-    let mut run = Run {
-        transaction: settings.transaction.clone(),
-        // Runs count from 1: a result with run 0 did not go through the log.
-        part: settings.first_part.max(1),
-        cx,
-        out,
-        pending: Vec::new(),
-        pending_bytes: 0,
-        in_read_write,
-        read_only_open,
-        failed: false,
-        stopped: false,
-        settings,
-    };
-    let mut splitter = Splitter::new(MAX_STATEMENT_BYTES, run.settings.start_offset);
-    splitter.push(&first);
-    let mut ended = false;
-    while !run.stopped && (!run.failed || run.settings.continue_on_error) {
-        let piece = match splitter.next_statement() {
-            Ok(Some(piece)) => piece,
-            Ok(None) if !ended => {
-                match input.message().await? {
-                    Some(message) => splitter.push(&message.sql),
-                    None => ended = true,
-                }
-                continue;
-            }
-            Ok(None) => match splitter.finish() {
+impl<C: Consensus> Run<C> {
+    /// Cuts the script into statements as it streams in and runs each. Fails if the script's
+    /// stream breaks.
+    async fn script(
+        &mut self,
+        first: Vec<u8>,
+        mut input: impl Stream<Item = Result<Vec<u8>, Error>> + Unpin + Send,
+    ) -> Result<(), Error> {
+        let mut splitter = Splitter::new(MAX_STATEMENT_BYTES, self.settings.start_offset);
+        splitter.push(&first);
+        let mut ended = false;
+        while !self.stopped && (!self.failed || self.settings.continue_on_error) {
+            let piece = match splitter.next_statement() {
                 Ok(Some(piece)) => piece,
-                Ok(None) => break,
+                Ok(None) if !ended => {
+                    match input.next().await {
+                        Some(piece) => splitter.push(&piece?),
+                        None => ended = true,
+                    }
+                    continue;
+                }
+                Ok(None) => match splitter.finish() {
+                    Ok(Some(piece)) => piece,
+                    Ok(None) => break,
+                    Err(error) => {
+                        self.refuse(error).await;
+                        break;
+                    }
+                },
                 Err(error) => {
-                    run.refuse(error).await;
+                    self.refuse(error).await;
                     break;
                 }
-            },
-            Err(error) => {
-                run.refuse(error).await;
-                break;
+            };
+            let statements = match parser::parse(&piece.text) {
+                Ok(statements) => statements,
+                Err(error) => {
+                    self.flush().await;
+                    let index = self.replica.consensus.applied();
+                    self.result(index, Err(error.into()), piece.end, 0).await;
+                    continue;
+                }
+            };
+            for statement in statements {
+                self.statement(statement, piece.text.len(), piece.end).await;
             }
-        };
-        let statements = match parser::parse(&piece.text) {
-            Ok(statements) => statements,
-            Err(error) => {
-                run.flush().await;
-                let index = run.cx.applied_index();
-                run.result(index, Err(error.into()), piece.end, 0).await;
-                continue;
-            }
-        };
-        for statement in statements {
-            run.statement(statement, piece.text.len(), piece.end).await;
         }
+        Ok(())
     }
-    run.flush().await;
-    run.send_session().await;
-    Ok(())
-}
 
-impl Run {
     /// Takes one statement: into the pending log run, or served here (`replica::route`
     /// decides, from the transaction the session has once the pending writes have run).
     async fn statement(&mut self, statement: Statement, bytes: usize, end: u64) {
-        let open = match (self.in_read_write, self.read_only_open) {
-            (true, _) => Open::ReadWrite,
-            (false, true) => Open::ReadOnly,
-            (false, false) => Open::None,
-        };
-        if route(&statement, open) == Route::Log {
+        if route(&statement, self.open) == Route::Log {
             return self.log(statement, bytes, end).await;
         }
         self.flush().await;
@@ -172,12 +268,7 @@ impl Run {
 
     /// Adds a statement to the pending log run.
     async fn log(&mut self, statement: Statement, bytes: usize, end: u64) {
-        match statement {
-            Statement::Begin { .. } => self.in_read_write = true,
-            Statement::Commit | Statement::Rollback => self.in_read_write = false,
-            _ => {}
-        }
-        self.read_only_open = false;
+        self.open = self.open.after_logging(&statement);
         if self.pending_bytes + bytes > MAX_RUN_BYTES {
             self.flush().await;
         }
@@ -196,7 +287,7 @@ impl Run {
         self.part += 1;
         let txn = match &self.transaction {
             Some(Transaction::ReadWrite { version, .. }) => {
-                self.cx.activity.touch(*version);
+                self.replica.activity.touch(*version);
                 Some(*version)
             }
             _ => None,
@@ -214,9 +305,9 @@ impl Run {
             statements,
             continue_on_error: self.settings.continue_on_error,
             request,
-            limits: self.cx.opts.statement_limits,
+            limits: self.replica.options.statement_limits,
         };
-        match self.cx.propose(&command).await {
+        match self.replica.consensus.propose(command.encode(), txn).await {
             Ok((index, Outcome::Executed { results, txn })) => {
                 let ran = results.len();
                 let failed = results.iter().any(Result::is_err) || ran < count;
@@ -224,11 +315,10 @@ impl Run {
                     self.result(index, result, end, part).await;
                 }
                 let transaction = txn.map(|version| {
-                    self.cx.activity.touch(version);
+                    self.replica.activity.touch(version);
                     Transaction::ReadWrite { version, index }
                 });
-                self.in_read_write = transaction.is_some();
-                self.read_only_open = false;
+                self.open = Open::of(transaction.as_ref());
                 if transaction != self.transaction {
                     self.transaction = transaction;
                     self.send_session().await;
@@ -244,7 +334,7 @@ impl Run {
                 // Unavailable: nothing was applied; unknown: it may have been. Either way the
                 // script cannot go on (its next statements may depend on this one); the client
                 // resumes here.
-                let index = self.cx.applied_index();
+                let index = self.replica.consensus.applied();
                 self.result(index, Err(error.into()), ends[0], part).await;
                 self.stopped = true;
             }
@@ -256,23 +346,20 @@ impl Run {
         if outcome.is_err() {
             self.failed = true;
         }
-        let mut result = convert::statement_result(index, &outcome);
-        result.end_offset = end;
-        result.part = part;
-        self.send(pb::run_response::Event::Result(result)).await;
+        self.send(Response::Result { index, outcome, end, part }).await;
     }
 
     /// Refuses the rest of the script (a statement too long, text that is not UTF-8).
     async fn refuse(&mut self, message: String) {
         self.flush().await;
-        let index = self.cx.applied_index();
+        let index = self.replica.consensus.applied();
         let error = StatementError::new("invalid_request", message);
         self.result(index, Err(error), 0, 0).await;
         self.stopped = true;
     }
 
-    async fn send(&mut self, event: pb::run_response::Event) {
-        if self.out.send(Ok(pb::RunResponse { event: Some(event) })).await.is_err() {
+    async fn send(&mut self, response: Response) {
+        if self.out.send(response).await.is_err() {
             self.stopped = true; // the client went away
         }
     }
@@ -281,33 +368,26 @@ impl Run {
     async fn send_session(&mut self) {
         let transaction = match &self.transaction {
             None => None,
-            Some(txn) => match self.cx.session_key().await {
-                Ok(key) => {
-                    let proof = super::session::sign(&key, txn, self.settings.client);
-                    Some(convert::transaction(txn, &proof))
-                }
+            Some(txn) => match self.replica.session_key().await {
+                Ok(key) => Some((txn.clone(), proof::sign(&key, txn, self.settings.client))),
                 Err(error) => {
-                    let _ = self.out.send(Err(error.into())).await;
+                    let _ = self.out.send(Response::Refused(error)).await;
                     self.stopped = true;
                     return;
                 }
             },
         };
-        self.send(pb::run_response::Event::Session(pb::Session { transaction })).await;
+        self.send(Response::Session(transaction)).await;
     }
 
     /// Serves one statement on this node, as `replica::route` says for the session's
     /// transaction now.
     async fn serve_locally(&mut self, statement: Statement, bytes: usize, end: u64) {
-        let cx = self.cx.clone();
-        let deadline = Instant::now() + cx.opts.request_timeout;
-        let applied = cx.applied_index();
-        let open = match &self.transaction {
-            None => Open::None,
-            Some(Transaction::ReadWrite { .. }) => Open::ReadWrite,
-            Some(Transaction::ReadOnly { .. }) => Open::ReadOnly,
-        };
-        match route(&statement, open) {
+        let replica = self.replica.clone();
+        let consensus = &replica.consensus;
+        let deadline = Instant::now() + replica.options.request_timeout;
+        let applied = consensus.applied();
+        match route(&statement, Open::of(self.transaction.as_ref())) {
             Route::Refuse(error) => self.result(applied, Err(error), end, 0).await,
             // The session's state changed as the pending writes ran: log it on its own.
             Route::Log => {
@@ -319,7 +399,7 @@ impl Run {
                     Ok(index) => index,
                     Err(error) => return self.result(applied, Err(error), end, 0).await,
                 };
-                let state = blocking(&cx, move |db| {
+                let state = blocking(&replica, move |db| {
                     let txn = match as_of {
                         Some(version) => db.mvcc().begin_as_of(version)?,
                         None => db.mvcc().begin_read_only()?,
@@ -332,7 +412,7 @@ impl Run {
                         let result =
                             StatementResult::Begin { version: state.version, read_only: true };
                         self.transaction = Some(Transaction::ReadOnly { state, index });
-                        self.read_only_open = true;
+                        self.open = Open::ReadOnly;
                         self.result(index, Ok(result), end, 0).await;
                         self.send_session().await;
                     }
@@ -345,7 +425,7 @@ impl Run {
                     return;
                 };
                 let version = state.version;
-                self.read_only_open = false;
+                self.open = Open::None;
                 let result = match statement {
                     Statement::Commit => StatementResult::Commit { version },
                     _ => StatementResult::Rollback { version },
@@ -356,24 +436,24 @@ impl Run {
             Route::Read => match self.transaction.clone() {
                 None => {
                     let index = match self.barrier().await {
-                        Ok(index) => index.max(cx.applied_index()),
+                        Ok(index) => index.max(consensus.applied()),
                         Err(error) => return self.result(applied, Err(error), end, 0).await,
                     };
                     self.query(statement, Reader::Latest, index, end).await;
                 }
                 Some(Transaction::ReadOnly { state, index }) => {
-                    if let Err(error) = cx.wait_applied(index, deadline).await {
+                    if let Err(error) = consensus.wait_applied(index, deadline).await {
                         return self.result(applied, Err(error.into()), end, 0).await;
                     }
-                    let index = cx.applied_index();
+                    let index = consensus.applied();
                     self.query(statement, Reader::Snapshot(state), index, end).await;
                 }
                 Some(Transaction::ReadWrite { version, index }) => {
-                    cx.activity.touch(version);
-                    if let Err(error) = cx.wait_applied(index, deadline).await {
+                    replica.activity.touch(version);
+                    if let Err(error) = consensus.wait_applied(index, deadline).await {
                         return self.result(applied, Err(error.into()), end, 0).await;
                     }
-                    let index = cx.applied_index();
+                    let index = consensus.applied();
                     self.query(statement, Reader::Transaction(version), index, end).await;
                 }
             },
@@ -384,23 +464,24 @@ impl Run {
     /// (linearizable) or at once (stale). Returns the index the read reflects at least.
     async fn barrier(&self) -> Result<Index, StatementError> {
         match self.settings.consistency {
-            Consistency::Linearizable => Ok(self.cx.read_barrier().await?),
-            Consistency::Stale => Ok(self.cx.applied_index()),
+            Consistency::Linearizable => Ok(self.replica.consensus.read_index().await?),
+            Consistency::Stale => Ok(self.replica.consensus.applied()),
         }
     }
 
     /// Runs a query (or EXPLAIN): inline if it is short, otherwise on the blocking pool,
     /// streaming its rows (`query.rs`).
     async fn query(&mut self, statement: Statement, reader: Reader, index: Index, end: u64) {
-        let permit = match self.cx.query_permit().await {
+        let replica = &self.replica;
+        let permit = match replica.query_permit().await {
             Ok(permit) => permit,
             Err(error) => return self.result(index, Err(error.into()), end, 0).await,
         };
-        let db = self.cx.database();
-        let deadline = Instant::now() + self.cx.opts.query_timeout;
-        let timeout = self.cx.opts.query_timeout;
-        let limits = self.cx.opts.statement_limits;
-        let stopping = self.cx.stopping.subscribe();
+        let db = replica.database();
+        let deadline = Instant::now() + replica.options.query_timeout;
+        let timeout = replica.options.query_timeout;
+        let limits = replica.options.statement_limits;
+        let stopping = replica.stopping.clone();
         let budget = Budget::new(limits).with_deadline(deadline, move || *stopping.borrow());
         if let Some((events, outcome)) = query::run_inline(&db, &statement, reader.clone(), budget)
         {
@@ -411,7 +492,7 @@ impl Run {
             return self.query_end(index, end, outcome).await;
         }
         let (rows, mut incoming) = mpsc::channel::<query::Event>(ROW_BATCHES_AHEAD);
-        let stopping = self.cx.stopping.subscribe();
+        let stopping = self.replica.stopping.clone();
         let worker = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             // The query stops at its deadline, when the client (hence `rows`) is gone, or when
@@ -439,13 +520,7 @@ impl Run {
     async fn query_end(&mut self, index: Index, end: u64, outcome: Result<u64, StatementError>) {
         match outcome {
             Ok(count) => {
-                let result = pb::StatementResult {
-                    index,
-                    result: Some(pb::statement_result::Result::Query(pb::QueryEnd { rows: count })),
-                    end_offset: end,
-                    part: 0,
-                };
-                self.send(pb::run_response::Event::Result(result)).await;
+                self.send(Response::QueryEnd { index, rows: count, end }).await;
             }
             Err(error) => self.result(index, Err(error), end, 0).await,
         }
@@ -453,11 +528,11 @@ impl Run {
 }
 
 /// Runs SQL work on the blocking pool against the current database.
-async fn blocking<T: Send + 'static>(
-    cx: &Arc<Context>,
+async fn blocking<C: Consensus, T: Send + 'static>(
+    replica: &Replica<C>,
     work: impl FnOnce(&Arc<Database>) -> crate::sql::Result<T> + Send + 'static,
 ) -> Result<T, StatementError> {
-    let db = cx.database();
+    let db = replica.database();
     tokio::task::spawn_blocking(move || work(&db).map_err(StatementError::from))
         .await
         .map_err(|error| StatementError::new("internal", format!("query task failed: {error}")))?
@@ -468,3 +543,7 @@ impl From<Error> for StatementError {
         StatementError::new(error.kind(), error.to_string())
     }
 }
+
+#[cfg(test)]
+#[path = "serve_tests.rs"]
+mod tests;

@@ -1,0 +1,316 @@
+//! The replica's request handling against a fake consensus: a state machine applied in place,
+//! with proposals and read indexes counted and a proposal's fate chosen by the test. No Raft,
+//! no gRPC.
+
+use super::*;
+use crate::raft::{Configuration, Entry, Payload};
+use crate::replica::StateMachine;
+use crate::sql::types::Value;
+use crate::storage::ReplicaStore;
+use crate::storage::mvcc::Version;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// What the fake does with the next proposal.
+#[derive(Clone, Copy, Debug)]
+enum Fate {
+    /// Applies it and answers.
+    Apply,
+    /// Applies it, then loses the answer (a leader lost after the commit).
+    ApplyThenLose,
+    /// Refuses it before proposing (no quorum).
+    Refuse,
+}
+
+/// Consensus of one: every proposal is applied at once, at the next index.
+struct Fake {
+    machine: Mutex<StateMachine>,
+    applied: watch::Sender<Index>,
+    fates: Mutex<VecDeque<Fate>>,
+    proposals: AtomicUsize,
+    read_indexes: AtomicUsize,
+}
+
+impl Fake {
+    fn new() -> Self {
+        let store = Arc::new(ReplicaStore::memory());
+        let machine = StateMachine::open(store, Configuration::default()).unwrap();
+        Fake {
+            applied: watch::channel(machine.applied()).0,
+            machine: Mutex::new(machine),
+            fates: Mutex::new(VecDeque::new()),
+            proposals: AtomicUsize::new(0),
+            read_indexes: AtomicUsize::new(0),
+        }
+    }
+
+    fn apply(&self, command: Vec<u8>) -> (Index, Outcome) {
+        let mut machine = self.machine.lock().unwrap();
+        let index = machine.applied() + 1;
+        let entry = Entry { index, term: 1, payload: Payload::Command(command) };
+        let outcome = machine.apply(&entry).unwrap();
+        machine.commit().unwrap();
+        self.applied.send_replace(index);
+        (index, outcome)
+    }
+}
+
+impl Consensus for Fake {
+    async fn propose(
+        &self,
+        command: Vec<u8>,
+        _transaction: Option<Version>,
+    ) -> Result<(Index, Outcome), Error> {
+        self.proposals.fetch_add(1, Ordering::SeqCst);
+        let fate = self.fates.lock().unwrap().pop_front().unwrap_or(Fate::Apply);
+        match fate {
+            Fate::Apply => Ok(self.apply(command)),
+            Fate::ApplyThenLose => {
+                self.apply(command);
+                Err(Error::UnknownOutcome("the leader was lost".into()))
+            }
+            Fate::Refuse => Err(Error::Unavailable("no quorum".into())),
+        }
+    }
+
+    async fn read_index(&self) -> Result<Index, Error> {
+        self.read_indexes.fetch_add(1, Ordering::SeqCst);
+        Ok(self.applied())
+    }
+
+    async fn wait_applied(&self, index: Index, _deadline: Instant) -> Result<(), Error> {
+        match self.applied() >= index {
+            true => Ok(()),
+            false => Err(Error::Unavailable(format!("index {index} is not applied"))),
+        }
+    }
+
+    fn applied(&self) -> Index {
+        *self.applied.borrow()
+    }
+
+    fn running(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// A replica on a fake whose log has set the session key.
+fn replica() -> Arc<Replica<Fake>> {
+    let fake = Arc::new(Fake::new());
+    let key = proof::new_key().unwrap();
+    fake.apply(Command::SetSessionKey { key: key.clone() }.encode());
+    let database = fake.machine.lock().unwrap().database();
+    let options = ServeOptions {
+        request_timeout: Duration::from_secs(5),
+        query_timeout: Duration::from_secs(5),
+        max_queries: 4,
+        statement_limits: Limits::NONE,
+    };
+    let replica = Replica::new(
+        fake,
+        database,
+        watch::channel(Some(Arc::new(key))).1,
+        Arc::new(Activity::default()),
+        options,
+        watch::channel(false).1,
+    );
+    Arc::new(replica)
+}
+
+/// A new request of `client` (each with its own number: the log applies a request once).
+fn settings(client: u64) -> Settings {
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let sequence = SEQUENCE.fetch_add(1, Ordering::SeqCst);
+    Settings { client, sequence, ..Settings::default() }
+}
+
+/// Runs a whole script and returns everything the replica sent.
+async fn run(replica: &Arc<Replica<Fake>>, settings: Settings, sql: &str) -> Vec<Response> {
+    let (out, mut responses) = mpsc::channel(1024);
+    replica.run(settings, sql.as_bytes().to_vec(), tokio_stream::empty(), out).await;
+    let mut all = Vec::new();
+    while let Ok(response) = responses.try_recv() {
+        all.push(response);
+    }
+    all
+}
+
+/// The statement results among `responses`: what each was (its result's or error's kind, or
+/// a query's row count), its end offset and its log run.
+fn results(responses: &[Response]) -> Vec<(String, u64, u64)> {
+    let mut found = Vec::new();
+    for response in responses {
+        match response {
+            Response::Result { outcome, end, part, .. } => {
+                let what = match outcome {
+                    Ok(result) => format!("{result:?}").split([' ', '{']).next().unwrap().into(),
+                    Err(error) => error.kind.clone(),
+                };
+                found.push((what, *end, *part));
+            }
+            Response::QueryEnd { rows, end, .. } => found.push((format!("rows {rows}"), *end, 0)),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The rows the queries among `responses` returned.
+fn rows(responses: &[Response]) -> Vec<Vec<Value>> {
+    let mut all = Vec::new();
+    for response in responses {
+        if let Response::Rows(rows) = response {
+            all.extend(rows.iter().cloned());
+        }
+    }
+    all
+}
+
+/// The session the replica last sent.
+fn session(responses: &[Response]) -> Option<(Transaction, Vec<u8>)> {
+    responses.iter().rev().find_map(|response| match response {
+        Response::Session(session) => Some(session.clone()),
+        _ => None,
+    })?
+}
+
+fn text(s: &str) -> Value {
+    Value::String(s.into())
+}
+
+#[tokio::test]
+async fn writes_in_a_row_are_one_proposal_and_each_read_waits_for_a_read_index() {
+    let replica = replica();
+    let fake = &replica.consensus;
+    let script = "CREATE TABLE t (id INT PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a'); \
+                  INSERT INTO t VALUES (2, 'b'); SELECT v FROM t WHERE id = 2; SELECT v FROM t";
+    let responses = run(&replica, settings(1), script).await;
+    let results = results(&responses);
+    let parts: Vec<u64> = results.iter().map(|(_, _, part)| *part).collect();
+    assert_eq!(parts, [1, 1, 1, 0, 0], "three writes in one log run: {results:?}");
+    let ends: Vec<u64> = results.iter().map(|(_, end, _)| *end).collect();
+    assert!(ends.windows(2).all(|w| w[0] < w[1]) && ends[4] == script.len() as u64);
+    assert_eq!(results[3].0, "rows 1");
+    assert_eq!(rows(&responses), [[text("b")], [text("a")], [text("b")]]);
+    assert_eq!(fake.proposals.load(Ordering::SeqCst), 1);
+    assert_eq!(fake.read_indexes.load(Ordering::SeqCst), 2, "one barrier per linearizable read");
+    assert_eq!(session(&responses), None, "autocommit leaves no transaction open");
+
+    let stale = Settings { consistency: Consistency::Stale, ..settings(1) };
+    let responses = run(&replica, stale, "SELECT v FROM t WHERE id = 1").await;
+    assert_eq!(rows(&responses), [[text("a")]]);
+    assert_eq!(fake.read_indexes.load(Ordering::SeqCst), 2, "a stale read asks for no barrier");
+}
+
+#[tokio::test]
+async fn a_transaction_goes_through_the_log_whole_and_reads_its_own_writes() {
+    let replica = replica();
+    let fake = &replica.consensus;
+    run(&replica, settings(1), "CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let before = fake.proposals.load(Ordering::SeqCst);
+    let responses = run(
+        &replica,
+        settings(1),
+        "BEGIN; INSERT INTO t VALUES (1); INSERT INTO t VALUES (2); COMMIT",
+    )
+    .await;
+    assert_eq!(fake.proposals.load(Ordering::SeqCst), before + 1, "{:?}", results(&responses));
+
+    // A read inside the transaction cuts it into two entries, and sees the first one's write
+    // (which no one else sees before COMMIT) without a read index.
+    let reads = fake.read_indexes.load(Ordering::SeqCst);
+    let script = "BEGIN; INSERT INTO t VALUES (3); SELECT COUNT(*) FROM t; COMMIT";
+    let responses = run(&replica, settings(1), script).await;
+    assert_eq!(rows(&responses), [[Value::Integer(3)]]);
+    assert_eq!(fake.proposals.load(Ordering::SeqCst), before + 3);
+    assert_eq!(fake.read_indexes.load(Ordering::SeqCst), reads);
+    let kinds: Vec<String> = results(&responses).into_iter().map(|(kind, _, _)| kind).collect();
+    assert_eq!(kinds, ["Begin", "Insert", "rows 1", "Commit"]);
+    assert_eq!(session(&responses), None);
+}
+
+#[tokio::test]
+async fn a_session_continues_only_for_its_client_and_with_its_proof() {
+    let replica = replica();
+    run(&replica, settings(1), "CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let responses = run(&replica, settings(7), "BEGIN; INSERT INTO t VALUES (1)").await;
+    let (txn, proof) = session(&responses).expect("an open transaction");
+    assert!(matches!(txn, Transaction::ReadWrite { .. }));
+
+    let carried = |client, proof: Vec<u8>| Settings {
+        transaction: Some(txn.clone()),
+        proof,
+        ..settings(client)
+    };
+    let mut forged = proof.clone();
+    forged[0] ^= 1;
+    for (client, proof) in [(8, proof.clone()), (7, forged), (7, Vec::new())] {
+        let responses = run(&replica, carried(client, proof), "COMMIT").await;
+        assert!(
+            matches!(responses.as_slice(), [Response::Refused(Error::InvalidRequest(_))]),
+            "{responses:?}"
+        );
+    }
+    let responses = run(&replica, carried(7, proof), "INSERT INTO t VALUES (2); COMMIT").await;
+    let kinds: Vec<String> = results(&responses).into_iter().map(|(kind, _, _)| kind).collect();
+    assert_eq!(kinds, ["Insert", "Commit"]);
+    let responses = run(&replica, settings(9), "SELECT COUNT(*) FROM t").await;
+    assert_eq!(rows(&responses), [[Value::Integer(2)]]);
+}
+
+#[tokio::test]
+async fn a_write_of_unknown_outcome_or_refused_ends_the_script() {
+    let replica = replica();
+    let fake = &replica.consensus;
+    run(&replica, settings(1), "CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let script = "INSERT INTO t VALUES (1); SELECT COUNT(*) FROM t; INSERT INTO t VALUES (2)";
+    for (fate, kind, applied) in
+        [(Fate::ApplyThenLose, "outcome_unknown", 1), (Fate::Refuse, "unavailable", 0)]
+    {
+        run(&replica, settings(1), "DELETE FROM t").await;
+        fake.fates.lock().unwrap().push_back(fate);
+        let proposals = fake.proposals.load(Ordering::SeqCst);
+        let responses = run(&replica, settings(1), script).await;
+        let results = results(&responses);
+        assert_eq!(results.len(), 1, "nothing runs after it: {results:?}");
+        assert_eq!(results[0].0, kind);
+        assert_eq!(fake.proposals.load(Ordering::SeqCst), proposals + 1);
+        // The client resumes after the last result it got, so the failed write is its result.
+        assert_eq!(results[0].1, "INSERT INTO t VALUES (1);".len() as u64);
+        let responses = run(&replica, settings(2), "SELECT COUNT(*) FROM t").await;
+        assert_eq!(rows(&responses), [[Value::Integer(applied)]], "{fate:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_read_only_transaction_reads_its_snapshot_wherever_it_continues() {
+    let replica = replica();
+    run(&replica, settings(1), "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await;
+    let proposals = replica.consensus.proposals.load(Ordering::SeqCst);
+    let responses = run(&replica, settings(3), "BEGIN READ ONLY").await;
+    let (txn, proof) = session(&responses).expect("a read-only transaction");
+    assert!(matches!(txn, Transaction::ReadOnly { .. }));
+    run(&replica, settings(4), "INSERT INTO t VALUES (2)").await;
+    let carried = Settings { transaction: Some(txn), proof, ..settings(3) };
+    let responses = run(&replica, carried, "SELECT COUNT(*) FROM t; COMMIT").await;
+    assert_eq!(rows(&responses), [[Value::Integer(1)]], "the snapshot predates the insert");
+    assert_eq!(session(&responses), None, "COMMIT ends it");
+    // BEGIN READ ONLY, its read and its COMMIT never went through the log.
+    assert_eq!(replica.consensus.proposals.load(Ordering::SeqCst), proposals + 1);
+}
+
+#[tokio::test]
+async fn a_retried_request_is_applied_once_and_answered_as_the_first_time() {
+    let replica = replica();
+    run(&replica, settings(1), "CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let request = settings(5);
+    let first = run(&replica, request.clone(), "INSERT INTO t VALUES (1), (2)").await;
+    // The client lost the answer and sends the same request again: same id, same run.
+    let again = run(&replica, request, "INSERT INTO t VALUES (1), (2)").await;
+    assert_eq!(results(&first), results(&again));
+    assert_eq!(results(&again)[0].0, "Insert", "not a duplicate key error");
+    let responses = run(&replica, settings(2), "SELECT COUNT(*) FROM t").await;
+    assert_eq!(rows(&responses), [[Value::Integer(2)]]);
+}
