@@ -6,8 +6,8 @@
 //! a read-write transaction) form one log entry, up to [`MAX_RUN_BYTES`]: an autocommit INSERT
 //! costs one entry, and a whole `BEGIN; ...; COMMIT` script costs one. Everything else is
 //! served by this node:
-//! - a query outside a transaction, after a ReadIndex barrier (linearizable) or at once
-//!   (stale);
+//! - a query outside a transaction, after a ReadIndex barrier (linearizable; the statements
+//!   that arrived before the barrier was asked for share it) or at once (stale);
 //! - a query inside a read-write transaction, once this node has applied the transaction's
 //!   last write, through a read view of the transaction;
 //! - a read-only transaction: BEGIN READ ONLY takes a snapshot here after a barrier, and its
@@ -132,6 +132,8 @@ impl<C: Consensus> Replica<C> {
             open: Open::of(settings.transaction.as_ref()),
             failed: false,
             stopped: false,
+            received: 0,
+            read_index: None,
             settings,
         };
         if let Err(error) = run.script(first, input).await {
@@ -201,6 +203,11 @@ struct Run<C> {
     failed: bool,
     /// The script must stop (an unknown outcome, or the client went away).
     stopped: bool,
+    /// The offset in the script just past the text received so far.
+    received: u64,
+    /// The last read index: how far the script had arrived when it was asked for, and the
+    /// index (see [`Run::barrier`]).
+    read_index: Option<(u64, Index)>,
 }
 
 impl<C: Consensus> Run<C> {
@@ -213,13 +220,18 @@ impl<C: Consensus> Run<C> {
     ) -> Result<(), Error> {
         let mut splitter = Splitter::new(MAX_STATEMENT_BYTES, self.settings.start_offset);
         splitter.push(&first);
+        self.received = self.settings.start_offset + first.len() as u64;
         let mut ended = false;
         while !self.stopped && (!self.failed || self.settings.continue_on_error) {
             let piece = match splitter.next_statement() {
                 Ok(Some(piece)) => piece,
                 Ok(None) if !ended => {
                     match input.next().await {
-                        Some(piece) => splitter.push(&piece?),
+                        Some(piece) => {
+                            let piece = piece?;
+                            splitter.push(&piece);
+                            self.received += piece.len() as u64;
+                        }
                         None => ended = true,
                     }
                     continue;
@@ -395,7 +407,7 @@ impl<C: Consensus> Run<C> {
                 self.flush().await;
             }
             Route::BeginReadOnly { as_of } => {
-                let index = match self.barrier().await {
+                let index = match self.barrier(end).await {
                     Ok(index) => index,
                     Err(error) => return self.result(applied, Err(error), end, 0).await,
                 };
@@ -435,7 +447,7 @@ impl<C: Consensus> Run<C> {
             }
             Route::Read => match self.transaction.clone() {
                 None => {
-                    let index = match self.barrier().await {
+                    let index = match self.barrier(end).await {
                         Ok(index) => index.max(consensus.applied()),
                         Err(error) => return self.result(applied, Err(error), end, 0).await,
                     };
@@ -462,11 +474,25 @@ impl<C: Consensus> Run<C> {
 
     /// Waits until a read outside a transaction may be served: after a read index
     /// (linearizable) or at once (stale). Returns the index the read reflects at least.
-    async fn barrier(&self) -> Result<Index, StatementError> {
-        match self.settings.consistency {
-            Consistency::Linearizable => Ok(self.replica.consensus.read_index().await?),
-            Consistency::Stale => Ok(self.replica.consensus.applied()),
+    ///
+    /// A read is invoked when its text reaches this node: a client that sends several
+    /// statements in one piece does not wait for one's result before sending the next. So a
+    /// read index asked for after a statement arrived covers it, and the statements that
+    /// arrived with it share one read index instead of a round to the leader each.
+    async fn barrier(&mut self, end: u64) -> Result<Index, StatementError> {
+        let consensus = &self.replica.consensus;
+        if self.settings.consistency == Consistency::Stale {
+            return Ok(consensus.applied());
         }
+        if let Some((covered, index)) = self.read_index
+            && end <= covered
+        {
+            return Ok(index.max(consensus.applied()));
+        }
+        let covered = self.received;
+        let index = consensus.read_index().await?;
+        self.read_index = Some((covered, index));
+        Ok(index)
     }
 
     /// Runs a query (or EXPLAIN): inline if it is short, otherwise on the blocking pool,
