@@ -9,7 +9,8 @@
 #   benches/side_by_side.sh /tmp/old/release target/release 5 insert 64 15000
 #   benches/side_by_side.sh /tmp/old/release target/release 5 read 32 15000
 #
-# Each BIN_DIR holds `chronosd` and `chronos` (e.g. a copy of target/release from another
+# BENCH_ARGS adds options to every bench run (BENCH_ARGS="--batch-size 1000" for the batch
+# workload). Each BIN_DIR holds `chronosd` and `chronos` (e.g. a copy of target/release from another
 # commit). Linux only (/proc); ports 7501-7503 and 7601-7603 must be free.
 set -euo pipefail
 
@@ -56,7 +57,7 @@ run() {
     local label=$1 bin=$2 base=$3 before after out client rate
     before=$(ticks "$base")
     out=$( { /usr/bin/time -f "CLIENT %U %S" "$bin/chronos" --addr "$(addresses "$base")" bench \
-        --workload "$WORKLOAD" --clients "$CLIENTS" --count "$COUNT" 2>&1; } 2>&1 ) || true
+        --workload "$WORKLOAD" --clients "$CLIENTS" --count "$COUNT" ${BENCH_ARGS:-} 2>&1; } 2>&1 ) || true
     after=$(ticks "$base")
     client=$(echo "$out" | awk '/^CLIENT/ { printf "%d", ($2 + $3) * 100 }')
     rate=$(echo "$out" | grep -oE '\([0-9]+/s\)' | head -1 | tr -d '()/s')
@@ -70,8 +71,8 @@ run() {
 start "$OLD" 7500
 start "$NEW" 7600
 sleep 3
-"$OLD/chronos" --addr "$(addresses 7500)" bench --workload "$WORKLOAD" --clients 4 --count 500 >/dev/null 2>&1 || true
-"$NEW/chronos" --addr "$(addresses 7600)" bench --workload "$WORKLOAD" --clients 4 --count 500 >/dev/null 2>&1 || true
+"$OLD/chronos" --addr "$(addresses 7500)" bench --workload "$WORKLOAD" --clients 4 --count 500 ${BENCH_ARGS:-} >/dev/null 2>&1 || true
+"$NEW/chronos" --addr "$(addresses 7600)" bench --workload "$WORKLOAD" --clients 4 --count 500 ${BENCH_ARGS:-} >/dev/null 2>&1 || true
 for _ in $(seq "$ROUNDS"); do
     run old "$OLD" 7500
     run new "$NEW" 7600

@@ -20,14 +20,15 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             let defaults: Row =
                 table.columns.iter().map(|c| c.default.clone().unwrap_or(Value::Null)).collect();
             let count = rows.len() as u64;
+            let mut prepared = Vec::with_capacity(rows.len());
             for values in rows {
                 let mut row = defaults.clone();
                 for (target, value) in columns.iter().zip(values) {
                     row[*target] = value;
                 }
-                let row = table.prepare_row(row)?;
-                txn.insert(&table, row)?;
+                prepared.push(table.prepare_row(row)?);
             }
+            txn.insert_rows(&table, prepared)?;
             StatementResult::Insert { count }
         }
         Plan::Update { table, source, set } => {

@@ -270,6 +270,36 @@ fn write_latch_rejects_interleaved_unflushed_writes() {
 }
 
 #[test]
+fn a_claimed_span_has_no_version_and_keeps_other_writers_out() {
+    let (mvcc, _) = memory();
+    seed(&mvcc, &[(b"b", b"1"), (b"d", b"2")]);
+    let mut gone = mvcc.begin().unwrap();
+    gone.delete(b"d").unwrap();
+    gone.commit().unwrap();
+    let mut txn = mvcc.begin().unwrap();
+    assert!(!txn.claim_unwritten(b"a", b"c").unwrap(), "b has a version");
+    assert!(!txn.claim_unwritten(b"c", b"e").unwrap(), "d's tombstone is a version");
+    assert!(!txn.claim_unwritten(b"c", b"a").unwrap(), "a backwards span claims nothing");
+    assert!(txn.claim_unwritten(b"e", b"g").unwrap());
+    // Until the claim's writes are flushed, no one else writes.
+    let mut other = mvcc.begin().unwrap();
+    assert!(matches!(other.set(b"f", vec![]), Err(Error::InvalidTransaction(_))));
+    txn.write_fresh(b"e", b"3".to_vec()).unwrap();
+    assert!(!txn.claim_unwritten(b"e", b"f").unwrap(), "its own unflushed write counts");
+    txn.flush().unwrap();
+    other.set(b"f", vec![]).unwrap();
+    other.commit().unwrap();
+    // A claim that writes nothing lets go of the latch at the flush.
+    let mut idle = mvcc.begin().unwrap();
+    assert!(idle.claim_unwritten(b"x", b"z").unwrap());
+    idle.flush().unwrap();
+    let mut next = mvcc.begin().unwrap();
+    next.set(b"y", vec![]).unwrap();
+    next.commit().unwrap();
+    txn.commit().unwrap();
+}
+
+#[test]
 fn exclusive_lock_excludes_other_writers() {
     let (mvcc, engine) = memory();
     let other = mvcc.begin().unwrap();

@@ -248,6 +248,27 @@ impl Transaction {
         Ok(())
     }
 
+    /// Claims the keys from `first` to `last` (inclusive) for [`Transaction::write_fresh`]:
+    /// true when no transaction has a version of any of them, in the store or among this
+    /// transaction's unflushed writes. One seek answers for the whole span (a bulk load past
+    /// the end of a table). The check runs under the write latch, which this transaction then
+    /// holds until its writes are flushed or discarded, so no other writer can add a version
+    /// in the span meanwhile.
+    pub fn claim_unwritten(&mut self, first: &[u8], last: &[u8]) -> Result<bool> {
+        self.writable()?;
+        if first > last || self.pending.range(first.to_vec()..=last.to_vec()).next().is_some() {
+            return Ok(false);
+        }
+        self.latch_for_write()?;
+        let span = (
+            Bound::Included(version_key(first, 0)),
+            Bound::Included(version_key(last, Version::MAX)),
+        );
+        let unwritten = self.shared.engine.last(span)?.is_none();
+        self.check_horizon()?;
+        Ok(unwritten)
+    }
+
     /// Sets `key`, which no version of any transaction has ever had (a freshly allocated,
     /// never reused id): no conflict check and nothing to supersede.
     pub fn write_fresh(&mut self, key: &[u8], value: Vec<u8>) -> Result<()> {
@@ -421,6 +442,10 @@ impl Transaction {
         }
         self.drain_pending(&mut batch, true);
         if batch.is_empty() {
+            // A claim may hold the latch with nothing written.
+            if registry.latch == Some(self.state.version) {
+                registry.latch = None;
+            }
             return Ok(());
         }
         shared.write_batch(&mut registry, batch, true)?;
