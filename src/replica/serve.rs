@@ -38,6 +38,7 @@ use crate::sql::budget::{Budget, Limits};
 use crate::sql::parser::{self, ast::Statement};
 use crate::sql::{Database, StatementResult};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::{Stream, StreamExt};
@@ -46,11 +47,14 @@ use tokio_stream::{Stream, StreamExt};
 pub const MAX_STATEMENT_BYTES: usize = 40 << 20;
 /// About the most statement text one log entry carries (a longer statement goes alone).
 pub const MAX_RUN_BYTES: usize = 8 << 20;
+/// The most responses delivered in one batch.
+const RESPONSES_PER_BATCH: usize = 256;
 /// How many row batches may wait for a slow client before the query waits.
 const ROW_BATCHES_AHEAD: usize = 2;
 
-/// Where responses go.
-pub type Output = mpsc::Sender<Response>;
+/// Where responses go: in batches, each sent when a statement (or a batch of a query's rows)
+/// is done, so a short statement's columns, rows and result reach the network together.
+pub type Output = mpsc::Sender<Vec<Response>>;
 
 /// How a replica serves requests.
 #[derive(Clone, Copy, Debug)]
@@ -69,6 +73,8 @@ pub struct ServeOptions {
 pub struct Replica<C> {
     consensus: Arc<C>,
     database: SharedDatabase,
+    /// The state machine's position (see [`super::StateMachine::position`]).
+    position: Arc<AtomicU64>,
     session_key: watch::Receiver<Option<Arc<Vec<u8>>>>,
     activity: Arc<Activity>,
     queries: Arc<Semaphore>,
@@ -77,19 +83,20 @@ pub struct Replica<C> {
 }
 
 impl<C: Consensus> Replica<C> {
-    /// A replica serving the state machine's `database` (as it applies it) on `consensus`.
-    /// `session_key` is the cluster's session key once the log has set it; `activity` records
-    /// the transactions its clients use; `stopping` turns true when the node begins to stop.
+    /// A replica serving the state machine's `database` and `position` (as it applies the
+    /// log) on `consensus`. `session_key` is the cluster's session key once the log has set it;
+    /// `activity` records the transactions its clients use; `stopping` turns true when the
+    /// node begins to stop.
     pub fn new(
         consensus: Arc<C>,
-        database: SharedDatabase,
+        (database, position): (SharedDatabase, Arc<AtomicU64>),
         session_key: watch::Receiver<Option<Arc<Vec<u8>>>>,
         activity: Arc<Activity>,
         options: ServeOptions,
         stopping: watch::Receiver<bool>,
     ) -> Self {
         let queries = Arc::new(Semaphore::new(options.max_queries));
-        Self { consensus, database, session_key, activity, queries, options, stopping }
+        Self { consensus, database, position, session_key, activity, queries, options, stopping }
     }
 
     /// Runs a script (see the module docs): `first` is its first piece, `input` the rest.
@@ -102,14 +109,14 @@ impl<C: Consensus> Replica<C> {
         out: Output,
     ) {
         if let Err(error) = self.consensus.running() {
-            let _ = out.send(Response::Refused(error)).await;
+            let _ = out.send(vec![Response::Refused(error)]).await;
             return;
         }
         if let Some(txn) = &settings.transaction {
             let verified = match self.session_key().await {
                 Ok(key) => proof::verify(&key, txn, settings.client, &settings.proof),
                 Err(error) => {
-                    let _ = out.send(Response::Refused(error)).await;
+                    let _ = out.send(vec![Response::Refused(error)]).await;
                     return;
                 }
             };
@@ -117,7 +124,7 @@ impl<C: Consensus> Replica<C> {
                 let error = Error::InvalidRequest(
                     "the session's transaction was not issued by this cluster to this client (or was altered); start a new session".into(),
                 );
-                let _ = out.send(Response::Refused(error)).await;
+                let _ = out.send(vec![Response::Refused(error)]).await;
                 return;
             }
         }
@@ -127,6 +134,7 @@ impl<C: Consensus> Replica<C> {
             part: settings.first_part.max(1),
             replica: self.clone(),
             out,
+            outgoing: Vec::new(),
             pending: Vec::new(),
             pending_bytes: 0,
             open: Open::of(settings.transaction.as_ref()),
@@ -137,11 +145,13 @@ impl<C: Consensus> Replica<C> {
             settings,
         };
         if let Err(error) = run.script(first, input).await {
-            let _ = run.out.send(Response::Refused(error)).await;
+            run.send(Response::Refused(error)).await;
+            run.deliver().await;
             return;
         }
         run.flush().await;
         run.send_session().await;
+        run.deliver().await;
     }
 
     /// The current database.
@@ -189,6 +199,8 @@ impl<C: Consensus> Replica<C> {
 struct Run<C> {
     replica: Arc<Replica<C>>,
     out: Output,
+    /// Responses not yet delivered to `out`.
+    outgoing: Vec<Response>,
     settings: Settings,
     /// The session's transaction now.
     transaction: Option<Transaction>,
@@ -206,7 +218,7 @@ struct Run<C> {
     /// The offset in the script just past the text received so far.
     received: u64,
     /// The last read index: how far the script had arrived when it was asked for, and the
-    /// index (see [`Run::barrier`]).
+    /// index (see [`Run::barrier`]); forgotten once a write goes through the log.
     read_index: Option<(u64, Index)>,
 }
 
@@ -226,6 +238,7 @@ impl<C: Consensus> Run<C> {
             let piece = match splitter.next_statement() {
                 Ok(Some(piece)) => piece,
                 Ok(None) if !ended => {
+                    self.deliver().await;
                     match input.next().await {
                         Some(piece) => {
                             let piece = piece?;
@@ -259,6 +272,8 @@ impl<C: Consensus> Run<C> {
                 }
             };
             for statement in statements {
+                // The last statement's responses go with the session at the end.
+                self.deliver().await;
                 self.statement(statement, piece.text.len(), piece.end).await;
             }
         }
@@ -319,6 +334,9 @@ impl<C: Consensus> Run<C> {
             request,
             limits: self.replica.options.statement_limits,
         };
+        // A read after these writes must see them: its read index must come after them (the
+        // consensus answers once the write is applied here, but may give up waiting for that).
+        self.read_index = None;
         match self.replica.consensus.propose(command.encode(), txn).await {
             Ok((index, Outcome::Executed { results, txn })) => {
                 let ran = results.len();
@@ -351,6 +369,7 @@ impl<C: Consensus> Run<C> {
                 self.stopped = true;
             }
         }
+        self.deliver().await;
     }
 
     /// Sends a statement's result.
@@ -367,11 +386,26 @@ impl<C: Consensus> Run<C> {
         let index = self.replica.consensus.applied();
         let error = StatementError::new("invalid_request", message);
         self.result(index, Err(error), 0, 0).await;
+        self.deliver().await;
         self.stopped = true;
     }
 
+    /// Queues a response; [`Run::deliver`] sends what is queued (or this, once a batch is
+    /// full: a run of many writes has as many results).
     async fn send(&mut self, response: Response) {
-        if self.out.send(response).await.is_err() {
+        self.outgoing.push(response);
+        if self.outgoing.len() >= RESPONSES_PER_BATCH {
+            self.deliver().await;
+        }
+    }
+
+    /// Sends the queued responses, as one batch.
+    async fn deliver(&mut self) {
+        if self.outgoing.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.outgoing);
+        if self.out.send(batch).await.is_err() {
             self.stopped = true; // the client went away
         }
     }
@@ -383,7 +417,7 @@ impl<C: Consensus> Run<C> {
             Some(txn) => match self.replica.session_key().await {
                 Ok(key) => Some((txn.clone(), proof::sign(&key, txn, self.settings.client))),
                 Err(error) => {
-                    let _ = self.out.send(Response::Refused(error)).await;
+                    self.send(Response::Refused(error)).await;
                     self.stopped = true;
                     return;
                 }
@@ -419,6 +453,9 @@ impl<C: Consensus> Run<C> {
                     Ok(txn.state().clone())
                 })
                 .await;
+                // A node that continues the snapshot must have applied all it sees, which may
+                // be more than the read index: the state machine's position covers it.
+                let index = index.max(replica.position.load(Ordering::SeqCst));
                 match state {
                     Ok(state) => {
                         let result =
@@ -530,7 +567,12 @@ impl<C: Consensus> Run<C> {
         });
         // Pass the batches on as they come (the channel bounds what waits).
         while let Some(event) = incoming.recv().await {
+            // Columns go with the first rows; each batch of rows goes at once.
+            let rows = matches!(event, Response::Rows(_));
             self.send(event).await;
+            if rows {
+                self.deliver().await;
+            }
             if self.stopped {
                 break; // the client went away: dropping `incoming` stops the query
             }

@@ -28,6 +28,9 @@ struct Fake {
     machine: Mutex<StateMachine>,
     applied: watch::Sender<Index>,
     fates: Mutex<VecDeque<Fate>>,
+    /// Whether applying publishes the applied index at once (the node's applier publishes
+    /// it after a batch of entries).
+    publish: std::sync::atomic::AtomicBool,
     proposals: AtomicUsize,
     read_indexes: AtomicUsize,
 }
@@ -40,6 +43,7 @@ impl Fake {
             applied: watch::channel(machine.applied()).0,
             machine: Mutex::new(machine),
             fates: Mutex::new(VecDeque::new()),
+            publish: std::sync::atomic::AtomicBool::new(true),
             proposals: AtomicUsize::new(0),
             read_indexes: AtomicUsize::new(0),
         }
@@ -51,7 +55,9 @@ impl Fake {
         let entry = Entry { index, term: 1, payload: Payload::Command(command) };
         let outcome = machine.apply(&entry).unwrap();
         machine.commit().unwrap();
-        self.applied.send_replace(index);
+        if self.publish.load(Ordering::SeqCst) {
+            self.applied.send_replace(index);
+        }
         (index, outcome)
     }
 }
@@ -100,7 +106,10 @@ fn replica() -> Arc<Replica<Fake>> {
     let fake = Arc::new(Fake::new());
     let key = proof::new_key().unwrap();
     fake.apply(Command::SetSessionKey { key: key.clone() }.encode());
-    let database = fake.machine.lock().unwrap().database();
+    let state = {
+        let machine = fake.machine.lock().unwrap();
+        (machine.database(), machine.position())
+    };
     let options = ServeOptions {
         request_timeout: Duration::from_secs(5),
         query_timeout: Duration::from_secs(5),
@@ -109,7 +118,7 @@ fn replica() -> Arc<Replica<Fake>> {
     };
     let replica = Replica::new(
         fake,
-        database,
+        state,
         watch::channel(Some(Arc::new(key))).1,
         Arc::new(Activity::default()),
         options,
@@ -130,8 +139,8 @@ async fn run(replica: &Arc<Replica<Fake>>, settings: Settings, sql: &str) -> Vec
     let (out, mut responses) = mpsc::channel(1024);
     replica.run(settings, sql.as_bytes().to_vec(), tokio_stream::empty(), out).await;
     let mut all = Vec::new();
-    while let Ok(response) = responses.try_recv() {
-        all.push(response);
+    while let Ok(batch) = responses.try_recv() {
+        all.extend(batch);
     }
     all
 }
@@ -220,8 +229,8 @@ async fn a_read_that_arrives_after_a_read_index_was_asked_for_asks_again() {
     replica.run(settings(1), first, input, out).await;
     assert_eq!(fake.read_indexes.load(Ordering::SeqCst), before + 3);
     let mut ended = 0;
-    while let Ok(response) = responses.try_recv() {
-        ended += matches!(response, Response::QueryEnd { .. }) as usize;
+    while let Ok(batch) = responses.try_recv() {
+        ended += batch.iter().filter(|r| matches!(r, Response::QueryEnd { .. })).count();
     }
     assert_eq!(ended, 4);
 }
@@ -336,4 +345,79 @@ async fn a_retried_request_is_applied_once_and_answered_as_the_first_time() {
     assert_eq!(results(&again)[0].0, "Insert", "not a duplicate key error");
     let responses = run(&replica, settings(2), "SELECT COUNT(*) FROM t").await;
     assert_eq!(rows(&responses), [[Value::Integer(2)]]);
+}
+
+#[tokio::test]
+async fn a_short_statement_is_answered_in_one_batch_with_the_session() {
+    let replica = replica();
+    run(&replica, settings(1), "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .await;
+    // One batch is one write to the network: columns, row, end and session together.
+    let (out, mut batches) = mpsc::channel(16);
+    replica
+        .run(settings(1), b"SELECT id FROM t WHERE id = 1".to_vec(), tokio_stream::empty(), out)
+        .await;
+    let batch = batches.try_recv().unwrap();
+    assert!(
+        matches!(
+            batch.as_slice(),
+            [
+                Response::Columns(_),
+                Response::Rows(_),
+                Response::QueryEnd { .. },
+                Response::Session(None)
+            ]
+        ),
+        "{batch:?}"
+    );
+    assert!(batches.try_recv().is_err());
+    // A script's earlier statements are answered before the later ones run.
+    let (out, mut batches) = mpsc::channel(16);
+    let script =
+        b"SELECT id FROM t WHERE id = 1; INSERT INTO t VALUES (2); SELECT id FROM t WHERE id = 2"
+            .to_vec();
+    replica.run(settings(1), script, tokio_stream::empty(), out).await;
+    let mut sizes = Vec::new();
+    while let Ok(batch) = batches.try_recv() {
+        sizes.push(batch.len());
+    }
+    assert_eq!(sizes, [3, 1, 4], "query; insert; query and session");
+}
+
+#[tokio::test]
+async fn a_read_after_a_write_of_the_same_script_asks_for_a_new_read_index() {
+    let replica = replica();
+    let fake = &replica.consensus;
+    run(&replica, settings(1), "CREATE TABLE t (id INT PRIMARY KEY)").await;
+    // All three arrive together, but the second read must come after the write: the write's
+    // answer does not promise that this node applied it.
+    let before = fake.read_indexes.load(Ordering::SeqCst);
+    let script = "SELECT COUNT(*) FROM t; INSERT INTO t VALUES (1); SELECT COUNT(*) FROM t";
+    let responses = run(&replica, settings(1), script).await;
+    assert_eq!(rows(&responses), [[Value::Integer(0)], [Value::Integer(1)]]);
+    assert_eq!(fake.read_indexes.load(Ordering::SeqCst), before + 2);
+}
+
+#[tokio::test]
+async fn a_read_only_snapshot_records_how_far_the_state_it_saw_had_come() {
+    let replica = replica();
+    let fake = &replica.consensus;
+    run(&replica, settings(1), "CREATE TABLE t (id INT PRIMARY KEY)").await;
+    // The applier has applied a write but not yet published its index.
+    fake.publish.store(false, Ordering::SeqCst);
+    run(&replica, settings(1), "INSERT INTO t VALUES (1)").await;
+    let written = fake.machine.lock().unwrap().applied();
+    assert!(fake.applied() < written);
+    let stale = Settings { consistency: Consistency::Stale, ..settings(2) };
+    let responses = run(&replica, stale, "BEGIN READ ONLY").await;
+    // The snapshot sees the write, so a node continuing it must first apply the write.
+    let Some((txn, proof)) = session(&responses) else {
+        panic!("no read-only session: {responses:?}");
+    };
+    let Transaction::ReadOnly { index, .. } = txn else { panic!("{txn:?}") };
+    assert!(index >= written, "recorded {index}, the write is at {written}");
+    fake.applied.send_replace(written);
+    let carried = Settings { transaction: Some(txn), proof, ..settings(2) };
+    let responses = run(&replica, carried, "SELECT COUNT(*) FROM t").await;
+    assert_eq!(rows(&responses), [[Value::Integer(1)]]);
 }

@@ -31,6 +31,7 @@ use crate::storage::mvcc::Version;
 use crate::storage::{Engine, ReplicaStore, View, WriteBatch};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// The key of the state machine's own record, outside the keys MVCC and SQL use.
@@ -126,6 +127,8 @@ pub struct StateMachine {
     clients: BTreeMap<u64, ClientRecord>,
     /// Counts changes of the addresses (volatile: only for noticing them).
     address_changes: u64,
+    /// The entry being applied, or the last applied (see [`StateMachine::position`]).
+    position: Arc<AtomicU64>,
 }
 
 impl StateMachine {
@@ -140,10 +143,18 @@ impl StateMachine {
             store,
             db: Arc::new(RwLock::new(Arc::new(db))),
             txns: BTreeMap::new(),
-            meta,
+            position: Arc::new(AtomicU64::new(meta.applied)),
             clients,
             address_changes: 0,
+            meta,
         })
+    }
+
+    /// How far the state readers see may have come: set to an entry's index before its
+    /// effects become visible, so a reader that saw an entry's effects reads at least its
+    /// index afterwards. (The applied index is published later, after a batch of entries.)
+    pub fn position(&self) -> Arc<AtomicU64> {
+        self.position.clone()
     }
 
     /// The shared handle to the current database.
@@ -196,6 +207,7 @@ impl StateMachine {
                 format!("entry {index} handed over again (applied {})", self.meta.applied),
             ));
         }
+        self.position.store(index, Ordering::SeqCst);
         let outcome = match &entry.payload {
             Payload::Noop => Outcome::Done,
             Payload::Config(config) => {
@@ -406,6 +418,7 @@ impl StateMachine {
         let db = Database::open_replicated(store.clone()).map_err(|e| fatal(meta.applied, e))?;
         // The old transactions belong to the old store; dropping them touches only it.
         self.txns.clear();
+        self.position.fetch_max(meta.applied, Ordering::SeqCst);
         self.clients = clients;
         *self.db.write().unwrap_or_else(|poison| poison.into_inner()) = Arc::new(db);
         self.store = store;

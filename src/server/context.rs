@@ -41,6 +41,8 @@ pub struct Context {
     pub session_key: watch::Receiver<Option<Arc<Vec<u8>>>>,
     /// The current database.
     pub db: SharedDatabase,
+    /// The state machine's position (see [`crate::replica::StateMachine::position`]).
+    pub position: Arc<std::sync::atomic::AtomicU64>,
     /// Connections to peers.
     pub transport: Arc<Transport>,
     /// Node events.

@@ -193,7 +193,7 @@ impl Node {
         let (state_tx, state) = watch::channel(initial);
         let (events, _) = broadcast::channel(256);
         let waiters = Arc::new(Mutex::new(BTreeMap::new()));
-        let db = machine.database();
+        let (db, position) = (machine.database(), machine.position());
         let applier = Applier {
             machine,
             work: apply_rx,
@@ -254,6 +254,7 @@ impl Node {
             applied,
             session_key,
             db,
+            position,
             transport,
             events,
             data,

@@ -79,7 +79,7 @@ impl SqlService {
         };
         let replica = Replica::new(
             cx.clone(),
-            cx.db.clone(),
+            (cx.db.clone(), cx.position.clone()),
             cx.session_key.clone(),
             cx.activity.clone(),
             options,
@@ -112,21 +112,56 @@ impl pb::sql_server::Sql for SqlService {
         let settings = crate::grpc::convert::settings(first.settings);
         let (results, stream) = tokio::sync::mpsc::channel(RESULTS_AHEAD);
         let replica = self.replica.clone();
-        let input = tokio_stream::StreamExt::map(input, |piece| match piece {
-            Ok(piece) => Ok(piece.sql),
-            Err(status) => Err(crate::replica::Error::Unavailable(format!(
-                "the script's stream broke: {}",
-                status.message()
-            ))),
+        let input = tokio_stream::StreamExt::map(input, |piece| {
+            use crate::replica::Error as E;
+            let status = match piece {
+                Ok(piece) => return Ok(piece.sql),
+                Err(status) => status,
+            };
+            let message = format!("the script's stream broke: {}", status.message());
+            // A connection that went away leaves nothing run past it; a message this node
+            // cannot take would fail the same way anywhere.
+            Err(match status.code() {
+                tonic::Code::Cancelled | tonic::Code::Unavailable | tonic::Code::Unknown => {
+                    E::Unavailable(message)
+                }
+                _ => E::InvalidRequest(message),
+            })
         });
         tokio::spawn(async move { replica.run(settings, first.sql, input, results).await });
-        // The response's headers leave with its first result, in one write: most calls are one
-        // short statement, and a separate write for the headers would cost a system call.
-        let mut stream = stream;
-        let first = stream.recv().await.map(convert::run_response);
-        let rest = tokio_stream::wrappers::ReceiverStream::new(stream);
-        let rest = tokio_stream::StreamExt::map(rest, convert::run_response);
-        Ok(Response::new(Box::pin(tokio_stream::StreamExt::chain(tokio_stream::iter(first), rest))))
+        // The response's headers leave with its first statement's responses, in one write: most
+        // calls are one short statement, and a separate write for the headers would cost a
+        // system call.
+        let mut batches = stream;
+        let first = batches.recv().await.unwrap_or_default();
+        Ok(Response::new(Box::pin(RunResponses { batches, ready: first.into_iter() })))
+    }
+}
+
+/// A replica's batches of responses as the stream of `Sql.Run` messages.
+struct RunResponses {
+    batches: tokio::sync::mpsc::Receiver<Vec<crate::replica::Response>>,
+    ready: std::vec::IntoIter<crate::replica::Response>,
+}
+
+impl tokio_stream::Stream for RunResponses {
+    type Item = Result<pb::RunResponse, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        loop {
+            if let Some(response) = self.ready.next() {
+                return Poll::Ready(Some(convert::run_response(response)));
+            }
+            match self.batches.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.ready = batch.into_iter(),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 

@@ -21,14 +21,26 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
                 table.columns.iter().map(|c| c.default.clone().unwrap_or(Value::Null)).collect();
             let count = rows.len() as u64;
             let mut prepared = Vec::with_capacity(rows.len());
+            let mut invalid = None;
             for values in rows {
                 let mut row = defaults.clone();
                 for (target, value) in columns.iter().zip(values) {
                     row[*target] = value;
                 }
-                prepared.push(table.prepare_row(row)?);
+                match table.prepare_row(row) {
+                    Ok(row) => prepared.push(row),
+                    Err(error) => {
+                        invalid = Some(error);
+                        break;
+                    }
+                }
             }
+            // The rows before an invalid one go first: the first failing row, in order, is the
+            // one reported.
             txn.insert_rows(&table, prepared)?;
+            if let Some(error) = invalid {
+                return Err(error);
+            }
             StatementResult::Insert { count }
         }
         Plan::Update { table, source, set } => {
