@@ -422,7 +422,11 @@ fn forged_or_hijacked_sessions_are_refused() {
                 session: Some(pb::Session { transaction: Some(transaction) }),
                 ..Default::default()
             };
-            let request = pb::RunRequest { settings: Some(settings), sql: sql.as_bytes().to_vec() };
+            let request = pb::RunRequest {
+                settings: Some(settings),
+                sql: sql.as_bytes().to_vec(),
+                end: true,
+            };
             let mut stream = raw.run(tokio_stream::iter(vec![request])).await?.into_inner();
             let mut messages = Vec::new();
             while let Some(message) = stream.message().await? {
@@ -453,7 +457,11 @@ fn forged_or_hijacked_sessions_are_refused() {
             let mut raw =
                 pb::sql_client::SqlClient::connect(address.clone()).await.expect("connect");
             let settings = pb::RunSettings { session, client_id, ..Default::default() };
-            let request = pb::RunRequest { settings: Some(settings), sql: sql.as_bytes().to_vec() };
+            let request = pb::RunRequest {
+                settings: Some(settings),
+                sql: sql.as_bytes().to_vec(),
+                end: true,
+            };
             let mut stream = raw.run(tokio_stream::iter(vec![request])).await?.into_inner();
             let mut last = None;
             while let Some(message) = stream.message().await? {

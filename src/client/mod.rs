@@ -358,7 +358,7 @@ impl Client {
         let whole = source.lock().unwrap_or_else(|p| p.into_inner()).whole(progress.acknowledged);
         let (feeder, stream) = match whole {
             Some(sql) => {
-                let request = pb::RunRequest { settings: Some(settings), sql };
+                let request = pb::RunRequest { settings: Some(settings), sql, end: true };
                 (Feeder(None), client.run(tokio_stream::once(request)).await)
             }
             None => {

@@ -125,14 +125,14 @@ pub(super) async fn feed(
             }
         };
         let Some(piece) = piece else {
-            if let Some(settings) = settings.take() {
-                let _ =
-                    pieces.send(pb::RunRequest { settings: Some(settings), sql: Vec::new() }).await;
-            }
+            // The end, said explicitly: a stream that ends without it (this task failed to
+            // read the script) leaves its unterminated last statement unrun.
+            let end = pb::RunRequest { settings: settings.take(), sql: Vec::new(), end: true };
+            let _ = pieces.send(end).await;
             return Ok(());
         };
         offset += piece.len() as u64;
-        let request = pb::RunRequest { settings: settings.take(), sql: piece };
+        let request = pb::RunRequest { settings: settings.take(), sql: piece, end: false };
         if pieces.send(request).await.is_err() {
             return Ok(()); // the call ended
         }

@@ -26,7 +26,7 @@ mod state;
 
 pub use command::{Command, Outcome, RequestId, StatementError, StatementOutcome};
 pub use consensus::{Consensus, Error};
-pub use request::{Consistency, Response, Settings, Transaction};
+pub use request::{Chunk, Consistency, Response, Settings, Transaction};
 pub use serve::{MAX_RUN_BYTES, MAX_STATEMENT_BYTES, Replica, ServeOptions};
 pub use session::{Open, Route, route};
 pub use state::{ApplyError, Meta, SharedDatabase, StateMachine, read_database};

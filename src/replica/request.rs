@@ -58,6 +58,16 @@ pub struct Settings {
     pub first_part: u64,
 }
 
+/// A piece of a script as it arrives.
+#[derive(Clone, Debug, Default)]
+pub struct Chunk {
+    /// The text (a piece may end anywhere, even inside a statement or a character).
+    pub text: Vec<u8>,
+    /// The script ends here. A script whose stream ends without such a piece was cut off: its
+    /// text after the last `;` is not run.
+    pub last: bool,
+}
+
 /// What a replica sends back while it runs a script, in order: for each statement either a
 /// query's columns, rows and end, or its result; the session whenever it changes and at the
 /// end; or a refusal of the whole request.

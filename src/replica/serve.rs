@@ -30,8 +30,8 @@ use super::query::{self, Reader};
 use super::script::Splitter;
 use super::state::{SharedDatabase, read_database};
 use super::{
-    Command, Consistency, Open, Outcome, RequestId, Response, Route, Settings, StatementError,
-    StatementOutcome, Transaction, route,
+    Chunk, Command, Consistency, Open, Outcome, RequestId, Response, Route, Settings,
+    StatementError, StatementOutcome, Transaction, route,
 };
 use crate::raft::Index;
 use crate::sql::budget::{Budget, Limits};
@@ -104,8 +104,8 @@ impl<C: Consensus> Replica<C> {
     pub async fn run(
         self: &Arc<Self>,
         settings: Settings,
-        first: Vec<u8>,
-        input: impl Stream<Item = Result<Vec<u8>, Error>> + Unpin + Send,
+        first: Chunk,
+        input: impl Stream<Item = Result<Chunk, Error>> + Unpin + Send,
         out: Output,
     ) {
         if let Err(error) = self.consensus.running() {
@@ -227,29 +227,40 @@ impl<C: Consensus> Run<C> {
     /// stream breaks.
     async fn script(
         &mut self,
-        first: Vec<u8>,
-        mut input: impl Stream<Item = Result<Vec<u8>, Error>> + Unpin + Send,
+        first: Chunk,
+        mut input: impl Stream<Item = Result<Chunk, Error>> + Unpin + Send,
     ) -> Result<(), Error> {
         let mut splitter = Splitter::new(MAX_STATEMENT_BYTES, self.settings.start_offset);
-        splitter.push(&first);
-        self.received = self.settings.start_offset + first.len() as u64;
-        let mut ended = false;
+        splitter.push(&first.text);
+        self.received = self.settings.start_offset + first.text.len() as u64;
+        // The stream is done, and whether the client said so (or it was cut off).
+        let (mut ended, mut complete) = (first.last, first.last);
         while !self.stopped && (!self.failed || self.settings.continue_on_error) {
             let piece = match splitter.next_statement() {
                 Ok(Some(piece)) => piece,
                 Ok(None) if !ended => {
                     self.deliver().await;
                     match input.next().await {
-                        Some(piece) => {
-                            let piece = piece?;
-                            splitter.push(&piece);
-                            self.received += piece.len() as u64;
+                        Some(chunk) => {
+                            let chunk = chunk?;
+                            splitter.push(&chunk.text);
+                            self.received += chunk.text.len() as u64;
+                            (ended, complete) = (chunk.last, chunk.last);
                         }
                         None => ended = true,
                     }
                     continue;
                 }
                 Ok(None) => match splitter.finish() {
+                    Ok(Some(_)) if !complete => {
+                        self.refuse(
+                            "the script was cut off before its end: its last statement, which \
+                             has no ';', was not run"
+                                .into(),
+                        )
+                        .await;
+                        break;
+                    }
                     Ok(Some(piece)) => piece,
                     Ok(None) => break,
                     Err(error) => {

@@ -134,10 +134,20 @@ fn settings(client: u64) -> Settings {
     Settings { client, sequence, ..Settings::default() }
 }
 
+/// A script's last piece.
+fn last(text: &[u8]) -> Chunk {
+    Chunk { text: text.to_vec(), last: true }
+}
+
+/// A script's piece, with more to come.
+fn piece(text: &[u8]) -> Chunk {
+    Chunk { text: text.to_vec(), last: false }
+}
+
 /// Runs a whole script and returns everything the replica sent.
 async fn run(replica: &Arc<Replica<Fake>>, settings: Settings, sql: &str) -> Vec<Response> {
     let (out, mut responses) = mpsc::channel(1024);
-    replica.run(settings, sql.as_bytes().to_vec(), tokio_stream::empty(), out).await;
+    replica.run(settings, last(sql.as_bytes()), tokio_stream::empty(), out).await;
     let mut all = Vec::new();
     while let Ok(batch) = responses.try_recv() {
         all.extend(batch);
@@ -221,9 +231,9 @@ async fn a_read_that_arrives_after_a_read_index_was_asked_for_asks_again() {
     // Two reads in the first piece, then two pieces of one read each: the reads of the first
     // piece were sent before the first read index was asked for, the later ones were not (a
     // write acknowledged in between must be visible to them).
-    let first = b"SELECT id FROM t; SELECT COUNT(*) FROM t;".to_vec();
-    let rest = ["SELECT id FROM t WHERE id = 1;", " SELECT COUNT(*) FROM t"];
-    let input = tokio_stream::iter(rest.map(|piece| Ok(piece.as_bytes().to_vec())));
+    let first = piece(b"SELECT id FROM t; SELECT COUNT(*) FROM t;");
+    let rest = [piece(b"SELECT id FROM t WHERE id = 1;"), last(b" SELECT COUNT(*) FROM t")];
+    let input = tokio_stream::iter(rest.map(Ok));
     let (out, mut responses) = mpsc::channel(1024);
     let before = fake.read_indexes.load(Ordering::SeqCst);
     replica.run(settings(1), first, input, out).await;
@@ -355,7 +365,7 @@ async fn a_short_statement_is_answered_in_one_batch_with_the_session() {
     // One batch is one write to the network: columns, row, end and session together.
     let (out, mut batches) = mpsc::channel(16);
     replica
-        .run(settings(1), b"SELECT id FROM t WHERE id = 1".to_vec(), tokio_stream::empty(), out)
+        .run(settings(1), last(b"SELECT id FROM t WHERE id = 1"), tokio_stream::empty(), out)
         .await;
     let batch = batches.try_recv().unwrap();
     assert!(
@@ -373,9 +383,9 @@ async fn a_short_statement_is_answered_in_one_batch_with_the_session() {
     assert!(batches.try_recv().is_err());
     // A script's earlier statements are answered before the later ones run.
     let (out, mut batches) = mpsc::channel(16);
-    let script =
-        b"SELECT id FROM t WHERE id = 1; INSERT INTO t VALUES (2); SELECT id FROM t WHERE id = 2"
-            .to_vec();
+    let script = last(
+        b"SELECT id FROM t WHERE id = 1; INSERT INTO t VALUES (2); SELECT id FROM t WHERE id = 2",
+    );
     replica.run(settings(1), script, tokio_stream::empty(), out).await;
     let mut sizes = Vec::new();
     while let Ok(batch) = batches.try_recv() {
@@ -420,4 +430,32 @@ async fn a_read_only_snapshot_records_how_far_the_state_it_saw_had_come() {
     let carried = Settings { transaction: Some(txn), proof, ..settings(2) };
     let responses = run(&replica, carried, "SELECT COUNT(*) FROM t").await;
     assert_eq!(rows(&responses), [[Value::Integer(1)]]);
+}
+
+#[tokio::test]
+async fn a_script_cut_off_before_its_end_does_not_run_its_unterminated_statement() {
+    let replica = replica();
+    run(
+        &replica,
+        settings(1),
+        "CREATE TABLE t (id INT PRIMARY KEY); INSERT INTO t VALUES (1), (2)",
+    )
+    .await;
+    // The client could not read the rest of its file: "DELETE FROM t WHERE id = 1" arrived
+    // as "DELETE FROM t", and the stream ended without the script's end.
+    let (out, mut batches) = mpsc::channel(16);
+    let input = tokio_stream::iter([Ok(piece(b"DELETE FROM t"))]);
+    replica.run(settings(1), piece(b"INSERT INTO t VALUES (3); "), input, out).await;
+    let mut responses = Vec::new();
+    while let Ok(batch) = batches.try_recv() {
+        responses.extend(batch);
+    }
+    let kinds: Vec<String> = results(&responses).into_iter().map(|(kind, _, _)| kind).collect();
+    assert_eq!(kinds, ["Insert", "invalid_request"], "the complete statement ran");
+    let responses = run(&replica, settings(2), "SELECT COUNT(*) FROM t").await;
+    assert_eq!(rows(&responses), [[Value::Integer(3)]]);
+    // Said to be the end, the same text runs.
+    run(&replica, settings(1), "DELETE FROM t").await;
+    let responses = run(&replica, settings(2), "SELECT COUNT(*) FROM t").await;
+    assert_eq!(rows(&responses), [[Value::Integer(0)]]);
 }

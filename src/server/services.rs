@@ -6,7 +6,7 @@ use super::driver::Input;
 use crate::encoding::value as codec;
 use crate::grpc::{convert, pb};
 use crate::raft::{Envelope, NodeId};
-use crate::replica::{Replica, ServeOptions};
+use crate::replica::{Chunk, Replica, ServeOptions};
 use std::sync::Arc;
 use std::time::Instant;
 use tonic::{Request, Response, Status, Streaming};
@@ -115,7 +115,7 @@ impl pb::sql_server::Sql for SqlService {
         let input = tokio_stream::StreamExt::map(input, |piece| {
             use crate::replica::Error as E;
             let status = match piece {
-                Ok(piece) => return Ok(piece.sql),
+                Ok(piece) => return Ok(Chunk { text: piece.sql, last: piece.end }),
                 Err(status) => status,
             };
             let message = format!("the script's stream broke: {}", status.message());
@@ -128,7 +128,8 @@ impl pb::sql_server::Sql for SqlService {
                 _ => E::InvalidRequest(message),
             })
         });
-        tokio::spawn(async move { replica.run(settings, first.sql, input, results).await });
+        let first = Chunk { text: first.sql, last: first.end };
+        tokio::spawn(async move { replica.run(settings, first, input, results).await });
         // The response's headers leave with its first statement's responses, in one write: most
         // calls are one short statement, and a separate write for the headers would cost a
         // system call.
