@@ -4,7 +4,7 @@
 //! implement it with a state machine applied in place, so the replica's request handling is
 //! tested without gRPC or Raft.
 
-use super::command::Outcome;
+use super::command::{Outcome, StatementError};
 use crate::raft::Index;
 use crate::storage::mvcc::Version;
 use std::future::Future;
@@ -38,6 +38,12 @@ impl Error {
             Error::InvalidRequest(_) => "invalid_request",
             Error::Io(_) => "io_error",
         }
+    }
+}
+
+impl From<Error> for StatementError {
+    fn from(error: Error) -> Self {
+        StatementError::new(error.kind(), error.to_string())
     }
 }
 

@@ -6,9 +6,10 @@
 //! - The session and transaction rules: where each statement goes (`session.rs`, pure), how
 //!   a session is signed (`proof.rs`), which transactions clients still use (`activity.rs`).
 //! - The state machine every replica applies the log to (`state.rs`).
-//! - Serving scripts (`serve.rs`: statements cut from a stream by `script.rs`, writes
-//!   proposed as log runs, reads after a read index, queries in `query.rs`) on top of the
-//!   small [`Consensus`] trait the node implements with Raft (`consensus.rs`).
+//! - Serving scripts on top of the small [`Consensus`] trait the node implements with Raft
+//!   (`consensus.rs`): the [`Replica`] service (`service.rs`) runs each script (`serve.rs`:
+//!   statements cut from a stream by `script.rs`, writes proposed as log runs, reads after a
+//!   read index, queries in `query.rs`).
 //!
 //! Clients, the CLI and the console use these types and [`crate::client`], never the node's
 //! code (`server`); this layer does not know gRPC or the node either (`tests/layers.rs`).
@@ -21,12 +22,14 @@ mod query;
 mod request;
 mod script;
 mod serve;
+mod service;
 mod session;
 mod state;
 
 pub use command::{Command, Outcome, RequestId, StatementError, StatementOutcome};
 pub use consensus::{Consensus, Error};
 pub use request::{Chunk, Consistency, Response, Settings, Transaction};
-pub use serve::{MAX_RUN_BYTES, MAX_STATEMENT_BYTES, Replica, ServeOptions};
+pub use serve::{MAX_RUN_BYTES, MAX_STATEMENT_BYTES};
+pub use service::{Replica, ServeOptions};
 pub use session::{Open, Route, route};
 pub use state::{ApplyError, Meta, SharedDatabase, StateMachine, read_database};

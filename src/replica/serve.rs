@@ -23,24 +23,23 @@
 //! got, and its request id makes the log apply a write whose outcome it did not learn at most
 //! once. The session lives with the client (see [`Transaction`]), signed by the cluster.
 
-use super::activity::Activity;
 use super::consensus::{Consensus, Error};
 use super::proof;
 use super::query::{self, Reader};
 use super::script::Splitter;
-use super::state::{SharedDatabase, read_database};
+use super::service::Replica;
 use super::{
     Chunk, Command, Consistency, Open, Outcome, RequestId, Response, Route, Settings,
     StatementError, StatementOutcome, Transaction, route,
 };
 use crate::raft::Index;
-use crate::sql::budget::{Budget, Limits};
+use crate::sql::budget::Budget;
 use crate::sql::parser::{self, ast::Statement};
 use crate::sql::{Database, StatementResult};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, mpsc, watch};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
 
 /// The longest statement a script may hold.
@@ -56,143 +55,38 @@ const ROW_BATCHES_AHEAD: usize = 2;
 /// is done, so a short statement's columns, rows and result reach the network together.
 pub type Output = mpsc::Sender<Vec<Response>>;
 
-/// How a replica serves requests.
-#[derive(Clone, Copy, Debug)]
-pub struct ServeOptions {
-    /// How long a request may wait for a commit, a read barrier or a query permit.
-    pub request_timeout: Duration,
-    /// How long a query may run.
-    pub query_timeout: Duration,
-    /// How many queries may run at once (more wait, up to the request timeout).
-    pub max_queries: usize,
-    /// What one statement may write and hold.
-    pub statement_limits: Limits,
-}
-
-/// A replica of the SQL database, serving scripts on top of a [`Consensus`].
-pub struct Replica<C> {
-    consensus: Arc<C>,
-    database: SharedDatabase,
-    /// The state machine's position (see [`super::StateMachine::position`]).
-    position: Arc<AtomicU64>,
-    session_key: watch::Receiver<Option<Arc<Vec<u8>>>>,
-    activity: Arc<Activity>,
-    queries: Arc<Semaphore>,
-    options: ServeOptions,
-    stopping: watch::Receiver<bool>,
-}
-
-impl<C: Consensus> Replica<C> {
-    /// A replica serving the state machine's `database` and `position` (as it applies the
-    /// log) on `consensus`. `session_key` is the cluster's session key once the log has set it;
-    /// `activity` records the transactions its clients use; `stopping` turns true when the
-    /// node begins to stop.
-    pub fn new(
-        consensus: Arc<C>,
-        (database, position): (SharedDatabase, Arc<AtomicU64>),
-        session_key: watch::Receiver<Option<Arc<Vec<u8>>>>,
-        activity: Arc<Activity>,
-        options: ServeOptions,
-        stopping: watch::Receiver<bool>,
-    ) -> Self {
-        let queries = Arc::new(Semaphore::new(options.max_queries));
-        Self { consensus, database, position, session_key, activity, queries, options, stopping }
-    }
-
-    /// Runs a script (see the module docs): `first` is its first piece, `input` the rest.
-    /// Everything, including a refusal of the whole request, goes to `out`.
-    pub async fn run(
-        self: &Arc<Self>,
-        settings: Settings,
-        first: Chunk,
-        input: impl Stream<Item = Result<Chunk, Error>> + Unpin + Send,
-        out: Output,
-    ) {
-        if let Err(error) = self.consensus.running() {
-            let _ = out.send(vec![Response::Refused(error)]).await;
-            return;
-        }
-        if let Some(txn) = &settings.transaction {
-            let verified = match self.session_key().await {
-                Ok(key) => proof::verify(&key, txn, settings.client, &settings.proof),
-                Err(error) => {
-                    let _ = out.send(vec![Response::Refused(error)]).await;
-                    return;
-                }
-            };
-            if !verified {
-                let error = Error::InvalidRequest(
-                    "the session's transaction was not issued by this cluster to this client (or was altered); start a new session".into(),
-                );
-                let _ = out.send(vec![Response::Refused(error)]).await;
-                return;
-            }
-        }
-        let mut run = Run {
-            transaction: settings.transaction.clone(),
-            // Runs count from 1: a result with run 0 did not go through the log.
-            part: settings.first_part.max(1),
-            replica: self.clone(),
-            out,
-            outgoing: Vec::new(),
-            pending: Vec::new(),
-            pending_bytes: 0,
-            open: Open::of(settings.transaction.as_ref()),
-            failed: false,
-            stopped: false,
-            received: 0,
-            read_index: None,
-            settings,
-        };
-        if let Err(error) = run.script(first, input).await {
-            run.send(Response::Refused(error)).await;
-            run.deliver().await;
-            return;
-        }
-        run.flush().await;
-        run.send_session().await;
+/// Runs a script the replica has accepted (see the module docs).
+pub(super) async fn run_script<C: Consensus>(
+    replica: Arc<Replica<C>>,
+    settings: Settings,
+    first: Chunk,
+    input: impl Stream<Item = Result<Chunk, Error>> + Unpin + Send,
+    out: Output,
+) {
+    let mut run = Run {
+        transaction: settings.transaction.clone(),
+        // Runs count from 1: a result with run 0 did not go through the log.
+        part: settings.first_part.max(1),
+        replica,
+        out,
+        outgoing: Vec::new(),
+        pending: Vec::new(),
+        pending_bytes: 0,
+        open: Open::of(settings.transaction.as_ref()),
+        failed: false,
+        stopped: false,
+        received: 0,
+        read_index: None,
+        settings,
+    };
+    if let Err(error) = run.script(first, input).await {
+        run.send(Response::Refused(error)).await;
         run.deliver().await;
+        return;
     }
-
-    /// The current database.
-    pub fn database(&self) -> Arc<Database> {
-        read_database(&self.database)
-    }
-
-    /// The session signing key, waiting (up to the request timeout) for a new cluster's first
-    /// leader to set it.
-    async fn session_key(&self) -> Result<Arc<Vec<u8>>, Error> {
-        let mut key = self.session_key.clone();
-        let wait = key.wait_for(Option::is_some);
-        match tokio::time::timeout(self.options.request_timeout, wait).await {
-            Ok(Ok(key)) => key.clone().ok_or_else(|| self.stopped()),
-            Ok(Err(_)) => Err(self.stopped()),
-            Err(_) => Err(Error::Unavailable(
-                "the cluster has not set its session key yet (no leader has committed one)".into(),
-            )),
-        }
-    }
-
-    /// A permit to run a query, waiting (up to the request timeout) while `max_queries` run.
-    async fn query_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Error> {
-        let wait = self.queries.clone().acquire_owned();
-        match tokio::time::timeout(self.options.request_timeout, wait).await {
-            Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_)) => Err(self.stopped()),
-            Err(_) => Err(Error::Unavailable(format!(
-                "the node is busy: {} queries are running (--max-queries) and none finished within {:?}",
-                self.options.max_queries, self.options.request_timeout
-            ))),
-        }
-    }
-
-    /// The error for a replica that is stopping.
-    fn stopped(&self) -> Error {
-        match self.consensus.running() {
-            Err(error) => error,
-            Ok(()) => Error::Unavailable("the node is shutting down".into()),
-        }
-    }
+    run.flush().await;
+    run.send_session().await;
+    run.deliver().await;
 }
 
 /// The state of one run of a script.
@@ -615,12 +509,6 @@ async fn blocking<C: Consensus, T: Send + 'static>(
     tokio::task::spawn_blocking(move || work(&db).map_err(StatementError::from))
         .await
         .map_err(|error| StatementError::new("internal", format!("query task failed: {error}")))?
-}
-
-impl From<Error> for StatementError {
-    fn from(error: Error) -> Self {
-        StatementError::new(error.kind(), error.to_string())
-    }
 }
 
 #[cfg(test)]

@@ -5,12 +5,17 @@
 use super::*;
 use crate::raft::{Configuration, Entry, Payload};
 use crate::replica::StateMachine;
+use crate::replica::activity::Activity;
+use crate::replica::{ServeOptions, proof};
+use crate::sql::budget::Limits;
 use crate::sql::types::Value;
 use crate::storage::ReplicaStore;
 use crate::storage::mvcc::Version;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
 
 /// What the fake does with the next proposal.
 #[derive(Clone, Copy, Debug)]
