@@ -22,6 +22,8 @@ struct Accumulator {
     sum: Value,
     /// MIN and MAX: the best value so far.
     best: Value,
+    /// GROUP_CONCAT: the text so far (none until the first value).
+    text: Option<String>,
 }
 
 impl Accumulator {
@@ -32,12 +34,19 @@ impl Accumulator {
             count: 0,
             sum: Value::Null,
             best: Value::Null,
+            text: None,
         }
     }
 
-    /// Adds one input value (`None` for COUNT(*), which counts rows). A DISTINCT aggregate
-    /// holds each new value (counted against `budget`).
-    fn add(&mut self, value: Option<Value>, budget: &Budget) -> Result<()> {
+    /// Adds one input value (`None` for COUNT(*), which counts rows), with GROUP_CONCAT's
+    /// separator for it. A DISTINCT aggregate holds each new value, and GROUP_CONCAT its text
+    /// (counted against `budget`).
+    fn add(
+        &mut self,
+        value: Option<Value>,
+        separator: Option<Value>,
+        budget: &Budget,
+    ) -> Result<()> {
         let Some(value) = value else {
             self.count += 1;
             return Ok(());
@@ -76,6 +85,24 @@ impl Accumulator {
                     self.best = value;
                 }
             }
+            AggregateFunction::GroupConcat => {
+                let piece = match self.text {
+                    None => value.to_string(),
+                    // A NULL separator joins with nothing, as in SQLite.
+                    Some(_) => match separator {
+                        None => format!(",{value}"),
+                        Some(Value::Null) => value.to_string(),
+                        Some(separator) => format!("{separator}{value}"),
+                    },
+                };
+                let piece = Value::String(piece);
+                budget.hold(std::slice::from_ref(&piece))?;
+                let Value::String(piece) = piece else { return Ok(()) };
+                match &mut self.text {
+                    None => self.text = Some(piece),
+                    Some(text) => text.push_str(&piece),
+                }
+            }
         }
         Ok(())
     }
@@ -90,6 +117,7 @@ impl Accumulator {
                 _ => Value::Null,
             },
             AggregateFunction::Min | AggregateFunction::Max => self.best,
+            AggregateFunction::GroupConcat => self.text.map_or(Value::Null, Value::String),
         }
     }
 }
@@ -117,7 +145,13 @@ pub fn aggregate<'a>(
         };
         for (accumulator, aggregate) in accumulators.iter_mut().zip(aggregates) {
             let value = aggregate.arg.as_ref().map(|arg| arg.evaluate(&row)).transpose()?;
-            accumulator.add(value, budget)?;
+            let separator = match (&value, &aggregate.separator) {
+                (Some(value), Some(separator)) if !value.is_null() => {
+                    Some(separator.evaluate(&row)?)
+                }
+                _ => None,
+            };
+            accumulator.add(value, separator, budget)?;
         }
     }
     // Without GROUP BY there is exactly one group, even for no rows.

@@ -2,7 +2,7 @@
 
 use crate::sql::error::{Error, Result};
 use crate::sql::parser::ast::{self, BinaryOp, UnaryOp};
-use crate::sql::planner::{ConstantContext, Expression, ScalarFunction, build};
+use crate::sql::planner::{ConstantContext, Expression, build};
 use crate::sql::types::Value;
 use std::cmp::Ordering;
 
@@ -127,99 +127,11 @@ impl Expression {
                 }
             }
             Cast(e, datatype) => e.evaluate(row)?.cast(*datatype)?,
-            Function(function, args) => call(*function, args, row)?,
+            Function(function, args) => super::functions::call(*function, args, row)?,
         })
     }
 }
 
 fn compare_bool(a: &Value, b: &Value, test: impl Fn(Ordering) -> bool) -> Result<Option<bool>> {
     Ok(a.compare(b)?.map(test))
-}
-
-/// Calls a scalar function. Arity was checked by the planner.
-fn call(function: ScalarFunction, args: &[Expression], row: &[Value]) -> Result<Value> {
-    let arg =
-        |i: usize| -> Result<Value> { args.get(i).map_or(Ok(Value::Null), |a| a.evaluate(row)) };
-    let string_arg = |name: &str| -> Result<Option<String>> {
-        match arg(0)? {
-            Value::Null => Ok(None),
-            Value::String(s) => Ok(Some(s)),
-            other => Err(Error::TypeMismatch(format!(
-                "{name}() expects a STRING, got {}",
-                other.to_sql()
-            ))),
-        }
-    };
-    Ok(match function {
-        ScalarFunction::Abs => match arg(0)? {
-            Value::Integer(i) => Value::Integer(
-                i.checked_abs().ok_or_else(|| Error::OutOfRange("integer out of range".into()))?,
-            ),
-            Value::Float(f) => Value::Float(f.abs()),
-            Value::Null => Value::Null,
-            other => {
-                return Err(Error::TypeMismatch(format!(
-                    "abs() expects a number, got {}",
-                    other.to_sql()
-                )));
-            }
-        },
-        ScalarFunction::Coalesce => {
-            for a in args {
-                let value = a.evaluate(row)?;
-                if !value.is_null() {
-                    return Ok(value);
-                }
-            }
-            Value::Null
-        }
-        ScalarFunction::NullIf => {
-            let (a, b) = (arg(0)?, arg(1)?);
-            if a.sql_eq(&b)?.is_true()? { Value::Null } else { a }
-        }
-        ScalarFunction::Length => match string_arg("length")? {
-            Some(s) => Value::Integer(s.chars().count() as i64),
-            None => Value::Null,
-        },
-        ScalarFunction::Upper => {
-            string_arg("upper")?.map_or(Value::Null, |s| Value::String(s.to_uppercase()))
-        }
-        ScalarFunction::Lower => {
-            string_arg("lower")?.map_or(Value::Null, |s| Value::String(s.to_lowercase()))
-        }
-        ScalarFunction::Round => {
-            let digits = match arg(1)? {
-                Value::Null if args.len() > 1 => return Ok(Value::Null),
-                Value::Null => 0,
-                Value::Integer(d) => d.clamp(-20, 20) as i32,
-                other => {
-                    return Err(Error::TypeMismatch(format!(
-                        "round() digits must be an INTEGER, got {}",
-                        other.to_sql()
-                    )));
-                }
-            };
-            match arg(0)? {
-                Value::Null => Value::Null,
-                Value::Integer(i) if digits >= 0 => Value::Integer(i),
-                Value::Integer(i) => {
-                    let scale = 10f64.powi(-digits);
-                    Value::Float(((i as f64) / scale).round() * scale)
-                        .cast(crate::sql::types::DataType::Integer)?
-                }
-                // Half away from zero, as SQLite and PostgreSQL's numeric round do.
-                Value::Float(f) => {
-                    let scale = 10f64.powi(digits);
-                    let rounded = (f * scale).round() / scale;
-                    Value::Float(if rounded.is_finite() { rounded } else { f })
-                }
-                other => {
-                    return Err(Error::TypeMismatch(format!(
-                        "round() expects a number, got {}",
-                        other.to_sql()
-                    )));
-                }
-            }
-        }
-    })
 }

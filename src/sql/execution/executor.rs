@@ -223,7 +223,7 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
                 let expressions = filter
                     .iter()
                     .chain(&group_by)
-                    .chain(aggregates.iter().filter_map(|a| a.arg.as_ref()));
+                    .chain(aggregates.iter().flat_map(|a| a.arg.iter().chain(&a.separator)));
                 expressions.into_iter().all(|e| e.columns().is_empty())
             };
             let rows: Rows<'_> = match *source {

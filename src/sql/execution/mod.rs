@@ -10,7 +10,9 @@
 mod aggregate;
 mod evaluate;
 mod executor;
+mod functions;
 mod join;
+mod printf;
 
 pub use evaluate::evaluate_constant;
 pub use executor::{execute, execute_node};

@@ -125,15 +125,20 @@ impl Context for ConstantContext<'_> {
 }
 
 /// Whether a function name is an aggregate.
-pub fn is_aggregate_name(name: &str) -> bool {
-    matches!(name, "count" | "sum" | "avg" | "min" | "max")
+pub fn is_aggregate_call(name: &str, args: usize) -> bool {
+    match name {
+        "count" | "sum" | "avg" | "group_concat" | "string_agg" => true,
+        // With several arguments, MIN and MAX are scalar (the least or greatest of them).
+        "min" | "max" => args <= 1,
+        _ => false,
+    }
 }
 
 /// Whether the AST expression is an aggregate call.
 pub fn is_aggregate(ast: &ast::Expression) -> bool {
     match ast {
         ast::Expression::CountStar => true,
-        ast::Expression::Function { name, .. } => is_aggregate_name(name),
+        ast::Expression::Function { name, args, .. } => is_aggregate_call(name, args.len()),
         _ => false,
     }
 }
@@ -211,7 +216,9 @@ fn build_inner(ast: &ast::Expression, ctx: &dyn Context) -> Result<Expression> {
         ),
         A::Cast(e, datatype) => Expression::Cast(b(e)?, *datatype),
         A::CountStar => ctx.aggregate(ast)?,
-        A::Function { name, .. } if is_aggregate_name(name) => ctx.aggregate(ast)?,
+        A::Function { name, args, .. } if is_aggregate_call(name, args.len()) => {
+            ctx.aggregate(ast)?
+        }
         A::Function { name, args, distinct } => {
             if *distinct {
                 return Err(Error::Invalid(format!(
@@ -226,6 +233,16 @@ fn build_inner(ast: &ast::Expression, ctx: &dyn Context) -> Result<Expression> {
                 "lower" => (ScalarFunction::Lower, 1..=1),
                 "round" => (ScalarFunction::Round, 1..=2),
                 "nullif" => (ScalarFunction::NullIf, 2..=2),
+                "substr" | "substring" => (ScalarFunction::Substr, 2..=3),
+                "instr" => (ScalarFunction::Instr, 2..=2),
+                "trim" => (ScalarFunction::Trim, 1..=2),
+                "ltrim" => (ScalarFunction::LTrim, 1..=2),
+                "rtrim" => (ScalarFunction::RTrim, 1..=2),
+                "replace" => (ScalarFunction::Replace, 3..=3),
+                "printf" | "format" => (ScalarFunction::Printf, 1..=usize::MAX),
+                "typeof" => (ScalarFunction::TypeOf, 1..=1),
+                "min" => (ScalarFunction::Least, 2..=usize::MAX),
+                "max" => (ScalarFunction::Greatest, 2..=usize::MAX),
                 _ => return Err(Error::Invalid(format!("unknown function {name}()"))),
             };
             if !arity.contains(&args.len()) {
@@ -270,8 +287,19 @@ pub fn infer_type(
             .flatten()
             .next(),
         Cast(_, datatype) => Some(*datatype),
-        Function(ScalarFunction::Length, _) => Some(DataType::Integer),
-        Function(ScalarFunction::Upper | ScalarFunction::Lower, _) => Some(DataType::String),
+        Function(ScalarFunction::Length | ScalarFunction::Instr, _) => Some(DataType::Integer),
+        Function(
+            ScalarFunction::Upper
+            | ScalarFunction::Lower
+            | ScalarFunction::Substr
+            | ScalarFunction::Trim
+            | ScalarFunction::LTrim
+            | ScalarFunction::RTrim
+            | ScalarFunction::Replace
+            | ScalarFunction::Printf
+            | ScalarFunction::TypeOf,
+            _,
+        ) => Some(DataType::String),
         Function(ScalarFunction::Coalesce, args) => args.iter().filter_map(infer).next(),
         Function(_, args) => args.first().and_then(infer),
     }

@@ -89,6 +89,7 @@ pub fn column_types(node: &Node) -> Vec<Option<DataType>> {
                 .chain(aggregates.iter().map(|a| match a.function {
                     AggregateFunction::Count => Some(DataType::Integer),
                     AggregateFunction::Avg => Some(DataType::Float),
+                    AggregateFunction::GroupConcat => Some(DataType::String),
                     _ => a.arg.as_ref().and_then(|arg| infer_type(arg, &input)),
                 }))
                 .collect()

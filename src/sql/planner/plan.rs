@@ -248,6 +248,8 @@ pub struct Aggregate {
     pub arg: Option<Expression>,
     /// Aggregate distinct values only.
     pub distinct: bool,
+    /// GROUP_CONCAT's separator, evaluated for each value after the first (`None`: a comma).
+    pub separator: Option<Expression>,
 }
 
 /// Aggregate functions.
@@ -263,6 +265,9 @@ pub enum AggregateFunction {
     Min,
     /// MAX.
     Max,
+    /// GROUP_CONCAT (STRING_AGG): the values as text, in input order, joined by a separator;
+    /// NULL for no values.
+    GroupConcat,
 }
 
 /// A sort key.
@@ -293,6 +298,53 @@ pub enum ScalarFunction {
     Round,
     /// NULLIF(a, b): NULL if a = b, else a.
     NullIf,
+    /// SUBSTR(s, start [, length]) (SUBSTRING): characters, from 1; a negative start counts
+    /// from the end, a negative length takes the characters before start (as SQLite).
+    Substr,
+    /// INSTR(s, sub): the position of sub's first occurrence in characters, from 1; 0 if none.
+    Instr,
+    /// TRIM(s [, chars]): s without the given characters (blanks by default) at both ends.
+    Trim,
+    /// LTRIM(s [, chars]): ... at the start.
+    LTrim,
+    /// RTRIM(s [, chars]): ... at the end.
+    RTrim,
+    /// REPLACE(s, from, to): every occurrence of from replaced (s itself if from is empty).
+    Replace,
+    /// PRINTF(format, ...) (FORMAT): SQLite's printf (`%d %i %u %f %e %g %x %X %o %c %s %q %%`,
+    /// with flags, width and precision).
+    Printf,
+    /// TYPEOF(x): 'null', 'integer', 'real', 'text' or 'boolean'.
+    TypeOf,
+    /// MIN(a, b, ...): the least argument; NULL if any is NULL.
+    Least,
+    /// MAX(a, b, ...): the greatest argument; NULL if any is NULL.
+    Greatest,
+}
+
+impl ScalarFunction {
+    /// The function's SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScalarFunction::Abs => "abs",
+            ScalarFunction::Coalesce => "coalesce",
+            ScalarFunction::Length => "length",
+            ScalarFunction::Upper => "upper",
+            ScalarFunction::Lower => "lower",
+            ScalarFunction::Round => "round",
+            ScalarFunction::NullIf => "nullif",
+            ScalarFunction::Substr => "substr",
+            ScalarFunction::Instr => "instr",
+            ScalarFunction::Trim => "trim",
+            ScalarFunction::LTrim => "ltrim",
+            ScalarFunction::RTrim => "rtrim",
+            ScalarFunction::Replace => "replace",
+            ScalarFunction::Printf => "printf",
+            ScalarFunction::TypeOf => "typeof",
+            ScalarFunction::Least => "min",
+            ScalarFunction::Greatest => "max",
+        }
+    }
 }
 
 /// An expression over the columns of an input row.
@@ -434,7 +486,7 @@ impl Expression {
             Cast(e, t) => write!(f, "CAST({e} AS {t})"),
             Function(function, args) => {
                 let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-                write!(f, "{}({})", format!("{function:?}").to_uppercase(), args.join(", "))
+                write!(f, "{}({})", function.name().to_uppercase(), args.join(", "))
             }
         }
     }
@@ -442,10 +494,15 @@ impl Expression {
 
 impl fmt::Display for Aggregate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = format!("{:?}", self.function).to_uppercase();
-        match &self.arg {
-            None => write!(f, "{name}(*)"),
-            Some(arg) => write!(f, "{name}({}{arg})", if self.distinct { "DISTINCT " } else { "" }),
+        let name = match self.function {
+            AggregateFunction::GroupConcat => "GROUP_CONCAT".to_string(),
+            function => format!("{function:?}").to_uppercase(),
+        };
+        let distinct = if self.distinct { "DISTINCT " } else { "" };
+        match (&self.arg, &self.separator) {
+            (None, _) => write!(f, "{name}(*)"),
+            (Some(arg), None) => write!(f, "{name}({distinct}{arg})"),
+            (Some(arg), Some(separator)) => write!(f, "{name}({distinct}{arg}, {separator})"),
         }
     }
 }

@@ -547,21 +547,45 @@ impl<'a> Planner<'a> {
         let mut aggregates = Vec::new();
         for ast in &aggregate_asts {
             aggregates.push(match ast {
-                ast::Expression::CountStar => {
-                    Aggregate { function: AggregateFunction::Count, arg: None, distinct: false }
-                }
+                ast::Expression::CountStar => Aggregate {
+                    function: AggregateFunction::Count,
+                    arg: None,
+                    distinct: false,
+                    separator: None,
+                },
                 ast::Expression::Function { name, args, distinct } => {
                     let function = match name.as_str() {
                         "count" => AggregateFunction::Count,
                         "sum" => AggregateFunction::Sum,
                         "avg" => AggregateFunction::Avg,
                         "min" => AggregateFunction::Min,
-                        _ => AggregateFunction::Max,
+                        "max" => AggregateFunction::Max,
+                        _ => AggregateFunction::GroupConcat,
                     };
-                    let [arg] = args.as_slice() else {
-                        return Err(Error::Invalid(format!("{name}() takes exactly one argument")));
+                    let (arg, separator) = match (name.as_str(), args.as_slice()) {
+                        ("string_agg", [arg, separator]) | ("group_concat", [arg, separator]) => {
+                            (arg, Some(build(separator, &arguments)?))
+                        }
+                        ("string_agg", _) => {
+                            return Err(Error::Invalid(
+                                "string_agg() takes two arguments: a value and a separator".into(),
+                            ));
+                        }
+                        ("group_concat", [arg]) => (arg, None),
+                        ("group_concat", _) => {
+                            return Err(Error::Invalid(
+                                "group_concat() takes one or two arguments".into(),
+                            ));
+                        }
+                        (_, [arg]) => (arg, None),
+                        _ => {
+                            return Err(Error::Invalid(format!(
+                                "{name}() takes exactly one argument"
+                            )));
+                        }
                     };
-                    Aggregate { function, arg: Some(build(arg, &arguments)?), distinct: *distinct }
+                    let arg = Some(build(arg, &arguments)?);
+                    Aggregate { function, arg, distinct: *distinct, separator }
                 }
                 _ => return Err(Error::Invalid("not an aggregate".into())),
             });
@@ -585,6 +609,7 @@ impl<'a> Planner<'a> {
             let datatype = match aggregate.function {
                 AggregateFunction::Count => Some(crate::sql::types::DataType::Integer),
                 AggregateFunction::Avg => Some(crate::sql::types::DataType::Float),
+                AggregateFunction::GroupConcat => Some(crate::sql::types::DataType::String),
                 _ => aggregate.arg.as_ref().and_then(|a| infer_type(a, &input_type)),
             };
             post_scope.columns.push(ScopeColumn { table: None, name: None, datatype });
