@@ -5,6 +5,7 @@
 //! and limits, and then optimizes (filter pushdown, key and index lookups, hash joins).
 
 mod expression;
+mod join_order;
 mod optimizer;
 mod plan;
 #[allow(clippy::module_inception)]

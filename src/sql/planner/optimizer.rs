@@ -1,7 +1,8 @@
 //! Plan rewrites that keep results identical and make them cheaper:
 //!
-//! 1. Filters are pushed down into scans and through joins (not across the null-padded side
-//!    of a LEFT JOIN).
+//! 1. Runs of inner joins that would make a cross product before a linking condition are
+//!    reordered (`join_order.rs`); filters are pushed down into scans and through joins (not
+//!    across the null-padded side of a LEFT JOIN).
 //! 2. Scans with a filter use the primary key (equality and IN become key lookups, ranges
 //!    become range scans) or a secondary index (equality and IN), and drop the conjuncts the
 //!    access path answers exactly.
@@ -33,11 +34,11 @@ pub fn optimize(plan: Plan) -> Plan {
 }
 
 fn optimize_node(node: Node) -> Node {
-    choose_access(push_down(node))
+    choose_access(push_down(super::join_order::reorder(node)))
 }
 
 /// Splits an expression into its AND-ed conjuncts.
-fn conjuncts(expr: Expression, out: &mut Vec<Expression>) {
+pub(super) fn conjuncts(expr: Expression, out: &mut Vec<Expression>) {
     crate::sql::with_stack(|| match expr {
         Expression::Binary(BinaryOp::And, a, b) => {
             conjuncts(*a, out);
@@ -211,7 +212,7 @@ fn push_predicate(node: Node, predicate: Expression) -> Node {
 }
 
 /// Applies `f` to each child of a node.
-fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
+pub(super) fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
     let b = |n: Box<Node>| Box::new(f(*n));
     match node {
         Node::Filter { source, predicate } => Node::Filter { source: b(source), predicate },

@@ -1,0 +1,212 @@
+//! Join order. A run of inner joins (comma joins, `[INNER] JOIN`, `CROSS JOIN`) in the written
+//! order may join two tables that no condition links, a cross product, before the condition
+//! that would link them comes into reach: eight 10-row tables so written make 10^8 rows. When
+//! that is so, the run is reordered so that each table joins the tables before it through an
+//! equality of columns where one exists (the first table being one that a condition pins to a
+//! constant, if any), and the equalities then become hash joins (`optimizer.rs`). A projection
+//! on top restores the written column order, so the result is the same set of rows; a run that
+//! has no such cross product keeps its order, and its rows theirs.
+//!
+//! The order depends only on the query's text, so every replica plans the same.
+
+use super::optimizer::{column_types, conjuncts, map_children};
+use super::plan::{Expression, Node};
+use crate::sql::parser::ast::BinaryOp;
+
+/// Reorders the runs of inner joins in `node` (see the module docs).
+pub fn reorder(node: Node) -> Node {
+    match node {
+        Node::Filter { source, predicate } if is_inner_join(&source) => {
+            reorder_run(*source, Some(predicate))
+        }
+        node if is_inner_join(&node) => reorder_run(node, None),
+        other => map_children(other, reorder),
+    }
+}
+
+fn is_inner_join(node: &Node) -> bool {
+    matches!(node, Node::NestedLoopJoin { outer: false, .. })
+}
+
+/// A joined input of a run: anything but an inner join.
+struct Leaf {
+    /// Where its columns start in the run's row, as written.
+    offset: usize,
+    width: usize,
+}
+
+/// The inputs of a run of inner joins, in written order, and the conditions on them (with
+/// columns of the run's row). Returns the width of `node`'s row.
+fn shape(
+    node: &Node,
+    offset: usize,
+    leaves: &mut Vec<Leaf>,
+    conditions: &mut Vec<Expression>,
+) -> usize {
+    match node {
+        Node::NestedLoopJoin { left, right, predicate, outer: false, .. } => {
+            let left_width = shape(left, offset, leaves, conditions);
+            if let Some(predicate) = predicate {
+                let mut parts = Vec::new();
+                conjuncts(predicate.clone(), &mut parts);
+                conditions.extend(parts.into_iter().map(|p| p.map_columns(&|c| c + offset)));
+            }
+            left_width + shape(right, offset + left_width, leaves, conditions)
+        }
+        other => {
+            let width = column_types(other).len();
+            leaves.push(Leaf { offset, width });
+            width
+        }
+    }
+}
+
+/// The inputs of a run, in written order, each reordered inside.
+fn inputs(node: Node, out: &mut Vec<Node>) {
+    match node {
+        Node::NestedLoopJoin { left, right, outer: false, .. } => {
+            inputs(*left, out);
+            inputs(*right, out);
+        }
+        other => out.push(reorder(other)),
+    }
+}
+
+/// A run in its written shape, with its inputs reordered inside.
+fn keep_order(node: Node) -> Node {
+    match node {
+        Node::NestedLoopJoin { left, right, right_width, predicate, outer: false } => {
+            Node::NestedLoopJoin {
+                left: Box::new(keep_order(*left)),
+                right: Box::new(keep_order(*right)),
+                right_width,
+                predicate,
+                outer: false,
+            }
+        }
+        other => reorder(other),
+    }
+}
+
+/// A name for column `i` of an input, for EXPLAIN.
+fn column_name(node: &Node, i: usize) -> String {
+    match node {
+        Node::Scan { table, alias, .. } => match table.columns.get(i) {
+            Some(column) => format!("{}.{}", alias.as_deref().unwrap_or(&table.name), column.name),
+            None => format!("#{i}"),
+        },
+        _ => format!("#{i}"),
+    }
+}
+
+/// The leaves a condition reads.
+fn leaves_of(condition: &Expression, leaves: &[Leaf]) -> Vec<usize> {
+    let mut found: Vec<usize> = condition
+        .columns()
+        .into_iter()
+        .filter_map(|c| leaves.iter().position(|l| c >= l.offset && c < l.offset + l.width))
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found
+}
+
+/// The two leaves an equality of columns links, if it is one.
+fn link(condition: &Expression, leaves: &[Leaf]) -> Option<(usize, usize)> {
+    let Expression::Binary(BinaryOp::Equal, a, b) = condition else { return None };
+    let (Expression::Column(..), Expression::Column(..)) = (a.as_ref(), b.as_ref()) else {
+        return None;
+    };
+    match leaves_of(condition, leaves).as_slice() {
+        [x, y] => Some((*x, *y)),
+        _ => None,
+    }
+}
+
+/// Whether a condition pins a leaf's column to a constant (`col = constant`).
+fn pins(condition: &Expression) -> bool {
+    let Expression::Binary(BinaryOp::Equal, a, b) = condition else { return false };
+    matches!(
+        (a.as_ref(), b.as_ref()),
+        (Expression::Column(..), Expression::Constant(_))
+            | (Expression::Constant(_), Expression::Column(..))
+    )
+}
+
+fn reorder_run(run: Node, filter: Option<Expression>) -> Node {
+    let (mut leaves, mut conditions) = (Vec::new(), Vec::new());
+    let width = shape(&run, 0, &mut leaves, &mut conditions);
+    if let Some(filter) = &filter {
+        conjuncts(filter.clone(), &mut conditions);
+    }
+    let links: Vec<(usize, usize)> = conditions.iter().filter_map(|c| link(c, &leaves)).collect();
+    let linked = |leaf: usize, joined: &[usize]| {
+        links
+            .iter()
+            .any(|&(a, b)| (a == leaf && joined.contains(&b)) || (b == leaf && joined.contains(&a)))
+    };
+    // The written order stays unless a table some condition links comes after a cross product.
+    let written: Vec<usize> = (0..leaves.len()).collect();
+    let cross_first = (1..leaves.len()).any(|i| {
+        !linked(i, &written[..i]) && (i + 1..leaves.len()).any(|j| linked(j, &written[..j]))
+    });
+    if !cross_first {
+        let run = keep_order(run);
+        return match filter {
+            Some(predicate) => Node::Filter { source: Box::new(run), predicate },
+            None => run,
+        };
+    }
+    let pinned =
+        |leaf: usize| conditions.iter().any(|c| pins(c) && leaves_of(c, &leaves) == [leaf]);
+    let first = (0..leaves.len()).find(|&l| pinned(l)).unwrap_or(0);
+    let mut order = vec![first];
+    while order.len() < leaves.len() {
+        let remaining: Vec<usize> = (0..leaves.len()).filter(|l| !order.contains(l)).collect();
+        let next = remaining.iter().copied().find(|&l| linked(l, &order)).unwrap_or(remaining[0]);
+        order.push(next);
+    }
+    // Where each input's columns start in the new row.
+    let mut starts = vec![0; leaves.len()];
+    let mut at = 0;
+    for &leaf in &order {
+        starts[leaf] = at;
+        at += leaves[leaf].width;
+    }
+    let position = |c: usize| {
+        let leaf = leaves.iter().position(|l| c >= l.offset && c < l.offset + l.width);
+        leaf.map_or(c, |l| starts[l] + c - leaves[l].offset)
+    };
+    let mut nodes = Vec::new();
+    inputs(run, &mut nodes);
+    let names: Vec<String> = leaves
+        .iter()
+        .zip(&nodes)
+        .flat_map(|(leaf, node)| (0..leaf.width).map(|i| column_name(node, i)))
+        .collect();
+    let mut slots: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
+    let mut joined: Option<Node> = None;
+    for &leaf in &order {
+        let Some(input) = slots[leaf].take() else { continue };
+        joined = Some(match joined {
+            None => input,
+            Some(left) => Node::NestedLoopJoin {
+                left: Box::new(left),
+                right: Box::new(input),
+                right_width: leaves[leaf].width,
+                predicate: None,
+                outer: false,
+            },
+        });
+    }
+    let Some(mut node) = joined else { return Node::Values { rows: vec![Vec::new()] } };
+    let conditions = conditions.into_iter().map(|c| c.map_columns(&position));
+    if let Some(predicate) =
+        conditions.reduce(|a, b| Expression::Binary(BinaryOp::And, Box::new(a), Box::new(b)))
+    {
+        node = Node::Filter { source: Box::new(node), predicate };
+    }
+    let expressions =
+        (0..width).map(|c| Expression::Column(position(c), names[c].clone())).collect();
+    Node::Projection { source: Box::new(node), expressions }
+}
