@@ -5,7 +5,6 @@ use crate::sql::engine::{Table, Txn};
 use crate::sql::error::{Error, Result};
 use crate::sql::planner::{Access, Expression, Node, Plan};
 use crate::sql::types::{Row, Value};
-use std::collections::HashSet;
 use std::ops::Bound;
 
 /// Executes a planned statement in a transaction.
@@ -283,19 +282,11 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
             Box::new(execute_node(*source, txn)?.take(usize::try_from(limit).unwrap_or(usize::MAX)))
         }
         Node::Distinct { source } => {
-            let mut seen: HashSet<Row> = HashSet::new();
-            let budget = txn.budget();
-            Box::new(execute_node(*source, txn)?.filter_map(move |row| match row {
-                Ok(row) if seen.contains(&row) => None,
-                Ok(row) => match budget.hold(&row) {
-                    Ok(()) => {
-                        seen.insert(row.clone());
-                        Some(Ok(row))
-                    }
-                    Err(error) => Some(Err(error)),
-                },
-                Err(error) => Some(Err(error)),
-            }))
+            super::set::distinct(execute_node(*source, txn)?, txn.budget())
+        }
+        Node::SetOperation { op, left, right } => {
+            let (left, right) = (execute_node(*left, txn)?, execute_node(*right, txn)?);
+            super::set::combine(op, left, right, txn.budget())?
         }
         Node::NestedLoopJoin { left, right, right_width, predicate, outer } => {
             let (left, right) = (execute_node(*left, txn)?, execute_node(*right, txn)?);

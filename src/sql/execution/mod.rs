@@ -13,6 +13,7 @@ mod executor;
 mod functions;
 mod join;
 mod printf;
+mod set;
 
 pub use evaluate::evaluate_constant;
 pub use executor::{execute, execute_node};

@@ -182,6 +182,31 @@ pub struct Select {
     pub limit: Option<Expression>,
     /// OFFSET.
     pub offset: Option<Expression>,
+    /// The SELECTs joined to this one by set operators, in order. In a compound query the
+    /// ORDER BY, LIMIT and OFFSET above apply to the whole (the parser moves them here).
+    pub compound: Vec<Compound>,
+}
+
+/// A SELECT joined to a query by a set operator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Compound {
+    /// The operator.
+    pub op: SetOperator,
+    /// The SELECT (without ORDER BY or LIMIT of its own).
+    pub select: Select,
+}
+
+/// A set operator between queries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SetOperator {
+    /// UNION [DISTINCT]: the rows of either, without duplicates.
+    Union,
+    /// UNION ALL: the rows of both.
+    UnionAll,
+    /// INTERSECT: the distinct rows of the left that the right has.
+    Intersect,
+    /// EXCEPT: the distinct rows of the left that the right does not have.
+    Except,
 }
 
 /// One item of the select list.

@@ -303,6 +303,9 @@ fn rule_name(rule: Rule) -> &'static str {
         kw_in => "IN",
         kw_exists => "EXISTS",
         kw_distinct | distinct => "DISTINCT",
+        kw_union | union_all | union_distinct => "UNION",
+        kw_intersect | intersect => "INTERSECT",
+        kw_except | except => "EXCEPT",
         kw_default | default | default_values => "DEFAULT",
         kw_primary | primary_key | table_primary_key => "PRIMARY KEY",
         kw_unique | unique | table_unique => "UNIQUE",
@@ -350,7 +353,7 @@ fn build_statement(pair: Pair<'_, Rule>) -> Result<Statement> {
     let rule = pair.as_rule();
     let mut inner = pair.into_inner();
     Ok(match rule {
-        Rule::select => Statement::Select(Box::new(build_select(inner)?)),
+        Rule::select => Statement::Select(Box::new(build_query(inner)?)),
         Rule::insert => build_insert(inner)?,
         Rule::update => {
             let table = identifier(next(&mut inner, "UPDATE")?)?;
@@ -489,7 +492,7 @@ fn build_insert(mut inner: Pairs<'_, Rule>) -> Result<Statement> {
             }
             Rule::default_values => source = Some(InsertSource::DefaultValues),
             Rule::select => {
-                source = Some(InsertSource::Select(Box::new(build_select(item.into_inner())?)))
+                source = Some(InsertSource::Select(Box::new(build_query(item.into_inner())?)))
             }
             _ => {}
         }
@@ -589,6 +592,51 @@ fn build_data_type(pair: Pair<'_, Rule>) -> Result<(DataType, Option<u32>)> {
         _ => None,
     };
     Ok((datatype, length))
+}
+
+/// Builds a query: a SELECT, or SELECTs joined by set operators, whose ORDER BY, LIMIT and
+/// OFFSET (written after the last) apply to the whole and are kept on the first.
+fn build_query(inner: Pairs<'_, Rule>) -> Result<Select> {
+    let mut first: Option<Select> = None;
+    let mut op = None;
+    for item in inner {
+        match item.as_rule() {
+            Rule::compound_op => {
+                let kind = item.into_inner().next().map(|p| p.as_rule());
+                op = Some(match kind {
+                    Some(Rule::union_all) => SetOperator::UnionAll,
+                    Some(Rule::intersect) => SetOperator::Intersect,
+                    Some(Rule::except) => SetOperator::Except,
+                    _ => SetOperator::Union,
+                });
+            }
+            Rule::select_core => {
+                let select = build_select(item.into_inner())?;
+                match (&mut first, op.take()) {
+                    (None, _) => first = Some(select),
+                    (Some(first), Some(op)) => first.compound.push(Compound { op, select }),
+                    (Some(_), None) => return Err(invalid_grammar("compound query")),
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut query = first.ok_or_else(|| invalid_grammar("SELECT"))?;
+    let Some(last) = query.compound.last_mut() else { return Ok(query) };
+    let (order_by, limit, offset) = (
+        std::mem::take(&mut last.select.order_by),
+        last.select.limit.take(),
+        last.select.offset.take(),
+    );
+    let before = std::iter::once(&query).chain(query.compound.iter().map(|c| &c.select));
+    if before.into_iter().any(|s| !s.order_by.is_empty() || s.limit.is_some() || s.offset.is_some())
+    {
+        return Err(Error::Invalid(
+            "ORDER BY, LIMIT and OFFSET of a compound query come after its last SELECT".into(),
+        ));
+    }
+    (query.order_by, query.limit, query.offset) = (order_by, limit, offset);
+    Ok(query)
 }
 
 fn build_select(inner: Pairs<'_, Rule>) -> Result<Select> {

@@ -4,6 +4,7 @@
 //! turns expressions into [`Expression`]s over column positions, plans aggregation, ordering
 //! and limits, and then optimizes (filter pushdown, key and index lookups, hash joins).
 
+mod compound;
 mod expression;
 mod join_order;
 mod optimizer;

@@ -95,6 +95,7 @@ pub fn column_types(node: &Node) -> Vec<Option<DataType>> {
                 }))
                 .collect()
         }
+        Node::SetOperation { left, .. } => column_types(left),
         Node::NestedLoopJoin { left, right, .. } | Node::HashJoin { left, right, .. } => {
             let mut types = column_types(left);
             types.extend(column_types(right));
@@ -238,6 +239,9 @@ pub(super) fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
                 right_width,
                 outer,
             }
+        }
+        Node::SetOperation { op, left, right } => {
+            Node::SetOperation { op, left: b(left), right: b(right) }
         }
         leaf @ (Node::Scan { .. } | Node::Values { .. }) => leaf,
     }

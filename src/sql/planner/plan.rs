@@ -4,7 +4,7 @@
 //! expressions refer to the columns of its input row by position ([`Expression::Column`]).
 
 use super::super::engine::{Index, Table};
-use crate::sql::parser::ast::{BinaryOp, UnaryOp};
+use crate::sql::parser::ast::{BinaryOp, SetOperator, UnaryOp};
 use crate::sql::types::{DataType, Value};
 use std::fmt::{self, Write as _};
 use std::ops::Bound;
@@ -186,6 +186,17 @@ pub enum Node {
         /// The rows.
         rows: Vec<Vec<Expression>>,
     },
+    /// Two queries' rows combined by a set operator (rows are equal when every value is, NULLs
+    /// included). The left's rows come first and in their order; the set operators other than
+    /// UNION ALL keep the first of equal rows.
+    SetOperation {
+        /// The operator.
+        op: SetOperator,
+        /// The left query.
+        left: Box<Node>,
+        /// The right query (as wide as the left).
+        right: Box<Node>,
+    },
 }
 
 /// The most keys (or constant rows) a short plan reads.
@@ -198,7 +209,10 @@ impl Node {
         match self {
             Node::Scan { access: Access::Keys(keys), .. } => keys.len() <= SHORT_PLAN_KEYS,
             Node::Values { rows } => rows.len() <= SHORT_PLAN_KEYS,
-            Node::Scan { .. } | Node::NestedLoopJoin { .. } | Node::HashJoin { .. } => false,
+            Node::Scan { .. }
+            | Node::NestedLoopJoin { .. }
+            | Node::HashJoin { .. }
+            | Node::SetOperation { .. } => false,
             node => node.children().iter().all(|child| child.is_short()),
         }
     }
@@ -213,9 +227,9 @@ impl Node {
             | Node::Offset { source, .. }
             | Node::Limit { source, .. }
             | Node::Distinct { source } => vec![source],
-            Node::NestedLoopJoin { left, right, .. } | Node::HashJoin { left, right, .. } => {
-                vec![left, right]
-            }
+            Node::NestedLoopJoin { left, right, .. }
+            | Node::HashJoin { left, right, .. }
+            | Node::SetOperation { left, right, .. } => vec![left, right],
             Node::Scan { .. } | Node::Values { .. } => vec![],
         }
     }
@@ -608,6 +622,12 @@ impl Node {
                 format!("HashJoin: {kind}on left #{left_column} = right #{right_column}")
             }
             Node::Values { rows } => format!("Values: {} row(s)", rows.len()),
+            Node::SetOperation { op, .. } => match op {
+                SetOperator::Union => "Union".to_string(),
+                SetOperator::UnionAll => "Union: all".to_string(),
+                SetOperator::Intersect => "Intersect".to_string(),
+                SetOperator::Except => "Except".to_string(),
+            },
         };
         let _ = writeln!(out, "{prefix}{line}");
         let children = self.children();

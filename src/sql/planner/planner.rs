@@ -310,6 +310,9 @@ impl<'a> Planner<'a> {
 
     /// Plans a SELECT: returns its root node and output columns.
     pub fn plan_select(&self, select: &ast::Select) -> Result<(Node, Vec<OutputColumn>)> {
+        if !select.compound.is_empty() {
+            return self.plan_compound(select);
+        }
         // FROM: joins, with comma-separated items cross-joined.
         let mut names = BTreeSet::new();
         let (mut node, scope) = match select.from.split_first() {
@@ -703,7 +706,7 @@ fn collect_aggregates(expr: &ast::Expression, out: &mut Vec<ast::Expression>) ->
 }
 
 /// Evaluates a LIMIT or OFFSET: a non-negative integer, or NULL for none.
-fn row_count(expr: &ast::Expression, clause: &str) -> Result<Option<u64>> {
+pub(super) fn row_count(expr: &ast::Expression, clause: &str) -> Result<Option<u64>> {
     match evaluate_constant(expr, clause)? {
         Value::Null => Ok(None),
         Value::Integer(n) if n >= 0 => Ok(Some(n as u64)),
