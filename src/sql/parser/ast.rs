@@ -182,9 +182,22 @@ pub struct Select {
     pub limit: Option<Expression>,
     /// OFFSET.
     pub offset: Option<Expression>,
+    /// WITH: the common tables this query (and the tables after each) may read.
+    pub with: Vec<CommonTable>,
     /// The SELECTs joined to this one by set operators, in order. In a compound query the
     /// ORDER BY, LIMIT and OFFSET above apply to the whole (the parser moves them here).
     pub compound: Vec<Compound>,
+}
+
+/// A common table of a WITH clause: a named query, read like a table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommonTable {
+    /// Its name.
+    pub name: String,
+    /// Names for its columns (none: the query's own).
+    pub columns: Vec<String>,
+    /// The query.
+    pub query: Select,
 }
 
 /// A SELECT joined to a query by a set operator.
@@ -227,6 +240,13 @@ pub enum FromItem {
     Table {
         /// The table name.
         name: String,
+        /// The alias.
+        alias: Option<String>,
+    },
+    /// A query read like a table: `(SELECT ...) [AS] alias`.
+    Query {
+        /// The query.
+        query: Box<Select>,
         /// The alias.
         alias: Option<String>,
     },

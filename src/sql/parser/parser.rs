@@ -326,6 +326,9 @@ fn rule_name(rule: Rule) -> &'static str {
         having => "HAVING",
         order_by => "ORDER BY",
         from_clause => "FROM",
+        // A table name, or a parenthesized subquery or join.
+        derived_table | table_ref => "identifier",
+        with_clause | kw_with | common_table => "WITH",
         _ => "token",
     }
 }
@@ -599,8 +602,29 @@ fn build_data_type(pair: Pair<'_, Rule>) -> Result<(DataType, Option<u32>)> {
 fn build_query(inner: Pairs<'_, Rule>) -> Result<Select> {
     let mut first: Option<Select> = None;
     let mut op = None;
+    let mut with = Vec::new();
     for item in inner {
         match item.as_rule() {
+            Rule::with_clause => {
+                for table in item.into_inner().filter(|p| p.as_rule() == Rule::common_table) {
+                    let mut parts = table.into_inner();
+                    let name = identifier(parts.next().ok_or_else(|| invalid_grammar("WITH"))?)?;
+                    let mut columns = Vec::new();
+                    let mut query = None;
+                    for part in parts {
+                        match part.as_rule() {
+                            Rule::ident_list => {
+                                columns =
+                                    part.into_inner().map(identifier).collect::<Result<_>>()?
+                            }
+                            Rule::select => query = Some(build_query(part.into_inner())?),
+                            _ => {}
+                        }
+                    }
+                    let query = query.ok_or_else(|| invalid_grammar("WITH"))?;
+                    with.push(CommonTable { name, columns, query });
+                }
+            }
             Rule::compound_op => {
                 let kind = item.into_inner().next().map(|p| p.as_rule());
                 op = Some(match kind {
@@ -622,6 +646,7 @@ fn build_query(inner: Pairs<'_, Rule>) -> Result<Select> {
         }
     }
     let mut query = first.ok_or_else(|| invalid_grammar("SELECT"))?;
+    query.with = with;
     let Some(last) = query.compound.last_mut() else { return Ok(query) };
     let (order_by, limit, offset) = (
         std::mem::take(&mut last.select.order_by),
@@ -745,6 +770,13 @@ fn build_table_ref(pair: Pair<'_, Rule>) -> Result<FromItem> {
     let first = inner.next().ok_or_else(|| invalid_grammar("table"))?;
     if first.as_rule() == Rule::from_item {
         return build_from(first);
+    }
+    if first.as_rule() == Rule::derived_table {
+        let mut parts = first.into_inner();
+        let query = parts.next().ok_or_else(|| invalid_grammar("subquery"))?;
+        let query = Box::new(build_query(query.into_inner())?);
+        let alias = parts.find(|p| p.as_rule() == Rule::alias).map(build_alias).transpose()?;
+        return Ok(FromItem::Query { query, alias });
     }
     let name = identifier(first)?;
     let alias = inner.next().map(build_alias).transpose()?;

@@ -5,6 +5,7 @@
 //! and limits, and then optimizes (filter pushdown, key and index lookups, hash joins).
 
 mod compound;
+mod derived;
 mod expression;
 mod join_order;
 mod optimizer;

@@ -18,12 +18,14 @@ use std::collections::BTreeSet;
 /// Plans statements against the catalog as the transaction sees it.
 pub struct Planner<'a> {
     txn: &'a Txn,
+    /// The common tables (WITH) in scope, innermost last.
+    pub(super) common: std::cell::RefCell<Vec<ast::CommonTable>>,
 }
 
 impl<'a> Planner<'a> {
     /// A planner reading the catalog through `txn`.
     pub fn new(txn: &'a Txn) -> Self {
-        Self { txn }
+        Self { txn, common: Default::default() }
     }
 
     /// Plans a statement. Transaction control and EXPLAIN are handled by the session.
@@ -258,7 +260,13 @@ impl<'a> Planner<'a> {
 
     fn plan_from(&self, item: &FromItem, names: &mut BTreeSet<String>) -> Result<(Node, Scope)> {
         match item {
+            FromItem::Query { query, alias } => {
+                self.plan_derived(query, alias.as_deref(), &[], names)
+            }
             FromItem::Table { name, alias } => {
+                if let Some(planned) = self.plan_common(name, alias.as_deref(), names) {
+                    return planned;
+                }
                 let table = self.txn.must_get_table(name)?;
                 let qualifier = alias.clone().unwrap_or_else(|| name.clone());
                 if !names.insert(qualifier.clone()) {
@@ -310,6 +318,9 @@ impl<'a> Planner<'a> {
 
     /// Plans a SELECT: returns its root node and output columns.
     pub fn plan_select(&self, select: &ast::Select) -> Result<(Node, Vec<OutputColumn>)> {
+        if !select.with.is_empty() {
+            return self.plan_with(select);
+        }
         if !select.compound.is_empty() {
             return self.plan_compound(select);
         }

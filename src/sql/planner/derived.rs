@@ -1,0 +1,86 @@
+//! Queries read like tables: derived tables (`FROM (SELECT ...) AS x`) and the common tables of
+//! a WITH clause, which are planned in place wherever they are read. A common table sees the
+//! common tables defined before it (not itself: WITH RECURSIVE is not supported), and a name
+//! defined by WITH hides a stored table of that name within the query.
+
+use super::expression::{Scope, ScopeColumn};
+use super::plan::{Node, OutputColumn};
+use super::planner::Planner;
+use crate::sql::error::{Error, Result};
+use crate::sql::parser::ast;
+use std::collections::BTreeSet;
+
+impl Planner<'_> {
+    /// Plans a query whose WITH clause defines common tables.
+    pub(super) fn plan_with(&self, select: &ast::Select) -> Result<(Node, Vec<OutputColumn>)> {
+        let mut seen = BTreeSet::new();
+        if let Some(twice) = select.with.iter().find(|t| !seen.insert(t.name.as_str())) {
+            return Err(Error::Invalid(format!(
+                "common table \"{}\" is defined more than once",
+                twice.name
+            )));
+        }
+        let depth = self.common.borrow().len();
+        self.common.borrow_mut().extend(select.with.iter().cloned());
+        let query = ast::Select { with: Vec::new(), ..select.clone() };
+        let planned = self.plan_select(&query);
+        self.common.borrow_mut().truncate(depth);
+        planned
+    }
+
+    /// Plans a read of the common table `name`, if one is in scope.
+    pub(super) fn plan_common(
+        &self,
+        name: &str,
+        alias: Option<&str>,
+        names: &mut BTreeSet<String>,
+    ) -> Option<Result<(Node, Scope)>> {
+        let position = self.common.borrow().iter().rposition(|t| t.name == name)?;
+        // Its query sees only the common tables defined before it.
+        let hidden = self.common.borrow_mut().split_off(position);
+        let table = &hidden[0];
+        let planned =
+            self.plan_derived(&table.query, Some(alias.unwrap_or(name)), &table.columns, names);
+        self.common.borrow_mut().extend(hidden);
+        Some(planned)
+    }
+
+    /// Plans a query read like a table named `qualifier` (if any), its columns renamed to
+    /// `columns` (if given).
+    pub(super) fn plan_derived(
+        &self,
+        query: &ast::Select,
+        qualifier: Option<&str>,
+        columns: &[String],
+        names: &mut BTreeSet<String>,
+    ) -> Result<(Node, Scope)> {
+        let (node, output) = self.plan_select(query)?;
+        if let Some(qualifier) = qualifier
+            && !names.insert(qualifier.to_string())
+        {
+            return Err(Error::Invalid(format!(
+                "table name \"{qualifier}\" specified more than once"
+            )));
+        }
+        if !columns.is_empty() && columns.len() != output.len() {
+            return Err(Error::Invalid(format!(
+                "{} has {} columns but {} names were given",
+                qualifier.unwrap_or("the subquery"),
+                output.len(),
+                columns.len()
+            )));
+        }
+        let scope = Scope {
+            columns: output
+                .iter()
+                .enumerate()
+                .map(|(i, column)| ScopeColumn {
+                    table: qualifier.map(str::to_string),
+                    name: Some(columns.get(i).unwrap_or(&column.name).clone()),
+                    datatype: column.datatype,
+                })
+                .collect(),
+        };
+        Ok((node, scope))
+    }
+}
