@@ -359,6 +359,47 @@ pub enum Expression {
     },
     /// COUNT(*).
     CountStar,
+    /// `(SELECT ...)`: the value of a one-column query's only row (NULL for none).
+    Subquery(Box<Select>),
+    /// `EXISTS (SELECT ...)`: whether the query has a row.
+    Exists(Box<Select>),
+    /// `expr [NOT] IN (SELECT ...)`, with IN's NULL semantics.
+    InSubquery {
+        /// The operand.
+        expr: Box<Expression>,
+        /// The one-column query.
+        query: Box<Select>,
+        /// NOT IN.
+        negated: bool,
+    },
+}
+
+impl Expression {
+    /// The expression's direct subexpressions (not those inside subqueries).
+    pub fn children_mut(&mut self) -> Vec<&mut Expression> {
+        match self {
+            Expression::Literal(_)
+            | Expression::Column { .. }
+            | Expression::CountStar
+            | Expression::Subquery(_)
+            | Expression::Exists(_) => vec![],
+            Expression::Unary(_, e) | Expression::Cast(e, _) => vec![e],
+            Expression::Binary(_, a, b) => vec![a, b],
+            Expression::IsNull { expr, .. } | Expression::InSubquery { expr, .. } => vec![expr],
+            Expression::InList { expr, list, .. } => {
+                std::iter::once(expr.as_mut()).chain(list.iter_mut()).collect()
+            }
+            Expression::Between { expr, low, high, .. } => vec![expr, low, high],
+            Expression::Like { expr, pattern, .. } => vec![expr, pattern],
+            Expression::Case { operand, when, otherwise } => operand
+                .iter_mut()
+                .map(|e| e.as_mut())
+                .chain(when.iter_mut().flat_map(|(w, t)| [w, t]))
+                .chain(otherwise.iter_mut().map(|e| e.as_mut()))
+                .collect(),
+            Expression::Function { args, .. } => args.iter_mut().collect(),
+        }
+    }
 }
 
 /// Unary operators.
@@ -429,6 +470,11 @@ impl Expression {
             Expression::Literal(value) => f.write_str(&value.to_sql()),
             Expression::Column { table: Some(table), name } => write!(f, "{table}.{name}"),
             Expression::Column { table: None, name } => f.write_str(name),
+            Expression::Subquery(_) => f.write_str("(subquery)"),
+            Expression::Exists(_) => f.write_str("EXISTS (subquery)"),
+            Expression::InSubquery { expr, negated, .. } => {
+                write!(f, "{expr} {}IN (subquery)", not(negated))
+            }
             Expression::Unary(UnaryOp::Not, e) => write!(f, "NOT {}", Operand(e)),
             Expression::Unary(UnaryOp::Negate, e) => write!(f, "-{}", Operand(e)),
             Expression::Unary(UnaryOp::Plus, e) => write!(f, "+{}", Operand(e)),

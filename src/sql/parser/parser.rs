@@ -205,7 +205,10 @@ fn parse_error(sql: &str, error: pest::error::Error<Rule>) -> Error {
             if expected.contains(&"expression") {
                 // The parts an expression can start with are implied by "expression".
                 expected.retain(|name| {
-                    !matches!(*name, "NOT" | "NULL" | "identifier" | "ALL" | "DISTINCT")
+                    !matches!(
+                        *name,
+                        "NOT" | "NULL" | "identifier" | "ALL" | "DISTINCT" | "EXISTS" | "subquery"
+                    )
                 });
             }
             match expected.len() {
@@ -894,6 +897,15 @@ fn build_expr_depth(pair: Pair<'_, Rule>, depth: usize) -> Built {
                                 dp,
                             )
                         }
+                        _ if op.clone().into_inner().any(|p| p.as_rule() == Rule::select) => {
+                            let query = op
+                                .clone()
+                                .into_inner()
+                                .find(|p| p.as_rule() == Rule::select)
+                                .ok_or_else(|| invalid_grammar("IN"))?;
+                            let query = Box::new(build_query(query.into_inner())?);
+                            (Expression::InSubquery { expr: lhs, query, negated }, 0)
+                        }
                         _ => {
                             let mut list = Vec::new();
                             let mut deepest = 0;
@@ -962,6 +974,18 @@ fn build_primary(pair: Pair<'_, Rule>, depth: usize) -> Built {
                         (Expression::Column { table: Some(first), name: identifier(second)? }, 1)
                     }
                     None => (Expression::Column { table: None, name: first }, 1),
+                }
+            }
+            Rule::subquery | Rule::exists_expr => {
+                let query = pair
+                    .clone()
+                    .into_inner()
+                    .find(|p| p.as_rule() == Rule::select)
+                    .ok_or_else(|| invalid_grammar("subquery"))?;
+                let query = Box::new(build_query(query.into_inner())?);
+                match rule {
+                    Rule::subquery => (Expression::Subquery(query), 1),
+                    _ => (Expression::Exists(query), 1),
                 }
             }
             Rule::paren => {

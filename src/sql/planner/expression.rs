@@ -153,13 +153,20 @@ pub fn contains_aggregate(ast: &ast::Expression) -> bool {
     found
 }
 
+/// Whether an AST expression holds a subquery (not counting those inside subqueries).
+pub fn has_subquery(ast: &ast::Expression) -> bool {
+    use ast::Expression::*;
+    matches!(ast, Subquery(_) | Exists(_) | InSubquery { .. })
+        || children(ast).into_iter().any(has_subquery)
+}
+
 /// The direct subexpressions of an AST expression.
 pub fn children(ast: &ast::Expression) -> Vec<&ast::Expression> {
     use ast::Expression::*;
     match ast {
-        Literal(_) | Column { .. } | CountStar => vec![],
+        Literal(_) | Column { .. } | CountStar | Subquery(_) | Exists(_) => vec![],
         Unary(_, e) | Cast(e, _) => vec![e],
-        IsNull { expr, .. } => vec![expr],
+        IsNull { expr, .. } | InSubquery { expr, .. } => vec![expr],
         Binary(_, a, b) => vec![a, b],
         Like { expr, pattern, .. } => vec![expr, pattern],
         Between { expr, low, high, .. } => vec![expr, low, high],
@@ -215,6 +222,13 @@ fn build_inner(ast: &ast::Expression, ctx: &dyn Context) -> Result<Expression> {
             otherwise.as_deref().map(b).transpose()?,
         ),
         A::Cast(e, datatype) => Expression::Cast(b(e)?, *datatype),
+        // Uncorrelated subqueries are replaced by their results before planning
+        // (`subquery.rs`); one left here reads the enclosing query's columns.
+        A::Subquery(_) | A::Exists(_) | A::InSubquery { .. } => {
+            return Err(Error::Invalid(
+                "a subquery is not allowed here (DEFAULT, LIMIT, OFFSET)".into(),
+            ));
+        }
         A::CountStar => ctx.aggregate(ast)?,
         A::Function { name, args, .. } if is_aggregate_call(name, args.len()) => {
             ctx.aggregate(ast)?

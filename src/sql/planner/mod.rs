@@ -12,6 +12,7 @@ mod optimizer;
 mod plan;
 #[allow(clippy::module_inception)]
 mod planner;
+mod subquery;
 
 pub use expression::{ConstantContext, Context, Scope, ScopeColumn, ScopeContext, build};
 pub use plan::{

@@ -23,6 +23,11 @@ pub struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
+    /// The transaction the planner reads through.
+    pub(super) fn txn(&self) -> &Txn {
+        self.txn
+    }
+
     /// A planner reading the catalog through `txn`.
     pub fn new(txn: &'a Txn) -> Self {
         Self { txn, common: Default::default() }
@@ -30,6 +35,9 @@ impl<'a> Planner<'a> {
 
     /// Plans a statement. Transaction control and EXPLAIN are handled by the session.
     pub fn plan(&self, statement: &Statement) -> Result<Plan> {
+        if let Some(resolved) = self.resolve_statement(statement)? {
+            return self.plan(&resolved);
+        }
         let plan = match statement {
             Statement::CreateTable { name, columns, primary_key, unique, if_not_exists } => {
                 Plan::CreateTable {
@@ -323,6 +331,9 @@ impl<'a> Planner<'a> {
         }
         if !select.compound.is_empty() {
             return self.plan_compound(select);
+        }
+        if let Some(resolved) = self.resolve_select(select)? {
+            return self.plan_select(&resolved);
         }
         // FROM: joins, with comma-separated items cross-joined.
         let mut names = BTreeSet::new();
