@@ -14,7 +14,7 @@ use crate::sql::budget::Budget;
 use crate::sql::engine::Txn;
 use crate::sql::execution::execute_node;
 use crate::sql::parser::ast::Statement;
-use crate::sql::planner::{Plan, Planner};
+use crate::sql::planner::{Plan, Planner, runs_subqueries};
 use crate::sql::types::Value;
 use crate::sql::{Database, StatementResult};
 use crate::storage::mvcc::{TransactionState, Version};
@@ -108,6 +108,11 @@ fn run(
         }),
     }?;
     txn.set_budget(budget);
+    // Subqueries run as the statement is planned, whatever the plan: never on the request's
+    // task.
+    if inline && runs_subqueries(statement) {
+        return Ok(None);
+    }
     let (root, columns) = match statement {
         Statement::Explain(_) => {
             // EXPLAIN produces its (short) result whole.
@@ -209,6 +214,9 @@ mod tests {
         }
         // A row by key larger than an inline run may hold goes to the pool too.
         assert!(inline(&db, "SELECT * FROM t WHERE id = 4").is_none());
+        // So does a read whose subquery runs as it is planned, however short its plan.
+        assert!(inline(&db, "SELECT name FROM t WHERE id IN (SELECT id FROM t)").is_none());
+        assert!(inline(&db, "EXPLAIN SELECT (SELECT COUNT(*) FROM t)").is_none());
     }
 
     #[test]

@@ -20,3 +20,4 @@ pub use plan::{
     SortKey,
 };
 pub use planner::Planner;
+pub use subquery::runs_subqueries;
