@@ -104,6 +104,10 @@ pub fn statement_result(index: u64, outcome: &StatementOutcome) -> pb::Statement
             StatementResult::DropTable { name, existed } => {
                 R::DropTable(pb::Dropped { name: name.clone(), existed: *existed })
             }
+            StatementResult::CreateView { name } => R::CreateView(pb::Named { name: name.clone() }),
+            StatementResult::DropView { name, existed } => {
+                R::DropView(pb::Dropped { name: name.clone(), existed: *existed })
+            }
             StatementResult::CreateIndex { name } => {
                 R::CreateIndex(pb::Named { name: name.clone() })
             }
@@ -134,6 +138,8 @@ pub fn from_statement_result(result: pb::StatementResult) -> (u64, StatementOutc
         Some(R::Commit(f)) => Ok(StatementResult::Commit { version: f.version }),
         Some(R::Rollback(f)) => Ok(StatementResult::Rollback { version: f.version }),
         Some(R::CreateTable(n)) => Ok(StatementResult::CreateTable { name: n.name }),
+        Some(R::CreateView(n)) => Ok(StatementResult::CreateView { name: n.name }),
+        Some(R::DropView(d)) => Ok(StatementResult::DropView { name: d.name, existed: d.existed }),
         Some(R::DropTable(d)) => {
             Ok(StatementResult::DropTable { name: d.name, existed: d.existed })
         }

@@ -94,10 +94,12 @@ pub fn summary(result: &StatementResult) -> String {
         }
         StatementResult::Commit { .. } => "COMMIT".into(),
         StatementResult::Rollback { .. } => "ROLLBACK".into(),
-        StatementResult::CreateTable { .. } | StatementResult::CreateIndex { .. } => {
-            "Query OK".into()
-        }
-        StatementResult::DropTable { existed, .. } | StatementResult::DropIndex { existed, .. } => {
+        StatementResult::CreateTable { .. }
+        | StatementResult::CreateIndex { .. }
+        | StatementResult::CreateView { .. } => "Query OK".into(),
+        StatementResult::DropTable { existed, .. }
+        | StatementResult::DropIndex { existed, .. }
+        | StatementResult::DropView { existed, .. } => {
             if *existed {
                 "Query OK".into()
             } else {

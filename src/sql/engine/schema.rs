@@ -153,3 +153,14 @@ impl Column {
         }
     }
 }
+
+/// A view: a named query, stored in the catalog and planned wherever it is read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct View {
+    /// The view's name (no table has it).
+    pub name: String,
+    /// Names for its columns (none: the query's own).
+    pub columns: Vec<String>,
+    /// The query.
+    pub query: crate::sql::parser::ast::Select,
+}

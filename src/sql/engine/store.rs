@@ -12,7 +12,7 @@
 //! Every value is encoded with [`Value::encode_key`], so rows scan in key order and an index
 //! lookup is a prefix scan.
 
-use super::schema::{Index, Table};
+use super::schema::{Index, Table, View};
 use crate::encoding::keycode::{self, KeyReader};
 use crate::encoding::value as codec;
 use crate::sql::budget::Budget;
@@ -25,6 +25,13 @@ const TABLE: u8 = 0x01;
 const ROW: u8 = 0x02;
 const INDEX: u8 = 0x03;
 const ROW_ID: u8 = 0x04;
+const VIEW: u8 = 0x05;
+
+fn view_key(name: &str) -> Vec<u8> {
+    let mut out = vec![VIEW];
+    keycode::put_str(&mut out, name);
+    out
+}
 
 fn table_key(name: &str) -> Vec<u8> {
     let mut out = vec![TABLE];
@@ -162,10 +169,33 @@ impl Txn {
         Ok(self.list_tables()?.into_iter().find(|t| t.indexes.iter().any(|i| i.name == name)))
     }
 
+    /// Reads a view.
+    pub fn get_view(&self, name: &str) -> Result<Option<View>> {
+        self.inner.get(&view_key(name))?.map(|bytes| Ok(codec::decode(&bytes)?)).transpose()
+    }
+
+    /// Creates a view; no table or view may have its name.
+    pub fn create_view(&mut self, view: View) -> Result<()> {
+        if self.get_table(&view.name)?.is_some() || self.get_view(&view.name)?.is_some() {
+            return Err(Error::TableExists(view.name));
+        }
+        self.inner.set(&view_key(&view.name), codec::encode(&view))?;
+        Ok(())
+    }
+
+    /// Drops a view. Returns false if it did not exist.
+    pub fn drop_view(&mut self, name: &str) -> Result<bool> {
+        if self.get_view(name)?.is_none() {
+            return Ok(false);
+        }
+        self.inner.delete(&view_key(name))?;
+        Ok(true)
+    }
+
     /// Creates a table (with the indexes its schema lists, all empty).
     pub fn create_table(&mut self, table: Table) -> Result<()> {
         table.validate()?;
-        if self.get_table(&table.name)?.is_some() {
+        if self.get_table(&table.name)?.is_some() || self.get_view(&table.name)?.is_some() {
             return Err(Error::TableExists(table.name));
         }
         for index in &table.indexes {

@@ -75,6 +75,21 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             }
             StatementResult::CreateTable { name }
         }
+        Plan::CreateView { view, if_not_exists } => {
+            let name = view.name.clone();
+            match txn.create_view(view) {
+                Err(Error::TableExists(_)) if if_not_exists => {}
+                result => result?,
+            }
+            StatementResult::CreateView { name }
+        }
+        Plan::DropView { name, if_exists } => {
+            let existed = txn.drop_view(&name)?;
+            if !existed && !if_exists {
+                return Err(Error::Invalid(format!("view \"{name}\" does not exist")));
+            }
+            StatementResult::DropView { name, existed }
+        }
         Plan::DropTable { name, if_exists } => {
             txn.mvcc_mut().lock_exclusive()?;
             let existed = txn.drop_table(&name)?;

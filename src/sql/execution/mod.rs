@@ -50,6 +50,18 @@ pub enum StatementResult {
         /// The table.
         name: String,
     },
+    /// CREATE VIEW.
+    CreateView {
+        /// The view.
+        name: String,
+    },
+    /// DROP VIEW.
+    DropView {
+        /// The view.
+        name: String,
+        /// Whether it existed (false only with IF EXISTS).
+        existed: bool,
+    },
     /// DROP TABLE.
     DropTable {
         /// The table.

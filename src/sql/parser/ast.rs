@@ -20,6 +20,24 @@ pub enum Statement {
     Commit,
     /// ROLLBACK.
     Rollback,
+    /// CREATE VIEW [IF NOT EXISTS] name [(columns)] AS query.
+    CreateView {
+        /// The view's name.
+        name: String,
+        /// Names for its columns (none: the query's own).
+        columns: Vec<String>,
+        /// The query.
+        query: Box<Select>,
+        /// IF NOT EXISTS was given.
+        if_not_exists: bool,
+    },
+    /// DROP VIEW [IF EXISTS] name.
+    DropView {
+        /// The view's name.
+        name: String,
+        /// IF EXISTS was given.
+        if_exists: bool,
+    },
     /// EXPLAIN statement: show the plan instead of running it.
     Explain(Box<Statement>),
     /// CREATE TABLE.
@@ -107,6 +125,8 @@ impl Statement {
             Statement::DropTable { name, .. } => format!("DROP TABLE {name}"),
             Statement::CreateIndex { name, table, .. } => format!("CREATE INDEX {name} ON {table}"),
             Statement::DropIndex { name, .. } => format!("DROP INDEX {name}"),
+            Statement::CreateView { name, .. } => format!("CREATE VIEW {name}"),
+            Statement::DropView { name, .. } => format!("DROP VIEW {name}"),
             Statement::Insert { table, source: InsertSource::Values(rows), .. } => {
                 let plural = if rows.len() == 1 { "" } else { "s" };
                 format!("INSERT INTO {table} ({} row{plural})", rows.len())

@@ -307,6 +307,7 @@ fn rule_name(rule: Rule) -> &'static str {
         kw_exists => "EXISTS",
         kw_distinct | distinct => "DISTINCT",
         kw_union | union_all | union_distinct => "UNION",
+        kw_view => "VIEW",
         kw_intersect | intersect => "INTERSECT",
         kw_except | except => "EXCEPT",
         kw_default | default | default_values => "DEFAULT",
@@ -390,6 +391,28 @@ fn build_statement(pair: Pair<'_, Rule>) -> Result<Statement> {
         Rule::drop_table => {
             let (name, if_exists) = dropped(inner)?;
             Statement::DropTable { name, if_exists }
+        }
+        Rule::drop_view => {
+            let (name, if_exists) = dropped(inner)?;
+            Statement::DropView { name, if_exists }
+        }
+        Rule::create_view => {
+            let (mut name, mut columns, mut query, mut if_not_exists) =
+                (None, Vec::new(), None, false);
+            for part in inner {
+                match part.as_rule() {
+                    Rule::if_not_exists => if_not_exists = true,
+                    Rule::ident => name = Some(identifier(part)?),
+                    Rule::ident_list => {
+                        columns = part.into_inner().map(identifier).collect::<Result<_>>()?
+                    }
+                    Rule::select => query = Some(Box::new(build_query(part.into_inner())?)),
+                    _ => {}
+                }
+            }
+            let name = name.ok_or_else(|| invalid_grammar("CREATE VIEW"))?;
+            let query = query.ok_or_else(|| invalid_grammar("CREATE VIEW"))?;
+            Statement::CreateView { name, columns, query, if_not_exists }
         }
         Rule::create_index => {
             let mut unique = false;

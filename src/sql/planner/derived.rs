@@ -1,7 +1,8 @@
 //! Queries read like tables: derived tables (`FROM (SELECT ...) AS x`) and the common tables of
 //! a WITH clause, which are planned in place wherever they are read. A common table sees the
 //! common tables defined before it (not itself: WITH RECURSIVE is not supported), and a name
-//! defined by WITH hides a stored table of that name within the query.
+//! defined by WITH hides a stored table of that name within the query. Views are read the same
+//! way, from the catalog.
 
 use super::expression::{Scope, ScopeColumn};
 use super::plan::{Node, OutputColumn};
@@ -43,6 +44,27 @@ impl Planner<'_> {
             self.plan_derived(&table.query, Some(alias.unwrap_or(name)), &table.columns, names);
         self.common.borrow_mut().extend(hidden);
         Some(planned)
+    }
+
+    /// Plans a read of the view `name` (a missing table if there is none).
+    pub(super) fn plan_view(
+        &self,
+        name: &str,
+        alias: Option<&str>,
+        names: &mut BTreeSet<String>,
+    ) -> Result<(Node, Scope)> {
+        let view = self.txn().get_view(name)?.ok_or_else(|| Error::UnknownTable(name.into()))?;
+        if self.views.borrow().iter().any(|v| v == name) {
+            return Err(Error::Invalid(format!("view \"{name}\" reads itself")));
+        }
+        self.views.borrow_mut().push(name.to_string());
+        // A view sees the catalog, not the common tables of the query that reads it.
+        let common = std::mem::take(&mut *self.common.borrow_mut());
+        let planned =
+            self.plan_derived(&view.query, Some(alias.unwrap_or(name)), &view.columns, names);
+        *self.common.borrow_mut() = common;
+        self.views.borrow_mut().pop();
+        planned
     }
 
     /// Plans a query read like a table named `qualifier` (if any), its columns renamed to

@@ -3,7 +3,7 @@
 //! A [`Plan`] is one statement. Queries are trees of [`Node`]s; each node yields rows, and its
 //! expressions refer to the columns of its input row by position ([`Expression::Column`]).
 
-use super::super::engine::{Index, Table};
+use super::super::engine::{Index, Table, View};
 use crate::sql::parser::ast::{BinaryOp, SetOperator, UnaryOp};
 use crate::sql::types::{DataType, Value};
 use std::fmt::{self, Write as _};
@@ -18,6 +18,20 @@ pub enum Plan {
         schema: Table,
         /// Succeed quietly if the table exists.
         if_not_exists: bool,
+    },
+    /// CREATE VIEW.
+    CreateView {
+        /// The view.
+        view: View,
+        /// Succeed quietly if a table or view of its name exists.
+        if_not_exists: bool,
+    },
+    /// DROP VIEW.
+    DropView {
+        /// The view.
+        name: String,
+        /// Succeed quietly if it does not exist.
+        if_exists: bool,
     },
     /// DROP TABLE.
     DropTable {

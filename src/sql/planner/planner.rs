@@ -8,7 +8,7 @@ use super::optimizer;
 use super::plan::{
     Access, Aggregate, AggregateFunction, Expression, Node, OutputColumn, Plan, SortKey,
 };
-use crate::sql::engine::{Column, Index, Table, Txn};
+use crate::sql::engine::{Column, Index, Table, Txn, View};
 use crate::sql::error::{Error, Result};
 use crate::sql::execution::evaluate_constant;
 use crate::sql::parser::ast::{self, FromItem, InsertSource, JoinKind, SelectItem, Statement};
@@ -20,6 +20,8 @@ pub struct Planner<'a> {
     txn: &'a Txn,
     /// The common tables (WITH) in scope, innermost last.
     pub(super) common: std::cell::RefCell<Vec<ast::CommonTable>>,
+    /// The views being planned, outermost first (a view that reads itself is an error).
+    pub(super) views: std::cell::RefCell<Vec<String>>,
 }
 
 impl<'a> Planner<'a> {
@@ -30,7 +32,7 @@ impl<'a> Planner<'a> {
 
     /// A planner reading the catalog through `txn`.
     pub fn new(txn: &'a Txn) -> Self {
-        Self { txn, common: Default::default() }
+        Self { txn, common: Default::default(), views: Default::default() }
     }
 
     /// Plans a statement. Transaction control and EXPLAIN are handled by the session.
@@ -44,6 +46,17 @@ impl<'a> Planner<'a> {
                     schema: self.plan_table(name, columns, primary_key.as_deref(), unique)?,
                     if_not_exists: *if_not_exists,
                 }
+            }
+            Statement::CreateView { name, columns, query, if_not_exists } => {
+                // Planned now, so a view that cannot be read is not created.
+                let mut names = BTreeSet::new();
+                self.plan_derived(query, Some(name), columns, &mut names)?;
+                let view =
+                    View { name: name.clone(), columns: columns.clone(), query: *query.clone() };
+                Plan::CreateView { view, if_not_exists: *if_not_exists }
+            }
+            Statement::DropView { name, if_exists } => {
+                Plan::DropView { name: name.clone(), if_exists: *if_exists }
             }
             Statement::DropTable { name, if_exists } => {
                 Plan::DropTable { name: name.clone(), if_exists: *if_exists }
@@ -275,7 +288,9 @@ impl<'a> Planner<'a> {
                 if let Some(planned) = self.plan_common(name, alias.as_deref(), names) {
                     return planned;
                 }
-                let table = self.txn.must_get_table(name)?;
+                let Some(table) = self.txn.get_table(name)? else {
+                    return self.plan_view(name, alias.as_deref(), names);
+                };
                 let qualifier = alias.clone().unwrap_or_else(|| name.clone());
                 if !names.insert(qualifier.clone()) {
                     return Err(Error::Invalid(format!(
