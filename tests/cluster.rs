@@ -564,3 +564,45 @@ fn a_write_with_an_unknown_outcome_is_retried_and_applied_exactly_once() {
     let count = cluster.execute(leader, "SELECT COUNT(*) FROM t");
     assert_eq!(single_integer(&count.results[0].1), 1, "the write is applied exactly once");
 }
+
+#[test]
+fn the_wider_dialect_replicates_to_the_same_rows_on_every_node() {
+    let _serial = serial();
+    let cluster = Cluster::start(3, &[]);
+    let follower = cluster.other_than(cluster.leader());
+    // Subqueries run as each replica plans the statement, views and common tables are planned
+    // in place, joins are reordered: every replica must still store the same rows.
+    cluster.ok(
+        follower,
+        "CREATE TABLE t (id INT PRIMARY KEY, g INT, v INT);
+         INSERT INTO t VALUES (1, 1, 10), (2, 1, 20), (3, 2, 30), (4, 2, NULL), (5, 3, 50);
+         CREATE TABLE u (id INT PRIMARY KEY, x INT);
+         INSERT INTO u VALUES (1, 1), (2, 3), (3, NULL);
+         CREATE VIEW totals (g, total) AS SELECT g, SUM(v) FROM t GROUP BY g;
+         CREATE TABLE out (id INT PRIMARY KEY, label STRING, n INT);
+         INSERT INTO out SELECT g, printf('group %d: %s', g, group_concat(v, '+')), COUNT(*)
+             FROM t GROUP BY g;
+         INSERT INTO out WITH s AS (SELECT g, total FROM totals) SELECT g + 10, 'total', total
+             FROM s WHERE total > (SELECT MIN(v) FROM t);
+         INSERT INTO out SELECT id + 20, 'set', x FROM u WHERE x IS NOT NULL
+             UNION SELECT 30, 'one', 1 EXCEPT SELECT 21, 'set', 1;
+         UPDATE out SET n = (SELECT MAX(x) FROM u) WHERE id IN (SELECT g FROM t WHERE v IS NULL);
+         DELETE FROM out WHERE id IN (SELECT a.id + 10 FROM u AS a, t AS b, u AS c
+             WHERE b.g = c.x AND a.x = b.id AND b.id = 1);
+         INSERT INTO out VALUES (40, substr('replicated', 3, 4) || typeof(1.5), (SELECT COUNT(*) FROM totals))",
+    );
+    let rows = cluster.converged("out");
+    assert_eq!(
+        text(&rows),
+        vec![
+            "1,group 1: 10+20,2",
+            "2,group 2: 30,3",
+            "3,group 3: 50,1",
+            "12,total,30",
+            "13,total,50",
+            "22,set,3",
+            "30,one,1",
+            "40,plicreal,3",
+        ]
+    );
+}
