@@ -3,7 +3,7 @@
 use super::{Rows, StatementResult, aggregate, join};
 use crate::sql::engine::{Table, Txn};
 use crate::sql::error::{Error, Result};
-use crate::sql::planner::{Access, Expression, Node, Plan};
+use crate::sql::planner::{Access, Conflict, Expression, Node, Plan};
 use crate::sql::types::{Row, Value};
 use std::ops::Bound;
 
@@ -14,7 +14,7 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             let rows = execute_node(root, txn)?.collect::<Result<Vec<_>>>()?;
             StatementResult::Query { columns, rows }
         }
-        Plan::Insert { table, columns, source } => {
+        Plan::Insert { table, columns, source, conflict } => {
             let rows = collect_held(execute_node(source, txn)?, txn)?;
             let defaults: Row =
                 table.columns.iter().map(|c| c.default.clone().unwrap_or(Value::Null)).collect();
@@ -36,7 +36,13 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             }
             // The rows before an invalid one go first: the first failing row, in order, is the
             // one reported.
-            txn.insert_rows(&table, prepared)?;
+            let count = match conflict {
+                Conflict::Error => {
+                    txn.insert_rows(&table, prepared)?;
+                    count
+                }
+                conflict => super::upsert::insert(txn, &table, prepared, &conflict)?,
+            };
             if let Some(error) = invalid {
                 return Err(error);
             }

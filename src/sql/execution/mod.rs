@@ -14,6 +14,7 @@ mod functions;
 mod join;
 mod printf;
 mod set;
+mod upsert;
 
 pub use evaluate::evaluate_constant;
 pub use executor::{execute, execute_node};

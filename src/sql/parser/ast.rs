@@ -88,6 +88,8 @@ pub enum Statement {
         columns: Option<Vec<String>>,
         /// Where the rows come from.
         source: InsertSource,
+        /// What to do with a row whose primary key is taken (none: an error).
+        conflict: Option<OnConflict>,
     },
     /// UPDATE table SET column = expr, ... [WHERE].
     Update {
@@ -149,6 +151,28 @@ impl Statement {
                 | Statement::Explain(_)
         )
     }
+}
+
+/// What an INSERT does with a row whose primary key is taken.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum OnConflict {
+    /// INSERT OR REPLACE, REPLACE INTO: the new row replaces the old one.
+    Replace,
+    /// INSERT OR IGNORE, ON CONFLICT [(target)] DO NOTHING: the new row is skipped.
+    Ignore {
+        /// The conflict target's columns (none: the primary key).
+        target: Vec<String>,
+    },
+    /// ON CONFLICT [(target)] DO UPDATE SET .. [WHERE ..]: the old row is updated; the
+    /// expressions read it by the table's name and the new row as `excluded`.
+    Update {
+        /// The conflict target's columns (none: the primary key).
+        target: Vec<String>,
+        /// The assignments.
+        set: Vec<(String, Expression)>,
+        /// Only rows for which this holds are updated (the others are skipped).
+        filter: Option<Expression>,
+    },
 }
 
 /// The rows of an INSERT.

@@ -499,13 +499,54 @@ fn build_clause_expr(pair: Pair<'_, Rule>) -> Result<Expression> {
     build_expr(next(&mut inner, "clause")?, 0)
 }
 
-fn build_insert(mut inner: Pairs<'_, Rule>) -> Result<Statement> {
-    let table = identifier(next(&mut inner, "INSERT")?)?;
+/// Builds ON CONFLICT [(cols)] DO ... (the listed columns must be the primary key: checked
+/// when planned, through `OnConflict`'s target being the key).
+fn build_on_conflict(pair: Pair<'_, Rule>) -> Result<OnConflict> {
+    let (mut conflict, mut target) = (None, Vec::new());
+    for part in pair.into_inner() {
+        match part.as_rule() {
+            Rule::ident_list => target = identifiers(part)?,
+            Rule::do_nothing => conflict = Some(OnConflict::Ignore { target: Vec::new() }),
+            Rule::do_update => {
+                let (mut set, mut filter) = (Vec::new(), None);
+                for item in part.into_inner() {
+                    match item.as_rule() {
+                        Rule::assignment => {
+                            let mut parts = item.into_inner();
+                            let column = identifier(next(&mut parts, "assignment")?)?;
+                            set.push((column, build_expr(next(&mut parts, "assignment")?, 0)?));
+                        }
+                        Rule::where_clause => filter = Some(build_clause_expr(item)?),
+                        _ => {}
+                    }
+                }
+                conflict = Some(OnConflict::Update { target: Vec::new(), set, filter });
+            }
+            _ => {}
+        }
+    }
+    let mut conflict = conflict.ok_or_else(|| invalid_grammar("ON CONFLICT"))?;
+    match &mut conflict {
+        OnConflict::Ignore { target: t } | OnConflict::Update { target: t, .. } => *t = target,
+        OnConflict::Replace => {}
+    }
+    Ok(conflict)
+}
+
+fn build_insert(inner: Pairs<'_, Rule>) -> Result<Statement> {
+    // REPLACE INTO starts with REPLACE rather than INSERT.
+    let replace = inner.clone().next().is_some_and(|p| p.as_rule() == Rule::kw_replace);
+    let table = inner.clone().find(|p| p.as_rule() == Rule::ident);
+    let table = identifier(table.ok_or_else(|| invalid_grammar("INSERT"))?)?;
     let mut columns = None;
     let mut source = None;
+    let mut conflict = replace.then_some(OnConflict::Replace);
     for item in inner {
         match item.as_rule() {
             Rule::ident_list => columns = Some(identifiers(item)?),
+            Rule::or_replace => conflict = Some(OnConflict::Replace),
+            Rule::or_ignore => conflict = Some(OnConflict::Ignore { target: Vec::new() }),
+            Rule::on_conflict => conflict = Some(build_on_conflict(item)?),
             Rule::values => {
                 let rows = item
                     .into_inner()
@@ -527,7 +568,7 @@ fn build_insert(mut inner: Pairs<'_, Rule>) -> Result<Statement> {
         }
     }
     let source = source.ok_or_else(|| invalid_grammar("INSERT"))?;
-    Ok(Statement::Insert { table, columns, source })
+    Ok(Statement::Insert { table, columns, source, conflict })
 }
 
 /// Builds one value of a VALUES row: a plain literal (the fast path) or an expression.

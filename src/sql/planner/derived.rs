@@ -100,6 +100,7 @@ impl Planner<'_> {
                     table: qualifier.map(str::to_string),
                     name: Some(columns.get(i).unwrap_or(&column.name).clone()),
                     datatype: column.datatype,
+                    qualified_only: false,
                 })
                 .collect(),
         };

@@ -22,6 +22,8 @@ pub struct ScopeColumn {
     pub name: Option<String>,
     /// The column's type, when known.
     pub datatype: Option<DataType>,
+    /// Only its qualified name reaches it (`excluded.x` in ON CONFLICT DO UPDATE).
+    pub qualified_only: bool,
 }
 
 impl Scope {
@@ -44,7 +46,10 @@ impl Scope {
     pub fn resolve(&self, table: Option<&str>, name: &str) -> Result<usize> {
         let mut found = None;
         for (i, column) in self.columns.iter().enumerate() {
-            let table_matches = table.is_none_or(|t| column.table.as_deref() == Some(t));
+            let table_matches = match table {
+                None => !column.qualified_only,
+                Some(t) => column.table.as_deref() == Some(t),
+            };
             if table_matches && column.name.as_deref() == Some(name) {
                 if found.is_some() {
                     return Err(Error::AmbiguousColumn(name.to_string()));

@@ -13,11 +13,12 @@ mod plan;
 #[allow(clippy::module_inception)]
 mod planner;
 mod subquery;
+mod upsert;
 
 pub use expression::{ConstantContext, Context, Scope, ScopeColumn, ScopeContext, build};
 pub use plan::{
-    Access, Aggregate, AggregateFunction, Expression, Node, OutputColumn, Plan, ScalarFunction,
-    SortKey,
+    Access, Aggregate, AggregateFunction, Conflict, Expression, Node, OutputColumn, Plan,
+    ScalarFunction, SortKey,
 };
 pub use planner::Planner;
 pub use subquery::runs_subqueries;

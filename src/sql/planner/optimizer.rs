@@ -22,8 +22,8 @@ use std::ops::Bound;
 pub fn optimize(plan: Plan) -> Plan {
     match plan {
         Plan::Select { root, columns } => Plan::Select { root: optimize_node(root), columns },
-        Plan::Insert { table, columns, source } => {
-            Plan::Insert { table, columns, source: optimize_node(source) }
+        Plan::Insert { table, columns, source, conflict } => {
+            Plan::Insert { table, columns, source: optimize_node(source), conflict }
         }
         Plan::Update { table, source, set } => {
             Plan::Update { table, source: optimize_node(source), set }

@@ -65,6 +65,8 @@ pub enum Plan {
         columns: Vec<usize>,
         /// The rows to insert.
         source: Node,
+        /// What to do with a row whose primary key is taken.
+        conflict: Conflict,
     },
     /// UPDATE: `source` yields the rows to change, each followed by its row key.
     Update {
@@ -247,6 +249,25 @@ impl Node {
             Node::Scan { .. } | Node::Values { .. } => vec![],
         }
     }
+}
+
+/// What an INSERT does with a row whose primary key is taken.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Conflict {
+    /// Fail the statement.
+    Error,
+    /// Replace the old row with the new one.
+    Replace,
+    /// Skip the new row.
+    Ignore,
+    /// Update the old row: the expressions read the old row's columns followed by the new
+    /// row's (`excluded`); rows for which `filter` does not hold are skipped.
+    Update {
+        /// The assignments (column, value).
+        set: Vec<(usize, Expression)>,
+        /// The condition.
+        filter: Option<Expression>,
+    },
 }
 
 /// How a scan finds its rows.

@@ -78,8 +78,8 @@ impl<'a> Planner<'a> {
             Statement::DropIndex { name, if_exists } => {
                 Plan::DropIndex { name: name.clone(), if_exists: *if_exists }
             }
-            Statement::Insert { table, columns, source } => {
-                self.plan_insert(table, columns.as_deref(), source)?
+            Statement::Insert { table, columns, source, conflict } => {
+                self.plan_insert(table, columns.as_deref(), source, conflict.as_ref())?
             }
             Statement::Update { table, set, filter } => {
                 let (table, scope) = self.table_scope(table)?;
@@ -198,8 +198,10 @@ impl<'a> Planner<'a> {
         table: &str,
         columns: Option<&[String]>,
         source: &InsertSource,
+        conflict: Option<&ast::OnConflict>,
     ) -> Result<Plan> {
         let table = self.txn.must_get_table(table)?;
+        let conflict = self.plan_conflict(&table, conflict)?;
         let (source, width) = match source {
             InsertSource::Values(rows) => {
                 let width = rows.first().map_or(0, |row| row.len());
@@ -241,7 +243,7 @@ impl<'a> Planner<'a> {
                 targets.len()
             )));
         }
-        Ok(Plan::Insert { table, columns: targets, source })
+        Ok(Plan::Insert { table, columns: targets, source, conflict })
     }
 
     /// A table and the scope of its columns, qualified by its name.
@@ -255,6 +257,7 @@ impl<'a> Planner<'a> {
                     table: Some(name.to_string()),
                     name: Some(c.name.clone()),
                     datatype: Some(c.datatype),
+                    qualified_only: false,
                 })
                 .collect(),
         };
@@ -305,6 +308,7 @@ impl<'a> Planner<'a> {
                             table: Some(qualifier.clone()),
                             name: Some(c.name.clone()),
                             datatype: Some(c.datatype),
+                            qualified_only: false,
                         })
                         .collect(),
                 };
@@ -642,6 +646,7 @@ impl<'a> Planner<'a> {
                     table: None,
                     name: None,
                     datatype: infer_type(group, &input_type),
+                    qualified_only: false,
                 },
             });
         }
@@ -652,7 +657,12 @@ impl<'a> Planner<'a> {
                 AggregateFunction::GroupConcat => Some(crate::sql::types::DataType::String),
                 _ => aggregate.arg.as_ref().and_then(|a| infer_type(a, &input_type)),
             };
-            post_scope.columns.push(ScopeColumn { table: None, name: None, datatype });
+            post_scope.columns.push(ScopeColumn {
+                table: None,
+                name: None,
+                datatype,
+                qualified_only: false,
+            });
         }
         let labels = groups
             .iter()
