@@ -60,7 +60,7 @@ impl Expression {
             Binary(op, a, b) => {
                 let (a, b) = (a.evaluate(row)?, b.evaluate(row)?);
                 match op {
-                    BinaryOp::Concat => a.concat(&b),
+                    BinaryOp::Concat => a.concat(&b)?,
                     BinaryOp::Arithmetic(op) => a.arithmetic(*op, &b)?,
                     comparison => match a.compare(&b)? {
                         None => Value::Null,

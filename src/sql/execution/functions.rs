@@ -7,8 +7,7 @@ use crate::sql::planner::{Expression, ScalarFunction};
 use crate::sql::types::Value;
 use std::cmp::Ordering;
 
-/// The longest text a function may build (REPLACE, PRINTF).
-pub const MAX_TEXT_BYTES: usize = 64 << 20;
+pub use crate::sql::types::MAX_TEXT_BYTES;
 
 /// Calls a scalar function. Arity was checked by the planner.
 pub(super) fn call(function: ScalarFunction, args: &[Expression], row: &[Value]) -> Result<Value> {
@@ -148,11 +147,14 @@ pub(super) fn call(function: ScalarFunction, args: &[Expression], row: &[Value])
             if from.is_empty() {
                 return Ok(Value::String(text));
             }
-            let replaced = text.replace(&from, &to);
-            if replaced.len() > MAX_TEXT_BYTES {
+            // The result's size is known before it is built.
+            let matches = text.matches(from.as_str()).count();
+            let size = (text.len() - matches * from.len())
+                .saturating_add(matches.saturating_mul(to.len()));
+            if size > MAX_TEXT_BYTES {
                 return Err(too_long("replace"));
             }
-            Value::String(replaced)
+            Value::String(text.replace(&from, &to))
         }
         ScalarFunction::Printf => {
             let Some(format) = text_arg(arg(0)?, "printf")? else { return Ok(Value::Null) };
@@ -223,7 +225,10 @@ fn too_long(name: &str) -> Error {
 /// `start`; no length takes the rest.
 fn substr(text: &str, start: i64, length: Option<i64>) -> String {
     let count = text.chars().count() as i64;
-    let (mut first, mut take) = (start, length.map_or(i64::MAX / 2, i64::abs));
+    let (mut first, mut take) = (
+        start.max(i64::MIN / 2),
+        length.map_or(i64::MAX / 2, |l| l.saturating_abs().min(i64::MAX / 2)),
+    );
     let backwards = length.is_some_and(|l| l < 0);
     if first < 0 {
         first += count;

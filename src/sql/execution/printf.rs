@@ -290,23 +290,25 @@ fn text(value: &Value) -> String {
     }
 }
 
-/// The number a text starts with (0 if none).
+/// The number a text starts with (0 if none): `[+-]digits[.digits][e[+-]digits]`, read in one
+/// pass.
 fn leading_number(s: &str) -> f64 {
-    let s = s.trim_start();
-    let mut end = 0;
-    for (i, c) in s.char_indices() {
-        let accepted = c.is_ascii_digit()
-            || (i == 0 && (c == '-' || c == '+'))
-            || c == '.'
-            || ((c == 'e' || c == 'E') && i > 0)
-            || ((c == '-' || c == '+') && s[..i].ends_with(['e', 'E']));
-        if !accepted {
-            break;
-        }
-        end = i + c.len_utf8();
+    let s = s.trim_start().as_bytes();
+    let digits = |from: usize| from + s[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let mut end = usize::from(matches!(s.first(), Some(b'+' | b'-')));
+    let whole = digits(end);
+    end = whole;
+    if s.get(end) == Some(&b'.') {
+        end = digits(end + 1);
     }
-    // Back off to the longest prefix that parses ("12e" -> "12").
-    (1..=end).rev().find_map(|n| s.get(..n)?.parse().ok()).unwrap_or(0.0)
+    if matches!(s.get(end), Some(b'e' | b'E')) {
+        let sign = usize::from(matches!(s.get(end + 1), Some(b'+' | b'-')));
+        let exponent = digits(end + 1 + sign);
+        if exponent > end + 1 + sign {
+            end = exponent;
+        }
+    }
+    std::str::from_utf8(&s[..end]).ok().and_then(|n| n.parse().ok()).unwrap_or(0.0)
 }
 
 fn check(out: &str, limit: usize) -> Result<()> {

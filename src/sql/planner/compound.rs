@@ -10,6 +10,9 @@ use crate::sql::error::{Error, Result};
 use crate::sql::parser::ast;
 use crate::sql::types::Value;
 
+/// The most SELECTs one compound query may join (as SQLite's default limit).
+const MAX_COMPOUND_SELECTS: usize = 500;
+
 impl Planner<'_> {
     /// Plans a compound query (see the module docs).
     pub(super) fn plan_compound(&self, query: &ast::Select) -> Result<(Node, Vec<OutputColumn>)> {
@@ -20,6 +23,11 @@ impl Planner<'_> {
             compound: Vec::new(),
             ..query.clone()
         };
+        if query.compound.len() >= MAX_COMPOUND_SELECTS {
+            return Err(Error::Invalid(format!(
+                "a compound query may join at most {MAX_COMPOUND_SELECTS} SELECTs"
+            )));
+        }
         let (mut node, columns) = self.plan_select(&first)?;
         for part in &query.compound {
             let (right, right_columns) = self.plan_select(&part.select)?;

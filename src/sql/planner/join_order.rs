@@ -13,6 +13,9 @@ use super::optimizer::{column_types, conjuncts, map_children};
 use super::plan::{Expression, Node};
 use crate::sql::parser::ast::BinaryOp;
 
+/// The most tables a run may have to be reordered.
+const MAX_REORDERED: usize = 64;
+
 /// Reorders the runs of inner joins in `node` (see the module docs).
 pub fn reorder(node: Node) -> Node {
     match node {
@@ -147,9 +150,11 @@ fn reorder_run(run: Node, filter: Option<Expression>) -> Node {
     };
     // The written order stays unless a table some condition links comes after a cross product.
     let written: Vec<usize> = (0..leaves.len()).collect();
-    let cross_first = (1..leaves.len()).any(|i| {
-        !linked(i, &written[..i]) && (i + 1..leaves.len()).any(|j| linked(j, &written[..j]))
-    });
+    // Past a few dozen tables the search itself would cost more than it saves.
+    let cross_first = leaves.len() <= MAX_REORDERED
+        && (1..leaves.len()).any(|i| {
+            !linked(i, &written[..i]) && (i + 1..leaves.len()).any(|j| linked(j, &written[..j]))
+        });
     if !cross_first {
         let run = keep_order(run);
         return match filter {

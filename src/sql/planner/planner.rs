@@ -15,6 +15,11 @@ use crate::sql::parser::ast::{self, FromItem, InsertSource, JoinKind, SelectItem
 use crate::sql::types::Value;
 use std::collections::BTreeSet;
 
+/// How deep queries may nest in a statement.
+const MAX_QUERY_DEPTH: usize = 64;
+/// How many queries one statement may plan (each read of a view or common table counts).
+const MAX_QUERIES_PLANNED: usize = 4096;
+
 /// Plans statements against the catalog as the transaction sees it.
 pub struct Planner<'a> {
     txn: &'a Txn,
@@ -22,6 +27,10 @@ pub struct Planner<'a> {
     pub(super) common: std::cell::RefCell<Vec<ast::CommonTable>>,
     /// The views being planned, outermost first (a view that reads itself is an error).
     pub(super) views: std::cell::RefCell<Vec<String>>,
+    /// How deep the query being planned sits, and how many queries the statement planned:
+    /// bounded, since views and common tables are planned wherever they are read.
+    depth: std::cell::Cell<usize>,
+    planned: std::cell::Cell<usize>,
 }
 
 impl<'a> Planner<'a> {
@@ -32,7 +41,13 @@ impl<'a> Planner<'a> {
 
     /// A planner reading the catalog through `txn`.
     pub fn new(txn: &'a Txn) -> Self {
-        Self { txn, common: Default::default(), views: Default::default() }
+        Self {
+            txn,
+            common: Default::default(),
+            views: Default::default(),
+            depth: Default::default(),
+            planned: Default::default(),
+        }
     }
 
     /// Plans a statement. Transaction control and EXPLAIN are handled by the session.
@@ -345,6 +360,26 @@ impl<'a> Planner<'a> {
 
     /// Plans a SELECT: returns its root node and output columns.
     pub fn plan_select(&self, select: &ast::Select) -> Result<(Node, Vec<OutputColumn>)> {
+        let depth = self.depth.get() + 1;
+        if depth > MAX_QUERY_DEPTH {
+            return Err(Error::Invalid(format!(
+                "the statement nests queries more than {MAX_QUERY_DEPTH} deep (subqueries, derived tables, views and common tables)"
+            )));
+        }
+        let planned = self.planned.get() + 1;
+        if planned > MAX_QUERIES_PLANNED {
+            return Err(Error::Invalid(format!(
+                "the statement plans more than {MAX_QUERIES_PLANNED} queries (a view or common table is planned each time it is read)"
+            )));
+        }
+        self.depth.set(depth);
+        self.planned.set(planned);
+        let result = crate::sql::with_stack(|| self.plan_query(select));
+        self.depth.set(depth - 1);
+        result
+    }
+
+    fn plan_query(&self, select: &ast::Select) -> Result<(Node, Vec<OutputColumn>)> {
         if !select.with.is_empty() {
             return self.plan_with(select);
         }

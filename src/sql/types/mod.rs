@@ -10,7 +10,7 @@
 
 mod value;
 
-pub use value::{ArithmeticOp, Row, Value};
+pub use value::{ArithmeticOp, MAX_TEXT_BYTES, Row, Value};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -8,6 +8,9 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 
+/// The longest text an expression may build (`||`, REPLACE, PRINTF, GROUP_CONCAT's pieces).
+pub const MAX_TEXT_BYTES: usize = 64 << 20;
+
 /// A row of values.
 pub type Row = Vec<Value>;
 
@@ -251,12 +254,22 @@ impl Value {
         }
     }
 
-    /// String concatenation (`||`): NULL if either side is NULL, otherwise the text forms.
-    pub fn concat(&self, other: &Value) -> Value {
-        match (self, other) {
+    /// String concatenation (`||`): NULL if either side is NULL, otherwise the text forms;
+    /// an error past [`MAX_TEXT_BYTES`] (checked before anything is built).
+    pub fn concat(&self, other: &Value) -> Result<Value> {
+        let text_len = |v: &Value| match v {
+            Value::String(s) => s.len(),
+            _ => 32, // a number's or boolean's text
+        };
+        Ok(match (self, other) {
             (Value::Null, _) | (_, Value::Null) => Value::Null,
+            (a, b) if text_len(a) + text_len(b) > MAX_TEXT_BYTES => {
+                return Err(Error::OutOfRange(format!(
+                    "|| would build a text longer than {MAX_TEXT_BYTES} bytes"
+                )));
+            }
             (a, b) => Value::String(format!("{a}{b}")),
-        }
+        })
     }
 
     /// Converts the value to `datatype` (CAST). NULL stays NULL.
