@@ -6,6 +6,10 @@ use crate::storage;
 /// [`Error::kind`] names it in machine-readable form.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum Error {
+    /// Planning would run a subquery, and the planner was asked not to (it plans a read that
+    /// should then run off the request's task; never seen by clients).
+    #[error("the query runs a subquery as it is planned")]
+    Deferred,
     /// The text is not valid SQL.
     #[error("syntax error at line {line}, column {column}: {message}")]
     Parse {
@@ -101,6 +105,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Parse { .. } => "syntax_error",
+            Error::Deferred => "internal",
             Error::UnknownTable(_) => "unknown_table",
             Error::TableExists(_) => "table_exists",
             Error::UnknownColumn(_) => "unknown_column",

@@ -31,6 +31,8 @@ pub struct Planner<'a> {
     /// bounded, since views and common tables are planned wherever they are read.
     depth: std::cell::Cell<usize>,
     planned: std::cell::Cell<usize>,
+    /// Fail with [`Error::Deferred`] rather than run a subquery (see [`Planner::deferring`]).
+    pub(super) defer_subqueries: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -47,7 +49,14 @@ impl<'a> Planner<'a> {
             views: Default::default(),
             depth: Default::default(),
             planned: Default::default(),
+            defer_subqueries: false,
         }
+    }
+
+    /// A planner that fails with [`Error::Deferred`] where planning would run a subquery
+    /// (anywhere, views included): for a read that should then run elsewhere.
+    pub fn deferring(txn: &'a Txn) -> Self {
+        Self { defer_subqueries: true, ..Self::new(txn) }
     }
 
     /// Plans a statement. Transaction control and EXPLAIN are handled by the session.

@@ -110,6 +110,9 @@ impl Planner<'_> {
 
     /// Runs a one-column subquery: its rows (at most `limit`).
     fn run(&self, query: &ast::Select, limit: Option<u64>) -> Result<Vec<Row>> {
+        if self.defer_subqueries {
+            return Err(Error::Deferred);
+        }
         let (node, columns) = self.plan_select(query)?;
         if columns.len() != 1 {
             return Err(Error::Invalid(format!(
