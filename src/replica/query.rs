@@ -14,7 +14,7 @@ use crate::sql::budget::Budget;
 use crate::sql::engine::Txn;
 use crate::sql::execution::execute_node;
 use crate::sql::parser::ast::Statement;
-use crate::sql::planner::{Plan, Planner, runs_subqueries};
+use crate::sql::planner::{Plan, Planner};
 use crate::sql::types::Value;
 use crate::sql::{Database, StatementResult};
 use crate::storage::mvcc::{TransactionState, Version};
@@ -108,11 +108,8 @@ fn run(
         }),
     }?;
     txn.set_budget(budget);
-    // Subqueries run as the statement is planned, whatever the plan: never on the request's
-    // task (a view's are found as it is planned).
-    if inline && runs_subqueries(statement) {
-        return Ok(None);
-    }
+    // Subqueries run as the statement is planned, whatever the plan, so never on the request's
+    // task: an inline attempt plans with a planner that stops at the first one (a view's too).
     let planner = match inline {
         true => Planner::deferring(&txn),
         false => Planner::new(&txn),

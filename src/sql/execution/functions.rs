@@ -95,7 +95,7 @@ pub(super) fn call(function: ScalarFunction, args: &[Expression], row: &[Value])
             }
         }
         ScalarFunction::Substr => {
-            let Some(text) = text_arg(arg(0)?, "substr")? else { return Ok(Value::Null) };
+            let Some(text) = text_arg(arg(0)?) else { return Ok(Value::Null) };
             let start = match integer_arg(arg(1)?, "substr")? {
                 Some(start) => start,
                 None => return Ok(Value::Null),
@@ -110,9 +110,7 @@ pub(super) fn call(function: ScalarFunction, args: &[Expression], row: &[Value])
             Value::String(substr(&text, start, length))
         }
         ScalarFunction::Instr => {
-            let (Some(text), Some(sub)) =
-                (text_arg(arg(0)?, "instr")?, text_arg(arg(1)?, "instr")?)
-            else {
+            let (Some(text), Some(sub)) = (text_arg(arg(0)?), text_arg(arg(1)?)) else {
                 return Ok(Value::Null);
             };
             match text.find(&sub) {
@@ -121,10 +119,9 @@ pub(super) fn call(function: ScalarFunction, args: &[Expression], row: &[Value])
             }
         }
         ScalarFunction::Trim | ScalarFunction::LTrim | ScalarFunction::RTrim => {
-            let name = function.name();
-            let Some(text) = text_arg(arg(0)?, name)? else { return Ok(Value::Null) };
+            let Some(text) = text_arg(arg(0)?) else { return Ok(Value::Null) };
             let chars: Vec<char> = match args.len() {
-                2 => match text_arg(arg(1)?, name)? {
+                2 => match text_arg(arg(1)?) {
                     Some(chars) => chars.chars().collect(),
                     None => return Ok(Value::Null),
                 },
@@ -138,9 +135,8 @@ pub(super) fn call(function: ScalarFunction, args: &[Expression], row: &[Value])
             Value::String(trimmed.to_string())
         }
         ScalarFunction::Replace => {
-            let name = "replace";
             let (Some(text), Some(from), Some(to)) =
-                (text_arg(arg(0)?, name)?, text_arg(arg(1)?, name)?, text_arg(arg(2)?, name)?)
+                (text_arg(arg(0)?), text_arg(arg(1)?), text_arg(arg(2)?))
             else {
                 return Ok(Value::Null);
             };
@@ -157,7 +153,7 @@ pub(super) fn call(function: ScalarFunction, args: &[Expression], row: &[Value])
             Value::String(text.replace(&from, &to))
         }
         ScalarFunction::Printf => {
-            let Some(format) = text_arg(arg(0)?, "printf")? else { return Ok(Value::Null) };
+            let Some(format) = text_arg(arg(0)?) else { return Ok(Value::Null) };
             let values = args[1..].iter().map(|a| a.evaluate(row)).collect::<Result<Vec<_>>>()?;
             Value::String(super::printf::format(&format, &values, MAX_TEXT_BYTES)?)
         }
@@ -195,13 +191,12 @@ pub(super) fn call(function: ScalarFunction, args: &[Expression], row: &[Value])
 
 /// A text argument: strings as they are, numbers and booleans as their text (as SQLite
 /// does), NULL as `None`.
-fn text_arg(value: Value, name: &str) -> Result<Option<String>> {
-    let _ = name;
-    Ok(match value {
+fn text_arg(value: Value) -> Option<String> {
+    match value {
         Value::Null => None,
         Value::String(s) => Some(s),
         other => Some(other.to_string()),
-    })
+    }
 }
 
 /// An integer argument (a float with no fraction counts), NULL as `None`.

@@ -364,19 +364,7 @@ fn build_statement(pair: Pair<'_, Rule>) -> Result<Statement> {
         Rule::insert => build_insert(inner)?,
         Rule::update => {
             let table = identifier(next(&mut inner, "UPDATE")?)?;
-            let mut set = Vec::new();
-            let mut filter = None;
-            for item in inner {
-                match item.as_rule() {
-                    Rule::assignment => {
-                        let mut parts = item.into_inner();
-                        let column = identifier(next(&mut parts, "assignment")?)?;
-                        set.push((column, build_expr(next(&mut parts, "assignment")?, 0)?));
-                    }
-                    Rule::where_clause => filter = Some(build_clause_expr(item)?),
-                    _ => {}
-                }
-            }
+            let (set, filter) = build_set(inner)?;
             Statement::Update { table, set, filter }
         }
         Rule::delete => {
@@ -499,6 +487,25 @@ fn build_clause_expr(pair: Pair<'_, Rule>) -> Result<Expression> {
     build_expr(next(&mut inner, "clause")?, 0)
 }
 
+/// The `column = value` assignments and the WHERE condition among `pairs` (UPDATE, ON
+/// CONFLICT DO UPDATE).
+type Assignments = (Vec<(String, Expression)>, Option<Expression>);
+fn build_set(pairs: Pairs<'_, Rule>) -> Result<Assignments> {
+    let (mut set, mut filter) = (Vec::new(), None);
+    for item in pairs {
+        match item.as_rule() {
+            Rule::assignment => {
+                let mut parts = item.into_inner();
+                let column = identifier(next(&mut parts, "assignment")?)?;
+                set.push((column, build_expr(next(&mut parts, "assignment")?, 0)?));
+            }
+            Rule::where_clause => filter = Some(build_clause_expr(item)?),
+            _ => {}
+        }
+    }
+    Ok((set, filter))
+}
+
 /// Builds ON CONFLICT [(cols)] DO ... (the listed columns must be the primary key: checked
 /// when planned, through `OnConflict`'s target being the key).
 fn build_on_conflict(pair: Pair<'_, Rule>) -> Result<OnConflict> {
@@ -508,18 +515,7 @@ fn build_on_conflict(pair: Pair<'_, Rule>) -> Result<OnConflict> {
             Rule::ident_list => target = identifiers(part)?,
             Rule::do_nothing => conflict = Some(OnConflict::Ignore { target: Vec::new() }),
             Rule::do_update => {
-                let (mut set, mut filter) = (Vec::new(), None);
-                for item in part.into_inner() {
-                    match item.as_rule() {
-                        Rule::assignment => {
-                            let mut parts = item.into_inner();
-                            let column = identifier(next(&mut parts, "assignment")?)?;
-                            set.push((column, build_expr(next(&mut parts, "assignment")?, 0)?));
-                        }
-                        Rule::where_clause => filter = Some(build_clause_expr(item)?),
-                        _ => {}
-                    }
-                }
+                let (set, filter) = build_set(part.into_inner())?;
                 conflict = Some(OnConflict::Update { target: Vec::new(), set, filter });
             }
             _ => {}

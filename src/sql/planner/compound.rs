@@ -5,7 +5,7 @@
 //! an output column or its position.
 
 use super::plan::{Node, OutputColumn, SortKey};
-use super::planner::{Planner, row_count};
+use super::planner::{Planner, offset_and_limit};
 use crate::sql::error::{Error, Result};
 use crate::sql::parser::ast;
 use crate::sql::types::Value;
@@ -67,16 +67,6 @@ impl Planner<'_> {
         if !keys.is_empty() {
             node = Node::Order { source: Box::new(node), keys };
         }
-        if let Some(offset) = &query.offset
-            && let Some(offset) = row_count(offset, "OFFSET")?
-        {
-            node = Node::Offset { source: Box::new(node), offset };
-        }
-        if let Some(limit) = &query.limit
-            && let Some(limit) = row_count(limit, "LIMIT")?
-        {
-            node = Node::Limit { source: Box::new(node), limit };
-        }
-        Ok((node, columns))
+        Ok((offset_and_limit(node, query)?, columns))
     }
 }

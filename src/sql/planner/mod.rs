@@ -21,4 +21,3 @@ pub use plan::{
     ScalarFunction, SortKey,
 };
 pub use planner::Planner;
-pub use subquery::runs_subqueries;

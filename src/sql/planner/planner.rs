@@ -108,13 +108,7 @@ impl<'a> Planner<'a> {
             Statement::Update { table, set, filter } => {
                 let (table, scope) = self.table_scope(table)?;
                 let ctx = ScopeContext { scope: &scope, clause: "UPDATE" };
-                let mut assignments: Vec<(usize, Expression)> = Vec::new();
-                for (column, expr) in set {
-                    // A column assigned twice takes the last value, as in SQLite and MySQL.
-                    let index = table.column_index(column)?;
-                    assignments.retain(|(i, _)| *i != index);
-                    assignments.push((index, build(expr, &ctx)?));
-                }
+                let assignments = assignments(&table, set, &ctx)?;
                 let source = self.dml_source(&table, &scope, filter.as_ref())?;
                 Plan::Update { table, source, set: assignments }
             }
@@ -557,16 +551,7 @@ impl<'a> Planner<'a> {
         if !keys.is_empty() {
             node = Node::Order { source: Box::new(node), keys };
         }
-        if let Some(offset) = &select.offset
-            && let Some(offset) = row_count(offset, "OFFSET")?
-        {
-            node = Node::Offset { source: Box::new(node), offset };
-        }
-        if let Some(limit) = &select.limit
-            && let Some(limit) = row_count(limit, "LIMIT")?
-        {
-            node = Node::Limit { source: Box::new(node), limit };
-        }
+        node = offset_and_limit(node, select)?;
         if width > visible {
             let expressions = columns
                 .iter()
@@ -797,7 +782,38 @@ fn collect_aggregates(expr: &ast::Expression, out: &mut Vec<ast::Expression>) ->
 }
 
 /// Evaluates a LIMIT or OFFSET: a non-negative integer, or NULL for none.
-pub(super) fn row_count(expr: &ast::Expression, clause: &str) -> Result<Option<u64>> {
+/// `node` with a query's OFFSET and LIMIT applied.
+pub(super) fn offset_and_limit(mut node: Node, query: &ast::Select) -> Result<Node> {
+    if let Some(offset) = &query.offset
+        && let Some(offset) = row_count(offset, "OFFSET")?
+    {
+        node = Node::Offset { source: Box::new(node), offset };
+    }
+    if let Some(limit) = &query.limit
+        && let Some(limit) = row_count(limit, "LIMIT")?
+    {
+        node = Node::Limit { source: Box::new(node), limit };
+    }
+    Ok(node)
+}
+
+/// The assignments of an UPDATE (or ON CONFLICT DO UPDATE) as (column, value); a column
+/// assigned twice takes the last value, as in SQLite and MySQL.
+pub(super) fn assignments(
+    table: &Table,
+    set: &[(String, ast::Expression)],
+    ctx: &dyn super::expression::Context,
+) -> Result<Vec<(usize, Expression)>> {
+    let mut assignments: Vec<(usize, Expression)> = Vec::new();
+    for (column, expr) in set {
+        let index = table.column_index(column)?;
+        assignments.retain(|(i, _)| *i != index);
+        assignments.push((index, build(expr, ctx)?));
+    }
+    Ok(assignments)
+}
+
+fn row_count(expr: &ast::Expression, clause: &str) -> Result<Option<u64>> {
     match evaluate_constant(expr, clause)? {
         Value::Null => Ok(None),
         Value::Integer(n) if n >= 0 => Ok(Some(n as u64)),

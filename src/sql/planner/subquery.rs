@@ -138,37 +138,6 @@ impl Planner<'_> {
     }
 }
 
-/// Whether running the statement runs a subquery while it is planned (anywhere in it: in
-/// derived tables, common tables and every part of a compound query too).
-pub fn runs_subqueries(statement: &Statement) -> bool {
-    fn in_query(select: &ast::Select) -> bool {
-        any_subquery(select)
-            || select.from.iter().any(in_from)
-            || select.with.iter().any(|table| in_query(&table.query))
-            || select.compound.iter().any(|part| in_query(&part.select))
-    }
-    fn in_from(item: &FromItem) -> bool {
-        match item {
-            FromItem::Query { query, .. } => in_query(query),
-            FromItem::Join { left, right, .. } => in_from(left) || in_from(right),
-            FromItem::Table { .. } => false,
-        }
-    }
-    match statement {
-        Statement::Select(select) => in_query(select),
-        Statement::Explain(inner) => runs_subqueries(inner),
-        Statement::Insert { source: InsertSource::Select(select), .. } => in_query(select),
-        Statement::Insert { source: InsertSource::Values(rows), .. } => {
-            rows.iter().flatten().any(has_subquery)
-        }
-        Statement::Update { set, filter, .. } => {
-            set.iter().any(|(_, e)| has_subquery(e)) || filter.as_ref().is_some_and(has_subquery)
-        }
-        Statement::Delete { filter, .. } => filter.as_ref().is_some_and(has_subquery),
-        _ => false,
-    }
-}
-
 /// Whether the query's own clauses hold a subquery (a cheap check: most queries have none).
 fn any_subquery(select: &ast::Select) -> bool {
     fn in_from(item: &FromItem) -> bool {

@@ -7,7 +7,7 @@
 
 use super::expression::{Scope, ScopeColumn, ScopeContext, build};
 use super::plan::Conflict;
-use super::planner::Planner;
+use super::planner::{Planner, assignments};
 use crate::sql::engine::Table;
 use crate::sql::error::{Error, Result};
 use crate::sql::parser::ast::OnConflict;
@@ -56,12 +56,7 @@ impl Planner<'_> {
                 }
                 let scope = Scope { columns };
                 let ctx = ScopeContext { scope: &scope, clause: "ON CONFLICT DO UPDATE" };
-                let mut assignments: Vec<(usize, _)> = Vec::new();
-                for (name, expr) in set {
-                    let index = table.column_index(name)?;
-                    assignments.retain(|(i, _)| *i != index);
-                    assignments.push((index, build(expr, &ctx)?));
-                }
+                let assignments = assignments(table, set, &ctx)?;
                 let filter = filter.as_ref().map(|f| build(f, &ctx)).transpose()?;
                 Conflict::Update { set: assignments, filter }
             }
