@@ -211,7 +211,8 @@ fn reads(c: &mut Criterion) {
 
 /// Many-way joins and subqueries on small tables: eight 10-row tables linked by equalities
 /// written in an order that reaches each link late (planned in a better order, as hash joins),
-/// and an IN (SELECT ...) subquery; planning alone and the whole statement.
+/// an IN (SELECT ...) subquery, and correlated subqueries (an EXISTS decorrelated into a
+/// semi-join, a value run per row); planning alone and the whole statement.
 fn queries(c: &mut Criterion) {
     let mut group = c.benchmark_group("sql/queries");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -238,6 +239,11 @@ fn queries(c: &mut Criterion) {
              AND t3.b = t8.a AND t8.b = t2.a AND t2.b = t7.a AND t7.b = t4.a AND t4.b = t6.a",
         ),
         ("subquery_in", "SELECT COUNT(*) FROM t1 WHERE b IN (SELECT a FROM t2 WHERE b > 5)"),
+        (
+            "correlated_exists",
+            "SELECT COUNT(*) FROM t1 WHERE EXISTS (SELECT 1 FROM t2 WHERE t2.b = t1.a AND t2.c <> 'x')",
+        ),
+        ("correlated_value", "SELECT a, (SELECT COUNT(*) FROM t2 WHERE t2.b < t1.b) FROM t1"),
     ];
     for (name, sql) in statements {
         let statement = parse_statement(sql).expect("parse");

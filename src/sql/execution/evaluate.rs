@@ -11,6 +11,50 @@ pub fn evaluate_constant(expr: &ast::Expression, clause: &str) -> Result<Value> 
     build(expr, &ConstantContext(clause))?.evaluate(&[])
 }
 
+/// `value IN (items)`, the items offered one at a time, with SQL's NULL semantics: TRUE on a
+/// match; else NULL if the value or an item is NULL (and there is an item); else FALSE.
+pub(super) struct InTest {
+    value: Value,
+    any_item: bool,
+    saw_null: bool,
+    found: bool,
+}
+
+impl InTest {
+    /// A test for `value`.
+    pub(super) fn new(value: Value) -> Self {
+        Self { value, any_item: false, saw_null: false, found: false }
+    }
+
+    /// Whether more items cannot change the result.
+    pub(super) fn decided(&self) -> bool {
+        self.found || (self.any_item && self.value.is_null())
+    }
+
+    /// Compares the value with one more item.
+    pub(super) fn offer(&mut self, item: &Value) -> Result<()> {
+        self.any_item = true;
+        if !self.value.is_null() {
+            match self.value.sql_eq(item)? {
+                Value::Boolean(true) => self.found = true,
+                Value::Null => self.saw_null = true,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// `[NOT] IN`'s result.
+    pub(super) fn result(&self, negated: bool) -> Result<Value> {
+        let result = match (self.found, self.any_item && (self.saw_null || self.value.is_null())) {
+            (true, _) => Value::Boolean(true),
+            (false, true) => Value::Null,
+            (false, false) => Value::Boolean(false),
+        };
+        if negated { not(result) } else { Ok(result) }
+    }
+}
+
 /// Three-valued NOT.
 fn not(value: Value) -> Result<Value> {
     Ok(match value.as_bool()? {
@@ -32,6 +76,11 @@ impl Expression {
             Column(i, name) => row.get(*i).cloned().ok_or_else(|| {
                 Error::Invalid(format!("internal error: column {name} (#{i}) missing from row"))
             })?,
+            Outer(i, name) => {
+                return Err(Error::Invalid(format!(
+                    "internal error: outer reference {name} (#{i}) evaluated unbound"
+                )));
+            }
             Unary(UnaryOp::Not, e) => not(e.evaluate(row)?)?,
             Unary(UnaryOp::Negate, e) => e.evaluate(row)?.negate()?,
             Unary(UnaryOp::Plus, e) => e.evaluate(row)?.identity()?,
@@ -77,23 +126,14 @@ impl Expression {
             }
             IsNull(e, negated) => Value::Boolean(e.evaluate(row)?.is_null() != *negated),
             InList(e, list, negated) => {
-                let value = e.evaluate(row)?;
-                let mut result = Value::Boolean(false);
-                if value.is_null() {
-                    result = if list.is_empty() { Value::Boolean(false) } else { Value::Null };
-                } else {
-                    for item in list {
-                        match value.sql_eq(&item.evaluate(row)?)? {
-                            Value::Boolean(true) => {
-                                result = Value::Boolean(true);
-                                break;
-                            }
-                            Value::Null => result = Value::Null,
-                            _ => {}
-                        }
+                let mut test = InTest::new(e.evaluate(row)?);
+                for item in list {
+                    if test.decided() {
+                        break;
                     }
+                    test.offer(&item.evaluate(row)?)?;
                 }
-                if *negated { not(result)? } else { result }
+                test.result(*negated)?
             }
             Between(e, low, high, negated) => {
                 let value = e.evaluate(row)?;

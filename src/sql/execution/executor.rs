@@ -59,6 +59,9 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
                     // Every assignment sees the old row, as in standard SQL.
                     new[*column] = expr.evaluate(&old)?;
                 }
+                // Past the table's columns: correlated subqueries' results.
+                old.truncate(table.columns.len());
+                new.truncate(table.columns.len());
                 let new = table.prepare_row(new)?;
                 txn.update(&table, &key, &old, new)?;
             }
@@ -69,6 +72,7 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             let count = rows.len() as u64;
             for mut row in rows {
                 let key = row.pop().ok_or_else(|| missing_key(&table))?;
+                row.truncate(table.columns.len());
                 txn.delete(&table, &key, &row)?;
             }
             StatementResult::Delete { count }
@@ -316,6 +320,13 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
         Node::HashJoin { left, left_column, right, right_column, right_width, outer } => {
             let (left, right) = (execute_node(*left, txn)?, execute_node(*right, txn)?);
             join::hash(left, left_column, right, right_column, right_width, outer, txn.budget())?
+        }
+        Node::Apply { source, subquery, params, kind, .. } => {
+            super::apply::apply(execute_node(*source, txn)?, *subquery, params, kind, txn)
+        }
+        Node::SemiJoin { left, left_keys, right, anti, .. } => {
+            let (left, right) = (execute_node(*left, txn)?, execute_node(*right, txn)?);
+            super::apply::semi_join(left, left_keys, right, anti, txn)?
         }
         Node::Values { rows } => {
             let rows: Vec<Result<Row>> =

@@ -8,6 +8,7 @@
 //! the left input's order, sorting is stable, and nothing reads a clock or a random source.
 
 mod aggregate;
+mod apply;
 mod evaluate;
 mod executor;
 mod functions;

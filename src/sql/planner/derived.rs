@@ -2,7 +2,8 @@
 //! a WITH clause, which are planned in place wherever they are read. A common table sees the
 //! common tables defined before it (not itself: WITH RECURSIVE is not supported), and a name
 //! defined by WITH hides a stored table of that name within the query. Views are read the same
-//! way, from the catalog.
+//! way, from the catalog. Neither reads the columns of the query a subquery reading them
+//! stands in (they are not correlated).
 
 use super::expression::{Scope, ScopeColumn};
 use super::plan::{Node, OutputColumn};
@@ -40,8 +41,11 @@ impl Planner<'_> {
         // Its query sees only the common tables defined before it.
         let hidden = self.common.borrow_mut().split_off(position);
         let table = &hidden[0];
+        // Nor the queries a subquery that reads it stands in.
+        let outer = std::mem::take(&mut *self.outer.borrow_mut());
         let planned =
             self.plan_derived(&table.query, Some(alias.unwrap_or(name)), &table.columns, names);
+        *self.outer.borrow_mut() = outer;
         self.common.borrow_mut().extend(hidden);
         Some(planned)
     }
@@ -60,8 +64,10 @@ impl Planner<'_> {
         self.views.borrow_mut().push(name.to_string());
         // A view sees the catalog, not the common tables of the query that reads it.
         let common = std::mem::take(&mut *self.common.borrow_mut());
+        let outer = std::mem::take(&mut *self.outer.borrow_mut());
         let planned =
             self.plan_derived(&view.query, Some(alias.unwrap_or(name)), &view.columns, names);
+        *self.outer.borrow_mut() = outer;
         *self.common.borrow_mut() = common;
         self.views.borrow_mut().pop();
         planned

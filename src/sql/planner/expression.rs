@@ -68,6 +68,11 @@ impl Scope {
     /// A display name for column `i`.
     pub fn label(&self, i: usize) -> String {
         match &self.columns[i] {
+            ScopeColumn { table: Some(table), name: Some(name), .. }
+                if table == SUBQUERY_RESULT =>
+            {
+                name.clone()
+            }
             ScopeColumn { table: Some(table), name: Some(name), .. } => format!("{table}.{name}"),
             ScopeColumn { name: Some(name), .. } => name.clone(),
             _ => format!("#{i}"),
@@ -78,6 +83,17 @@ impl Scope {
     pub fn has_table(&self, table: &str) -> bool {
         self.columns.iter().any(|c| c.table.as_deref() == Some(table))
     }
+}
+
+/// The qualifier of the hidden scope columns that hold correlated subqueries' results (no
+/// SQL name can spell it, and `*` skips them since only the qualified name reaches them).
+pub(super) const SUBQUERY_RESULT: &str = "\u{0}subquery";
+
+/// Resolves a name that a query's own scope does not hold in the queries enclosing it (the
+/// outer references of a correlated subquery).
+pub trait OuterScopes {
+    /// The outer reference for `table.name`, or `None` if no enclosing query has the column.
+    fn resolve_outer(&self, table: Option<&str>, name: &str) -> Result<Option<Expression>>;
 }
 
 /// How names and aggregates are resolved while building an expression.
@@ -96,18 +112,44 @@ pub trait Context {
     }
 }
 
-/// Resolves names in a scope; aggregates are errors (with `clause` naming where they were).
+/// Resolves names in a scope, then in the enclosing queries' (if `outer` is given);
+/// aggregates are errors (with `clause` naming where they were).
 pub struct ScopeContext<'a> {
     /// The scope names resolve in.
     pub scope: &'a Scope,
     /// The clause being built, for error messages ("WHERE", "ON", ...).
     pub clause: &'a str,
+    /// The enclosing queries, for a correlated subquery's names.
+    pub outer: Option<&'a dyn OuterScopes>,
+}
+
+impl<'a> ScopeContext<'a> {
+    /// A context that resolves names in `scope` only.
+    pub fn new(scope: &'a Scope, clause: &'a str) -> Self {
+        Self { scope, clause, outer: None }
+    }
+}
+
+/// Resolves `table.name` in `scope`, then through `outer`.
+pub(super) fn resolve_column(
+    scope: &Scope,
+    outer: Option<&dyn OuterScopes>,
+    table: Option<&str>,
+    name: &str,
+) -> Result<Expression> {
+    match scope.resolve(table, name) {
+        Ok(index) => Ok(Expression::Column(index, scope.label(index))),
+        Err(error @ Error::UnknownColumn(_)) => match outer {
+            Some(outer) => outer.resolve_outer(table, name)?.ok_or(error),
+            None => Err(error),
+        },
+        Err(error) => Err(error),
+    }
 }
 
 impl Context for ScopeContext<'_> {
     fn column(&self, table: Option<&str>, name: &str) -> Result<Expression> {
-        let index = self.scope.resolve(table, name)?;
-        Ok(Expression::Column(index, self.scope.label(index)))
+        resolve_column(self.scope, self.outer, table, name)
     }
 
     fn aggregate(&self, _ast: &ast::Expression) -> Result<Expression> {
@@ -227,8 +269,8 @@ fn build_inner(ast: &ast::Expression, ctx: &dyn Context) -> Result<Expression> {
             otherwise.as_deref().map(b).transpose()?,
         ),
         A::Cast(e, datatype) => Expression::Cast(b(e)?, *datatype),
-        // Uncorrelated subqueries are replaced by their results before planning
-        // (`subquery.rs`); one left here reads the enclosing query's columns.
+        // The planner replaces subqueries before building the clauses that may hold them
+        // (`subquery.rs`, `correlated.rs`).
         A::Subquery(_) | A::Exists(_) | A::InSubquery { .. } => {
             return Err(Error::Invalid(
                 "a subquery is not allowed here (DEFAULT, LIMIT, OFFSET)".into(),
@@ -288,6 +330,7 @@ pub fn infer_type(
     match expr {
         Constant(value) => value.datatype(),
         Column(i, _) => input(*i),
+        Outer(..) => None,
         Unary(UnaryOp::Not, _) => Some(DataType::Boolean),
         Unary(_, e) => infer(e),
         Binary(BinaryOp::Arithmetic(_), a, b) => match (infer(a)?, infer(b)?) {

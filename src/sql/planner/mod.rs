@@ -1,12 +1,18 @@
 //! The planner: AST statements in, executable [`Plan`]s out.
 //!
 //! Planning resolves table and column names against the catalog (as the transaction sees it),
-//! turns expressions into [`Expression`]s over column positions, plans aggregation, ordering
-//! and limits, and then optimizes (filter pushdown, key and index lookups, hash joins).
+//! turns expressions into [`Expression`]s over column positions, plans subqueries (run once,
+//! decorrelated into semi-joins, or applied per row), aggregation, ordering and limits, and
+//! then optimizes (filter pushdown, key and index lookups, hash joins).
 
+mod aggregation;
+mod binding;
 mod compound;
+mod correlated;
 mod derived;
+mod explain;
 mod expression;
+mod expression_tree;
 mod join_order;
 mod optimizer;
 mod plan;
@@ -14,10 +20,14 @@ mod plan;
 mod planner;
 mod subquery;
 mod upsert;
+mod writes;
 
-pub use expression::{ConstantContext, Context, Scope, ScopeColumn, ScopeContext, build};
+pub use expression::{
+    ConstantContext, Context, OuterScopes, Scope, ScopeColumn, ScopeContext, build,
+};
+pub use optimizer::optimize_query;
 pub use plan::{
-    Access, Aggregate, AggregateFunction, Conflict, Expression, Node, OutputColumn, Plan,
-    ScalarFunction, SortKey,
+    Access, Aggregate, AggregateFunction, ApplyKind, Conflict, Expression, Node, OutputColumn,
+    Plan, ScalarFunction, SortKey,
 };
 pub use planner::Planner;

@@ -12,7 +12,7 @@
 //! anything else stays a filter, so type errors are reported as without the optimization.
 
 use super::expression::infer_type;
-use super::plan::{Access, AggregateFunction, Expression, Node, Plan};
+use super::plan::{Access, AggregateFunction, ApplyKind, Expression, Node, Plan};
 use crate::sql::engine::Table;
 use crate::sql::parser::ast::BinaryOp;
 use crate::sql::types::{DataType, Value};
@@ -37,6 +37,12 @@ fn optimize_node(node: Node) -> Node {
     choose_access(push_down(super::join_order::reorder(node)))
 }
 
+/// Optimizes a query tree (a correlated subquery once bound to a row: its outer references
+/// are now constants, so keys and indexes may serve them).
+pub fn optimize_query(node: Node) -> Node {
+    optimize_node(node)
+}
+
 /// Splits an expression into its AND-ed conjuncts.
 pub(super) fn conjuncts(expr: Expression, out: &mut Vec<Expression>) {
     crate::sql::with_stack(|| match expr {
@@ -49,7 +55,7 @@ pub(super) fn conjuncts(expr: Expression, out: &mut Vec<Expression>) {
 }
 
 /// ANDs expressions together; `None` for none.
-fn and_all(exprs: Vec<Expression>) -> Option<Expression> {
+pub(super) fn and_all(exprs: Vec<Expression>) -> Option<Expression> {
     exprs.into_iter().reduce(|a, b| Expression::Binary(BinaryOp::And, Box::new(a), Box::new(b)))
 }
 
@@ -95,7 +101,15 @@ pub fn column_types(node: &Node) -> Vec<Option<DataType>> {
                 }))
                 .collect()
         }
-        Node::SetOperation { left, .. } => column_types(left),
+        Node::SetOperation { left, .. } | Node::SemiJoin { left, .. } => column_types(left),
+        Node::Apply { source, subquery, kind, .. } => {
+            let mut types = column_types(source);
+            types.push(match kind {
+                ApplyKind::Value => column_types(subquery).first().copied().flatten(),
+                ApplyKind::Exists | ApplyKind::In { .. } => Some(DataType::Boolean),
+            });
+            types
+        }
         Node::NestedLoopJoin { left, right, .. } | Node::HashJoin { left, right, .. } => {
             let mut types = column_types(left);
             types.extend(column_types(right));
@@ -204,6 +218,30 @@ fn push_predicate(node: Node, predicate: Expression) -> Node {
                 }
             }
         }
+        Node::Apply { source, subquery, params, kind, label } => {
+            // Conditions on the input's columns go below: fewer rows run the subquery.
+            let width = column_types(&source).len();
+            let mut parts = Vec::new();
+            conjuncts(predicate, &mut parts);
+            let (below, keep): (Vec<_>, Vec<_>) =
+                parts.into_iter().partition(|part| part.columns().iter().all(|c| *c < width));
+            let source = match and_all(below) {
+                Some(p) => push_predicate(*source, p),
+                None => *source,
+            };
+            let apply = Node::Apply { source: Box::new(source), subquery, params, kind, label };
+            match and_all(keep) {
+                Some(p) => Node::Filter { source: Box::new(apply), predicate: p },
+                None => apply,
+            }
+        }
+        Node::SemiJoin { left, left_keys, right, anti, label } => Node::SemiJoin {
+            left: Box::new(push_predicate(*left, predicate)),
+            left_keys,
+            right,
+            anti,
+            label,
+        },
         Node::Filter { source, predicate: inner } => push_predicate(
             *source,
             Expression::Binary(BinaryOp::And, Box::new(inner), Box::new(predicate)),
@@ -242,6 +280,13 @@ pub(super) fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
         }
         Node::SetOperation { op, left, right } => {
             Node::SetOperation { op, left: b(left), right: b(right) }
+        }
+        // The subquery stays as planned: it is optimized once bound to a row.
+        Node::Apply { source, subquery, params, kind, label } => {
+            Node::Apply { source: b(source), subquery, params, kind, label }
+        }
+        Node::SemiJoin { left, left_keys, right, anti, label } => {
+            Node::SemiJoin { left: b(left), left_keys, right: b(right), anti, label }
         }
         leaf @ (Node::Scan { .. } | Node::Values { .. }) => leaf,
     }
@@ -313,7 +358,7 @@ fn hash_join(
 }
 
 /// Whether two column types compare without a type error (so hashing agrees with `=`).
-fn compatible(a: Option<DataType>, b: Option<DataType>) -> bool {
+pub(super) fn compatible(a: Option<DataType>, b: Option<DataType>) -> bool {
     use DataType::*;
     match (a, b) {
         (Some(a), Some(b)) => a == b || matches!((a, b), (Integer, Float) | (Float, Integer)),

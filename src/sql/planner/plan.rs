@@ -6,7 +6,7 @@
 use super::super::engine::{Index, Table, View};
 use crate::sql::parser::ast::{BinaryOp, SetOperator, UnaryOp};
 use crate::sql::types::{DataType, Value};
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::ops::Bound;
 
 /// A planned statement.
@@ -202,6 +202,37 @@ pub enum Node {
         /// The rows.
         rows: Vec<Vec<Expression>>,
     },
+    /// Runs a correlated subquery for each input row: the subquery's outer references
+    /// ([`Expression::Outer`]) take the values of `params` on that row, and the row is
+    /// yielded with the subquery's result (per `kind`) appended as a last column. Equal
+    /// parameter values share one run.
+    Apply {
+        /// The input.
+        source: Box<Node>,
+        /// The subquery, with outer references numbered into `params`.
+        subquery: Box<Node>,
+        /// The values of the outer references, over the input row.
+        params: Vec<Expression>,
+        /// What the appended column holds.
+        kind: ApplyKind,
+        /// The appended column's name, for EXPLAIN.
+        label: String,
+    },
+    /// A correlated EXISTS, NOT EXISTS or IN turned into a join (decorrelated): yields the left
+    /// rows for which some right row equals `left_keys` (or, `anti`, none does). The right
+    /// input yields exactly the key values; NULL keys never match.
+    SemiJoin {
+        /// The rows kept or dropped.
+        left: Box<Node>,
+        /// The keys each left row is matched on.
+        left_keys: Vec<Expression>,
+        /// The key rows of the subquery.
+        right: Box<Node>,
+        /// Keep the left rows without a match instead (NOT EXISTS).
+        anti: bool,
+        /// The predicate it replaces, for EXPLAIN ("EXISTS", "NOT EXISTS", "IN").
+        label: String,
+    },
     /// Two queries' rows combined by a set operator (rows are equal when every value is, NULLs
     /// included). The left's rows come first and in their order; the set operators other than
     /// UNION ALL keep the first of equal rows.
@@ -228,6 +259,8 @@ impl Node {
             Node::Scan { .. }
             | Node::NestedLoopJoin { .. }
             | Node::HashJoin { .. }
+            | Node::Apply { .. }
+            | Node::SemiJoin { .. }
             | Node::SetOperation { .. } => false,
             node => node.children().iter().all(|child| child.is_short()),
         }
@@ -243,12 +276,30 @@ impl Node {
             | Node::Offset { source, .. }
             | Node::Limit { source, .. }
             | Node::Distinct { source } => vec![source],
+            Node::Apply { source, subquery, .. } => vec![source, subquery],
+            Node::SemiJoin { left, right, .. } => vec![left, right],
             Node::NestedLoopJoin { left, right, .. }
             | Node::HashJoin { left, right, .. }
             | Node::SetOperation { left, right, .. } => vec![left, right],
             Node::Scan { .. } | Node::Values { .. } => vec![],
         }
     }
+}
+
+/// What an [`Node::Apply`] computes from its subquery's rows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ApplyKind {
+    /// The first column of the only row; NULL for none, an error for several.
+    Value,
+    /// Whether there is a row.
+    Exists,
+    /// `operand [NOT] IN (the rows' first column)`, with IN's NULL semantics.
+    In {
+        /// The value looked for, over the input row.
+        operand: Expression,
+        /// NOT IN.
+        negated: bool,
+    },
 }
 
 /// What an INSERT does with a row whose primary key is taken.
@@ -403,6 +454,9 @@ pub enum Expression {
     Constant(Value),
     /// The input column at this position, with its name for display.
     Column(usize, String),
+    /// A correlated subquery's reference to the enclosing query's row: the value of the
+    /// enclosing [`Node::Apply`]'s parameter at this position (bound before the subquery runs).
+    Outer(usize, String),
     /// A unary operation.
     Unary(UnaryOp, Box<Expression>),
     /// A binary operation.
@@ -423,124 +477,6 @@ pub enum Expression {
     Function(ScalarFunction, Vec<Expression>),
 }
 
-impl Expression {
-    /// Calls `visit` on this expression and every subexpression, stopping early if it
-    /// returns false. Returns false if stopped.
-    pub fn walk(&self, visit: &mut impl FnMut(&Expression) -> bool) -> bool {
-        crate::sql::with_stack(|| {
-            if !visit(self) {
-                return false;
-            }
-            use Expression::*;
-            match self {
-                Constant(_) | Column(..) => true,
-                Unary(_, e) | IsNull(e, _) | Cast(e, _) => e.walk(visit),
-                Binary(_, a, b) | Like(a, b, _) => a.walk(visit) && b.walk(visit),
-                Between(a, b, c, _) => a.walk(visit) && b.walk(visit) && c.walk(visit),
-                InList(e, list, _) => e.walk(visit) && list.iter().all(|i| i.walk(visit)),
-                Function(_, args) => args.iter().all(|a| a.walk(visit)),
-                Case(operand, when, otherwise) => {
-                    operand.as_ref().is_none_or(|o| o.walk(visit))
-                        && when.iter().all(|(w, t)| w.walk(visit) && t.walk(visit))
-                        && otherwise.as_ref().is_none_or(|o| o.walk(visit))
-                }
-            }
-        })
-    }
-
-    /// Rewrites every column reference with `map` (used when moving an expression to another
-    /// node's input).
-    pub fn map_columns(self, map: &impl Fn(usize) -> usize) -> Expression {
-        crate::sql::with_stack(|| {
-            use Expression::*;
-            let m = |e: Box<Expression>| Box::new(e.map_columns(map));
-            match self {
-                Constant(v) => Constant(v),
-                Column(i, name) => Column(map(i), name),
-                Unary(op, e) => Unary(op, m(e)),
-                Binary(op, a, b) => Binary(op, m(a), m(b)),
-                IsNull(e, n) => IsNull(m(e), n),
-                InList(e, list, n) => {
-                    InList(m(e), list.into_iter().map(|i| i.map_columns(map)).collect(), n)
-                }
-                Between(a, b, c, n) => Between(m(a), m(b), m(c), n),
-                Like(a, b, n) => Like(m(a), m(b), n),
-                Case(o, when, e) => Case(
-                    o.map(m),
-                    when.into_iter()
-                        .map(|(w, t)| (w.map_columns(map), t.map_columns(map)))
-                        .collect(),
-                    e.map(m),
-                ),
-                Cast(e, t) => Cast(m(e), t),
-                Function(f, args) => {
-                    Function(f, args.into_iter().map(|a| a.map_columns(map)).collect())
-                }
-            }
-        })
-    }
-
-    /// The input columns the expression reads.
-    pub fn columns(&self) -> Vec<usize> {
-        let mut columns = Vec::new();
-        self.walk(&mut |e| {
-            if let Expression::Column(i, _) = e {
-                columns.push(*i);
-            }
-            true
-        });
-        columns
-    }
-}
-
-impl fmt::Display for Expression {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::sql::with_stack(|| self.render(f))
-    }
-}
-
-impl Expression {
-    fn render(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use Expression::*;
-        let not = |negated: &bool| if *negated { "NOT " } else { "" };
-        match self {
-            Constant(v) => write!(f, "{}", v.to_sql()),
-            Column(_, name) => f.write_str(name),
-            Unary(UnaryOp::Not, e) => write!(f, "NOT {e}"),
-            Unary(UnaryOp::Negate, e) => write!(f, "-{e}"),
-            Unary(UnaryOp::Plus, e) => write!(f, "+{e}"),
-            Binary(op, a, b) => write!(f, "({a} {op} {b})"),
-            IsNull(e, negated) => write!(f, "{e} IS {}NULL", not(negated)),
-            InList(e, list, negated) => {
-                let items: Vec<String> = list.iter().map(|i| i.to_string()).collect();
-                write!(f, "{e} {}IN ({})", not(negated), items.join(", "))
-            }
-            Between(e, low, high, negated) => {
-                write!(f, "{e} {}BETWEEN {low} AND {high}", not(negated))
-            }
-            Like(e, pattern, negated) => write!(f, "{e} {}LIKE {pattern}", not(negated)),
-            Case(operand, when, otherwise) => {
-                f.write_str("CASE")?;
-                if let Some(operand) = operand {
-                    write!(f, " {operand}")?;
-                }
-                for (w, t) in when {
-                    write!(f, " WHEN {w} THEN {t}")?;
-                }
-                if let Some(otherwise) = otherwise {
-                    write!(f, " ELSE {otherwise}")?;
-                }
-                f.write_str(" END")
-            }
-            Cast(e, t) => write!(f, "CAST({e} AS {t})"),
-            Function(function, args) => {
-                let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-                write!(f, "{}({})", function.name().to_uppercase(), args.join(", "))
-            }
-        }
-    }
-}
-
 impl fmt::Display for Aggregate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self.function {
@@ -554,139 +490,4 @@ impl fmt::Display for Aggregate {
             (Some(arg), Some(separator)) => write!(f, "{name}({distinct}{arg}, {separator})"),
         }
     }
-}
-
-impl Plan {
-    /// Renders the plan as an indented tree, one node per line (EXPLAIN).
-    pub fn explain(&self) -> String {
-        let mut out = String::new();
-        match self {
-            Plan::Select { root, .. } => root.explain(&mut out, "", ""),
-            Plan::Insert { table, source, .. } => {
-                let _ = writeln!(out, "Insert: {}", table.name);
-                source.explain(&mut out, "└─ ", "   ");
-            }
-            Plan::Update { table, source, set } => {
-                let set: Vec<String> =
-                    set.iter().map(|(i, e)| format!("{} = {e}", table.columns[*i].name)).collect();
-                let _ = writeln!(out, "Update: {} ({})", table.name, set.join(", "));
-                source.explain(&mut out, "└─ ", "   ");
-            }
-            Plan::Delete { table, source } => {
-                let _ = writeln!(out, "Delete: {}", table.name);
-                source.explain(&mut out, "└─ ", "   ");
-            }
-            other => {
-                let _ = writeln!(
-                    out,
-                    "{}",
-                    format!("{other:?}").split([' ', '{']).next().unwrap_or("Statement")
-                );
-            }
-        }
-        out.trim_end().to_string()
-    }
-}
-
-impl Node {
-    fn explain(&self, out: &mut String, prefix: &str, indent: &str) {
-        let list = |exprs: &[Expression]| {
-            exprs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
-        };
-        let line = match self {
-            Node::Scan { table, alias, access, filter, .. } => {
-                let name = match alias {
-                    Some(alias) if alias != &table.name => format!("{} AS {alias}", table.name),
-                    _ => table.name.clone(),
-                };
-                let key = table
-                    .primary_key
-                    .map_or("rowid".to_string(), |k| table.columns[k].name.clone());
-                let mut line = match access {
-                    Access::Full => format!("Scan: {name}"),
-                    Access::Keys(keys) => {
-                        let keys: Vec<String> = keys.iter().map(|k| k.to_sql()).collect();
-                        format!("KeyLookup: {name} ({key} IN {})", keys.join(", "))
-                    }
-                    Access::KeyRange(start, end) => {
-                        format!("KeyRange: {name} ({})", describe_range(&key, start, end))
-                    }
-                    Access::Index { index, values } => {
-                        let values: Vec<String> = values.iter().map(|v| v.to_sql()).collect();
-                        let column = &table.columns[index.column].name;
-                        format!(
-                            "IndexLookup: {name} via {} ({column} IN {})",
-                            index.name,
-                            values.join(", ")
-                        )
-                    }
-                };
-                if let Some(filter) = filter {
-                    let _ = write!(line, " filter {filter}");
-                }
-                line
-            }
-            Node::Filter { predicate, .. } => format!("Filter: {predicate}"),
-            Node::Projection { expressions, .. } => format!("Projection: {}", list(expressions)),
-            Node::Aggregate { group_by, aggregates, .. } => {
-                let aggs: Vec<String> = aggregates.iter().map(|a| a.to_string()).collect();
-                match group_by.is_empty() {
-                    true => format!("Aggregate: {}", aggs.join(", ")),
-                    false => format!("Aggregate: {} group by {}", aggs.join(", "), list(group_by)),
-                }
-            }
-            Node::Order { keys, .. } => {
-                let keys: Vec<String> = keys
-                    .iter()
-                    .map(|k| format!("{} {}", k.expr, if k.descending { "DESC" } else { "ASC" }))
-                    .collect();
-                format!("Order: {}", keys.join(", "))
-            }
-            Node::Offset { offset, .. } => format!("Offset: {offset}"),
-            Node::Limit { limit, .. } => format!("Limit: {limit}"),
-            Node::Distinct { .. } => "Distinct".to_string(),
-            Node::NestedLoopJoin { predicate, outer, .. } => {
-                let kind = if *outer { "left " } else { "" };
-                match predicate {
-                    Some(p) => format!("NestedLoopJoin: {kind}on {p}"),
-                    None => format!("NestedLoopJoin: {kind}cross"),
-                }
-            }
-            Node::HashJoin { left_column, right_column, outer, .. } => {
-                let kind = if *outer { "left " } else { "" };
-                format!("HashJoin: {kind}on left #{left_column} = right #{right_column}")
-            }
-            Node::Values { rows } => format!("Values: {} row(s)", rows.len()),
-            Node::SetOperation { op, .. } => match op {
-                SetOperator::Union => "Union".to_string(),
-                SetOperator::UnionAll => "Union: all".to_string(),
-                SetOperator::Intersect => "Intersect".to_string(),
-                SetOperator::Except => "Except".to_string(),
-            },
-        };
-        let _ = writeln!(out, "{prefix}{line}");
-        let children = self.children();
-        let count = children.len();
-        for (i, child) in children.into_iter().enumerate() {
-            let last = i + 1 == count;
-            let child_prefix = format!("{indent}{}", if last { "└─ " } else { "├─ " });
-            let child_indent = format!("{indent}{}", if last { "   " } else { "│  " });
-            child.explain(out, &child_prefix, &child_indent);
-        }
-    }
-}
-
-fn describe_range(key: &str, start: &Bound<Value>, end: &Bound<Value>) -> String {
-    let mut parts = Vec::new();
-    match start {
-        Bound::Included(v) => parts.push(format!("{key} >= {}", v.to_sql())),
-        Bound::Excluded(v) => parts.push(format!("{key} > {}", v.to_sql())),
-        Bound::Unbounded => {}
-    }
-    match end {
-        Bound::Included(v) => parts.push(format!("{key} <= {}", v.to_sql())),
-        Bound::Excluded(v) => parts.push(format!("{key} < {}", v.to_sql())),
-        Bound::Unbounded => {}
-    }
-    parts.join(" AND ")
 }

@@ -1,17 +1,15 @@
 //! The planner: turns AST statements into plans, resolving names against the catalog.
 
 use super::expression::{
-    ConstantContext, Context, Scope, ScopeColumn, ScopeContext, build, children,
-    contains_aggregate, infer_type, is_aggregate,
+    Context, Scope, ScopeColumn, ScopeContext, build, contains_aggregate, has_subquery, infer_type,
 };
 use super::optimizer;
-use super::plan::{
-    Access, Aggregate, AggregateFunction, Expression, Node, OutputColumn, Plan, SortKey,
-};
-use crate::sql::engine::{Column, Index, Table, Txn, View};
+use super::plan::{Access, Expression, Node, OutputColumn, Plan, SortKey};
+use super::writes::key_last;
+use crate::sql::engine::{Index, Table, Txn, View};
 use crate::sql::error::{Error, Result};
 use crate::sql::execution::evaluate_constant;
-use crate::sql::parser::ast::{self, FromItem, InsertSource, JoinKind, SelectItem, Statement};
+use crate::sql::parser::ast::{self, FromItem, JoinKind, SelectItem, Statement};
 use crate::sql::types::Value;
 use std::collections::BTreeSet;
 
@@ -33,6 +31,8 @@ pub struct Planner<'a> {
     planned: std::cell::Cell<usize>,
     /// Fail with [`Error::Deferred`] rather than run a subquery (see [`Planner::deferring`]).
     pub(super) defer_subqueries: bool,
+    /// The queries enclosing the subquery being planned, outermost first (`correlated.rs`).
+    pub(super) outer: std::cell::RefCell<Vec<super::correlated::OuterLevel>>,
 }
 
 impl<'a> Planner<'a> {
@@ -50,7 +50,17 @@ impl<'a> Planner<'a> {
             depth: Default::default(),
             planned: Default::default(),
             defer_subqueries: false,
+            outer: Default::default(),
         }
+    }
+
+    /// A context resolving names in `scope`, then in the enclosing queries.
+    pub(super) fn scope_context<'s>(
+        &'s self,
+        scope: &'s Scope,
+        clause: &'s str,
+    ) -> ScopeContext<'s> {
+        ScopeContext { scope, clause, outer: Some(self) }
     }
 
     /// A planner that fails with [`Error::Deferred`] where planning would run a subquery
@@ -106,15 +116,23 @@ impl<'a> Planner<'a> {
                 self.plan_insert(table, columns.as_deref(), source, conflict.as_ref())?
             }
             Statement::Update { table, set, filter } => {
-                let (table, scope) = self.table_scope(table)?;
-                let ctx = ScopeContext { scope: &scope, clause: "UPDATE" };
-                let assignments = assignments(&table, set, &ctx)?;
-                let source = self.dml_source(&table, &scope, filter.as_ref())?;
+                let (table, mut scope) = self.table_scope(table)?;
+                let (mut source, key) = self.dml_source(&table, &mut scope, filter.as_ref())?;
+                let mut set = set.clone();
+                for (_, expr) in &mut set {
+                    source = self.attach_subqueries(source, &mut scope, expr, false)?;
+                }
+                let source = key_last(source, key, scope.len());
+                // The assignments read the row the executor is left with once it took the key.
+                scope.columns.remove(key);
+                let ctx = self.scope_context(&scope, "UPDATE");
+                let assignments = assignments(&table, &set, &ctx)?;
                 Plan::Update { table, source, set: assignments }
             }
             Statement::Delete { table, filter } => {
-                let (table, scope) = self.table_scope(table)?;
-                let source = self.dml_source(&table, &scope, filter.as_ref())?;
+                let (table, mut scope) = self.table_scope(table)?;
+                let (source, width) = self.dml_source(&table, &mut scope, filter.as_ref())?;
+                let source = key_last(source, width, scope.len());
                 Plan::Delete { table, source }
             }
             Statement::Select(select) => {
@@ -131,173 +149,6 @@ impl<'a> Planner<'a> {
             }
         };
         Ok(optimizer::optimize(plan))
-    }
-
-    fn plan_table(
-        &self,
-        name: &str,
-        defs: &[ast::ColumnDef],
-        table_key: Option<&[String]>,
-        table_unique: &[Vec<String>],
-    ) -> Result<Table> {
-        let mut primary_key = None;
-        let mut columns = Vec::new();
-        let mut unique_columns = Vec::new();
-        for (i, def) in defs.iter().enumerate() {
-            if def.primary_key && primary_key.replace(i).is_some() {
-                return Err(Error::Invalid("multiple primary keys are not allowed".into()));
-            }
-            let default = match &def.default {
-                Some(expr) => Some(evaluate_constant(expr, "DEFAULT")?.coerce_to(def.datatype)?),
-                None => None,
-            };
-            if def.primary_key && def.nullable == Some(true) {
-                return Err(Error::Invalid(format!(
-                    "primary key column \"{}\" cannot be NULL",
-                    def.name
-                )));
-            }
-            columns.push(Column {
-                name: def.name.clone(),
-                datatype: def.datatype,
-                max_length: def.max_length,
-                nullable: def.nullable.unwrap_or(!def.primary_key),
-                default,
-            });
-            if def.unique && !def.primary_key {
-                unique_columns.push(i);
-            }
-        }
-        let position = |columns: &[Column], column: &String| {
-            columns
-                .iter()
-                .position(|c| &c.name == column)
-                .ok_or_else(|| Error::UnknownColumn(column.clone()))
-        };
-        if let Some(key) = table_key {
-            let [column] = key else {
-                return Err(Error::Invalid(
-                    "primary keys on several columns are not supported".into(),
-                ));
-            };
-            if primary_key.replace(position(&columns, column)?).is_some() {
-                return Err(Error::Invalid("multiple primary keys are not allowed".into()));
-            }
-        }
-        if let Some(key) = primary_key {
-            columns[key].nullable = false;
-        }
-        for list in table_unique {
-            let [column] = list.as_slice() else {
-                return Err(Error::Invalid(
-                    "UNIQUE constraints on several columns are not supported".into(),
-                ));
-            };
-            let index = position(&columns, column)?;
-            if Some(index) != primary_key && !unique_columns.contains(&index) {
-                unique_columns.push(index);
-            }
-        }
-        let indexes = unique_columns
-            .into_iter()
-            .map(|column| Index {
-                name: format!("{name}_{}_key", columns[column].name),
-                column,
-                unique: true,
-            })
-            .collect();
-        let table = Table { name: name.to_string(), columns, primary_key, indexes };
-        table.validate()?;
-        Ok(table)
-    }
-
-    fn plan_insert(
-        &self,
-        table: &str,
-        columns: Option<&[String]>,
-        source: &InsertSource,
-        conflict: Option<&ast::OnConflict>,
-    ) -> Result<Plan> {
-        let table = self.txn.must_get_table(table)?;
-        let conflict = self.plan_conflict(&table, conflict)?;
-        let (source, width) = match source {
-            InsertSource::Values(rows) => {
-                let width = rows.first().map_or(0, |row| row.len());
-                if rows.iter().any(|row| row.len() != width) {
-                    return Err(Error::Invalid("VALUES lists must all be the same length".into()));
-                }
-                let ctx = ConstantContext("VALUES");
-                let rows = rows
-                    .iter()
-                    .map(|row| row.iter().map(|expr| build(expr, &ctx)).collect::<Result<Vec<_>>>())
-                    .collect::<Result<_>>()?;
-                (Node::Values { rows }, width)
-            }
-            InsertSource::Select(select) => {
-                let (node, columns) = self.plan_select(select)?;
-                (node, columns.len())
-            }
-            InsertSource::DefaultValues => (Node::Values { rows: vec![vec![]] }, 0),
-        };
-        let targets: Vec<usize> = match columns {
-            Some(names) => {
-                let mut targets = Vec::new();
-                for name in names {
-                    let index = table.column_index(name)?;
-                    if targets.contains(&index) {
-                        return Err(Error::Invalid(format!(
-                            "column \"{name}\" specified more than once"
-                        )));
-                    }
-                    targets.push(index);
-                }
-                targets
-            }
-            None => (0..width.min(table.columns.len())).collect(),
-        };
-        if width != targets.len() {
-            return Err(Error::Invalid(format!(
-                "INSERT has {width} values per row but {} target columns",
-                targets.len()
-            )));
-        }
-        Ok(Plan::Insert { table, columns: targets, source, conflict })
-    }
-
-    /// A table and the scope of its columns, qualified by its name.
-    fn table_scope(&self, name: &str) -> Result<(Table, Scope)> {
-        let table = self.txn.must_get_table(name)?;
-        let scope = Scope {
-            columns: table
-                .columns
-                .iter()
-                .map(|c| ScopeColumn {
-                    table: Some(name.to_string()),
-                    name: Some(c.name.clone()),
-                    datatype: Some(c.datatype),
-                    qualified_only: false,
-                })
-                .collect(),
-        };
-        Ok((table, scope))
-    }
-
-    /// The rows an UPDATE or DELETE changes: a keyed scan with the WHERE filter.
-    fn dml_source(
-        &self,
-        table: &Table,
-        scope: &Scope,
-        filter: Option<&ast::Expression>,
-    ) -> Result<Node> {
-        let filter =
-            filter.map(|f| build(f, &ScopeContext { scope, clause: "WHERE" })).transpose()?;
-        Ok(Node::Scan {
-            table: table.clone(),
-            alias: None,
-            access: Access::Full,
-            filter,
-            with_key: true,
-        })
     }
 
     fn plan_from(&self, item: &FromItem, names: &mut BTreeSet<String>) -> Result<(Node, Scope)> {
@@ -344,10 +195,10 @@ impl<'a> Planner<'a> {
                 let (right, right_scope) = self.plan_from(right, names)?;
                 let right_width = right_scope.len();
                 scope.extend(right_scope);
-                let predicate = on
-                    .as_ref()
-                    .map(|on| build(on, &ScopeContext { scope: &scope, clause: "JOIN conditions" }))
-                    .transpose()?;
+                let predicate = match on {
+                    Some(on) => Some(self.join_condition(on, &scope)?),
+                    None => None,
+                };
                 let outer = *kind == JoinKind::Left;
                 let node = Node::NestedLoopJoin {
                     left: Box::new(left),
@@ -389,12 +240,9 @@ impl<'a> Planner<'a> {
         if !select.compound.is_empty() {
             return self.plan_compound(select);
         }
-        if let Some(resolved) = self.resolve_select(select)? {
-            return self.plan_select(&resolved);
-        }
         // FROM: joins, with comma-separated items cross-joined.
         let mut names = BTreeSet::new();
-        let (mut node, scope) = match select.from.split_first() {
+        let (mut node, mut scope) = match select.from.split_first() {
             None => (Node::Values { rows: vec![vec![]] }, Scope::default()),
             Some((first, rest)) => {
                 let (mut node, mut scope) = self.plan_from(first, &mut names)?;
@@ -415,8 +263,12 @@ impl<'a> Planner<'a> {
         };
 
         if let Some(filter) = &select.filter {
-            let predicate = build(filter, &ScopeContext { scope: &scope, clause: "WHERE" })?;
-            node = Node::Filter { source: Box::new(node), predicate };
+            let mut filter = filter.clone();
+            node = self.attach_subqueries(node, &mut scope, &mut filter, true)?;
+            if !is_true(&filter) {
+                let predicate = build(&filter, &self.scope_context(&scope, "WHERE"))?;
+                node = Node::Filter { source: Box::new(node), predicate };
+            }
         }
 
         // The select list, with * expanded: (expression, output name, label).
@@ -437,7 +289,9 @@ impl<'a> Planner<'a> {
                         _ => None,
                     };
                     for column in &scope.columns {
-                        if table.is_some_and(|t| column.table.as_ref() != Some(t)) {
+                        if column.qualified_only
+                            || table.is_some_and(|t| column.table.as_ref() != Some(t))
+                        {
                             continue;
                         }
                         let name = column.name.clone().unwrap_or_default();
@@ -453,7 +307,12 @@ impl<'a> Planner<'a> {
                         ast::Expression::Column { name, .. } => Some(name.clone()),
                         _ => None,
                     });
-                    items.push((expr.clone(), output_name, String::new()));
+                    // Labelled now: its subqueries are replaced before it is built.
+                    let label = match has_subquery(expr) {
+                        true => expression_label(expr),
+                        false => String::new(),
+                    };
+                    items.push((expr.clone(), output_name, label));
                 }
             }
         }
@@ -463,21 +322,66 @@ impl<'a> Planner<'a> {
             || select.having.is_some()
             || items.iter().any(|(expr, ..)| contains_aggregate(expr))
             || select.order_by.iter().any(|o| contains_aggregate(&o.expr));
+        let mut order_by = select.order_by.clone();
         let post_scope;
         let grouped;
-        let plain_ctx = ScopeContext { scope: &scope, clause: "SELECT" };
+        let plain_ctx;
         let ctx: &dyn Context = if aggregating {
-            let (aggregate_node, context) = self.plan_aggregation(node, &scope, select, &items)?;
-            node = aggregate_node;
-            grouped = context;
-            if let Some(having) = &select.having {
-                let predicate = build(having, &grouped)?;
-                node = Node::Filter { source: Box::new(node), predicate };
+            let with_subqueries;
+            let mut query = select;
+            if select.group_by.iter().chain(&select.having).any(has_subquery)
+                || items
+                    .iter()
+                    .map(|(e, ..)| e)
+                    .chain(order_by.iter().map(|o| &o.expr))
+                    .any(has_subquery)
+            {
+                // GROUP BY's subqueries and those in aggregates' arguments are computed per
+                // input row, below the aggregation.
+                let mut owned = select.clone();
+                for expr in &mut owned.group_by {
+                    node = self.attach_subqueries(node, &mut scope, expr, false)?;
+                }
+                let arguments = items
+                    .iter_mut()
+                    .map(|(e, ..)| e)
+                    .chain(owned.having.iter_mut())
+                    .chain(order_by.iter_mut().map(|o| &mut o.expr));
+                for expr in arguments {
+                    node = self.attach_in_aggregates(node, &mut scope, expr)?;
+                }
+                owned.order_by = order_by.clone();
+                with_subqueries = owned;
+                query = &with_subqueries;
             }
+            let (aggregate_node, mut context) =
+                self.plan_aggregation(node, &scope, query, &items)?;
+            node = aggregate_node;
+            // Subqueries over the groups: HAVING, the select list, ORDER BY.
+            if let Some(having) = &query.having {
+                let mut having = having.clone();
+                node = self.attach_subqueries(node, &mut context.post_scope, &mut having, true)?;
+                if !is_true(&having) {
+                    let predicate = build(&having, &context)?;
+                    node = Node::Filter { source: Box::new(node), predicate };
+                }
+            }
+            for expr in
+                items.iter_mut().map(|(e, ..)| e).chain(order_by.iter_mut().map(|o| &mut o.expr))
+            {
+                node = self.attach_subqueries(node, &mut context.post_scope, expr, false)?;
+            }
+            grouped = context;
             post_scope = grouped.post_scope.clone();
             &grouped
         } else {
+            for expr in
+                items.iter_mut().map(|(e, ..)| e).chain(order_by.iter_mut().map(|o| &mut o.expr))
+            {
+                node = self.attach_subqueries(node, &mut scope, expr, false)?;
+            }
             post_scope = scope.clone();
+            plain_ctx = self.scope_context(&post_scope, "SELECT");
             &plain_ctx
         };
 
@@ -498,7 +402,7 @@ impl<'a> Planner<'a> {
         }
 
         let mut keys = Vec::new();
-        for item in &select.order_by {
+        for item in &order_by {
             let position = match &item.expr {
                 ast::Expression::Literal(Value::Integer(n)) => {
                     let n = usize::try_from(*n).ok().filter(|n| (1..=visible).contains(n));
@@ -562,226 +466,14 @@ impl<'a> Planner<'a> {
         }
         Ok((node, columns))
     }
-
-    /// Plans the aggregation of a SELECT: the Aggregate node and the context in which
-    /// expressions after it are built.
-    fn plan_aggregation(
-        &self,
-        source: Node,
-        scope: &Scope,
-        select: &ast::Select,
-        items: &[(ast::Expression, Option<String>, String)],
-    ) -> Result<(Node, Grouped)> {
-        let input = ScopeContext { scope, clause: "GROUP BY" };
-        let mut group_asts = Vec::new();
-        for expr in &select.group_by {
-            // A position or an output alias refers to the select list (input columns win).
-            let expr = match expr {
-                ast::Expression::Literal(Value::Integer(n)) => {
-                    let item = usize::try_from(*n)
-                        .ok()
-                        .and_then(|n| n.checked_sub(1))
-                        .and_then(|n| items.get(n));
-                    item.ok_or_else(|| {
-                        Error::Invalid(format!("GROUP BY position {n} is not in select list"))
-                    })?
-                    .0
-                    .clone()
-                }
-                ast::Expression::Column { table: None, name }
-                    if scope.resolve(None, name).is_err() =>
-                {
-                    items
-                        .iter()
-                        .find(|(_, output, _)| output.as_deref() == Some(name.as_str()))
-                        .map_or_else(|| expr.clone(), |(e, ..)| e.clone())
-                }
-                other => other.clone(),
-            };
-            if contains_aggregate(&expr) {
-                return Err(Error::Invalid(
-                    "aggregate functions are not allowed in GROUP BY".into(),
-                ));
-            }
-            group_asts.push(expr);
-        }
-        let groups = group_asts.iter().map(|g| build(g, &input)).collect::<Result<Vec<_>>>()?;
-
-        let mut aggregate_asts = Vec::new();
-        for expr in items
-            .iter()
-            .map(|(e, ..)| e)
-            .chain(&select.having)
-            .chain(select.order_by.iter().map(|o| &o.expr))
-        {
-            collect_aggregates(expr, &mut aggregate_asts)?;
-        }
-        let arguments = ScopeContext { scope, clause: "aggregate function arguments" };
-        let mut aggregates = Vec::new();
-        for ast in &aggregate_asts {
-            aggregates.push(match ast {
-                ast::Expression::CountStar => Aggregate {
-                    function: AggregateFunction::Count,
-                    arg: None,
-                    distinct: false,
-                    separator: None,
-                },
-                ast::Expression::Function { name, args, distinct } => {
-                    let function = match name.as_str() {
-                        "count" => AggregateFunction::Count,
-                        "sum" => AggregateFunction::Sum,
-                        "avg" => AggregateFunction::Avg,
-                        "min" => AggregateFunction::Min,
-                        "max" => AggregateFunction::Max,
-                        _ => AggregateFunction::GroupConcat,
-                    };
-                    let (arg, separator) = match (name.as_str(), args.as_slice()) {
-                        ("string_agg", [arg, separator]) | ("group_concat", [arg, separator]) => {
-                            (arg, Some(build(separator, &arguments)?))
-                        }
-                        ("string_agg", _) => {
-                            return Err(Error::Invalid(
-                                "string_agg() takes two arguments: a value and a separator".into(),
-                            ));
-                        }
-                        ("group_concat", [arg]) => (arg, None),
-                        ("group_concat", _) => {
-                            return Err(Error::Invalid(
-                                "group_concat() takes one or two arguments".into(),
-                            ));
-                        }
-                        (_, [arg]) => (arg, None),
-                        _ => {
-                            return Err(Error::Invalid(format!(
-                                "{name}() takes exactly one argument"
-                            )));
-                        }
-                    };
-                    let arg = Some(build(arg, &arguments)?);
-                    Aggregate { function, arg, distinct: *distinct, separator }
-                }
-                _ => return Err(Error::Invalid("not an aggregate".into())),
-            });
-        }
-
-        let input_type = |i: usize| scope.columns.get(i).and_then(|c| c.datatype);
-        let mut post_scope = Scope::default();
-        for (ast, group) in group_asts.iter().zip(&groups) {
-            post_scope.columns.push(match (ast, group) {
-                (ast::Expression::Column { .. }, Expression::Column(i, _)) => {
-                    scope.columns[*i].clone()
-                }
-                _ => ScopeColumn {
-                    table: None,
-                    name: None,
-                    datatype: infer_type(group, &input_type),
-                    qualified_only: false,
-                },
-            });
-        }
-        for aggregate in &aggregates {
-            let datatype = match aggregate.function {
-                AggregateFunction::Count => Some(crate::sql::types::DataType::Integer),
-                AggregateFunction::Avg => Some(crate::sql::types::DataType::Float),
-                AggregateFunction::GroupConcat => Some(crate::sql::types::DataType::String),
-                _ => aggregate.arg.as_ref().and_then(|a| infer_type(a, &input_type)),
-            };
-            post_scope.columns.push(ScopeColumn {
-                table: None,
-                name: None,
-                datatype,
-                qualified_only: false,
-            });
-        }
-        let labels = groups
-            .iter()
-            .map(|g| g.to_string())
-            .chain(aggregates.iter().map(|a| a.to_string()))
-            .collect();
-        let node =
-            Node::Aggregate { source: Box::new(source), group_by: groups.clone(), aggregates };
-        let context = Grouped {
-            input: scope.clone(),
-            groups,
-            aggregates: aggregate_asts,
-            post_scope,
-            labels,
-        };
-        Ok((node, context))
-    }
 }
 
-/// Builds expressions over an Aggregate node's output: grouped expressions and aggregate calls
-/// become its columns; any other column reference is an error.
-struct Grouped {
-    /// The scope before aggregation.
-    input: Scope,
-    /// The GROUP BY expressions, built in the input scope.
-    groups: Vec<Expression>,
-    /// The aggregate calls, in output order after the groups.
-    aggregates: Vec<ast::Expression>,
-    /// The scope of the Aggregate node's output.
-    post_scope: Scope,
-    /// Display labels of the output columns.
-    labels: Vec<String>,
+/// Whether a clause is the literal TRUE (what is left of a WHERE all of whose conjuncts became
+/// semi-joins).
+pub(super) fn is_true(expr: &ast::Expression) -> bool {
+    matches!(expr, ast::Expression::Literal(Value::Boolean(true)))
 }
 
-impl Grouped {
-    fn output(&self, index: usize) -> Expression {
-        let label = match self.post_scope.columns[index].name {
-            Some(_) => self.post_scope.label(index),
-            None => self.labels[index].clone(),
-        };
-        Expression::Column(index, label)
-    }
-}
-
-impl Context for Grouped {
-    fn column(&self, table: Option<&str>, name: &str) -> Result<Expression> {
-        self.input.resolve(table, name)?;
-        Err(Error::Invalid(format!(
-            "column \"{name}\" must appear in the GROUP BY clause or be used in an aggregate function"
-        )))
-    }
-
-    fn intercept(&self, ast: &ast::Expression) -> Result<Option<Expression>> {
-        if is_aggregate(ast) {
-            let index = self
-                .aggregates
-                .iter()
-                .position(|a| a == ast)
-                .ok_or_else(|| Error::Invalid("unknown aggregate".into()))?;
-            return Ok(Some(self.output(self.groups.len() + index)));
-        }
-        if self.groups.is_empty() || contains_aggregate(ast) {
-            return Ok(None);
-        }
-        let input = ScopeContext { scope: &self.input, clause: "SELECT" };
-        match build(ast, &input) {
-            Ok(built) => Ok(self.groups.iter().position(|g| *g == built).map(|i| self.output(i))),
-            // Not buildable on its own (an unknown column): report it when building normally.
-            Err(_) => Ok(None),
-        }
-    }
-}
-
-/// Collects the distinct aggregate calls in an expression, rejecting nested aggregates.
-fn collect_aggregates(expr: &ast::Expression, out: &mut Vec<ast::Expression>) -> Result<()> {
-    crate::sql::with_stack(|| {
-        if is_aggregate(expr) {
-            if children(expr).into_iter().any(contains_aggregate) {
-                return Err(Error::Invalid("aggregate function calls cannot be nested".into()));
-            }
-            if !out.contains(expr) {
-                out.push(expr.clone());
-            }
-            return Ok(());
-        }
-        children(expr).into_iter().try_for_each(|child| collect_aggregates(child, out))
-    })
-}
-
-/// Evaluates a LIMIT or OFFSET: a non-negative integer, or NULL for none.
 /// `node` with a query's OFFSET and LIMIT applied.
 pub(super) fn offset_and_limit(mut node: Node, query: &ast::Select) -> Result<Node> {
     if let Some(offset) = &query.offset

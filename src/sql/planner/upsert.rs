@@ -55,7 +55,7 @@ impl Planner<'_> {
                     }));
                 }
                 let scope = Scope { columns };
-                let ctx = ScopeContext { scope: &scope, clause: "ON CONFLICT DO UPDATE" };
+                let ctx = ScopeContext::new(&scope, "ON CONFLICT DO UPDATE");
                 let assignments = assignments(table, set, &ctx)?;
                 let filter = filter.as_ref().map(|f| build(f, &ctx)).transpose()?;
                 Conflict::Update { set: assignments, filter }

@@ -1,0 +1,209 @@
+//! Planning writes and schema: CREATE TABLE's schema, INSERT's source and target columns, and
+//! the rows an UPDATE or DELETE changes.
+
+use super::expression::{ConstantContext, Scope, ScopeColumn, build};
+use super::plan::{Access, Expression, Node, Plan};
+use super::planner::{Planner, is_true};
+use crate::sql::engine::{Column, Index, Table};
+use crate::sql::error::{Error, Result};
+use crate::sql::execution::evaluate_constant;
+use crate::sql::parser::ast::{self, InsertSource};
+
+impl Planner<'_> {
+    pub(super) fn plan_table(
+        &self,
+        name: &str,
+        defs: &[ast::ColumnDef],
+        table_key: Option<&[String]>,
+        table_unique: &[Vec<String>],
+    ) -> Result<Table> {
+        let mut primary_key = None;
+        let mut columns = Vec::new();
+        let mut unique_columns = Vec::new();
+        for (i, def) in defs.iter().enumerate() {
+            if def.primary_key && primary_key.replace(i).is_some() {
+                return Err(Error::Invalid("multiple primary keys are not allowed".into()));
+            }
+            let default = match &def.default {
+                Some(expr) => Some(evaluate_constant(expr, "DEFAULT")?.coerce_to(def.datatype)?),
+                None => None,
+            };
+            if def.primary_key && def.nullable == Some(true) {
+                return Err(Error::Invalid(format!(
+                    "primary key column \"{}\" cannot be NULL",
+                    def.name
+                )));
+            }
+            columns.push(Column {
+                name: def.name.clone(),
+                datatype: def.datatype,
+                max_length: def.max_length,
+                nullable: def.nullable.unwrap_or(!def.primary_key),
+                default,
+            });
+            if def.unique && !def.primary_key {
+                unique_columns.push(i);
+            }
+        }
+        let position = |columns: &[Column], column: &String| {
+            columns
+                .iter()
+                .position(|c| &c.name == column)
+                .ok_or_else(|| Error::UnknownColumn(column.clone()))
+        };
+        if let Some(key) = table_key {
+            let [column] = key else {
+                return Err(Error::Invalid(
+                    "primary keys on several columns are not supported".into(),
+                ));
+            };
+            if primary_key.replace(position(&columns, column)?).is_some() {
+                return Err(Error::Invalid("multiple primary keys are not allowed".into()));
+            }
+        }
+        if let Some(key) = primary_key {
+            columns[key].nullable = false;
+        }
+        for list in table_unique {
+            let [column] = list.as_slice() else {
+                return Err(Error::Invalid(
+                    "UNIQUE constraints on several columns are not supported".into(),
+                ));
+            };
+            let index = position(&columns, column)?;
+            if Some(index) != primary_key && !unique_columns.contains(&index) {
+                unique_columns.push(index);
+            }
+        }
+        let indexes = unique_columns
+            .into_iter()
+            .map(|column| Index {
+                name: format!("{name}_{}_key", columns[column].name),
+                column,
+                unique: true,
+            })
+            .collect();
+        let table = Table { name: name.to_string(), columns, primary_key, indexes };
+        table.validate()?;
+        Ok(table)
+    }
+
+    pub(super) fn plan_insert(
+        &self,
+        table: &str,
+        columns: Option<&[String]>,
+        source: &InsertSource,
+        conflict: Option<&ast::OnConflict>,
+    ) -> Result<Plan> {
+        let table = self.txn().must_get_table(table)?;
+        let conflict = self.plan_conflict(&table, conflict)?;
+        let (source, width) = match source {
+            InsertSource::Values(rows) => {
+                let width = rows.first().map_or(0, |row| row.len());
+                if rows.iter().any(|row| row.len() != width) {
+                    return Err(Error::Invalid("VALUES lists must all be the same length".into()));
+                }
+                let ctx = ConstantContext("VALUES");
+                let rows = rows
+                    .iter()
+                    .map(|row| row.iter().map(|expr| build(expr, &ctx)).collect::<Result<Vec<_>>>())
+                    .collect::<Result<_>>()?;
+                (Node::Values { rows }, width)
+            }
+            InsertSource::Select(select) => {
+                let (node, columns) = self.plan_select(select)?;
+                (node, columns.len())
+            }
+            InsertSource::DefaultValues => (Node::Values { rows: vec![vec![]] }, 0),
+        };
+        let targets: Vec<usize> = match columns {
+            Some(names) => {
+                let mut targets = Vec::new();
+                for name in names {
+                    let index = table.column_index(name)?;
+                    if targets.contains(&index) {
+                        return Err(Error::Invalid(format!(
+                            "column \"{name}\" specified more than once"
+                        )));
+                    }
+                    targets.push(index);
+                }
+                targets
+            }
+            None => (0..width.min(table.columns.len())).collect(),
+        };
+        if width != targets.len() {
+            return Err(Error::Invalid(format!(
+                "INSERT has {width} values per row but {} target columns",
+                targets.len()
+            )));
+        }
+        Ok(Plan::Insert { table, columns: targets, source, conflict })
+    }
+
+    /// A table and the scope of its columns, qualified by its name.
+    pub(super) fn table_scope(&self, name: &str) -> Result<(Table, Scope)> {
+        let table = self.txn().must_get_table(name)?;
+        let scope = Scope {
+            columns: table
+                .columns
+                .iter()
+                .map(|c| ScopeColumn {
+                    table: Some(name.to_string()),
+                    name: Some(c.name.clone()),
+                    datatype: Some(c.datatype),
+                    qualified_only: false,
+                })
+                .collect(),
+        };
+        Ok((table, scope))
+    }
+
+    /// The rows an UPDATE or DELETE changes: a keyed scan with the WHERE filter, and the
+    /// position of the key in its rows (`scope` gains a nameless column for the key, and those
+    /// of correlated subqueries after it).
+    pub(super) fn dml_source(
+        &self,
+        table: &Table,
+        scope: &mut Scope,
+        filter: Option<&ast::Expression>,
+    ) -> Result<(Node, usize)> {
+        let width = scope.len();
+        scope.columns.push(ScopeColumn {
+            table: None,
+            name: None,
+            datatype: None,
+            qualified_only: true,
+        });
+        let mut node = Node::Scan {
+            table: table.clone(),
+            alias: None,
+            access: Access::Full,
+            filter: None,
+            with_key: true,
+        };
+        if let Some(filter) = filter {
+            let mut filter = filter.clone();
+            node = self.attach_subqueries(node, scope, &mut filter, true)?;
+            if !is_true(&filter) {
+                let predicate = build(&filter, &self.scope_context(scope, "WHERE"))?;
+                node = Node::Filter { source: Box::new(node), predicate };
+            }
+        }
+        Ok((node, width))
+    }
+}
+
+/// An UPDATE's or DELETE's source with its rows' key (at `key`, followed by correlated
+/// subqueries' results up to `width`) moved last, where the executor takes it from.
+pub(super) fn key_last(source: Node, key: usize, width: usize) -> Node {
+    if width == key + 1 {
+        return source;
+    }
+    let expressions = (0..width)
+        .filter(|i| *i != key)
+        .chain([key])
+        .map(|i| Expression::Column(i, format!("#{i}")))
+        .collect();
+    Node::Projection { source: Box::new(source), expressions }
+}
