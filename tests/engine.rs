@@ -255,3 +255,20 @@ fn gc_keeps_query_results_and_drops_old_versions() {
     assert_eq!(engine.dump().len(), keys_before - 100 - 100 + 1);
     assert_eq!(session.execute(query).unwrap(), before);
 }
+
+#[test]
+fn an_endless_recursion_ends_at_the_statements_memory_limit() {
+    let db = Arc::new(Database::memory());
+    let mut session = db.session();
+    session.set_limits(chronos::sql::budget::Limits { write_bytes: 1 << 20, hold_bytes: 1 << 20 });
+    let endless = "WITH RECURSIVE cnt(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM cnt) \
+                   SELECT COUNT(*) FROM cnt";
+    let error = session.execute(endless).unwrap_err();
+    assert_eq!(error.kind(), "resource_limit", "{error}");
+    // With a LIMIT the same recursion ends on its own.
+    let limited = "WITH RECURSIVE cnt(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM cnt LIMIT 1000) \
+                   SELECT COUNT(*) FROM cnt";
+    let results = session.execute(limited).unwrap();
+    let [StatementResult::Query { rows, .. }] = results.as_slice() else { panic!("{results:?}") };
+    assert_eq!(rows[0][0].to_string(), "1000");
+}

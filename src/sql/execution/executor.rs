@@ -328,6 +328,14 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
             let (left, right) = (execute_node(*left, txn)?, execute_node(*right, txn)?);
             super::apply::semi_join(left, left_keys, right, anti, txn)?
         }
+        Node::Recursive { initial, step, id, distinct, .. } => {
+            super::recursive::recursive(execute_node(*initial, txn)?, *step, id, distinct, txn)
+        }
+        Node::WorkingTable { name, .. } => {
+            return Err(Error::Invalid(format!(
+                "internal error: the working table of {name} read outside its recursion"
+            )));
+        }
         Node::Values { rows } => {
             let rows: Vec<Result<Row>> =
                 rows.into_iter().map(|row| row.iter().map(|e| e.evaluate(&[])).collect()).collect();

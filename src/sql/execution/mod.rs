@@ -14,6 +14,7 @@ mod executor;
 mod functions;
 mod join;
 mod printf;
+mod recursive;
 mod set;
 mod upsert;
 

@@ -242,6 +242,8 @@ pub struct CommonTable {
     pub columns: Vec<String>,
     /// The query.
     pub query: Select,
+    /// Declared by WITH RECURSIVE: its query may read it (see the planner's `recursive.rs`).
+    pub recursive: bool,
 }
 
 /// A SELECT joined to a query by a set operator.

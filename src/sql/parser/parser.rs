@@ -332,7 +332,7 @@ fn rule_name(rule: Rule) -> &'static str {
         from_clause => "FROM",
         // A table name, or a parenthesized subquery or join.
         derived_table | table_ref => "identifier",
-        with_clause | kw_with | common_table => "WITH",
+        with_clause | kw_with | common_table | recursive | kw_recursive => "WITH",
         _ => "token",
     }
 }
@@ -669,7 +669,9 @@ fn build_query(inner: Pairs<'_, Rule>) -> Result<Select> {
     for item in inner {
         match item.as_rule() {
             Rule::with_clause => {
-                for table in item.into_inner().filter(|p| p.as_rule() == Rule::common_table) {
+                let parts: Vec<_> = item.into_inner().collect();
+                let recursive = parts.iter().any(|p| p.as_rule() == Rule::recursive);
+                for table in parts.into_iter().filter(|p| p.as_rule() == Rule::common_table) {
                     let mut parts = table.into_inner();
                     let name = identifier(parts.next().ok_or_else(|| invalid_grammar("WITH"))?)?;
                     let mut columns = Vec::new();
@@ -685,7 +687,7 @@ fn build_query(inner: Pairs<'_, Rule>) -> Result<Select> {
                         }
                     }
                     let query = query.ok_or_else(|| invalid_grammar("WITH"))?;
-                    with.push(CommonTable { name, columns, query });
+                    with.push(CommonTable { name, columns, query, recursive });
                 }
             }
             Rule::compound_op => {

@@ -1,12 +1,34 @@
-//! Binding a correlated subquery to one row of its enclosing query: every outer reference of
+//! Binding a recursive table's step to the rows of its previous run, and a correlated
+//! subquery to one row of its enclosing query: every outer reference of
 //! the subquery's own level becomes a constant. A subquery nested in it (an inner
 //! [`Node::Apply`]) numbers its outer references into its own parameters, so binding rewrites
 //! that Apply's parameters, never its subquery.
 
 use super::plan::{ApplyKind, Expression, Node};
-use crate::sql::types::Value;
+use crate::sql::types::{Row, Value};
 
 impl Node {
+    /// The tree with the working table `id` replaced by `rows` (before a recursive table's
+    /// step runs), in correlated subqueries too.
+    pub fn bind_working(self, id: usize, rows: &[Row]) -> Node {
+        crate::sql::with_stack(|| match self {
+            Node::WorkingTable { id: read, .. } if read == id => Node::Values {
+                rows: rows
+                    .iter()
+                    .map(|row| row.iter().cloned().map(Expression::Constant).collect())
+                    .collect(),
+            },
+            Node::Apply { source, subquery, params, kind, label } => Node::Apply {
+                source: Box::new(source.bind_working(id, rows)),
+                subquery: Box::new(subquery.bind_working(id, rows)),
+                params,
+                kind,
+                label,
+            },
+            node => super::optimizer::map_children(node, &|child| child.bind_working(id, rows)),
+        })
+    }
+
     /// The node with its outer references replaced by `values` (by parameter position).
     pub fn bind_outer(self, values: &[Value]) -> Node {
         self.map_expressions(&|e| e.bind_outer(values))
@@ -96,6 +118,10 @@ impl Node {
                     label,
                 },
                 Node::Values { rows } => Node::Values { rows: rows.into_iter().map(all).collect() },
+                Node::Recursive { name, initial, step, id, distinct } => {
+                    Node::Recursive { name, initial: b(initial), step: b(step), id, distinct }
+                }
+                working @ Node::WorkingTable { .. } => working,
                 Node::SetOperation { op, left, right } => {
                     Node::SetOperation { op, left: b(left), right: b(right) }
                 }
@@ -126,6 +152,8 @@ impl Node {
                 | Node::Limit { .. }
                 | Node::Distinct { .. }
                 | Node::HashJoin { .. }
+                | Node::Recursive { .. }
+                | Node::WorkingTable { .. }
                 | Node::SetOperation { .. } => vec![],
             };
             if own.into_iter().any(f) {

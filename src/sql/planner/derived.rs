@@ -1,6 +1,6 @@
 //! Queries read like tables: derived tables (`FROM (SELECT ...) AS x`) and the common tables of
 //! a WITH clause, which are planned in place wherever they are read. A common table sees the
-//! common tables defined before it (not itself: WITH RECURSIVE is not supported), and a name
+//! common tables defined before it (and itself, if recursive: `recursive.rs`), and a name
 //! defined by WITH hides a stored table of that name within the query. Views are read the same
 //! way, from the catalog. Neither reads the columns of the query a subquery reading them
 //! stands in (they are not correlated).
@@ -37,14 +37,20 @@ impl Planner<'_> {
         alias: Option<&str>,
         names: &mut BTreeSet<String>,
     ) -> Option<Result<(Node, Scope)>> {
+        let qualifier = alias.unwrap_or(name);
+        if let Some(working) = self.plan_working(name, qualifier, names) {
+            return Some(working);
+        }
         let position = self.common.borrow().iter().rposition(|t| t.name == name)?;
         // Its query sees only the common tables defined before it.
         let hidden = self.common.borrow_mut().split_off(position);
         let table = &hidden[0];
         // Nor the queries a subquery that reads it stands in.
         let outer = std::mem::take(&mut *self.outer.borrow_mut());
-        let planned =
-            self.plan_derived(&table.query, Some(alias.unwrap_or(name)), &table.columns, names);
+        let planned = match table.recursive {
+            true => self.plan_recursive(table, qualifier, names),
+            false => self.plan_derived(&table.query, Some(qualifier), &table.columns, names),
+        };
         *self.outer.borrow_mut() = outer;
         self.common.borrow_mut().extend(hidden);
         Some(planned)
@@ -83,6 +89,19 @@ impl Planner<'_> {
         names: &mut BTreeSet<String>,
     ) -> Result<(Node, Scope)> {
         let (node, output) = self.plan_select(query)?;
+        let scope = self.derived_scope(qualifier, columns, &output, names)?;
+        Ok((node, scope))
+    }
+
+    /// The scope of a query's `output` read like a table named `qualifier` (registered in
+    /// `names`), its columns renamed to `columns` (if given).
+    pub(super) fn derived_scope(
+        &self,
+        qualifier: Option<&str>,
+        columns: &[String],
+        output: &[OutputColumn],
+        names: &mut BTreeSet<String>,
+    ) -> Result<Scope> {
         if let Some(qualifier) = qualifier
             && !names.insert(qualifier.to_string())
         {
@@ -98,7 +117,7 @@ impl Planner<'_> {
                 columns.len()
             )));
         }
-        let scope = Scope {
+        Ok(Scope {
             columns: output
                 .iter()
                 .enumerate()
@@ -109,7 +128,6 @@ impl Planner<'_> {
                     qualified_only: false,
                 })
                 .collect(),
-        };
-        Ok((node, scope))
+        })
     }
 }

@@ -107,6 +107,15 @@ impl Node {
                 format!("HashJoin: {kind}on left #{left_column} = right #{right_column}")
             }
             Node::Values { rows } => format!("Values: {} row(s)", rows.len()),
+            Node::Recursive { name, distinct, .. } => {
+                let all = if *distinct { "" } else { " all" };
+                format!(
+                    "Recursive: {name} (initial, then union{all} of runs on the last run's rows)"
+                )
+            }
+            Node::WorkingTable { name, .. } => {
+                format!("WorkingTable: {name} (the last run's rows)")
+            }
             Node::Apply { params, kind, label, .. } => {
                 let what = match kind {
                     ApplyKind::Value => "value".to_string(),

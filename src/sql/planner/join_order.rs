@@ -23,7 +23,7 @@ pub fn reorder(node: Node) -> Node {
             reorder_run(*source, Some(predicate))
         }
         node if is_inner_join(&node) => reorder_run(node, None),
-        other => map_children(other, reorder),
+        other => map_children(other, &reorder),
     }
 }
 

@@ -18,6 +18,7 @@ mod optimizer;
 mod plan;
 #[allow(clippy::module_inception)]
 mod planner;
+mod recursive;
 mod subquery;
 mod upsert;
 mod writes;

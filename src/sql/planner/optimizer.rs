@@ -102,6 +102,8 @@ pub fn column_types(node: &Node) -> Vec<Option<DataType>> {
                 .collect()
         }
         Node::SetOperation { left, .. } | Node::SemiJoin { left, .. } => column_types(left),
+        Node::Recursive { initial, .. } => column_types(initial),
+        Node::WorkingTable { types, .. } => types.clone(),
         Node::Apply { source, subquery, kind, .. } => {
             let mut types = column_types(source);
             types.push(match kind {
@@ -161,7 +163,7 @@ fn push_down(node: Node) -> Node {
                 outer,
             }
         }
-        other => map_children(other, push_down),
+        other => map_children(other, &push_down),
     }
 }
 
@@ -251,7 +253,7 @@ fn push_predicate(node: Node, predicate: Expression) -> Node {
 }
 
 /// Applies `f` to each child of a node.
-pub(super) fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
+pub(super) fn map_children(node: Node, f: &dyn Fn(Node) -> Node) -> Node {
     let b = |n: Box<Node>| Box::new(f(*n));
     match node {
         Node::Filter { source, predicate } => Node::Filter { source: b(source), predicate },
@@ -288,13 +290,16 @@ pub(super) fn map_children(node: Node, f: fn(Node) -> Node) -> Node {
         Node::SemiJoin { left, left_keys, right, anti, label } => {
             Node::SemiJoin { left: b(left), left_keys, right: b(right), anti, label }
         }
-        leaf @ (Node::Scan { .. } | Node::Values { .. }) => leaf,
+        Node::Recursive { name, initial, step, id, distinct } => {
+            Node::Recursive { name, initial: b(initial), step: b(step), id, distinct }
+        }
+        leaf @ (Node::Scan { .. } | Node::Values { .. } | Node::WorkingTable { .. }) => leaf,
     }
 }
 
 /// Picks access paths for scans and algorithms for joins, bottom-up.
 fn choose_access(node: Node) -> Node {
-    match map_children(node, choose_access) {
+    match map_children(node, &choose_access) {
         Node::Scan { table, alias, access: Access::Full, filter: Some(filter), with_key } => {
             let (access, filter) = scan_access(&table, filter);
             Node::Scan { table, alias, access, filter, with_key }

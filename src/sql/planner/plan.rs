@@ -233,6 +233,30 @@ pub enum Node {
         /// The predicate it replaces, for EXPLAIN ("EXISTS", "NOT EXISTS", "IN").
         label: String,
     },
+    /// A recursive common table: the rows of `initial`, then those of `step` run on the rows
+    /// the previous run produced (its [`Node::WorkingTable`]), until a run produces none; with
+    /// `distinct` (UNION), rows already produced are dropped. Rows are yielded as produced.
+    Recursive {
+        /// The table's name, for EXPLAIN.
+        name: String,
+        /// The initial rows.
+        initial: Box<Node>,
+        /// The recursive part, reading the working table `id`.
+        step: Box<Node>,
+        /// Which working table `step` reads.
+        id: usize,
+        /// UNION rather than UNION ALL.
+        distinct: bool,
+    },
+    /// The rows of the recursive table `id`'s previous run (replaced by them before each run).
+    WorkingTable {
+        /// The table's name, for EXPLAIN.
+        name: String,
+        /// The recursive table.
+        id: usize,
+        /// Its columns' types.
+        types: Vec<Option<DataType>>,
+    },
     /// Two queries' rows combined by a set operator (rows are equal when every value is, NULLs
     /// included). The left's rows come first and in their order; the set operators other than
     /// UNION ALL keep the first of equal rows.
@@ -261,6 +285,8 @@ impl Node {
             | Node::HashJoin { .. }
             | Node::Apply { .. }
             | Node::SemiJoin { .. }
+            | Node::Recursive { .. }
+            | Node::WorkingTable { .. }
             | Node::SetOperation { .. } => false,
             node => node.children().iter().all(|child| child.is_short()),
         }
@@ -278,10 +304,11 @@ impl Node {
             | Node::Distinct { source } => vec![source],
             Node::Apply { source, subquery, .. } => vec![source, subquery],
             Node::SemiJoin { left, right, .. } => vec![left, right],
+            Node::Recursive { initial, step, .. } => vec![initial, step],
             Node::NestedLoopJoin { left, right, .. }
             | Node::HashJoin { left, right, .. }
             | Node::SetOperation { left, right, .. } => vec![left, right],
-            Node::Scan { .. } | Node::Values { .. } => vec![],
+            Node::Scan { .. } | Node::Values { .. } | Node::WorkingTable { .. } => vec![],
         }
     }
 }

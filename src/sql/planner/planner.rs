@@ -33,6 +33,10 @@ pub struct Planner<'a> {
     pub(super) defer_subqueries: bool,
     /// The queries enclosing the subquery being planned, outermost first (`correlated.rs`).
     pub(super) outer: std::cell::RefCell<Vec<super::correlated::OuterLevel>>,
+    /// The recursive common tables whose step is being planned (`recursive.rs`), and how many
+    /// the statement planned (their ids).
+    pub(super) working: std::cell::RefCell<Vec<super::recursive::Working>>,
+    pub(super) recursions: std::cell::Cell<usize>,
 }
 
 impl<'a> Planner<'a> {
@@ -51,6 +55,8 @@ impl<'a> Planner<'a> {
             planned: Default::default(),
             defer_subqueries: false,
             outer: Default::default(),
+            working: Default::default(),
+            recursions: Default::default(),
         }
     }
 
