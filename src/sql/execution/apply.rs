@@ -3,8 +3,9 @@
 //!
 //! An Apply binds its subquery to each input row's parameter values, optimizes the bound tree
 //! (an outer value compared with a key becomes a key lookup) and runs it. Rows with equal
-//! parameter values share one run: the results of up to [`MAX_REMEMBERED`] distinct bindings
-//! are kept (their keys count against the statement's memory budget). Determinism: the cache
+//! parameter values (of the same types) share one run: the results of up to
+//! [`MAX_REMEMBERED`] distinct bindings are kept (keys and results count against the
+//! statement's memory budget). Determinism: the cache
 //! is only looked up, never iterated, and output follows the input's order.
 
 use super::Rows;
@@ -13,7 +14,7 @@ use super::executor::execute_node;
 use crate::sql::engine::Txn;
 use crate::sql::error::{Error, Result};
 use crate::sql::planner::{ApplyKind, Expression, Node, optimize_query};
-use crate::sql::types::{Row, Value};
+use crate::sql::types::{DataType, Row, Value};
 use std::collections::{HashMap, HashSet};
 
 /// How many distinct bindings an Apply remembers the result of.
@@ -27,7 +28,7 @@ pub fn apply<'a>(
     kind: ApplyKind,
     txn: &'a Txn,
 ) -> Rows<'a> {
-    let mut remembered: HashMap<Vec<Value>, Value> = HashMap::new();
+    let mut remembered: HashMap<(Vec<Value>, Vec<Option<DataType>>), Value> = HashMap::new();
     Box::new(source.map(move |row| {
         let mut row = row?;
         let mut key = params.iter().map(|p| p.evaluate(&row)).collect::<Result<Vec<_>>>()?;
@@ -35,14 +36,18 @@ pub fn apply<'a>(
         if let ApplyKind::In { operand, .. } = &kind {
             key.push(operand.evaluate(&row)?);
         }
+        // Equal values of different types (1 and 1.0) may give different results.
+        let types = key.iter().map(Value::datatype).collect();
+        let key = (key, types);
         let value = match remembered.get(&key) {
             Some(value) => value.clone(),
             None => {
                 txn.budget().tick()?;
-                let bound = optimize_query(subquery.clone().bind_outer(&key[..binding]));
-                let value = run(bound, &kind, key.get(binding), txn)?;
+                let bound = optimize_query(subquery.clone().bind_outer(&key.0[..binding]));
+                let value = run(bound, &kind, key.0.get(binding), txn)?;
                 if remembered.len() < MAX_REMEMBERED {
-                    txn.budget().hold(&key)?;
+                    txn.budget().hold(&key.0)?;
+                    txn.budget().hold(std::slice::from_ref(&value))?;
                     remembered.insert(key, value.clone());
                 }
                 value

@@ -263,9 +263,10 @@ impl Planner<'_> {
                 label: label.to_string(),
             });
         }
-        let number =
-            scope.columns.iter().filter(|c| c.table.as_deref() == Some(SUBQUERY_RESULT)).count()
-                + 1;
+        // Numbered across the statement: scopes before and after an aggregation must not
+        // share a name.
+        let number = self.applied.get() + 1;
+        self.applied.set(number);
         let label = format!("subquery {number}");
         let datatype = match kind {
             ApplyKind::Value => planned.types[0],
@@ -288,6 +289,45 @@ impl Planner<'_> {
             kind,
             label,
         })
+    }
+}
+
+/// `node` (the FROM rows, `width` columns wide, under the WHERE clause's semi-joins and
+/// Applies) filtered by `predicate`: the conjuncts that read no subquery's result go right
+/// over the FROM rows, where join ordering sees them and fewer rows then run subqueries.
+pub(super) fn filter_below_subqueries(node: Node, predicate: Expression, width: usize) -> Node {
+    let mut parts = Vec::new();
+    conjuncts(predicate, &mut parts);
+    let (below, above): (Vec<_>, Vec<_>) =
+        parts.into_iter().partition(|part| part.columns().iter().all(|c| *c < width));
+    let node = match super::optimizer::and_all(below) {
+        Some(predicate) => insert_filter(node, predicate),
+        None => node,
+    };
+    match super::optimizer::and_all(above) {
+        Some(predicate) => Node::Filter { source: Box::new(node), predicate },
+        None => node,
+    }
+}
+
+/// Puts a filter under the chain of semi-joins and Applies at the top of `node`.
+fn insert_filter(node: Node, predicate: Expression) -> Node {
+    match node {
+        Node::Apply { source, subquery, params, kind, label } => Node::Apply {
+            source: Box::new(insert_filter(*source, predicate)),
+            subquery,
+            params,
+            kind,
+            label,
+        },
+        Node::SemiJoin { left, left_keys, right, anti, label } => Node::SemiJoin {
+            left: Box::new(insert_filter(*left, predicate)),
+            left_keys,
+            right,
+            anti,
+            label,
+        },
+        other => Node::Filter { source: Box::new(other), predicate },
     }
 }
 

@@ -37,6 +37,8 @@ pub struct Planner<'a> {
     /// the statement planned (their ids).
     pub(super) working: std::cell::RefCell<Vec<super::recursive::Working>>,
     pub(super) recursions: std::cell::Cell<usize>,
+    /// How many correlated subqueries the statement applies per row (their columns' names).
+    pub(super) applied: std::cell::Cell<usize>,
 }
 
 impl<'a> Planner<'a> {
@@ -57,6 +59,7 @@ impl<'a> Planner<'a> {
             outer: Default::default(),
             working: Default::default(),
             recursions: Default::default(),
+            applied: Default::default(),
         }
     }
 
@@ -270,10 +273,11 @@ impl<'a> Planner<'a> {
 
         if let Some(filter) = &select.filter {
             let mut filter = filter.clone();
+            let width = scope.len();
             node = self.attach_subqueries(node, &mut scope, &mut filter, true)?;
             if !is_true(&filter) {
                 let predicate = build(&filter, &self.scope_context(&scope, "WHERE"))?;
-                node = Node::Filter { source: Box::new(node), predicate };
+                node = super::correlated::filter_below_subqueries(node, predicate, width);
             }
         }
 
@@ -346,7 +350,27 @@ impl<'a> Planner<'a> {
                 // input row, below the aggregation.
                 let mut owned = select.clone();
                 for expr in &mut owned.group_by {
-                    node = self.attach_subqueries(node, &mut scope, expr, false)?;
+                    // A position or alias naming a select item with a subquery groups by that
+                    // subquery's column, which the item then reads too (the position or alias
+                    // then names the rewritten item).
+                    let item = match &*expr {
+                        ast::Expression::Literal(Value::Integer(n)) => usize::try_from(*n)
+                            .ok()
+                            .and_then(|n| n.checked_sub(1))
+                            .filter(|i| *i < items.len()),
+                        ast::Expression::Column { table: None, name }
+                            if scope.resolve(None, name).is_err() =>
+                        {
+                            items.iter().position(|(_, output, _)| output.as_deref() == Some(name))
+                        }
+                        _ => None,
+                    };
+                    match item.filter(|i| has_subquery(&items[*i].0)) {
+                        Some(i) => {
+                            node = self.attach_subqueries(node, &mut scope, &mut items[i].0, false)?;
+                        }
+                        None => node = self.attach_subqueries(node, &mut scope, expr, false)?,
+                    }
                 }
                 let arguments = items
                     .iter_mut()
