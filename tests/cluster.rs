@@ -594,11 +594,20 @@ fn the_wider_dialect_replicates_to_the_same_rows_on_every_node() {
              WHERE b.g = c.x AND a.x = b.id AND b.id = 1);
          INSERT INTO out VALUES (40, substr('replicated', 3, 4) || typeof(1.5), (SELECT COUNT(*) FROM totals))",
     );
+    // A write's RETURNING rows come back through the log, from the node it was sent to.
+    let returned =
+        cluster.execute(follower, "UPDATE out SET n = n + 1 WHERE id = 1 RETURNING id, n");
+    match &returned.results[0].1 {
+        Ok(StatementResult::Query { rows, .. }) => {
+            assert_eq!(rows, &[vec![Value::Integer(1), Value::Integer(3)]]);
+        }
+        other => panic!("{other:?}"),
+    }
     let rows = cluster.converged("out");
     assert_eq!(
         text(&rows),
         vec![
-            "1,group 1: 10+20,2",
+            "1,group 1: 10+20,3",
             "2,group 2: 30,5",
             "3,group 3: 50,2",
             "12,total,30",

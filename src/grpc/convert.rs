@@ -227,11 +227,11 @@ pub fn run_response(response: Response) -> Result<pb::RunResponse, tonic::Status
     let event = match response {
         Response::Columns(list) => Event::Columns(pb::Columns { columns: columns(&list) }),
         Response::Rows(list) => Event::Rows(pb::Rows { rows: rows(&list) }),
-        Response::QueryEnd { index, rows, end } => Event::Result(pb::StatementResult {
+        Response::QueryEnd { index, rows, end, part } => Event::Result(pb::StatementResult {
             index,
             result: Some(pb::statement_result::Result::Query(pb::QueryEnd { rows })),
             end_offset: end,
-            part: 0,
+            part,
         }),
         Response::Result { index, outcome, end, part } => {
             let mut result = statement_result(index, &outcome);

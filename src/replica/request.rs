@@ -77,14 +77,16 @@ pub enum Response {
     Columns(Vec<OutputColumn>),
     /// A batch of a query's rows.
     Rows(Vec<Vec<Value>>),
-    /// A query's end: how many rows it sent.
+    /// A query's end (or a write's with RETURNING): how many rows it sent.
     QueryEnd {
-        /// The index the read reflects at least.
+        /// The index the read reflects at least (a write's: the entry it was applied at).
         index: Index,
         /// How many rows it sent.
         rows: u64,
         /// The offset just past the statement in the script.
         end: u64,
+        /// A logged write's part of the request (0 for a read).
+        part: u64,
     },
     /// A statement's result (a write's, or any statement's failure).
     Result {

@@ -277,12 +277,33 @@ impl<C: Consensus> Run<C> {
         self.deliver().await;
     }
 
-    /// Sends a statement's result.
+    /// Sends a statement's result; a write's RETURNING rows go as a query's, in batches.
     async fn result(&mut self, index: Index, outcome: StatementOutcome, end: u64, part: u64) {
-        if outcome.is_err() {
-            self.failed = true;
+        let (columns, rows) = match outcome {
+            Ok(StatementResult::Query { columns, rows }) => (columns, rows),
+            outcome => {
+                if outcome.is_err() {
+                    self.failed = true;
+                }
+                self.send(Response::Result { index, outcome, end, part }).await;
+                return;
+            }
+        };
+        let count = rows.len() as u64;
+        self.send(Response::Columns(columns)).await;
+        let (mut batch, mut bytes) = (Vec::new(), 0);
+        for row in rows {
+            bytes += row.iter().map(crate::sql::types::Value::size).sum::<usize>();
+            batch.push(row);
+            if bytes >= query::ROW_BATCH_BYTES {
+                self.send(Response::Rows(std::mem::take(&mut batch))).await;
+                bytes = 0;
+            }
         }
-        self.send(Response::Result { index, outcome, end, part }).await;
+        if !batch.is_empty() {
+            self.send(Response::Rows(batch)).await;
+        }
+        self.send(Response::QueryEnd { index, rows: count, end, part }).await;
     }
 
     /// Refuses the rest of the script (a statement too long, text that is not UTF-8).
@@ -493,7 +514,7 @@ impl<C: Consensus> Run<C> {
     async fn query_end(&mut self, index: Index, end: u64, outcome: Result<u64, StatementError>) {
         match outcome {
             Ok(count) => {
-                self.send(Response::QueryEnd { index, rows: count, end }).await;
+                self.send(Response::QueryEnd { index, rows: count, end, part: 0 }).await;
             }
             Err(error) => self.result(index, Err(error), end, 0).await,
         }

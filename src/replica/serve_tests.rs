@@ -464,3 +464,31 @@ async fn a_script_cut_off_before_its_end_does_not_run_its_unterminated_statement
     let responses = run(&replica, settings(2), "SELECT COUNT(*) FROM t").await;
     assert_eq!(rows(&responses), [[Value::Integer(0)]]);
 }
+
+#[tokio::test]
+async fn a_write_returning_rows_sends_them_as_a_query_and_a_retry_gets_them_again() {
+    let replica = replica();
+    run(&replica, settings(1), "CREATE TABLE t (id INT PRIMARY KEY, v TEXT)").await;
+    let request = settings(7);
+    let sql = "INSERT INTO t VALUES (1, 'a'), (2, 'b') RETURNING id, v";
+    let first = run(&replica, request.clone(), sql).await;
+    assert!(first.iter().any(|r| matches!(r, Response::Columns(c) if c.len() == 2)));
+    assert_eq!(rows(&first), [[Value::Integer(1), text("a")], [Value::Integer(2), text("b")]]);
+    let ends = first.iter().find_map(|r| match r {
+        Response::QueryEnd { rows, part, .. } => Some((*rows, *part)),
+        _ => None,
+    });
+    assert_eq!(ends, Some((2, 1)), "the rows' count, and the log run the write went in");
+    let again = run(&replica, request, sql).await;
+    assert_eq!(rows(&again), rows(&first), "a retry is answered with the same rows");
+
+    // Rows too large to keep for a retry: the retry is told the write was applied.
+    let big = format!("INSERT INTO t VALUES (3, '{}') RETURNING v", "x".repeat(70_000));
+    let request = settings(8);
+    let first = run(&replica, request.clone(), &big).await;
+    assert_eq!(rows(&first).len(), 1);
+    let again = run(&replica, request, &big).await;
+    assert_eq!(results(&again)[0].0, "returning_not_kept");
+    let count = run(&replica, settings(2), "SELECT COUNT(*) FROM t").await;
+    assert_eq!(rows(&count), [[Value::Integer(3)]], "each write applied once");
+}

@@ -40,6 +40,40 @@ pub const META_KEY: &[u8] = &[0xf0, b'm', b'e', b't', b'a'];
 const CLIENT_PREFIX: u8 = 0xf1;
 /// How many clients' last requests are remembered for deduplication.
 pub const MAX_CLIENTS: usize = 10_000;
+/// The most bytes of RETURNING rows a client's remembered outcome keeps; past that a retry
+/// is told the write was applied but its rows are not kept (see [`for_replay`]).
+pub const MAX_REMEMBERED_ROWS_BYTES: usize = 64 << 10;
+
+/// The outcome a retry of the same request gets: the outcome itself, except RETURNING rows
+/// past [`MAX_REMEMBERED_ROWS_BYTES`] in all, which would make every remembered client cost
+/// that much: such a statement's result becomes an error saying it was applied.
+fn for_replay(outcome: &Outcome) -> Outcome {
+    let Outcome::Executed { results, txn } = outcome else { return outcome.clone() };
+    let mut budget = MAX_REMEMBERED_ROWS_BYTES;
+    let results = results
+        .iter()
+        .map(|result| match result {
+            Ok(crate::sql::StatementResult::Query { rows, .. }) => {
+                let bytes: usize =
+                    rows.iter().flatten().map(crate::sql::types::Value::size).sum();
+                match budget.checked_sub(bytes) {
+                    Some(left) => {
+                        budget = left;
+                        result.clone()
+                    }
+                    None => Err(StatementError::new(
+                        "returning_not_kept",
+                        format!(
+                            "the write was applied, but its RETURNING rows ({bytes} bytes) are too large to return again on a retry"
+                        ),
+                    )),
+                }
+            }
+            other => other.clone(),
+        })
+        .collect();
+    Outcome::Executed { results, txn: *txn }
+}
 
 /// The last command a client had applied.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -321,7 +355,7 @@ impl StateMachine {
             sequence: request.sequence,
             part: request.part,
             index,
-            outcome: outcome.clone(),
+            outcome: for_replay(outcome),
         };
         self.store
             .set(&client_key(request.client), codec::encode(&record))

@@ -3,7 +3,7 @@
 use super::{Rows, StatementResult, aggregate, join};
 use crate::sql::engine::{Table, Txn};
 use crate::sql::error::{Error, Result};
-use crate::sql::planner::{Access, Conflict, Expression, Node, Plan};
+use crate::sql::planner::{Access, Conflict, Expression, Node, Plan, Returning};
 use crate::sql::types::{Row, Value};
 use std::ops::Bound;
 
@@ -14,7 +14,7 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             let rows = execute_node(root, txn)?.collect::<Result<Vec<_>>>()?;
             StatementResult::Query { columns, rows }
         }
-        Plan::Insert { table, columns, source, conflict } => {
+        Plan::Insert { table, columns, source, conflict, returning } => {
             let rows = collect_held(execute_node(source, txn)?, txn)?;
             let defaults: Row =
                 table.columns.iter().map(|c| c.default.clone().unwrap_or(Value::Null)).collect();
@@ -36,22 +36,32 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             }
             // The rows before an invalid one go first: the first failing row, in order, is the
             // one reported.
+            let mut written = returning.as_ref().map(|_| Vec::new());
             let count = match conflict {
                 Conflict::Error => {
+                    if let Some(written) = &mut written {
+                        written.extend(prepared.iter().cloned());
+                    }
                     txn.insert_rows(&table, prepared)?;
                     count
                 }
-                conflict => super::upsert::insert(txn, &table, prepared, &conflict)?,
+                conflict => {
+                    super::upsert::insert(txn, &table, prepared, &conflict, written.as_mut())?
+                }
             };
             if let Some(error) = invalid {
                 return Err(error);
             }
-            StatementResult::Insert { count }
+            match returning {
+                Some(returning) => returned(&returning, written.unwrap_or_default(), txn)?,
+                None => StatementResult::Insert { count },
+            }
         }
-        Plan::Update { table, source, set } => {
+        Plan::Update { table, source, set, returning } => {
             // Read every target row before writing any, so the scan never sees its own writes.
             let rows = collect_held(execute_node(source, txn)?, txn)?;
             let count = rows.len() as u64;
+            let mut written = returning.as_ref().map(|_| Vec::new());
             for mut old in rows {
                 let key = old.pop().ok_or_else(|| missing_key(&table))?;
                 let mut new = old.clone();
@@ -63,19 +73,32 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
                 old.truncate(table.columns.len());
                 new.truncate(table.columns.len());
                 let new = table.prepare_row(new)?;
+                if let Some(written) = &mut written {
+                    written.push(new.clone());
+                }
                 txn.update(&table, &key, &old, new)?;
             }
-            StatementResult::Update { count }
+            match returning {
+                Some(returning) => returned(&returning, written.unwrap_or_default(), txn)?,
+                None => StatementResult::Update { count },
+            }
         }
-        Plan::Delete { table, source } => {
+        Plan::Delete { table, source, returning } => {
             let rows = collect_held(execute_node(source, txn)?, txn)?;
             let count = rows.len() as u64;
+            let mut deleted = returning.as_ref().map(|_| Vec::new());
             for mut row in rows {
                 let key = row.pop().ok_or_else(|| missing_key(&table))?;
                 row.truncate(table.columns.len());
                 txn.delete(&table, &key, &row)?;
+                if let Some(deleted) = &mut deleted {
+                    deleted.push(row);
+                }
             }
-            StatementResult::Delete { count }
+            match returning {
+                Some(returning) => returned(&returning, deleted.unwrap_or_default(), txn)?,
+                None => StatementResult::Delete { count },
+            }
         }
         Plan::CreateTable { schema, if_not_exists } => {
             let name = schema.name.clone();
@@ -163,6 +186,19 @@ fn keep(row: Result<Row>, predicate: &Expression) -> Option<Result<Row>> {
         Ok(false) => None,
         Err(error) => Some(Err(error)),
     }
+}
+
+/// A write's RETURNING result: its list evaluated over each row written (or deleted), in the
+/// order written. The rows count against the statement's memory budget.
+fn returned(returning: &Returning, rows: Vec<Row>, txn: &Txn) -> Result<StatementResult> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let values =
+            returning.expressions.iter().map(|e| e.evaluate(&row)).collect::<Result<Row>>()?;
+        txn.budget().hold(&values)?;
+        out.push(values);
+    }
+    Ok(StatementResult::Query { columns: returning.columns.clone(), rows: out })
 }
 
 /// Runs a query node, yielding its rows.

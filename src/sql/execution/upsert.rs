@@ -8,10 +8,17 @@ use crate::sql::planner::Conflict;
 use crate::sql::types::Row;
 
 /// Inserts prepared rows, resolving primary-key conflicts by `conflict`; returns how many
-/// rows changed.
-pub fn insert(txn: &mut Txn, table: &Table, rows: Vec<Row>, conflict: &Conflict) -> Result<u64> {
+/// rows changed, and adds the rows it leaves in the table to `written` (if given).
+pub fn insert(
+    txn: &mut Txn,
+    table: &Table,
+    rows: Vec<Row>,
+    conflict: &Conflict,
+    mut written: Option<&mut Vec<Row>>,
+) -> Result<u64> {
     let mut changed = 0;
     for row in rows {
+        let kept = written.is_some().then(|| row.clone());
         let existing = match table.row_key(&row) {
             Some(key) => txn.get(table, &key)?.map(|old| (key, old)),
             None => None, // a hidden row id is always new
@@ -19,12 +26,20 @@ pub fn insert(txn: &mut Txn, table: &Table, rows: Vec<Row>, conflict: &Conflict)
         let Some((key, old)) = existing else {
             txn.insert(table, row)?;
             changed += 1;
+            if let (Some(written), Some(kept)) = (written.as_mut(), kept) {
+                written.push(kept);
+            }
             continue;
         };
         match conflict {
             Conflict::Error => txn.insert(table, row)?, // reports the duplicate key
             Conflict::Ignore => continue,
-            Conflict::Replace => txn.update(table, &key, &old, row)?,
+            Conflict::Replace => {
+                txn.update(table, &key, &old, row)?;
+                if let (Some(written), Some(kept)) = (written.as_mut(), kept) {
+                    written.push(kept);
+                }
+            }
             Conflict::Update { set, filter } => {
                 let both: Row = old.iter().cloned().chain(row).collect();
                 if let Some(filter) = filter
@@ -37,6 +52,9 @@ pub fn insert(txn: &mut Txn, table: &Table, rows: Vec<Row>, conflict: &Conflict)
                     new[*column] = expr.evaluate(&both)?;
                 }
                 let new = table.prepare_row(new)?;
+                if let Some(written) = written.as_mut() {
+                    written.push(new.clone());
+                }
                 txn.update(table, &key, &old, new)?;
             }
         }

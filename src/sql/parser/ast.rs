@@ -90,6 +90,8 @@ pub enum Statement {
         source: InsertSource,
         /// What to do with a row whose primary key is taken (none: an error).
         conflict: Option<OnConflict>,
+        /// RETURNING: what to return of each row written (empty: a count).
+        returning: Vec<SelectItem>,
     },
     /// UPDATE table SET column = expr, ... [WHERE].
     Update {
@@ -99,6 +101,8 @@ pub enum Statement {
         set: Vec<(String, Expression)>,
         /// The filter.
         filter: Option<Expression>,
+        /// RETURNING: what to return of each row updated (empty: a count).
+        returning: Vec<SelectItem>,
     },
     /// DELETE FROM table [WHERE].
     Delete {
@@ -106,6 +110,8 @@ pub enum Statement {
         table: String,
         /// The filter.
         filter: Option<Expression>,
+        /// RETURNING: what to return of each row deleted (empty: a count).
+        returning: Vec<SelectItem>,
     },
     /// SELECT.
     Select(Box<Select>),

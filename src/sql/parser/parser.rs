@@ -333,6 +333,7 @@ fn rule_name(rule: Rule) -> &'static str {
         // A table name, or a parenthesized subquery or join.
         derived_table | table_ref => "identifier",
         with_clause | kw_with | common_table | recursive | kw_recursive => "WITH",
+        returning | kw_returning => "RETURNING",
         _ => "token",
     }
 }
@@ -364,16 +365,18 @@ fn build_statement(pair: Pair<'_, Rule>) -> Result<Statement> {
         Rule::insert => build_insert(inner)?,
         Rule::update => {
             let table = identifier(next(&mut inner, "UPDATE")?)?;
+            let returning = build_returning(inner.clone())?;
             let (set, filter) = build_set(inner)?;
-            Statement::Update { table, set, filter }
+            Statement::Update { table, set, filter, returning }
         }
         Rule::delete => {
             let table = identifier(next(&mut inner, "DELETE")?)?;
+            let returning = build_returning(inner.clone())?;
             let filter = inner
                 .find(|p| p.as_rule() == Rule::where_clause)
                 .map(build_clause_expr)
                 .transpose()?;
-            Statement::Delete { table, filter }
+            Statement::Delete { table, filter, returning }
         }
         Rule::create_table => build_create_table(inner)?,
         Rule::drop_table => {
@@ -529,6 +532,20 @@ fn build_on_conflict(pair: Pair<'_, Rule>) -> Result<OnConflict> {
     Ok(conflict)
 }
 
+/// The RETURNING list among a write's parts (empty if none).
+fn build_returning(parts: Pairs<'_, Rule>) -> Result<Vec<SelectItem>> {
+    let mut parts = parts;
+    match parts.find(|p| p.as_rule() == Rule::returning) {
+        Some(returning) => {
+            match returning.into_inner().find(|p| p.as_rule() == Rule::select_list) {
+                Some(list) => build_select_list(list),
+                None => Err(invalid_grammar("RETURNING")),
+            }
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
 fn build_insert(inner: Pairs<'_, Rule>) -> Result<Statement> {
     // REPLACE INTO starts with REPLACE rather than INSERT.
     let replace = inner.clone().next().is_some_and(|p| p.as_rule() == Rule::kw_replace);
@@ -537,6 +554,7 @@ fn build_insert(inner: Pairs<'_, Rule>) -> Result<Statement> {
     let mut columns = None;
     let mut source = None;
     let mut conflict = replace.then_some(OnConflict::Replace);
+    let returning = build_returning(inner.clone())?;
     for item in inner {
         match item.as_rule() {
             Rule::ident_list => columns = Some(identifiers(item)?),
@@ -564,7 +582,7 @@ fn build_insert(inner: Pairs<'_, Rule>) -> Result<Statement> {
         }
     }
     let source = source.ok_or_else(|| invalid_grammar("INSERT"))?;
-    Ok(Statement::Insert { table, columns, source, conflict })
+    Ok(Statement::Insert { table, columns, source, conflict, returning })
 }
 
 /// Builds one value of a VALUES row: a plain literal (the fast path) or an expression.
@@ -729,32 +747,34 @@ fn build_query(inner: Pairs<'_, Rule>) -> Result<Select> {
     Ok(query)
 }
 
+/// A select list (also RETURNING's).
+fn build_select_list(list: Pair<'_, Rule>) -> Result<Vec<SelectItem>> {
+    let mut items = Vec::new();
+    for entry in list.into_inner() {
+        let mut parts = entry.into_inner();
+        let first = parts.next().ok_or_else(|| invalid_grammar("select item"))?;
+        items.push(match first.as_rule() {
+            Rule::wildcard => SelectItem::Wildcard,
+            Rule::table_wildcard => {
+                let table = first.into_inner().next().ok_or_else(|| invalid_grammar("table.*"))?;
+                SelectItem::TableWildcard(identifier(table)?)
+            }
+            _ => {
+                let expr = build_expr(first, 0)?;
+                let alias = parts.next().map(build_alias).transpose()?;
+                SelectItem::Expression(expr, alias)
+            }
+        });
+    }
+    Ok(items)
+}
+
 fn build_select(inner: Pairs<'_, Rule>) -> Result<Select> {
     let mut select = Select::default();
     for item in inner {
         match item.as_rule() {
             Rule::distinct => select.distinct = true,
-            Rule::select_list => {
-                for entry in item.into_inner() {
-                    let mut parts = entry.into_inner();
-                    let first = parts.next().ok_or_else(|| invalid_grammar("select item"))?;
-                    select.select.push(match first.as_rule() {
-                        Rule::wildcard => SelectItem::Wildcard,
-                        Rule::table_wildcard => {
-                            let table = first
-                                .into_inner()
-                                .next()
-                                .ok_or_else(|| invalid_grammar("table.*"))?;
-                            SelectItem::TableWildcard(identifier(table)?)
-                        }
-                        _ => {
-                            let expr = build_expr(first, 0)?;
-                            let alias = parts.next().map(build_alias).transpose()?;
-                            SelectItem::Expression(expr, alias)
-                        }
-                    });
-                }
-            }
+            Rule::select_list => select.select = build_select_list(item)?,
             Rule::from_clause => {
                 select.from = item
                     .into_inner()

@@ -16,13 +16,13 @@ impl Plan {
                 let _ = writeln!(out, "Insert: {}", table.name);
                 source.explain(&mut out, "└─ ", "   ");
             }
-            Plan::Update { table, source, set } => {
+            Plan::Update { table, source, set, .. } => {
                 let set: Vec<String> =
                     set.iter().map(|(i, e)| format!("{} = {e}", table.columns[*i].name)).collect();
                 let _ = writeln!(out, "Update: {} ({})", table.name, set.join(", "));
                 source.explain(&mut out, "└─ ", "   ");
             }
-            Plan::Delete { table, source } => {
+            Plan::Delete { table, source, .. } => {
                 let _ = writeln!(out, "Delete: {}", table.name);
                 source.explain(&mut out, "└─ ", "   ");
             }

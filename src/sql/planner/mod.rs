@@ -29,6 +29,6 @@ pub use expression::{
 pub use optimizer::optimize_query;
 pub use plan::{
     Access, Aggregate, AggregateFunction, ApplyKind, Conflict, Expression, Node, OutputColumn,
-    Plan, ScalarFunction, SortKey,
+    Plan, Returning, ScalarFunction, SortKey,
 };
 pub use planner::Planner;

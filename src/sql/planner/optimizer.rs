@@ -22,13 +22,15 @@ use std::ops::Bound;
 pub fn optimize(plan: Plan) -> Plan {
     match plan {
         Plan::Select { root, columns } => Plan::Select { root: optimize_node(root), columns },
-        Plan::Insert { table, columns, source, conflict } => {
-            Plan::Insert { table, columns, source: optimize_node(source), conflict }
+        Plan::Insert { table, columns, source, conflict, returning } => {
+            Plan::Insert { table, columns, source: optimize_node(source), conflict, returning }
         }
-        Plan::Update { table, source, set } => {
-            Plan::Update { table, source: optimize_node(source), set }
+        Plan::Update { table, source, set, returning } => {
+            Plan::Update { table, source: optimize_node(source), set, returning }
         }
-        Plan::Delete { table, source } => Plan::Delete { table, source: optimize_node(source) },
+        Plan::Delete { table, source, returning } => {
+            Plan::Delete { table, source: optimize_node(source), returning }
+        }
         other => other,
     }
 }

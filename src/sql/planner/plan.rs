@@ -67,6 +67,8 @@ pub enum Plan {
         source: Node,
         /// What to do with a row whose primary key is taken.
         conflict: Conflict,
+        /// What to return of each row written.
+        returning: Option<Returning>,
     },
     /// UPDATE: `source` yields the rows to change, each followed by its row key.
     Update {
@@ -76,6 +78,8 @@ pub enum Plan {
         source: Node,
         /// Column assignments, evaluated against the old row.
         set: Vec<(usize, Expression)>,
+        /// What to return of each row updated (its new values).
+        returning: Option<Returning>,
     },
     /// DELETE: `source` yields the rows to delete, each followed by its row key.
     Delete {
@@ -83,6 +87,8 @@ pub enum Plan {
         table: Table,
         /// The rows to delete (values, then the key).
         source: Node,
+        /// What to return of each row deleted.
+        returning: Option<Returning>,
     },
     /// SELECT.
     Select {
@@ -91,6 +97,15 @@ pub enum Plan {
         /// The output columns.
         columns: Vec<OutputColumn>,
     },
+}
+
+/// A write's RETURNING list: expressions over the table's row, yielded as a query's rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Returning {
+    /// One expression per output column, over a row of the table.
+    pub expressions: Vec<Expression>,
+    /// The output columns.
+    pub columns: Vec<OutputColumn>,
 }
 
 /// An output column of a query.

@@ -121,10 +121,18 @@ impl<'a> Planner<'a> {
             Statement::DropIndex { name, if_exists } => {
                 Plan::DropIndex { name: name.clone(), if_exists: *if_exists }
             }
-            Statement::Insert { table, columns, source, conflict } => {
-                self.plan_insert(table, columns.as_deref(), source, conflict.as_ref())?
+            Statement::Insert { table, columns, source, conflict, returning } => {
+                let plan =
+                    self.plan_insert(table, columns.as_deref(), source, conflict.as_ref())?;
+                match plan {
+                    Plan::Insert { table, columns, source, conflict, .. } => {
+                        let returning = self.plan_returning(&table, returning)?;
+                        Plan::Insert { table, columns, source, conflict, returning }
+                    }
+                    other => other,
+                }
             }
-            Statement::Update { table, set, filter } => {
+            Statement::Update { table, set, filter, returning } => {
                 let (table, mut scope) = self.table_scope(table)?;
                 let (mut source, key) = self.dml_source(&table, &mut scope, filter.as_ref())?;
                 let mut set = set.clone();
@@ -136,13 +144,15 @@ impl<'a> Planner<'a> {
                 scope.columns.remove(key);
                 let ctx = self.scope_context(&scope, "UPDATE");
                 let assignments = assignments(&table, &set, &ctx)?;
-                Plan::Update { table, source, set: assignments }
+                let returning = self.plan_returning(&table, returning)?;
+                Plan::Update { table, source, set: assignments, returning }
             }
-            Statement::Delete { table, filter } => {
+            Statement::Delete { table, filter, returning } => {
                 let (table, mut scope) = self.table_scope(table)?;
                 let (source, width) = self.dml_source(&table, &mut scope, filter.as_ref())?;
                 let source = key_last(source, width, scope.len());
-                Plan::Delete { table, source }
+                let returning = self.plan_returning(&table, returning)?;
+                Plan::Delete { table, source, returning }
             }
             Statement::Select(select) => {
                 let (root, columns) = self.plan_select(select)?;
@@ -367,7 +377,8 @@ impl<'a> Planner<'a> {
                     };
                     match item.filter(|i| has_subquery(&items[*i].0)) {
                         Some(i) => {
-                            node = self.attach_subqueries(node, &mut scope, &mut items[i].0, false)?;
+                            node =
+                                self.attach_subqueries(node, &mut scope, &mut items[i].0, false)?;
                         }
                         None => node = self.attach_subqueries(node, &mut scope, expr, false)?,
                     }

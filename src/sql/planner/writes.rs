@@ -1,8 +1,8 @@
 //! Planning writes and schema: CREATE TABLE's schema, INSERT's source and target columns, and
 //! the rows an UPDATE or DELETE changes.
 
-use super::expression::{ConstantContext, Scope, ScopeColumn, build};
-use super::plan::{Access, Expression, Node, Plan};
+use super::expression::{ConstantContext, Scope, ScopeColumn, ScopeContext, build, infer_type};
+use super::plan::{Access, Expression, Node, OutputColumn, Plan, Returning};
 use super::planner::{Planner, is_true};
 use crate::sql::engine::{Column, Index, Table};
 use crate::sql::error::{Error, Result};
@@ -138,7 +138,53 @@ impl Planner<'_> {
                 targets.len()
             )));
         }
-        Ok(Plan::Insert { table, columns: targets, source, conflict })
+        Ok(Plan::Insert { table, columns: targets, source, conflict, returning: None })
+    }
+
+    /// A write's RETURNING list over the rows of `table` (`None` if empty). Names resolve
+    /// in the table alone; `*` is its columns.
+    pub(super) fn plan_returning(
+        &self,
+        table: &Table,
+        items: &[ast::SelectItem],
+    ) -> Result<Option<Returning>> {
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let (_, scope) = self.table_scope(&table.name)?;
+        let ctx = ScopeContext::new(&scope, "RETURNING");
+        let (mut expressions, mut columns) = (Vec::new(), Vec::new());
+        for item in items {
+            match item {
+                ast::SelectItem::Wildcard => {
+                    for (i, column) in table.columns.iter().enumerate() {
+                        expressions.push(Expression::Column(i, column.name.clone()));
+                        columns.push(OutputColumn {
+                            name: column.name.clone(),
+                            datatype: Some(column.datatype),
+                        });
+                    }
+                }
+                ast::SelectItem::TableWildcard(name) => {
+                    return Err(Error::Invalid(format!(
+                        "RETURNING {name}.* is not supported: use * or name the columns"
+                    )));
+                }
+                ast::SelectItem::Expression(expr, alias) => {
+                    let built = build(expr, &ctx)?;
+                    let name = match (alias, expr) {
+                        (Some(alias), _) => alias.clone(),
+                        (None, ast::Expression::Column { name, .. }) => name.clone(),
+                        (None, other) => other.to_string(),
+                    };
+                    let datatype =
+                        infer_type(&built, &|i| table.columns.get(i).map(|column| column.datatype));
+                    columns.push(OutputColumn { name, datatype });
+                    expressions.push(built);
+                }
+            }
+        }
+        Ok(Some(Returning { expressions, columns }))
     }
 
     /// A table and the scope of its columns, qualified by its name.
