@@ -108,7 +108,7 @@ fn exec_formats_and_exit_codes() {
         stdout(&json),
         "{\"columns\":[\"id\",\"name\",\"score\",\"ok\"],\"rows\":[[1,\"a,b\",1.5,true],[2,null,null,false]]}\n\
          {\"rows_affected\":1}\n\
-         {\"error\":{\"kind\":\"unknown_column\",\"message\":\"column \\\"nope\\\" does not exist\"}}\n"
+         {\"error\":{\"kind\":\"unknown_column\",\"message\":\"column \\\"nope\\\" does not exist (line 1, column 74)\"}}\n"
     );
     assert_eq!(code(&json), 1, "an SQL error exits with 1");
 
@@ -120,6 +120,13 @@ fn exec_formats_and_exit_codes() {
     );
     assert_eq!(code(&stop), 1);
     assert!(stderr(&stop).contains("ERROR (unknown_table)"), "{}", stderr(&stop));
+    // A name error points at the name, by line and column in the whole script.
+    let name = chronos(&cluster, &["exec", "SELECT id FROM t;\nSELECT id,\n  t.nothing FROM t"], "");
+    assert!(
+        stderr(&name).contains("column \"t.nothing\" does not exist (line 3, column 3)"),
+        "{}",
+        stderr(&name)
+    );
     let go_on = chronos(
         &cluster,
         &[

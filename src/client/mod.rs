@@ -25,6 +25,7 @@ use crate::grpc::{convert, pb};
 use crate::raft::Index;
 use crate::replica::{Consistency, StatementError, StatementOutcome, Transaction};
 use crate::sql::StatementResult;
+use crate::sql::parser::locate::locate_name_error;
 use crate::sql::planner::OutputColumn;
 use crate::sql::types::Row;
 use source::{Feeder, Source, feed};
@@ -426,6 +427,10 @@ impl Client {
                     if part > 0 {
                         progress.next_part = part + 1;
                     }
+                    let outcome = match outcome {
+                        Err(error) => Err(locate(&source, progress.acknowledged, end, error)),
+                        ok => ok,
+                    };
                     if end > progress.acknowledged {
                         progress.acknowledged = end;
                         source.lock().unwrap_or_else(|p| p.into_inner()).acknowledge(end);
@@ -611,6 +616,23 @@ impl Failure {
     fn new(error: Error, next_node: bool) -> Self {
         Self { error, next_node, result: None }
     }
+}
+
+/// An error about a name (an unknown or ambiguous column or table) with where the script
+/// names it: the statement ran from `start` to `end` in the script, whose text the source
+/// still holds until its result is acknowledged.
+fn locate(
+    source: &Mutex<Source>,
+    start: u64,
+    end: u64,
+    mut error: StatementError,
+) -> StatementError {
+    let source = source.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(text) = source.text(start, end) else { return error };
+    let Some(at) = locate_name_error(&error.kind, &error.message, &text) else { return error };
+    let (line, column) = source.position(start, &text, at.offset);
+    error.message = format!("{} (line {line}, column {column})", error.message);
+    error
 }
 
 /// A request carrying the admin token, if there is one.

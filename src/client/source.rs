@@ -18,6 +18,10 @@ pub(super) struct Source {
     /// Bytes from `kept_from` on, read and not yet acknowledged.
     kept: VecDeque<u8>,
     kept_from: u64,
+    /// How many lines end before `kept_from`, and the column there (in bytes, 0-based), so
+    /// a position in the kept text is a position in the whole script.
+    lines_before: u64,
+    column_at_kept: u64,
     /// The source is exhausted.
     done: bool,
 }
@@ -26,10 +30,26 @@ impl Source {
     pub(super) fn new(script: Script) -> Self {
         match script {
             Script::Text(text) => {
-                Self { reader: None, kept: text.into_bytes().into(), kept_from: 0, done: true }
+                let kept = text.into_bytes().into();
+                Self {
+                    reader: None,
+                    kept,
+                    kept_from: 0,
+                    lines_before: 0,
+                    column_at_kept: 0,
+                    done: true,
+                }
             }
             Script::Reader(reader) => {
-                Self { reader: Some(reader), kept: VecDeque::new(), kept_from: 0, done: false }
+                let kept = VecDeque::new();
+                Self {
+                    reader: Some(reader),
+                    kept,
+                    kept_from: 0,
+                    lines_before: 0,
+                    column_at_kept: 0,
+                    done: false,
+                }
             }
         }
     }
@@ -74,8 +94,32 @@ impl Source {
     /// Forgets the text before `offset` (its results arrived).
     pub(super) fn acknowledge(&mut self, offset: u64) {
         let drop = offset.saturating_sub(self.kept_from).min(self.kept.len() as u64);
-        self.kept.drain(..drop as usize);
+        for byte in self.kept.drain(..drop as usize) {
+            if byte == b'\n' {
+                self.lines_before += 1;
+                self.column_at_kept = 0;
+            } else if byte & 0xc0 != 0x80 {
+                self.column_at_kept += 1; // a character starts here
+            }
+        }
         self.kept_from += drop;
+    }
+
+    /// The kept text from `start` to `end` (absolute offsets), if it is all kept.
+    pub(super) fn text(&self, start: u64, end: u64) -> Option<String> {
+        let from = start.checked_sub(self.kept_from)? as usize;
+        let to = end.checked_sub(self.kept_from)? as usize;
+        let bytes: Vec<u8> = self.kept.range(from..to.min(self.kept.len())).copied().collect();
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// The 1-based line and column in the whole script of `offset` in `text`, a piece of the
+    /// kept text starting at absolute offset `start`.
+    pub(super) fn position(&self, start: u64, text: &str, offset: usize) -> (u64, u64) {
+        let lead = self.text(self.kept_from, start).unwrap_or_default() + &text[..offset];
+        let (line, column) = crate::sql::parser::locate::line_column(&lead, lead.len());
+        let column = if line == 1 { column as u64 + self.column_at_kept } else { column as u64 };
+        (self.lines_before + line as u64, column)
     }
 }
 

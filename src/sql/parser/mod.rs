@@ -9,6 +9,7 @@
 //! [`MAX_EXPRESSION_DEPTH`] are rejected before anything recurses over them.
 
 pub mod ast;
+pub mod locate;
 #[allow(clippy::module_inception)]
 mod parser;
 
