@@ -428,7 +428,7 @@ impl Client {
                         progress.next_part = part + 1;
                     }
                     let outcome = match outcome {
-                        Err(error) => Err(locate(&source, progress.acknowledged, end, error)),
+                        Err(error) => Err(locate(source, progress.acknowledged, end, error)),
                         ok => ok,
                     };
                     if end > progress.acknowledged {
