@@ -121,7 +121,8 @@ fn exec_formats_and_exit_codes() {
     assert_eq!(code(&stop), 1);
     assert!(stderr(&stop).contains("ERROR (unknown_table)"), "{}", stderr(&stop));
     // A name error points at the name, by line and column in the whole script.
-    let name = chronos(&cluster, &["exec", "SELECT id FROM t;\nSELECT id,\n  t.nothing FROM t"], "");
+    let name =
+        chronos(&cluster, &["exec", "SELECT id FROM t;\nSELECT id,\n  t.nothing FROM t"], "");
     assert!(
         stderr(&name).contains("column \"t.nothing\" does not exist (line 3, column 3)"),
         "{}",

@@ -114,6 +114,7 @@ pub fn statement_result(index: u64, outcome: &StatementOutcome) -> pb::Statement
             StatementResult::DropIndex { name, existed } => {
                 R::DropIndex(pb::Dropped { name: name.clone(), existed: *existed })
             }
+            StatementResult::Reindex { name } => R::Reindex(pb::Named { name: name.clone() }),
             StatementResult::Insert { count } => R::Insert(*count),
             StatementResult::Update { count } => R::Update(*count),
             StatementResult::Delete { count } => R::Delete(*count),
@@ -147,6 +148,7 @@ pub fn from_statement_result(result: pb::StatementResult) -> (u64, StatementOutc
         Some(R::DropIndex(d)) => {
             Ok(StatementResult::DropIndex { name: d.name, existed: d.existed })
         }
+        Some(R::Reindex(n)) => Ok(StatementResult::Reindex { name: n.name }),
         Some(R::Insert(count)) => Ok(StatementResult::Insert { count }),
         Some(R::Update(count)) => Ok(StatementResult::Update { count }),
         Some(R::Delete(count)) => Ok(StatementResult::Delete { count }),

@@ -96,7 +96,8 @@ pub fn summary(result: &StatementResult) -> String {
         StatementResult::Rollback { .. } => "ROLLBACK".into(),
         StatementResult::CreateTable { .. }
         | StatementResult::CreateIndex { .. }
-        | StatementResult::CreateView { .. } => "Query OK".into(),
+        | StatementResult::CreateView { .. }
+        | StatementResult::Reindex { .. } => "Query OK".into(),
         StatementResult::DropTable { existed, .. }
         | StatementResult::DropIndex { existed, .. }
         | StatementResult::DropView { existed, .. } => {

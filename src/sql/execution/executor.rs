@@ -140,6 +140,7 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             }
             StatementResult::CreateIndex { name }
         }
+        Plan::Reindex { name } => StatementResult::Reindex { name },
         Plan::DropIndex { name, if_exists } => {
             txn.mvcc_mut().lock_exclusive()?;
             let existed = txn.drop_index(&name)?;

@@ -84,6 +84,11 @@ pub enum StatementResult {
         /// Whether it existed (false only with IF EXISTS).
         existed: bool,
     },
+    /// REINDEX (nothing to rebuild).
+    Reindex {
+        /// The index or table named (empty for all).
+        name: String,
+    },
     /// INSERT: rows inserted.
     Insert {
         /// The number of rows.

@@ -80,6 +80,12 @@ pub enum Statement {
         /// IF EXISTS was given.
         if_exists: bool,
     },
+    /// REINDEX [index | table]: indexes are kept in step with their tables in every
+    /// transaction, so there is nothing to rebuild; the name must exist.
+    Reindex {
+        /// The index or table, if named.
+        name: Option<String>,
+    },
     /// INSERT INTO table [(columns)] VALUES ... | SELECT ... | DEFAULT VALUES.
     Insert {
         /// The target table.
@@ -133,6 +139,7 @@ impl Statement {
             Statement::DropTable { name, .. } => format!("DROP TABLE {name}"),
             Statement::CreateIndex { name, table, .. } => format!("CREATE INDEX {name} ON {table}"),
             Statement::DropIndex { name, .. } => format!("DROP INDEX {name}"),
+            Statement::Reindex { name } => format!("REINDEX {}", name.as_deref().unwrap_or("")),
             Statement::CreateView { name, .. } => format!("CREATE VIEW {name}"),
             Statement::DropView { name, .. } => format!("DROP VIEW {name}"),
             Statement::Insert { table, source: InsertSource::Values(rows), .. } => {

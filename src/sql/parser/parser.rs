@@ -334,6 +334,7 @@ fn rule_name(rule: Rule) -> &'static str {
         derived_table | table_ref => "identifier",
         with_clause | kw_with | common_table | recursive | kw_recursive => "WITH",
         returning | kw_returning => "RETURNING",
+        reindex | kw_reindex => "REINDEX",
         _ => "token",
     }
 }
@@ -427,6 +428,9 @@ fn build_statement(pair: Pair<'_, Rule>) -> Result<Statement> {
             let (name, if_exists) = dropped(inner)?;
             Statement::DropIndex { name, if_exists }
         }
+        Rule::reindex => Statement::Reindex {
+            name: inner.find(|p| p.as_rule() == Rule::ident).map(identifier).transpose()?,
+        },
         Rule::begin => {
             let mut read_only = false;
             let mut as_of = None;
@@ -583,6 +587,21 @@ fn build_insert(inner: Pairs<'_, Rule>) -> Result<Statement> {
     }
     let source = source.ok_or_else(|| invalid_grammar("INSERT"))?;
     Ok(Statement::Insert { table, columns, source, conflict, returning })
+}
+
+/// The text an `X'...'` literal's bytes spell (UTF-8), as Chronos has no BLOB type.
+fn blob_text(literal: &str) -> Result<String> {
+    let hex = &literal[2..literal.len() - 1];
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+        .collect::<std::result::Result<Vec<u8>, _>>()
+        .map_err(|_| invalid_grammar("X'...'"))?;
+    String::from_utf8(bytes).map_err(|_| {
+        Error::Invalid(format!(
+            "{literal}: Chronos has no BLOB type, and reads X'...' as text; these bytes are not UTF-8"
+        ))
+    })
 }
 
 /// Builds one value of a VALUES row: a plain literal (the fast path) or an expression.
@@ -1048,6 +1067,7 @@ fn build_primary(pair: Pair<'_, Rule>, depth: usize) -> Built {
                 let text = pair.as_str();
                 (Expression::Literal(Value::String(text[1..text.len() - 1].replace("''", "'"))), 1)
             }
+            Rule::blob => (Expression::Literal(Value::String(blob_text(pair.as_str())?)), 1),
             Rule::column_ref => {
                 let mut parts = pair.into_inner();
                 let first = identifier(parts.next().ok_or_else(|| invalid_grammar("column"))?)?;

@@ -49,6 +49,11 @@ pub enum Plan {
         /// Succeed quietly if the index exists.
         if_not_exists: bool,
     },
+    /// REINDEX: checks the name (an index or table) and changes nothing.
+    Reindex {
+        /// The index or table named (empty for all).
+        name: String,
+    },
     /// DROP INDEX.
     DropIndex {
         /// The index.

@@ -121,6 +121,21 @@ impl<'a> Planner<'a> {
             Statement::DropIndex { name, if_exists } => {
                 Plan::DropIndex { name: name.clone(), if_exists: *if_exists }
             }
+            Statement::Reindex { name } => {
+                if let Some(name) = name
+                    && self.txn().get_table(name)?.is_none()
+                    && !self
+                        .txn()
+                        .list_tables()?
+                        .iter()
+                        .any(|t| t.indexes.iter().any(|i| &i.name == name))
+                {
+                    return Err(Error::Invalid(format!(
+                        "no index or table named \"{name}\" to reindex"
+                    )));
+                }
+                Plan::Reindex { name: name.clone().unwrap_or_default() }
+            }
             Statement::Insert { table, columns, source, conflict, returning } => {
                 let plan =
                     self.plan_insert(table, columns.as_deref(), source, conflict.as_ref())?;
