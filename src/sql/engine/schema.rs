@@ -33,15 +33,32 @@ pub struct Column {
     pub default: Option<Value>,
 }
 
-/// A secondary index on one column.
+/// A secondary index on one or more columns.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Index {
     /// The index name (unique in the database).
     pub name: String,
-    /// The indexed column.
-    pub column: usize,
-    /// Whether two rows may not share a non-NULL value.
+    /// The indexed columns, most significant first.
+    pub columns: Vec<usize>,
+    /// Whether two rows may not share values (rows with a NULL in them never clash).
     pub unique: bool,
+}
+
+impl Index {
+    /// The index's values of a row.
+    pub fn values(&self, row: &Row) -> Vec<Value> {
+        self.columns.iter().map(|c| row.get(*c).cloned().unwrap_or(Value::Null)).collect()
+    }
+
+    /// The indexed columns' names, joined by ", ".
+    pub fn column_names(&self, table: &Table) -> String {
+        let names: Vec<&str> = self
+            .columns
+            .iter()
+            .map(|c| table.columns.get(*c).map_or("?", |column| column.name.as_str()))
+            .collect();
+        names.join(", ")
+    }
 }
 
 impl Table {
@@ -79,7 +96,7 @@ impl Table {
             }
         }
         for (i, index) in self.indexes.iter().enumerate() {
-            if index.column >= self.columns.len() {
+            if index.columns.is_empty() || index.columns.iter().any(|c| *c >= self.columns.len()) {
                 return Err(Error::Invalid(format!(
                     "index \"{}\" refers to a missing column",
                     index.name

@@ -4,9 +4,10 @@
 //! - `Table(name)` → the table's [`Table`] schema.
 //! - `Row(table, key)` → the row's values. `key` is the primary key value, or the hidden row
 //!   id for tables without one.
-//! - `Index(table, index, value)` → the row key, for a non-NULL value of a unique index. Two
-//!   rows writing the same value write the same key, so concurrent duplicates conflict.
-//! - `Index(table, index, value, key)` → the row key, for non-unique indexes and NULLs.
+//! - `Index(table, index, values...)` → the row key, for values of a unique index without
+//!   NULL. Two rows writing the same values write the same key, so concurrent duplicates
+//!   conflict.
+//! - `Index(table, index, values..., key)` → the row key, for non-unique indexes and NULLs.
 //! - `RowId(table)` (unversioned) → the next hidden row id.
 //!
 //! Every value is encoded with [`Value::encode_key`], so rows scan in key order and an index
@@ -77,16 +78,25 @@ fn index_prefix(table: &str, index: &str) -> Vec<u8> {
     out
 }
 
-fn index_value_prefix(table: &str, index: &str, value: &Value) -> Vec<u8> {
+/// The prefix of an index's entries whose first values are `values` (encoded one after the
+/// other: each encoding delimits itself, so a shorter list is a prefix of a longer one).
+fn index_value_prefix(table: &str, index: &str, values: &[Value]) -> Vec<u8> {
     let mut out = index_prefix(table, index);
-    value.encode_key(&mut out);
+    for value in values {
+        value.encode_key(&mut out);
+    }
     out
 }
 
+/// Whether a row with these index values has the index to itself (unique, no NULL).
+fn owns_entry(index: &Index, values: &[Value]) -> bool {
+    index.unique && !values.iter().any(Value::is_null)
+}
+
 /// The key of a row's entry in an index.
-fn index_entry_key(table: &str, index: &Index, value: &Value, key: &Value) -> Vec<u8> {
-    let mut out = index_value_prefix(table, &index.name, value);
-    if !index.unique || value.is_null() {
+fn index_entry_key(table: &str, index: &Index, values: &[Value], key: &Value) -> Vec<u8> {
+    let mut out = index_value_prefix(table, &index.name, values);
+    if !owns_entry(index, values) {
         key.encode_key(&mut out);
     }
     out
@@ -241,7 +251,7 @@ impl Txn {
         let rows: Vec<(Value, Row)> =
             self.scan(&schema, (Bound::Unbounded, Bound::Unbounded)).collect::<Result<_>>()?;
         for (key, row) in &rows {
-            self.insert_index_entry(&schema, &index, &row[index.column], key)?;
+            self.insert_index_entry(&schema, &index, &index.values(row), key)?;
         }
         schema.indexes.push(index);
         schema.validate()?;
@@ -311,7 +321,7 @@ impl Txn {
             None => (self.next_row_id(&table.name)?, true),
         };
         for index in &table.indexes {
-            self.insert_index_entry(table, index, &row[index.column], &key)?;
+            self.insert_index_entry(table, index, &index.values(&row), &key)?;
         }
         let row_key = row_key(&table.name, &key);
         match fresh {
@@ -340,23 +350,26 @@ impl Txn {
         &mut self,
         table: &Table,
         index: &Index,
-        value: &Value,
+        values: &[Value],
         key: &Value,
     ) -> Result<()> {
-        let entry = index_entry_key(&table.name, index, value, key);
-        if index.unique
-            && !value.is_null()
+        let entry = index_entry_key(&table.name, index, values, key);
+        if owns_entry(index, values)
             && let Some(existing) = self.inner.get(&entry)?
             && decode_key_value(&existing)? != *key
         {
+            let shown: Vec<String> = values.iter().map(Value::to_sql).collect();
             return Err(Error::Unique {
                 table: table.name.clone(),
-                column: table.columns[index.column].name.clone(),
+                column: index.column_names(table),
                 index: index.name.clone(),
-                value: value.to_sql(),
+                value: match shown.as_slice() {
+                    [one] => one.clone(),
+                    many => format!("({})", many.join(", ")),
+                },
             });
         }
-        match index.unique && !value.is_null() {
+        match owns_entry(index, values) {
             true => self.inner.set(&entry, encode_key_value(key))?,
             // The entry includes the row key, and the row is written by the same transaction:
             // a conflict on the entry is a conflict on the row.
@@ -369,7 +382,7 @@ impl Txn {
     pub fn delete(&mut self, table: &Table, key: &Value, row: &Row) -> Result<()> {
         self.budget.write(std::slice::from_ref(key))?;
         for index in &table.indexes {
-            self.delete_index_entry(table, index, &row[index.column], key)?;
+            self.delete_index_entry(table, index, &index.values(row), key)?;
         }
         self.inner.delete(&row_key(&table.name, key))?;
         Ok(())
@@ -381,11 +394,11 @@ impl Txn {
         &mut self,
         table: &Table,
         index: &Index,
-        value: &Value,
+        values: &[Value],
         key: &Value,
     ) -> Result<()> {
-        let entry = index_entry_key(&table.name, index, value, key);
-        match index.unique && !value.is_null() {
+        let entry = index_entry_key(&table.name, index, values, key);
+        match owns_entry(index, values) {
             true => self.inner.delete(&entry)?,
             false => self.inner.write_covered(&entry, None)?,
         }
@@ -403,13 +416,15 @@ impl Txn {
             return self.insert(table, new);
         }
         for index in &table.indexes {
-            let (before, after) = (&old[index.column], &new[index.column]);
-            // Same value (NULL included): the entry is unchanged.
-            if before == after && before.datatype() == after.datatype() {
+            let (before, after) = (index.values(old), index.values(&new));
+            // Same values (NULLs included) of the same types: the entry is unchanged.
+            let same =
+                before.iter().zip(&after).all(|(b, a)| b == a && b.datatype() == a.datatype());
+            if same {
                 continue;
             }
-            self.delete_index_entry(table, index, before, key)?;
-            self.insert_index_entry(table, index, after, key)?;
+            self.delete_index_entry(table, index, &before, key)?;
+            self.insert_index_entry(table, index, &after, key)?;
         }
         self.inner.set(&row_key(&table.name, key), codec::encode(&new))?;
         Ok(())
@@ -464,13 +479,19 @@ impl Txn {
         })
     }
 
-    /// The keys of the rows whose indexed column equals `value` (never matches NULL).
-    pub fn lookup_index(&self, table: &Table, index: &Index, value: &Value) -> Result<Vec<Value>> {
-        if value.is_null() {
+    /// The keys of the rows whose first indexed columns equal `values` (a prefix of the
+    /// index's columns; a NULL matches nothing), in index order.
+    pub fn lookup_index(
+        &self,
+        table: &Table,
+        index: &Index,
+        values: &[Value],
+    ) -> Result<Vec<Value>> {
+        if values.iter().any(Value::is_null) {
             return Ok(Vec::new());
         }
         self.inner
-            .scan_prefix(&index_value_prefix(&table.name, &index.name, value))
+            .scan_prefix(&index_value_prefix(&table.name, &index.name, values))
             .map(|item| decode_key_value(&item?.1))
             .collect()
     }

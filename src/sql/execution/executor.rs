@@ -235,8 +235,8 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
                 }
                 Access::Index { index, values } => {
                     let mut rows = Vec::new();
-                    for value in &values {
-                        for key in txn.lookup_index(&table, &index, value)? {
+                    for prefix in &values {
+                        for key in txn.lookup_index(&table, &index, prefix)? {
                             let row = txn.get(&table, &key)?.ok_or_else(|| {
                                 Error::Invalid(format!(
                                     "index {} points to a missing row",

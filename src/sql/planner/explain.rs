@@ -62,12 +62,25 @@ impl Node {
                         format!("KeyRange: {name} ({})", describe_range(&key, start, end))
                     }
                     Access::Index { index, values } => {
-                        let values: Vec<String> = values.iter().map(|v| v.to_sql()).collect();
-                        let column = &table.columns[index.column].name;
+                        let width = values.first().map_or(1, Vec::len);
+                        let names: Vec<&str> = index.columns[..width.min(index.columns.len())]
+                            .iter()
+                            .map(|c| table.columns[*c].name.as_str())
+                            .collect();
+                        let tuple = |list: &[String]| match list {
+                            [one] => one.clone(),
+                            many => format!("({})", many.join(", ")),
+                        };
+                        let shown: Vec<String> = values
+                            .iter()
+                            .map(|v| tuple(&v.iter().map(Value::to_sql).collect::<Vec<_>>()))
+                            .collect();
+                        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
                         format!(
-                            "IndexLookup: {name} via {} ({column} IN {})",
+                            "IndexLookup: {name} via {} ({} IN {})",
                             index.name,
-                            values.join(", ")
+                            tuple(&names),
+                            shown.join(", ")
                         )
                     }
                 };

@@ -28,7 +28,7 @@ pub use expression::{
 };
 pub use optimizer::optimize_query;
 pub use plan::{
-    Access, Aggregate, AggregateFunction, ApplyKind, Conflict, Expression, Node, OutputColumn,
-    Plan, Returning, ScalarFunction, SortKey,
+    Access, Aggregate, AggregateFunction, ApplyKind, Conflict, ConflictTarget, Expression, Node,
+    OutputColumn, Plan, Returning, ScalarFunction, SortKey,
 };
 pub use planner::Planner;

@@ -13,7 +13,7 @@
 
 use super::expression::infer_type;
 use super::plan::{Access, AggregateFunction, ApplyKind, Expression, Node, Plan};
-use crate::sql::engine::Table;
+use crate::sql::engine::{Index, Table};
 use crate::sql::parser::ast::BinaryOp;
 use crate::sql::types::{DataType, Value};
 use std::ops::Bound;
@@ -506,6 +506,44 @@ fn tighter(a: Bound<Value>, b: Bound<Value>, lower: bool) -> Bound<Value> {
     }
 }
 
+/// The most index lookups one scan makes (the product of its IN lists' lengths).
+const MAX_INDEX_LOOKUPS: usize = 256;
+
+/// The value lists an index's leading columns are pinned to, and by which filter parts.
+struct IndexChoice {
+    tuples: Vec<Vec<Value>>,
+    used: Vec<usize>,
+}
+
+/// The value lists an index's leading columns are pinned to by equalities or IN lists among
+/// `parts` (at most [`MAX_INDEX_LOOKUPS`] of them, sorted), and which parts pin them.
+fn index_prefix(table: &Table, index: &Index, parts: &[Expression]) -> IndexChoice {
+    let mut tuples: Vec<Vec<Value>> = vec![Vec::new()];
+    let mut used = Vec::new();
+    for &column in &index.columns {
+        let found = (0..parts.len()).filter(|i| !used.contains(i)).find_map(|i| {
+            let (_, values) = equality(&parts[i]).filter(|(c, _)| *c == column)?;
+            Some((i, lookup_values(values, table.columns[column].datatype)?))
+        });
+        let Some((i, values)) = found else { break };
+        if tuples.len() * values.len().max(1) > MAX_INDEX_LOOKUPS {
+            break;
+        }
+        tuples = tuples
+            .iter()
+            .flat_map(|tuple| {
+                values.iter().map(move |value| {
+                    let mut longer = tuple.clone();
+                    longer.push(value.clone());
+                    longer
+                })
+            })
+            .collect();
+        used.push(i);
+    }
+    IndexChoice { tuples, used }
+}
+
 /// Chooses how a scan with `filter` reads its table; returns the access and what remains of
 /// the filter.
 fn scan_access(table: &Table, filter: Expression) -> (Access, Option<Expression>) {
@@ -522,18 +560,27 @@ fn scan_access(table: &Table, filter: Expression) -> (Access, Option<Expression>
             }
         }
     }
-    // Index equality or IN, unique indexes first.
-    let mut indexes: Vec<_> = table.indexes.iter().collect();
-    indexes.sort_by_key(|index| !index.unique);
-    for index in indexes {
-        for i in 0..parts.len() {
-            if let Some((_, values)) = equality(&parts[i]).filter(|(c, _)| *c == index.column)
-                && let Some(values) = lookup_values(values, table.columns[index.column].datatype)
-            {
-                parts.remove(i);
-                return (Access::Index { index: index.clone(), values }, and_all(parts));
-            }
+    // Index equality or IN on a prefix of an index's columns: a unique index wholly matched
+    // first, then the longest prefix (the first such index on ties).
+    let mut best: Option<(IndexChoice, &Index)> = None;
+    for index in &table.indexes {
+        let choice = index_prefix(table, index, &parts);
+        if choice.used.is_empty() {
+            continue;
         }
+        let score = |c: &IndexChoice, i: &Index| {
+            (i.unique && c.used.len() == i.columns.len(), c.used.len())
+        };
+        if best.as_ref().is_none_or(|(b, i)| score(&choice, index) > score(b, i)) {
+            best = Some((choice, index));
+        }
+    }
+    if let Some((IndexChoice { tuples: values, mut used }, index)) = best {
+        used.sort_unstable();
+        for i in used.into_iter().rev() {
+            parts.remove(i);
+        }
+        return (Access::Index { index: index.clone(), values }, and_all(parts));
     }
     // Primary key range.
     if let Some(key) = table.primary_key {

@@ -349,23 +349,41 @@ pub enum ApplyKind {
     },
 }
 
-/// What an INSERT does with a row whose primary key is taken.
+/// What an INSERT does with a row that clashes with stored rows on its primary key or a
+/// unique index.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Conflict {
     /// Fail the statement.
     Error,
-    /// Replace the old row with the new one.
+    /// Delete every row the new one clashes with, then insert it.
     Replace,
-    /// Skip the new row.
-    Ignore,
-    /// Update the old row: the expressions read the old row's columns followed by the new
-    /// row's (`excluded`); rows for which `filter` does not hold are skipped.
+    /// Skip the new row if it clashes on `target` (a clash elsewhere stays an error).
+    Ignore {
+        /// The constraints resolved.
+        target: ConflictTarget,
+    },
+    /// Update the row the new one clashes with on `target`: the expressions read the old
+    /// row's columns followed by the new row's (`excluded`); rows for which `filter` does not
+    /// hold are skipped.
     Update {
+        /// The constraints resolved.
+        target: ConflictTarget,
         /// The assignments (column, value).
         set: Vec<(usize, Expression)>,
         /// The condition.
         filter: Option<Expression>,
     },
+}
+
+/// The uniqueness constraints a conflict clause resolves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConflictTarget {
+    /// The primary key and every unique index.
+    Any,
+    /// The primary key.
+    PrimaryKey,
+    /// The unique index of this name.
+    Index(String),
 }
 
 /// How a scan finds its rows.
@@ -377,12 +395,13 @@ pub enum Access {
     Keys(Vec<Value>),
     /// The rows whose primary keys fall in a range.
     KeyRange(Bound<Value>, Bound<Value>),
-    /// The rows whose indexed column has one of these values.
+    /// The rows whose first indexed columns have one of these lists of values (all of one
+    /// length, a prefix of the index's columns; sorted).
     Index {
         /// The index used.
         index: Index,
-        /// The values looked up.
-        values: Vec<Value>,
+        /// The value lists looked up.
+        values: Vec<Vec<Value>>,
     },
 }
 

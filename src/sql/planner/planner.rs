@@ -106,16 +106,8 @@ impl<'a> Planner<'a> {
             }
             Statement::CreateIndex { name, table, columns, unique, if_not_exists } => {
                 let schema = self.txn.must_get_table(table)?;
-                let [column] = columns.as_slice() else {
-                    return Err(Error::Invalid(
-                        "indexes on several columns are not supported".into(),
-                    ));
-                };
-                let index = Index {
-                    name: name.clone(),
-                    column: schema.column_index(column)?,
-                    unique: *unique,
-                };
+                let columns = index_columns(&schema, columns)?;
+                let index = Index { name: name.clone(), columns, unique: *unique };
                 Plan::CreateIndex { table: table.clone(), index, if_not_exists: *if_not_exists }
             }
             Statement::DropIndex { name, if_exists } => {
@@ -522,6 +514,19 @@ impl<'a> Planner<'a> {
         }
         Ok((node, columns))
     }
+}
+
+/// The positions of an index's columns, each named once.
+pub(super) fn index_columns(table: &Table, names: &[String]) -> Result<Vec<usize>> {
+    let mut columns = Vec::with_capacity(names.len());
+    for name in names {
+        let column = table.column_index(name)?;
+        if columns.contains(&column) {
+            return Err(Error::Invalid(format!("column \"{name}\" is named twice in the index")));
+        }
+        columns.push(column);
+    }
+    Ok(columns)
 }
 
 /// Whether a clause is the literal TRUE (what is left of a WHERE all of whose conjuncts became

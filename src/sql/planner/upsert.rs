@@ -1,12 +1,13 @@
-//! What an INSERT does with a row whose primary key is taken: fail (the default), replace the
-//! old row (`INSERT OR REPLACE`, `REPLACE INTO`), skip the new one (`INSERT OR IGNORE`,
-//! `ON CONFLICT DO NOTHING`), or update the old one (`ON CONFLICT DO UPDATE SET .. [WHERE ..]`,
-//! whose expressions read the old row by the table's name and the new one as `excluded`).
-//! Conflicts are on the primary key only: a conflict target must name it, and a clash on a
-//! UNIQUE index stays an error.
+//! What an INSERT does with a row that clashes with stored ones on its primary key or a
+//! unique index: fail (the default), replace the rows it clashes with (`INSERT OR REPLACE`,
+//! `REPLACE INTO`), skip the new one (`INSERT OR IGNORE`, `ON CONFLICT DO NOTHING`), or update
+//! the old one (`ON CONFLICT DO UPDATE SET .. [WHERE ..]`, whose expressions read the old row
+//! by the table's name and the new one as `excluded`). A conflict target `(cols)` names the
+//! primary key or the columns of a unique index (in any order), and only clashes there are
+//! resolved; without one, every constraint's are.
 
 use super::expression::{Scope, ScopeColumn, ScopeContext, build};
-use super::plan::Conflict;
+use super::plan::{Conflict, ConflictTarget};
 use super::planner::{Planner, assignments};
 use crate::sql::engine::Table;
 use crate::sql::error::{Error, Result};
@@ -24,23 +25,14 @@ impl Planner<'_> {
             OnConflict::Replace => &[][..],
             OnConflict::Ignore { target } | OnConflict::Update { target, .. } => target,
         };
-        if !target.is_empty() {
-            let columns =
-                target.iter().map(|name| table.column_index(name)).collect::<Result<Vec<_>>>()?;
-            if table.primary_key.is_none_or(|key| columns != [key]) {
-                return Err(Error::Invalid(format!(
-                    "ON CONFLICT must name the primary key of {} (conflicts on other columns are not supported yet)",
-                    table.name
-                )));
-            }
-        }
+        let target = conflict_target(table, target)?;
         Ok(match conflict {
             OnConflict::Replace => Conflict::Replace,
-            OnConflict::Ignore { .. } => Conflict::Ignore,
+            OnConflict::Ignore { .. } => Conflict::Ignore { target },
             OnConflict::Update { set, filter, .. } => {
-                if table.primary_key.is_none() {
+                if table.primary_key.is_none() && !table.indexes.iter().any(|i| i.unique) {
                     return Err(Error::Invalid(format!(
-                        "ON CONFLICT DO UPDATE needs a primary key, and {} has none",
+                        "ON CONFLICT DO UPDATE needs a primary key or a unique index, and {} has neither",
                         table.name
                     )));
                 }
@@ -58,8 +50,34 @@ impl Planner<'_> {
                 let ctx = ScopeContext::new(&scope, "ON CONFLICT DO UPDATE");
                 let assignments = assignments(table, set, &ctx)?;
                 let filter = filter.as_ref().map(|f| build(f, &ctx)).transpose()?;
-                Conflict::Update { set: assignments, filter }
+                Conflict::Update { target, set: assignments, filter }
             }
         })
+    }
+}
+
+/// The constraint a conflict target's columns name (none: every one).
+fn conflict_target(table: &Table, target: &[String]) -> Result<ConflictTarget> {
+    if target.is_empty() {
+        return Ok(ConflictTarget::Any);
+    }
+    let mut columns =
+        target.iter().map(|name| table.column_index(name)).collect::<Result<Vec<_>>>()?;
+    if table.primary_key.is_some_and(|key| columns == [key]) {
+        return Ok(ConflictTarget::PrimaryKey);
+    }
+    columns.sort_unstable();
+    let index = table.indexes.iter().find(|index| {
+        let mut indexed = index.columns.clone();
+        indexed.sort_unstable();
+        index.unique && indexed == columns
+    });
+    match index {
+        Some(index) => Ok(ConflictTarget::Index(index.name.clone())),
+        None => Err(Error::Invalid(format!(
+            "ON CONFLICT ({}) names neither the primary key nor a unique index of {}",
+            target.join(", "),
+            table.name
+        ))),
     }
 }

@@ -19,7 +19,7 @@ impl Planner<'_> {
     ) -> Result<Table> {
         let mut primary_key = None;
         let mut columns = Vec::new();
-        let mut unique_columns = Vec::new();
+        let mut unique_columns: Vec<Vec<usize>> = Vec::new();
         for (i, def) in defs.iter().enumerate() {
             if def.primary_key && primary_key.replace(i).is_some() {
                 return Err(Error::Invalid("multiple primary keys are not allowed".into()));
@@ -42,7 +42,7 @@ impl Planner<'_> {
                 default,
             });
             if def.unique && !def.primary_key {
-                unique_columns.push(i);
+                unique_columns.push(vec![i]);
             }
         }
         let position = |columns: &[Column], column: &String| {
@@ -51,38 +51,59 @@ impl Planner<'_> {
                 .position(|c| &c.name == column)
                 .ok_or_else(|| Error::UnknownColumn(column.clone()))
         };
+        // A key of several columns: the rows get a hidden row id, and the key is a unique
+        // index on its columns (named `<table>_pkey`), which are NOT NULL.
+        let mut composite_key = None;
         if let Some(key) = table_key {
-            let [column] = key else {
-                return Err(Error::Invalid(
-                    "primary keys on several columns are not supported".into(),
-                ));
-            };
-            if primary_key.replace(position(&columns, column)?).is_some() {
+            if primary_key.is_some() {
                 return Err(Error::Invalid("multiple primary keys are not allowed".into()));
+            }
+            let key = key.iter().map(|c| position(&columns, c)).collect::<Result<Vec<_>>>()?;
+            match key.as_slice() {
+                [column] => primary_key = Some(*column),
+                many => {
+                    if many.iter().enumerate().any(|(i, c)| many[..i].contains(c)) {
+                        return Err(Error::Invalid("a primary key names a column twice".into()));
+                    }
+                    for column in many {
+                        if defs[*column].nullable == Some(true) {
+                            return Err(Error::Invalid(format!(
+                                "primary key column \"{}\" cannot be NULL",
+                                columns[*column].name
+                            )));
+                        }
+                        columns[*column].nullable = false;
+                    }
+                    composite_key = Some(key);
+                }
             }
         }
         if let Some(key) = primary_key {
             columns[key].nullable = false;
         }
         for list in table_unique {
-            let [column] = list.as_slice() else {
-                return Err(Error::Invalid(
-                    "UNIQUE constraints on several columns are not supported".into(),
-                ));
-            };
-            let index = position(&columns, column)?;
-            if Some(index) != primary_key && !unique_columns.contains(&index) {
+            let index = list.iter().map(|c| position(&columns, c)).collect::<Result<Vec<_>>>()?;
+            if index.iter().enumerate().any(|(i, c)| index[..i].contains(c)) {
+                return Err(Error::Invalid("a UNIQUE constraint names a column twice".into()));
+            }
+            let is_key = index.len() == 1 && Some(index[0]) == primary_key;
+            if !is_key && composite_key.as_ref() != Some(&index) && !unique_columns.contains(&index)
+            {
                 unique_columns.push(index);
             }
         }
-        let indexes = unique_columns
+        let mut indexes: Vec<Index> = composite_key
+            .map(|columns| Index { name: format!("{name}_pkey"), columns, unique: true })
             .into_iter()
-            .map(|column| Index {
-                name: format!("{name}_{}_key", columns[column].name),
-                column,
-                unique: true,
-            })
             .collect();
+        for unique in unique_columns {
+            let names: Vec<&str> = unique.iter().map(|c| columns[*c].name.as_str()).collect();
+            indexes.push(Index {
+                name: format!("{name}_{}_key", names.join("_")),
+                columns: unique,
+                unique: true,
+            });
+        }
         let table = Table { name: name.to_string(), columns, primary_key, indexes };
         table.validate()?;
         Ok(table)
