@@ -496,6 +496,53 @@ impl Txn {
             .collect()
     }
 
+    /// The keys of the rows whose first indexed columns equal `prefix`, in index order; with
+    /// `range`, only those whose next indexed column falls in it (never NULL).
+    pub fn scan_index<'a>(
+        &'a self,
+        table: &Table,
+        index: &Index,
+        prefix: &[Value],
+        range: Option<(Bound<Value>, Bound<Value>)>,
+    ) -> impl Iterator<Item = Result<Value>> + use<'a> {
+        let base = index_value_prefix(&table.name, &index.name, prefix);
+        let with = |value: &Value| {
+            let mut key = base.clone();
+            value.encode_key(&mut key);
+            key
+        };
+        let after =
+            |key: Vec<u8>| keycode::prefix_end(&key).map_or(Bound::Unbounded, Bound::Included);
+        let (start, end) = match range {
+            None => (
+                Bound::Included(base.clone()),
+                keycode::prefix_end(&base).map_or(Bound::Unbounded, Bound::Excluded),
+            ),
+            Some((lower, upper)) => {
+                let start = match lower {
+                    Bound::Included(value) => Bound::Included(with(&value)),
+                    Bound::Excluded(value) => after(with(&value)),
+                    Bound::Unbounded => after(with(&Value::Null)), // NULLs sort first
+                };
+                let end = match upper {
+                    Bound::Included(value) => {
+                        keycode::prefix_end(&with(&value)).map_or(Bound::Unbounded, Bound::Excluded)
+                    }
+                    Bound::Excluded(value) => Bound::Excluded(with(&value)),
+                    Bound::Unbounded => {
+                        keycode::prefix_end(&base).map_or(Bound::Unbounded, Bound::Excluded)
+                    }
+                };
+                (start, end)
+            }
+        };
+        let skip = prefix.iter().any(Value::is_null);
+        self.inner.scan((start, end)).filter(move |_| !skip).map(move |item| {
+            self.budget.tick()?;
+            decode_key_value(&item?.1)
+        })
+    }
+
     /// The number of rows of a table.
     pub fn count_rows(&self, table: &Table) -> Result<u64> {
         let mut count = 0;

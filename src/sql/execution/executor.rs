@@ -233,6 +233,18 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
                     }
                     Box::new(rows.into_iter())
                 }
+                Access::IndexScan { index, prefix, range } => {
+                    let keys = txn.scan_index(&table, &index, &prefix, range);
+                    let name = index.name.clone();
+                    let table = table.clone();
+                    Box::new(keys.map(move |key| {
+                        let key = key?;
+                        let row = txn.get(&table, &key)?.ok_or_else(|| {
+                            Error::Invalid(format!("index {name} points to a missing row"))
+                        })?;
+                        Ok((key, row))
+                    }))
+                }
                 Access::Index { index, values } => {
                     let mut rows = Vec::new();
                     for prefix in &values {

@@ -61,6 +61,33 @@ impl Node {
                     Access::KeyRange(start, end) => {
                         format!("KeyRange: {name} ({})", describe_range(&key, start, end))
                     }
+                    Access::IndexScan { index, prefix, range } => {
+                        let column = |i: usize| {
+                            index.columns.get(i).map_or("?", |c| table.columns[*c].name.as_str())
+                        };
+                        let mut parts: Vec<String> = prefix
+                            .iter()
+                            .enumerate()
+                            .map(|(i, v)| format!("{} = {}", column(i), v.to_sql()))
+                            .collect();
+                        if let Some((start, end)) = range {
+                            parts.push(describe_range(column(prefix.len()), start, end));
+                        }
+                        let order: Vec<&str> = (0..index.columns.len()).map(column).collect();
+                        match parts.is_empty() {
+                            true => format!(
+                                "IndexScan: {name} via {} (in order of {})",
+                                index.name,
+                                order.join(", ")
+                            ),
+                            false => format!(
+                                "IndexScan: {name} via {} ({}, in order of {})",
+                                index.name,
+                                parts.join(" AND "),
+                                order.join(", ")
+                            ),
+                        }
+                    }
                     Access::Index { index, values } => {
                         let width = values.first().map_or(1, Vec::len);
                         let names: Vec<&str> = index.columns[..width.min(index.columns.len())]

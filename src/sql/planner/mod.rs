@@ -15,6 +15,7 @@ mod expression;
 mod expression_tree;
 mod join_order;
 mod optimizer;
+mod order;
 mod plan;
 #[allow(clippy::module_inception)]
 mod planner;

@@ -7,6 +7,7 @@
 //!    become range scans) or a secondary index (equality and IN), and drop the conjuncts the
 //!    access path answers exactly.
 //! 3. Inner joins on an equality of two columns of compatible types become hash joins.
+//! 4. A sort the scan below already gives (key or index order) is dropped (`order.rs`).
 //!
 //! Lookups only use constants of the column's type (integers and floats convert exactly);
 //! anything else stays a filter, so type errors are reported as without the optimization.
@@ -36,7 +37,7 @@ pub fn optimize(plan: Plan) -> Plan {
 }
 
 fn optimize_node(node: Node) -> Node {
-    choose_access(push_down(super::join_order::reorder(node)))
+    super::order::serve_order(choose_access(push_down(super::join_order::reorder(node))))
 }
 
 /// Optimizes a query tree (a correlated subquery once bound to a row: its outer references
@@ -509,10 +510,13 @@ fn tighter(a: Bound<Value>, b: Bound<Value>, lower: bool) -> Bound<Value> {
 /// The most index lookups one scan makes (the product of its IN lists' lengths).
 const MAX_INDEX_LOOKUPS: usize = 256;
 
-/// The value lists an index's leading columns are pinned to, and by which filter parts.
+/// The value lists an index's leading columns are pinned to, and by which filter parts; and
+/// when they are pinned to one list, a range on the next column and the parts giving it.
 struct IndexChoice {
     tuples: Vec<Vec<Value>>,
     used: Vec<usize>,
+    range: Option<(Bound<Value>, Bound<Value>)>,
+    range_parts: Vec<usize>,
 }
 
 /// The value lists an index's leading columns are pinned to by equalities or IN lists among
@@ -541,7 +545,25 @@ fn index_prefix(table: &Table, index: &Index, parts: &[Expression]) -> IndexChoi
             .collect();
         used.push(i);
     }
-    IndexChoice { tuples, used }
+    let (mut range_at, mut range_parts) = (None, Vec::new());
+    if let ([_], Some(&next)) = (tuples.as_slice(), index.columns.get(used.len())) {
+        let datatype = table.columns[next].datatype;
+        let (mut lower, mut upper) = (Bound::Unbounded, Bound::Unbounded);
+        for (i, part) in parts.iter().enumerate() {
+            if used.contains(&i) {
+                continue;
+            }
+            if let Some((l, u)) = range(part, next, datatype) {
+                lower = tighter(lower, l, true);
+                upper = tighter(upper, u, false);
+                range_parts.push(i);
+            }
+        }
+        if !range_parts.is_empty() {
+            range_at = Some((lower, upper));
+        }
+    }
+    IndexChoice { tuples, used, range: range_at, range_parts }
 }
 
 /// Chooses how a scan with `filter` reads its table; returns the access and what remains of
@@ -560,28 +582,46 @@ fn scan_access(table: &Table, filter: Expression) -> (Access, Option<Expression>
             }
         }
     }
-    // Index equality or IN on a prefix of an index's columns: a unique index wholly matched
-    // first, then the longest prefix (the first such index on ties).
+    // Index equality or IN on a prefix of an index's columns, then maybe a range on the next
+    // one: a unique index wholly matched first, then the most columns used (the first such
+    // index on ties).
     let mut best: Option<(IndexChoice, &Index)> = None;
     for index in &table.indexes {
         let choice = index_prefix(table, index, &parts);
-        if choice.used.is_empty() {
+        if choice.used.is_empty() && choice.range.is_none() {
             continue;
         }
         let score = |c: &IndexChoice, i: &Index| {
-            (i.unique && c.used.len() == i.columns.len(), c.used.len())
+            let whole = i.unique && c.used.len() == i.columns.len();
+            (whole, c.used.len() + usize::from(c.range.is_some()))
         };
         if best.as_ref().is_none_or(|(b, i)| score(&choice, index) > score(b, i)) {
             best = Some((choice, index));
         }
     }
-    if let Some((IndexChoice { tuples: values, mut used }, index)) = best {
+    let index_access = |choice: IndexChoice, index: &Index, mut parts: Vec<Expression>| {
+        let mut used = choice.used;
+        used.extend(choice.range_parts);
         used.sort_unstable();
         for i in used.into_iter().rev() {
             parts.remove(i);
         }
-        return (Access::Index { index: index.clone(), values }, and_all(parts));
-    }
+        let access = match choice.range {
+            Some(range) => Access::IndexScan {
+                index: index.clone(),
+                prefix: choice.tuples.into_iter().next().unwrap_or_default(),
+                range: Some(range),
+            },
+            None => Access::Index { index: index.clone(), values: choice.tuples },
+        };
+        (access, and_all(parts))
+    };
+    let best = match best {
+        Some((choice, index)) if !choice.used.is_empty() => {
+            return index_access(choice, index, parts);
+        }
+        other => other,
+    };
     // Primary key range.
     if let Some(key) = table.primary_key {
         let datatype = table.columns[key].datatype;
@@ -599,6 +639,10 @@ fn scan_access(table: &Table, filter: Expression) -> (Access, Option<Expression>
         if used {
             return (Access::KeyRange(lower, upper), and_all(parts));
         }
+    }
+    // A range on an index's first column.
+    if let Some((choice, index)) = best {
+        return index_access(choice, index, parts);
     }
     (Access::Full, and_all(parts))
 }

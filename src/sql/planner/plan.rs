@@ -395,6 +395,16 @@ pub enum Access {
     Keys(Vec<Value>),
     /// The rows whose primary keys fall in a range.
     KeyRange(Bound<Value>, Bound<Value>),
+    /// The rows in an index's order: those whose first indexed columns equal `prefix`, and
+    /// (with `range`) whose next one falls in it (never NULL).
+    IndexScan {
+        /// The index read.
+        index: Index,
+        /// The values of its first columns.
+        prefix: Vec<Value>,
+        /// The range of its next column.
+        range: Option<(Bound<Value>, Bound<Value>)>,
+    },
     /// The rows whose first indexed columns have one of these lists of values (all of one
     /// length, a prefix of the index's columns; sorted).
     Index {
