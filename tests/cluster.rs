@@ -603,6 +603,18 @@ fn the_wider_dialect_replicates_to_the_same_rows_on_every_node() {
         }
         other => panic!("{other:?}"),
     }
+    // Keys of several columns, upserts on them, statistics: the same on every node.
+    cluster.ok(
+        follower,
+        "CREATE TABLE pairs (a INT, b INT, v INT, PRIMARY KEY (a, b));
+         INSERT INTO pairs SELECT g, id, v FROM t WHERE v IS NOT NULL;
+         INSERT INTO pairs VALUES (1, 1, 5), (9, 9, 9) ON CONFLICT (b, a) DO UPDATE SET v = pairs.v + excluded.v;
+         ANALYZE",
+    );
+    assert_eq!(
+        text(&cluster.converged("pairs")),
+        vec!["1,1,15", "1,2,20", "2,3,30", "3,5,50", "9,9,9"]
+    );
     let rows = cluster.converged("out");
     assert_eq!(
         text(&rows),

@@ -5,6 +5,6 @@ mod schema;
 mod session;
 mod store;
 
-pub use schema::{Column, Index, Table, View};
+pub use schema::{Column, Index, Statistics, Table, View};
 pub use session::{Database, Session};
 pub use store::Txn;

@@ -16,6 +16,18 @@ pub struct Table {
     pub primary_key: Option<usize>,
     /// Secondary indexes, including those enforcing UNIQUE columns.
     pub indexes: Vec<Index>,
+    /// What the last ANALYZE measured, if any.
+    pub statistics: Option<Box<Statistics>>,
+}
+
+/// What ANALYZE measured of a table's rows, for the planner's estimates (a snapshot: rows
+/// written since are not counted until the next ANALYZE).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Statistics {
+    /// How many rows there were.
+    pub rows: u64,
+    /// About how many distinct non-NULL values each column had (by column position).
+    pub distinct: Vec<u64>,
 }
 
 /// A column of a table.

@@ -141,6 +141,24 @@ pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             StatementResult::CreateIndex { name }
         }
         Plan::Reindex { name } => StatementResult::Reindex { name },
+        Plan::Analyze { tables } => {
+            let mut rows = Vec::new();
+            for name in tables {
+                let statistics = txn.analyze(&name)?;
+                rows.push(vec![Value::String(name), Value::Integer(statistics.rows as i64)]);
+            }
+            let columns = vec![
+                crate::sql::planner::OutputColumn {
+                    name: "table".into(),
+                    datatype: Some(crate::sql::types::DataType::String),
+                },
+                crate::sql::planner::OutputColumn {
+                    name: "rows".into(),
+                    datatype: Some(crate::sql::types::DataType::Integer),
+                },
+            ];
+            StatementResult::Query { columns, rows }
+        }
         Plan::DropIndex { name, if_exists } => {
             txn.mvcc_mut().lock_exclusive()?;
             let existed = txn.drop_index(&name)?;

@@ -80,6 +80,11 @@ pub enum Statement {
         /// IF EXISTS was given.
         if_exists: bool,
     },
+    /// ANALYZE [table]: measures the table's rows (or every table's) for the planner.
+    Analyze {
+        /// The table, if named.
+        table: Option<String>,
+    },
     /// REINDEX [index | table]: indexes are kept in step with their tables in every
     /// transaction, so there is nothing to rebuild; the name must exist.
     Reindex {
@@ -139,6 +144,7 @@ impl Statement {
             Statement::DropTable { name, .. } => format!("DROP TABLE {name}"),
             Statement::CreateIndex { name, table, .. } => format!("CREATE INDEX {name} ON {table}"),
             Statement::DropIndex { name, .. } => format!("DROP INDEX {name}"),
+            Statement::Analyze { table } => format!("ANALYZE {}", table.as_deref().unwrap_or("")),
             Statement::Reindex { name } => format!("REINDEX {}", name.as_deref().unwrap_or("")),
             Statement::CreateView { name, .. } => format!("CREATE VIEW {name}"),
             Statement::DropView { name, .. } => format!("DROP VIEW {name}"),

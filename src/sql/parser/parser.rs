@@ -335,6 +335,7 @@ fn rule_name(rule: Rule) -> &'static str {
         with_clause | kw_with | common_table | recursive | kw_recursive => "WITH",
         returning | kw_returning => "RETURNING",
         reindex | kw_reindex => "REINDEX",
+        analyze | kw_analyze => "ANALYZE",
         _ => "token",
     }
 }
@@ -428,6 +429,9 @@ fn build_statement(pair: Pair<'_, Rule>) -> Result<Statement> {
             let (name, if_exists) = dropped(inner)?;
             Statement::DropIndex { name, if_exists }
         }
+        Rule::analyze => Statement::Analyze {
+            table: inner.find(|p| p.as_rule() == Rule::ident).map(identifier).transpose()?,
+        },
         Rule::reindex => Statement::Reindex {
             name: inner.find(|p| p.as_rule() == Rule::ident).map(identifier).transpose()?,
         },

@@ -49,6 +49,11 @@ pub enum Plan {
         /// Succeed quietly if the index exists.
         if_not_exists: bool,
     },
+    /// ANALYZE: measures these tables and stores what it found in their schemas.
+    Analyze {
+        /// The tables, by name.
+        tables: Vec<String>,
+    },
     /// REINDEX: checks the name (an index or table) and changes nothing.
     Reindex {
         /// The index or table named (empty for all).

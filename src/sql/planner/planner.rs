@@ -113,6 +113,13 @@ impl<'a> Planner<'a> {
             Statement::DropIndex { name, if_exists } => {
                 Plan::DropIndex { name: name.clone(), if_exists: *if_exists }
             }
+            Statement::Analyze { table } => {
+                let tables = match table {
+                    Some(name) => vec![self.txn().must_get_table(name)?.name],
+                    None => self.txn().list_tables()?.into_iter().map(|t| t.name).collect(),
+                };
+                Plan::Analyze { tables }
+            }
             Statement::Reindex { name } => {
                 if let Some(name) = name
                     && self.txn().get_table(name)?.is_none()

@@ -104,7 +104,8 @@ impl Planner<'_> {
                 unique: true,
             });
         }
-        let table = Table { name: name.to_string(), columns, primary_key, indexes };
+        let table =
+            Table { name: name.to_string(), columns, primary_key, indexes, statistics: None };
         table.validate()?;
         Ok(table)
     }
