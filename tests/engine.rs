@@ -295,3 +295,25 @@ fn analyze_counts_rows_and_estimates_distinct_values_in_bounded_memory() {
     assert!((1_600..=2_400).contains(tenth), "{tenth}");
     assert_eq!(*c, 1);
 }
+
+#[test]
+fn the_engine_counts_rows_as_statements_write_them() {
+    use chronos::sql::engine::Txn;
+    let db = Arc::new(Database::memory());
+    let mut session = db.session();
+    session
+        .execute(
+            "CREATE TABLE c (id INTEGER PRIMARY KEY, v INTEGER);
+             INSERT INTO c VALUES (1, 1), (2, 2), (3, 3);
+             DELETE FROM c WHERE id = 2;
+             UPDATE c SET id = 7 WHERE id = 3;
+             INSERT OR REPLACE INTO c VALUES (1, 9)",
+        )
+        .unwrap();
+    // A failed statement is undone, its count too.
+    assert!(session.execute("INSERT INTO c VALUES (4, 4), (1, 1)").is_err());
+    let live = || Txn::new(db.mvcc().begin_read_only().unwrap()).live_rows("c").unwrap();
+    assert_eq!(live(), 2);
+    session.execute("DROP TABLE c; CREATE TABLE c (id INTEGER PRIMARY KEY)").unwrap();
+    assert_eq!(live(), 0, "a new table of the name starts from zero");
+}

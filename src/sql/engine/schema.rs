@@ -18,6 +18,10 @@ pub struct Table {
     pub indexes: Vec<Index>,
     /// What the last ANALYZE measured, if any.
     pub statistics: Option<Box<Statistics>>,
+    /// How many rows the engine counts in the table (see `Txn::live_rows`), when the planner
+    /// asked for it; not stored.
+    #[serde(skip)]
+    pub live_rows: Option<Box<u64>>,
 }
 
 /// What ANALYZE measured of a table's rows, for the planner's estimates (a snapshot: rows

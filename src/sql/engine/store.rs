@@ -9,6 +9,10 @@
 //!   conflict.
 //! - `Index(table, index, values..., key)` → the row key, for non-unique indexes and NULLs.
 //! - `RowId(table)` (unversioned) → the next hidden row id.
+//! - `RowCount(table)` (unversioned) → about how many rows the table holds: each write
+//!   statement adds what it inserted less what it deleted, and ANALYZE sets it to the count
+//!   it made. Not transactional (a rolled-back statement's rows may stay counted), but the same
+//!   on every replica, and cheap: one write per table per statement.
 //!
 //! Every value is encoded with [`Value::encode_key`], so rows scan in key order and an index
 //! lookup is a prefix scan.
@@ -44,6 +48,7 @@ const ROW: u8 = 0x02;
 const INDEX: u8 = 0x03;
 const ROW_ID: u8 = 0x04;
 const VIEW: u8 = 0x05;
+const ROW_COUNT: u8 = 0x06;
 
 fn view_key(name: &str) -> Vec<u8> {
     let mut out = vec![VIEW];
@@ -119,6 +124,12 @@ fn index_entry_key(table: &str, index: &Index, values: &[Value], key: &Value) ->
     out
 }
 
+fn row_count_key(table: &str) -> Vec<u8> {
+    let mut out = vec![ROW_COUNT];
+    keycode::put_str(&mut out, table);
+    out
+}
+
 fn row_id_key(table: &str) -> Vec<u8> {
     let mut out = vec![ROW_ID];
     keycode::put_str(&mut out, table);
@@ -143,12 +154,14 @@ fn decode_key_value(bytes: &[u8]) -> Result<Value> {
 pub struct Txn {
     inner: mvcc::Transaction,
     budget: Budget,
+    /// Rows inserted less rows deleted per table since the last [`Txn::flush_row_counts`].
+    row_deltas: Vec<(String, i64)>,
 }
 
 impl Txn {
     /// Wraps an MVCC transaction (with no limits until [`Txn::set_budget`]).
     pub fn new(inner: mvcc::Transaction) -> Self {
-        Self { inner, budget: Budget::default() }
+        Self { inner, budget: Budget::default(), row_deltas: Vec::new() }
     }
 
     /// Sets the budget of the statements that follow (see [`Budget`]).
@@ -231,6 +244,7 @@ impl Txn {
             }
         }
         self.inner.set(&table_key(&table.name), codec::encode(&table))?;
+        self.inner.set_unversioned(&row_count_key(&table.name), 0u64.to_be_bytes().to_vec())?;
         Ok(())
     }
 
@@ -244,6 +258,8 @@ impl Txn {
         keycode::put_str(&mut index_space, name);
         self.delete_prefix(&index_space)?;
         self.inner.delete(&table_key(name))?;
+        self.inner.set_unversioned(&row_count_key(name), 0u64.to_be_bytes().to_vec())?;
+        self.row_deltas.retain(|(table, _)| table != name);
         Ok(true)
     }
 
@@ -340,6 +356,7 @@ impl Txn {
         for index in &table.indexes {
             self.insert_index_entry(table, index, &index.values(&row), &key)?;
         }
+        self.count_row(&table.name, 1);
         let row_key = row_key(&table.name, &key);
         match fresh {
             // A new row id or a claimed key: no other transaction can write this key.
@@ -402,7 +419,48 @@ impl Txn {
             self.delete_index_entry(table, index, &index.values(row), key)?;
         }
         self.inner.delete(&row_key(&table.name, key))?;
+        self.count_row(&table.name, -1);
         Ok(())
+    }
+
+    /// Notes a row inserted (`1`) or deleted (`-1`).
+    fn count_row(&mut self, table: &str, delta: i64) {
+        match self.row_deltas.iter_mut().find(|(name, _)| name == table) {
+            Some((_, total)) => *total += delta,
+            None => self.row_deltas.push((table.to_string(), delta)),
+        }
+    }
+
+    /// Adds the rows the statement inserted and deleted to the tables' row counts (after
+    /// each write statement).
+    pub fn flush_row_counts(&mut self) -> Result<()> {
+        for (table, delta) in std::mem::take(&mut self.row_deltas) {
+            if delta == 0 {
+                continue;
+            }
+            let count = self.stored_row_count(&table)?.saturating_add_signed(delta);
+            self.inner.set_unversioned(&row_count_key(&table), count.to_be_bytes().to_vec())?;
+        }
+        Ok(())
+    }
+
+    /// Drops the counts of a statement that failed (its writes are undone).
+    pub fn forget_row_counts(&mut self) {
+        self.row_deltas.clear();
+    }
+
+    fn stored_row_count(&self, table: &str) -> Result<u64> {
+        Ok(match self.inner.get_unversioned(&row_count_key(table))? {
+            Some(bytes) => KeyReader::new(&bytes).get_u64()?,
+            None => 0,
+        })
+    }
+
+    /// About how many rows a table holds, as the engine counts them: cheap (one read), but
+    /// an estimate (see the module docs).
+    pub fn live_rows(&self, table: &str) -> Result<u64> {
+        let pending = self.row_deltas.iter().find(|(name, _)| name == table).map_or(0, |d| d.1);
+        Ok(self.stored_row_count(table)?.saturating_add_signed(pending))
     }
 
     /// Deletes a row's index entry. Entries that include the row key are covered by the row's
@@ -597,6 +655,8 @@ impl Txn {
         let statistics = Statistics { rows, distinct };
         schema.statistics = Some(Box::new(statistics.clone()));
         self.inner.set(&table_key(name), codec::encode(&schema))?;
+        self.row_deltas.retain(|(table, _)| table != name);
+        self.inner.set_unversioned(&row_count_key(name), rows.to_be_bytes().to_vec())?;
         Ok(statistics)
     }
 

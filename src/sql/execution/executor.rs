@@ -7,8 +7,18 @@ use crate::sql::planner::{Access, Conflict, Expression, Node, Plan, Returning};
 use crate::sql::types::{Row, Value};
 use std::ops::Bound;
 
-/// Executes a planned statement in a transaction.
+/// Executes a planned statement in a transaction; a write that succeeds adds the rows it
+/// inserted and deleted to the tables' row counts (a failed one is undone, counts too).
 pub fn execute(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
+    let result = execute_plan(plan, txn);
+    match result {
+        Ok(_) => txn.flush_row_counts()?,
+        Err(_) => txn.forget_row_counts(),
+    }
+    result
+}
+
+fn execute_plan(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
     Ok(match plan {
         Plan::Select { root, columns } => {
             let rows = execute_node(root, txn)?.collect::<Result<Vec<_>>>()?;
@@ -252,7 +262,7 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
                     Box::new(rows.into_iter())
                 }
                 Access::IndexScan { index, prefix, range } => {
-                    let keys = txn.scan_index(&table, &index, &prefix, range);
+                    let keys = txn.scan_index(&table, &index, &prefix, range.map(|r| *r));
                     let name = index.name.clone();
                     let table = table.clone();
                     Box::new(keys.map(move |key| {

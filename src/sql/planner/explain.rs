@@ -70,7 +70,7 @@ impl Node {
                             .enumerate()
                             .map(|(i, v)| format!("{} = {}", column(i), v.to_sql()))
                             .collect();
-                        if let Some((start, end)) = range {
+                        if let Some((start, end)) = range.as_deref() {
                             parts.push(describe_range(column(prefix.len()), start, end));
                         }
                         let order: Vec<&str> = (0..index.columns.len()).map(column).collect();

@@ -11,7 +11,7 @@
 
 use super::optimizer::{column_types, conjuncts, map_children};
 use super::plan::{Expression, Node};
-use crate::sql::engine::Statistics;
+use crate::sql::engine::{Statistics, Table};
 use crate::sql::parser::ast::BinaryOp;
 
 /// The most tables a run may have to be reordered.
@@ -37,8 +37,9 @@ struct Leaf {
     /// Where its columns start in the run's row, as written.
     offset: usize,
     width: usize,
-    /// What ANALYZE measured, for a table read whole or in part.
-    statistics: Option<Box<Statistics>>,
+    /// What ANALYZE measured, or what the row count the engine keeps suggests, for a table
+    /// read whole or in part.
+    statistics: Option<Statistics>,
 }
 
 /// The inputs of a run of inner joins, in written order, and the conditions on them (with
@@ -62,7 +63,7 @@ fn shape(
         other => {
             let width = column_types(other).len();
             let statistics = match other {
-                Node::Scan { table, .. } => table.statistics.clone(),
+                Node::Scan { table, .. } => estimate(table),
                 _ => None,
             };
             leaves.push(Leaf { offset, width, statistics });
@@ -253,7 +254,7 @@ const OTHER_CONDITION: f64 = 1.0 / 3.0;
 /// values of the pair; ties go to the written order). `None` without statistics.
 fn cheapest_order(leaves: &[Leaf], conditions: &[Expression]) -> Option<Vec<usize>> {
     let statistics: Vec<&Statistics> =
-        leaves.iter().map(|l| l.statistics.as_deref()).collect::<Option<_>>()?;
+        leaves.iter().map(|l| l.statistics.as_ref()).collect::<Option<_>>()?;
     let distinct = |column: usize| -> f64 {
         let leaf = leaves.iter().position(|l| column >= l.offset && column < l.offset + l.width);
         let count = leaf.and_then(|l| statistics[l].distinct.get(column - leaves[l].offset));
@@ -300,6 +301,23 @@ fn cheapest_order(leaves: &[Leaf], conditions: &[Expression]) -> Option<Vec<usiz
         order.push(next);
     }
     Some(order)
+}
+
+/// A table's statistics: ANALYZE's, or else a guess from the row count the engine keeps
+/// (a key or unique column has a distinct value per row, another one per ten rows).
+fn estimate(table: &Table) -> Option<Statistics> {
+    if let Some(statistics) = &table.statistics {
+        return Some(statistics.as_ref().clone());
+    }
+    let rows = *table.live_rows.as_deref()?;
+    let distinct = (0..table.columns.len())
+        .map(|column| {
+            let unique = table.primary_key == Some(column)
+                || table.indexes.iter().any(|i| i.unique && i.columns == [column]);
+            if unique { rows } else { (rows / 10).max(1) }
+        })
+        .collect();
+    Some(Statistics { rows, distinct })
 }
 
 /// The column a condition pins to a constant (`col = constant`), if it does.

@@ -610,7 +610,7 @@ fn scan_access(table: &Table, filter: Expression) -> (Access, Option<Expression>
             Some(range) => Access::IndexScan {
                 index: index.clone(),
                 prefix: choice.tuples.into_iter().next().unwrap_or_default(),
-                range: Some(range),
+                range: Some(Box::new(range)),
             },
             None => Access::Index { index: index.clone(), values: choice.tuples },
         };

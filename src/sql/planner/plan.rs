@@ -408,7 +408,7 @@ pub enum Access {
         /// The values of its first columns.
         prefix: Vec<Value>,
         /// The range of its next column.
-        range: Option<(Bound<Value>, Bound<Value>)>,
+        range: Option<Box<(Bound<Value>, Bound<Value>)>>,
     },
     /// The rows whose first indexed columns have one of these lists of values (all of one
     /// length, a prefix of the index's columns; sorted).

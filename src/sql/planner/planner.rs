@@ -39,6 +39,8 @@ pub struct Planner<'a> {
     pub(super) recursions: std::cell::Cell<usize>,
     /// How many correlated subqueries the statement applies per row (their columns' names).
     pub(super) applied: std::cell::Cell<usize>,
+    /// The FROM clause being planned joins tables: read their row counts for join ordering.
+    counting: std::cell::Cell<bool>,
 }
 
 impl<'a> Planner<'a> {
@@ -60,6 +62,7 @@ impl<'a> Planner<'a> {
             working: Default::default(),
             recursions: Default::default(),
             applied: Default::default(),
+            counting: Default::default(),
         }
     }
 
@@ -193,9 +196,12 @@ impl<'a> Planner<'a> {
                 if let Some(planned) = self.plan_common(name, alias.as_deref(), names) {
                     return planned;
                 }
-                let Some(table) = self.txn.get_table(name)? else {
+                let Some(mut table) = self.txn.get_table(name)? else {
                     return self.plan_view(name, alias.as_deref(), names);
                 };
+                if self.counting.get() {
+                    table.live_rows = Some(Box::new(self.txn.live_rows(name)?));
+                }
                 let qualifier = alias.clone().unwrap_or_else(|| name.clone());
                 if !names.insert(qualifier.clone()) {
                     return Err(Error::Invalid(format!(
@@ -245,6 +251,33 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Plans a FROM clause: its items joined (comma-separated ones cross-joined).
+    fn plan_from_clause(
+        &self,
+        from: &[FromItem],
+        names: &mut BTreeSet<String>,
+    ) -> Result<(Node, Scope)> {
+        Ok(match from.split_first() {
+            None => (Node::Values { rows: vec![vec![]] }, Scope::default()),
+            Some((first, rest)) => {
+                let (mut node, mut scope) = self.plan_from(first, names)?;
+                for item in rest {
+                    let (right, right_scope) = self.plan_from(item, names)?;
+                    let right_width = right_scope.len();
+                    scope.extend(right_scope);
+                    node = Node::NestedLoopJoin {
+                        left: Box::new(node),
+                        right: Box::new(right),
+                        right_width,
+                        predicate: None,
+                        outer: false,
+                    };
+                }
+                (node, scope)
+            }
+        })
+    }
+
     /// Plans a SELECT: returns its root node and output columns.
     pub fn plan_select(&self, select: &ast::Select) -> Result<(Node, Vec<OutputColumn>)> {
         let depth = self.depth.get() + 1;
@@ -275,25 +308,12 @@ impl<'a> Planner<'a> {
         }
         // FROM: joins, with comma-separated items cross-joined.
         let mut names = BTreeSet::new();
-        let (mut node, mut scope) = match select.from.split_first() {
-            None => (Node::Values { rows: vec![vec![]] }, Scope::default()),
-            Some((first, rest)) => {
-                let (mut node, mut scope) = self.plan_from(first, &mut names)?;
-                for item in rest {
-                    let (right, right_scope) = self.plan_from(item, &mut names)?;
-                    let right_width = right_scope.len();
-                    scope.extend(right_scope);
-                    node = Node::NestedLoopJoin {
-                        left: Box::new(node),
-                        right: Box::new(right),
-                        right_width,
-                        predicate: None,
-                        outer: false,
-                    };
-                }
-                (node, scope)
-            }
-        };
+        let joining =
+            select.from.len() > 1 || matches!(select.from.first(), Some(FromItem::Join { .. }));
+        let counting = self.counting.replace(joining);
+        let from = self.plan_from_clause(&select.from, &mut names);
+        self.counting.set(counting);
+        let (mut node, mut scope) = from?;
 
         if let Some(filter) = &select.filter {
             let mut filter = filter.clone();

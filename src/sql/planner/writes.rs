@@ -104,8 +104,14 @@ impl Planner<'_> {
                 unique: true,
             });
         }
-        let table =
-            Table { name: name.to_string(), columns, primary_key, indexes, statistics: None };
+        let table = Table {
+            name: name.to_string(),
+            columns,
+            primary_key,
+            indexes,
+            statistics: None,
+            live_rows: None,
+        };
         table.validate()?;
         Ok(table)
     }
