@@ -148,7 +148,15 @@ impl Transaction {
             Bound::Excluded(key) => Bound::Excluded(version_key(key, 0)),
             Bound::Unbounded => Bound::Excluded(vec![tag::VERSION + 1]),
         };
-        let pending: Vec<_> = if self.pending.is_empty() {
+        // An empty or inverted range (`a > 5 AND a < 3`) holds nothing; BTreeMap::range would
+        // panic on it.
+        let inverted = match (&range.0, &range.1) {
+            (Bound::Included(a), Bound::Included(b)) => a > b,
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+            | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
+            _ => false,
+        };
+        let pending: Vec<_> = if self.pending.is_empty() || inverted {
             Vec::new()
         } else {
             self.pending.range(range).map(|(k, v)| (k.clone(), v.clone())).collect()

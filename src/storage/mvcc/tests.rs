@@ -708,3 +708,16 @@ fn gc_of_a_key_written_many_times_goes_in_bounded_batches() {
     let txn = mvcc.begin_read_only().unwrap();
     assert_eq!(txn.get(b"hot").unwrap(), Some((writes - 1).to_be_bytes().to_vec()));
 }
+
+#[test]
+fn an_inverted_range_holds_nothing_also_over_pending_writes() {
+    let (mvcc, _) = memory();
+    let mut txn = mvcc.begin().unwrap();
+    txn.set(b"b", vec![1]).unwrap();
+    let range =
+        (std::ops::Bound::Excluded(b"c".to_vec()), std::ops::Bound::Excluded(b"a".to_vec()));
+    assert_eq!(txn.scan(range).count(), 0);
+    let range =
+        (std::ops::Bound::Excluded(b"b".to_vec()), std::ops::Bound::Excluded(b"b".to_vec()));
+    assert_eq!(txn.scan(range).count(), 0);
+}
