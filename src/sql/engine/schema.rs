@@ -58,6 +58,8 @@ pub struct Index {
     pub columns: Vec<usize>,
     /// Whether two rows may not share values (rows with a NULL in them never clash).
     pub unique: bool,
+    /// It enforces the table's PRIMARY KEY or a UNIQUE constraint (so DROP INDEX refuses it).
+    pub constraint: bool,
 }
 
 impl Index {

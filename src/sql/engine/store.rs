@@ -205,6 +205,11 @@ impl Txn {
     }
 
     /// Finds the table that has the index `name`.
+    /// Whether an index of this name exists (on any table).
+    pub fn index_exists(&self, name: &str) -> Result<bool> {
+        Ok(self.find_index(name)?.is_some())
+    }
+
     fn find_index(&self, name: &str) -> Result<Option<Table>> {
         Ok(self.list_tables()?.into_iter().find(|t| t.indexes.iter().any(|i| i.name == name)))
     }
@@ -297,6 +302,12 @@ impl Txn {
         let Some(mut schema) = self.find_index(name)? else {
             return Ok(false);
         };
+        if schema.indexes.iter().any(|index| index.name == name && index.constraint) {
+            return Err(Error::Invalid(format!(
+                "index \"{name}\" enforces a PRIMARY KEY or UNIQUE constraint of {} and cannot be dropped",
+                schema.name
+            )));
+        }
         self.delete_prefix(&index_prefix(&schema.name, name))?;
         schema.indexes.retain(|index| index.name != name);
         self.inner.set(&table_key(&schema.name), codec::encode(&schema))?;

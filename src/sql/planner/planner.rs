@@ -110,7 +110,8 @@ impl<'a> Planner<'a> {
             Statement::CreateIndex { name, table, columns, unique, if_not_exists } => {
                 let schema = self.txn.must_get_table(table)?;
                 let columns = index_columns(&schema, columns)?;
-                let index = Index { name: name.clone(), columns, unique: *unique };
+                let index =
+                    Index { name: name.clone(), columns, unique: *unique, constraint: false };
                 Plan::CreateIndex { table: table.clone(), index, if_not_exists: *if_not_exists }
             }
             Statement::DropIndex { name, if_exists } => {

@@ -92,16 +92,29 @@ impl Planner<'_> {
                 unique_columns.push(index);
             }
         }
-        let mut indexes: Vec<Index> = composite_key
-            .map(|columns| Index { name: format!("{name}_pkey"), columns, unique: true })
-            .into_iter()
-            .collect();
-        for unique in unique_columns {
-            let names: Vec<&str> = unique.iter().map(|c| columns[*c].name.as_str()).collect();
+        // Constraint indexes are named after the table and columns, numbered past names
+        // already taken (by this table or another's index).
+        let mut indexes: Vec<Index> = Vec::new();
+        let constraints = composite_key.map(|key| (format!("{name}_pkey"), key)).into_iter().chain(
+            unique_columns.into_iter().map(|unique| {
+                let names: Vec<&str> = unique.iter().map(|c| columns[*c].name.as_str()).collect();
+                (format!("{name}_{}_key", names.join("_")), unique)
+            }),
+        );
+        for (base, index_columns) in constraints {
+            let mut index_name = base.clone();
+            let mut number = 1;
+            while indexes.iter().any(|i| i.name == index_name)
+                || self.txn().index_exists(&index_name)?
+            {
+                index_name = format!("{base}{number}");
+                number += 1;
+            }
             indexes.push(Index {
-                name: format!("{name}_{}_key", names.join("_")),
-                columns: unique,
+                name: index_name,
+                columns: index_columns,
                 unique: true,
+                constraint: true,
             });
         }
         let table = Table {
