@@ -245,7 +245,7 @@ impl<C: Consensus> Run<C> {
         match self.replica.consensus.propose(command.encode(), txn).await {
             Ok((index, Outcome::Executed { results, txn })) => {
                 let ran = results.len();
-                let failed = results.iter().any(Result::is_err) || ran < count;
+                let failed = results.iter().any(stops_script) || ran < count;
                 for (result, end) in results.into_iter().zip(ends) {
                     self.result(index, result, end, part).await;
                 }
@@ -282,7 +282,7 @@ impl<C: Consensus> Run<C> {
         let (columns, rows) = match outcome {
             Ok(StatementResult::Query { columns, rows }) => (columns, rows),
             outcome => {
-                if outcome.is_err() {
+                if stops_script(&outcome) {
                     self.failed = true;
                 }
                 self.send(Response::Result { index, outcome, end, part }).await;
@@ -530,6 +530,13 @@ async fn blocking<C: Consensus, T: Send + 'static>(
     tokio::task::spawn_blocking(move || work(&db).map_err(StatementError::from))
         .await
         .map_err(|error| StatementError::new("internal", format!("query task failed: {error}")))?
+}
+
+/// Whether a statement's outcome ends the script (unless it goes on after errors): any error
+/// but that of a retried write whose RETURNING rows were not kept, which was applied, so the
+/// script goes on as it did the first time.
+fn stops_script(outcome: &StatementOutcome) -> bool {
+    outcome.as_ref().is_err_and(|error| error.kind != "returning_not_kept")
 }
 
 #[cfg(test)]
