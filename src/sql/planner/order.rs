@@ -3,8 +3,9 @@
 //! ascending), so a sort of a plain query on such columns, ascending, is dropped; columns an
 //! equality pins may be skipped. A full scan whose ORDER BY an index's leading columns give
 //! reads through that index instead: rows stream in order rather than being sorted in memory,
-//! and a LIMIT above stops the read early. Ties come in the same order either way (the row
-//! key's), so results do not change.
+//! and a LIMIT above stops the read early. Rows equal on the ORDER BY may then come in another
+//! order than the sort gave (the index's later columns', then the row key's), which SQL leaves
+//! open (SQLite does the same); every replica plans, hence orders, alike.
 
 use super::optimizer::map_children;
 use super::plan::{Access, Expression, Node, SortKey};
