@@ -10,6 +10,16 @@ pub enum Error {
     /// should then run off the request's task; never seen by clients).
     #[error("the query runs a subquery as it is planned")]
     Deferred,
+    /// An error about a name, with where the statement text names it.
+    #[error("{error} (line {line}, column {column})")]
+    At {
+        /// The error.
+        error: Box<Error>,
+        /// 1-based line in the script.
+        line: usize,
+        /// 1-based column in the script.
+        column: usize,
+    },
     /// The text is not valid SQL.
     #[error("syntax error at line {line}, column {column}: {message}")]
     Parse {
@@ -104,6 +114,7 @@ impl Error {
     /// A stable machine-readable name for the kind of error (used by clients and tests).
     pub fn kind(&self) -> &'static str {
         match self {
+            Error::At { error, .. } => error.kind(),
             Error::Parse { .. } => "syntax_error",
             Error::Deferred => "internal",
             Error::UnknownTable(_) => "unknown_table",
@@ -134,11 +145,27 @@ impl Error {
     /// replica must stop rather than diverge.
     pub fn is_deterministic(&self) -> bool {
         match self {
+            Error::At { error, .. } => error.is_deterministic(),
             Error::Storage(error) => error.is_deterministic(),
             // Clocks and clients differ between replicas (and apply has neither).
             Error::Canceled(_) => false,
             _ => true,
         }
+    }
+}
+
+impl Error {
+    /// The error, if it is about a name that `statement` (starting at byte `start` of
+    /// `script`) names, with the line and column of that name in the script.
+    pub fn located(self, script: &str, start: usize, statement: &str) -> Error {
+        let message = self.to_string();
+        let Some(at) =
+            crate::sql::parser::locate::locate_name_error(self.kind(), &message, statement)
+        else {
+            return self;
+        };
+        let (line, column) = crate::sql::parser::locate::line_column(script, start + at.offset);
+        Error::At { error: Box::new(self), line, column }
     }
 }
 

@@ -113,9 +113,17 @@ pub struct Session {
 }
 
 impl Session {
-    /// Parses and runs a script, stopping at the first error.
+    /// Parses and runs a script, stopping at the first error. An error about a name (an
+    /// unknown or ambiguous column or table) says where the script names it.
     pub fn execute(&mut self, sql: &str) -> Result<Vec<StatementResult>> {
-        parser::parse(sql)?.iter().map(|statement| self.execute_statement(statement)).collect()
+        let mut results = Vec::new();
+        for (statement, span) in parser::parse_spans(sql)? {
+            match self.execute_statement(&statement) {
+                Ok(result) => results.push(result),
+                Err(error) => return Err(error.located(sql, span.start, &sql[span])),
+            }
+        }
+        Ok(results)
     }
 
     /// Limits what each statement that follows may write and hold: a statement past them

@@ -13,7 +13,7 @@ pub mod locate;
 #[allow(clippy::module_inception)]
 mod parser;
 
-pub use parser::{MAX_EXPRESSION_DEPTH, parse, parse_statement};
+pub use parser::{MAX_EXPRESSION_DEPTH, parse, parse_spans, parse_statement};
 
 #[cfg(test)]
 mod tests;

@@ -41,6 +41,11 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 
 /// Parses a script of `;`-separated statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
+    Ok(parse_spans(sql)?.into_iter().map(|(statement, _)| statement).collect())
+}
+
+/// Parses a script into statements, each with the byte range of its text in `sql`.
+pub fn parse_spans(sql: &str) -> Result<Vec<(Statement, std::ops::Range<usize>)>> {
     let (text, depth) = prepare(sql)?;
     // pest recurses once per nesting level (a few KiB of stack each in a debug build): make
     // sure that much stack is there, on a new segment if need be.
@@ -52,7 +57,10 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>> {
         script
             .into_inner()
             .filter(|pair| pair.as_rule() != Rule::EOI)
-            .map(build_statement)
+            .map(|pair| {
+                let span = pair.as_span().start()..pair.as_span().end();
+                Ok((build_statement(pair)?, span))
+            })
             .collect()
     })
 }
