@@ -582,14 +582,16 @@ impl Txn {
             .collect()
     }
 
-    /// The keys of the rows whose first indexed columns equal `prefix`, in index order; with
-    /// `range`, only those whose next indexed column falls in it (never NULL).
+    /// The keys of the rows whose first indexed columns equal `prefix`, in index order (or,
+    /// `reverse`, the reverse); with `range`, only those whose next indexed column falls in it
+    /// (never NULL).
     pub fn scan_index<'a>(
         &'a self,
         table: &Table,
         index: &Index,
         prefix: &[Value],
         range: Option<(Bound<Value>, Bound<Value>)>,
+        reverse: bool,
     ) -> impl Iterator<Item = Result<Value>> + use<'a> {
         let base = index_value_prefix(&table.name, &index.name, prefix);
         let with = |value: &Value| {
@@ -623,7 +625,9 @@ impl Txn {
             }
         };
         let skip = prefix.iter().any(Value::is_null);
-        self.inner.scan((start, end)).filter(move |_| !skip).map(move |item| {
+        let scan = self.inner.scan((start, end));
+        let scan = if reverse { scan.rev() } else { scan };
+        scan.filter(move |_| !skip).map(move |item| {
             self.budget.tick()?;
             decode_key_value(&item?.1)
         })

@@ -261,8 +261,8 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
                     }
                     Box::new(rows.into_iter())
                 }
-                Access::IndexScan { index, prefix, range } => {
-                    let keys = txn.scan_index(&table, &index, &prefix, range.map(|r| *r));
+                Access::IndexScan { index, prefix, range, reverse } => {
+                    let keys = txn.scan_index(&table, &index, &prefix, range.map(|r| *r), reverse);
                     let name = index.name.clone();
                     let table = table.clone();
                     Box::new(keys.map(move |key| {

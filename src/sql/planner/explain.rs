@@ -61,7 +61,7 @@ impl Node {
                     Access::KeyRange(start, end) => {
                         format!("KeyRange: {name} ({})", describe_range(&key, start, end))
                     }
-                    Access::IndexScan { index, prefix, range } => {
+                    Access::IndexScan { index, prefix, range, reverse } => {
                         let column = |i: usize| {
                             index.columns.get(i).map_or("?", |c| table.columns[*c].name.as_str())
                         };
@@ -74,17 +74,16 @@ impl Node {
                             parts.push(describe_range(column(prefix.len()), start, end));
                         }
                         let order: Vec<&str> = (0..index.columns.len()).map(column).collect();
+                        let order = match reverse {
+                            true => format!("reverse order of {}", order.join(", ")),
+                            false => format!("order of {}", order.join(", ")),
+                        };
                         match parts.is_empty() {
-                            true => format!(
-                                "IndexScan: {name} via {} (in order of {})",
-                                index.name,
-                                order.join(", ")
-                            ),
+                            true => format!("IndexScan: {name} via {} (in {order})", index.name),
                             false => format!(
-                                "IndexScan: {name} via {} ({}, in order of {})",
+                                "IndexScan: {name} via {} ({}, in {order})",
                                 index.name,
                                 parts.join(" AND "),
-                                order.join(", ")
                             ),
                         }
                     }

@@ -611,6 +611,7 @@ fn scan_access(table: &Table, filter: Expression) -> (Access, Option<Expression>
                 index: index.clone(),
                 prefix: choice.tuples.into_iter().next().unwrap_or_default(),
                 range: Some(Box::new(range)),
+                reverse: false,
             },
             None => Access::Index { index: index.clone(), values: choice.tuples },
         };

@@ -1,7 +1,8 @@
 //! ORDER BY served by the order rows are read in. A scan reads a table in primary-key order,
 //! and an index lookup or index scan reads in the index's order (NULLs first, as Chronos sorts
 //! ascending), so a sort of a plain query on such columns, ascending, is dropped; columns an
-//! equality pins may be skipped. A full scan whose ORDER BY an index's leading columns give
+//! equality pins may be skipped. A descending ORDER BY (NULLs last) of an index's columns reads
+//! the index backwards. A full scan whose ORDER BY an index's leading columns give
 //! reads through that index instead: rows stream in order rather than being sorted in memory,
 //! and a LIMIT above stops the read early. Rows equal on the ORDER BY may then come in another
 //! order than the sort gave (the index's later columns', then the row key's), which SQL leaves
@@ -35,9 +36,11 @@ enum Served {
 fn scan_order(source: &Node, keys: &[SortKey]) -> Option<Served> {
     let Node::Projection { source: scan, expressions } = source else { return None };
     let Node::Scan { table, access, .. } = scan.as_ref() else { return None };
+    // Ascending with NULLs first is index order; descending with NULLs last, its reverse.
+    let reverse = keys.first().is_some_and(|key| key.descending);
     let mut wanted = Vec::new();
     for key in keys {
-        if key.descending || !key.nulls_first {
+        if key.descending != reverse || key.nulls_first == reverse {
             return None;
         }
         let Expression::Column(position, _) = &key.expr else { return None };
@@ -48,7 +51,19 @@ fn scan_order(source: &Node, keys: &[SortKey]) -> Option<Served> {
     }
     let (delivered, pinned) = delivered(table, access);
     if follows(&wanted, &delivered, &pinned) {
-        return Some(Served::Already);
+        if !reverse || wanted.iter().all(|c| pinned.contains(c)) {
+            return Some(Served::Already);
+        }
+        // Only an index scan reads backwards.
+        let Access::IndexScan { index, prefix, range, reverse: false } = access else {
+            return None;
+        };
+        return Some(Served::Through(Access::IndexScan {
+            index: index.clone(),
+            prefix: prefix.clone(),
+            range: range.clone(),
+            reverse: true,
+        }));
     }
     if *access != Access::Full {
         return None;
@@ -58,6 +73,7 @@ fn scan_order(source: &Node, keys: &[SortKey]) -> Option<Served> {
         index: index.clone(),
         prefix: Vec::new(),
         range: None,
+        reverse,
     }))
 }
 

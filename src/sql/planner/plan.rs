@@ -409,6 +409,8 @@ pub enum Access {
         prefix: Vec<Value>,
         /// The range of its next column.
         range: Option<Box<(Bound<Value>, Bound<Value>)>>,
+        /// Read last entry first.
+        reverse: bool,
     },
     /// The rows whose first indexed columns have one of these lists of values (all of one
     /// length, a prefix of the index's columns; sorted).

@@ -27,6 +27,8 @@ pub struct Scan<'a> {
     pending: std::iter::Peekable<std::vec::IntoIter<Entry>>,
     /// Whether keys are decoded (always when there are unflushed writes to merge).
     decode_keys: bool,
+    /// Keys come last first.
+    reverse: bool,
 }
 
 impl<'a> Scan<'a> {
@@ -44,7 +46,17 @@ impl<'a> Scan<'a> {
             engine_done: false,
             decode_keys: decode_keys || !pending.is_empty(),
             pending: pending.into_iter().peekable(),
+            reverse: false,
         }
+    }
+
+    /// The same scan, last key first.
+    pub fn rev(mut self) -> Self {
+        let mut pending: Vec<Entry> = self.pending.collect();
+        pending.reverse();
+        self.pending = pending.into_iter().peekable();
+        self.reverse = true;
+        self
     }
 
     /// Turns a finished group into an entry (or nothing, if no version was visible).
@@ -60,7 +72,11 @@ impl<'a> Scan<'a> {
     /// Returns the next key's newest visible version from the engine (tombstones included).
     fn next_from_engine(&mut self) -> Result<Option<Entry>> {
         loop {
-            let Some(item) = self.engine.next() else {
+            let item = match self.reverse {
+                true => self.engine.next_back(),
+                false => self.engine.next(),
+            };
+            let Some(item) = item else {
                 // The last group is complete.
                 let group = self.group.take();
                 return self.finish(group);
@@ -70,8 +86,9 @@ impl<'a> Scan<'a> {
             let visible = self.txn.state.is_visible(version);
             match &mut self.group {
                 Some((group_raw, best)) if &group_raw[..group_raw.len() - 8] == prefix => {
-                    // Versions come oldest first: a later visible one is newer.
-                    if visible {
+                    // Versions come oldest first: a later visible one is newer (reversed,
+                    // newest first: the first visible one stays).
+                    if visible && (!self.reverse || best.is_none()) {
                         *best = Some(stored);
                     }
                 }
@@ -96,7 +113,10 @@ impl<'a> Scan<'a> {
                 (None, None) => return Ok(None),
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some((engine_key, _)), Some((pending_key, _))) => engine_key.cmp(pending_key),
+                (Some((engine_key, _)), Some((pending_key, _))) => match self.reverse {
+                    false => engine_key.cmp(pending_key),
+                    true => pending_key.cmp(engine_key),
+                },
             };
             let next = match order {
                 std::cmp::Ordering::Less => self.engine_next.take(),

@@ -721,3 +721,33 @@ fn an_inverted_range_holds_nothing_also_over_pending_writes() {
         (std::ops::Bound::Excluded(b"b".to_vec()), std::ops::Bound::Excluded(b"b".to_vec()));
     assert_eq!(txn.scan(range).count(), 0);
 }
+
+#[test]
+fn a_reversed_scan_yields_the_newest_visible_values_last_key_first() {
+    let (mvcc, _) = memory();
+    let mut txn = mvcc.begin().unwrap();
+    for key in [b"a", b"b", b"c", b"d"] {
+        txn.set(key, vec![1]).unwrap();
+    }
+    txn.commit().unwrap();
+    let mut txn = mvcc.begin().unwrap();
+    txn.set(b"b", vec![2]).unwrap();
+    txn.delete(b"c").unwrap();
+    txn.commit().unwrap();
+    let reader = mvcc.begin_read_only().unwrap();
+    let mut txn = mvcc.begin().unwrap();
+    txn.set(b"a", vec![3]).unwrap(); // unflushed, merged in
+    txn.set(b"e", vec![4]).unwrap();
+    let all = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
+    let reversed: Vec<_> = txn.scan(all.clone()).rev().map(Result::unwrap).collect();
+    let mut forward: Vec<_> = txn.scan(all.clone()).map(Result::unwrap).collect();
+    forward.reverse();
+    assert_eq!(reversed, forward);
+    let keys: Vec<Vec<u8>> = reversed.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(keys, [b"e".to_vec(), b"d".to_vec(), b"b".to_vec(), b"a".to_vec()]);
+    assert_eq!(reversed[2].1, vec![2], "b's newest version");
+    // Another snapshot (before the unflushed writes) reversed too.
+    let seen: Vec<(Vec<u8>, Vec<u8>)> = reader.scan(all).rev().map(Result::unwrap).collect();
+    let expected = [(b"d".to_vec(), vec![1]), (b"b".to_vec(), vec![2]), (b"a".to_vec(), vec![1])];
+    assert_eq!(seen, expected);
+}
