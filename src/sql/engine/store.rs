@@ -530,8 +530,20 @@ impl Txn {
         table: &Table,
         range: (Bound<Value>, Bound<Value>),
     ) -> impl Iterator<Item = Result<(Value, Row)>> + '_ {
+        self.scan_ordered(table, range, false)
+    }
+
+    /// Like [`Txn::scan`], in key order or (`reverse`) last key first.
+    pub fn scan_ordered(
+        &self,
+        table: &Table,
+        range: (Bound<Value>, Bound<Value>),
+        reverse: bool,
+    ) -> impl Iterator<Item = Result<(Value, Row)>> + '_ {
         let prefix_len = row_prefix(&table.name).len();
-        self.inner.scan(row_range(table, range)).map(move |item| {
+        let scan = self.inner.scan(row_range(table, range));
+        let scan = if reverse { scan.rev() } else { scan };
+        scan.map(move |item| {
             self.budget.tick()?;
             let (key, value) = item?;
             let key = decode_key_value(&key[prefix_len..])?;

@@ -251,6 +251,9 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
             let keyed: Box<dyn Iterator<Item = Result<(Value, Row)>> + '_> = match access {
                 Access::Full => Box::new(txn.scan(&table, (Bound::Unbounded, Bound::Unbounded))),
                 Access::KeyRange(start, end) => Box::new(txn.scan(&table, (start, end))),
+                Access::KeyRangeBackward(start, end) => {
+                    Box::new(txn.scan_ordered(&table, (start, end), true))
+                }
                 Access::Keys(keys) => {
                     let mut rows = Vec::new();
                     for key in keys {

@@ -58,6 +58,15 @@ impl Node {
                         let keys: Vec<String> = keys.iter().map(|k| k.to_sql()).collect();
                         format!("KeyLookup: {name} ({key} IN {})", keys.join(", "))
                     }
+                    Access::KeyRangeBackward(Bound::Unbounded, Bound::Unbounded) => {
+                        format!("Scan: {name} (last key first)")
+                    }
+                    Access::KeyRangeBackward(start, end) => {
+                        format!(
+                            "KeyRange: {name} ({}, last key first)",
+                            describe_range(&key, start, end)
+                        )
+                    }
                     Access::KeyRange(start, end) => {
                         format!("KeyRange: {name} ({})", describe_range(&key, start, end))
                     }

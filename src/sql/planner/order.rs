@@ -1,8 +1,8 @@
 //! ORDER BY served by the order rows are read in. A scan reads a table in primary-key order,
 //! and an index lookup or index scan reads in the index's order (NULLs first, as Chronos sorts
 //! ascending), so a sort of a plain query on such columns, ascending, is dropped; columns an
-//! equality pins may be skipped. A descending ORDER BY (NULLs last) of an index's columns reads
-//! the index backwards. A full scan whose ORDER BY an index's leading columns give
+//! equality pins may be skipped. A descending ORDER BY (NULLs last) of an index's columns or
+//! the key reads the index or the key range backwards. A full scan whose ORDER BY an index's leading columns give
 //! reads through that index instead: rows stream in order rather than being sorted in memory,
 //! and a LIMIT above stops the read early. Rows equal on the ORDER BY may then come in another
 //! order than the sort gave (the index's later columns', then the row key's), which SQL leaves
@@ -11,6 +11,7 @@
 use super::optimizer::map_children;
 use super::plan::{Access, Expression, Node, SortKey};
 use crate::sql::engine::Table;
+use std::ops::Bound;
 
 /// Drops the sorts the reads below them already give (see the module docs).
 pub fn serve_order(node: Node) -> Node {
@@ -54,16 +55,24 @@ fn scan_order(source: &Node, keys: &[SortKey]) -> Option<Served> {
         if !reverse || wanted.iter().all(|c| pinned.contains(c)) {
             return Some(Served::Already);
         }
-        // Only an index scan reads backwards.
-        let Access::IndexScan { index, prefix, range, reverse: false } = access else {
-            return None;
+        // Key ranges and index scans read backwards (key and index lookups do not).
+        return match access {
+            Access::Full => {
+                Some(Served::Through(Access::KeyRangeBackward(Bound::Unbounded, Bound::Unbounded)))
+            }
+            Access::KeyRange(start, end) => {
+                Some(Served::Through(Access::KeyRangeBackward(start.clone(), end.clone())))
+            }
+            Access::IndexScan { index, prefix, range, reverse: false } => {
+                Some(Served::Through(Access::IndexScan {
+                    index: index.clone(),
+                    prefix: prefix.clone(),
+                    range: range.clone(),
+                    reverse: true,
+                }))
+            }
+            _ => None,
         };
-        return Some(Served::Through(Access::IndexScan {
-            index: index.clone(),
-            prefix: prefix.clone(),
-            range: range.clone(),
-            reverse: true,
-        }));
     }
     if *access != Access::Full {
         return None;
@@ -83,6 +92,7 @@ fn delivered(table: &Table, access: &Access) -> (Vec<usize>, Vec<usize>) {
         Access::Full | Access::KeyRange(..) | Access::Keys(_) => {
             (table.primary_key.into_iter().collect(), Vec::new())
         }
+        Access::KeyRangeBackward(..) => (Vec::new(), Vec::new()),
         Access::Index { index, values } => {
             let pinned = match values.as_slice() {
                 [one] => index.columns[..one.len().min(index.columns.len())].to_vec(),

@@ -400,6 +400,8 @@ pub enum Access {
     Keys(Vec<Value>),
     /// The rows whose primary keys fall in a range.
     KeyRange(Bound<Value>, Bound<Value>),
+    /// The rows whose primary keys fall in a range, last key first.
+    KeyRangeBackward(Bound<Value>, Bound<Value>),
     /// The rows in an index's order: those whose first indexed columns equal `prefix`, and
     /// (with `range`) whose next one falls in it (never NULL).
     IndexScan {
