@@ -71,7 +71,8 @@ pub fn insert(
 }
 
 /// The stored rows (key and values) `row` clashes with on the constraints of `target`: on
-/// the primary key first, then on each unique index in the table's order; each row once.
+/// the primary key first, then on each unique index, the last declared first (as SQLite
+/// checks them); each row once.
 fn clashes(
     txn: &Txn,
     table: &Table,
@@ -85,7 +86,7 @@ fn clashes(
     {
         found.push((key, old));
     }
-    for index in table.indexes.iter().filter(|index| index.unique) {
+    for index in table.indexes.iter().rev().filter(|index| index.unique) {
         let wanted = match target {
             ConflictTarget::Any => true,
             ConflictTarget::PrimaryKey => false,
