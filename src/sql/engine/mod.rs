@@ -3,6 +3,7 @@
 
 mod schema;
 mod session;
+mod statistics;
 mod store;
 
 pub use schema::{Column, Index, Statistics, Table, View};

@@ -17,7 +17,7 @@
 //! Every value is encoded with [`Value::encode_key`], so rows scan in key order and an index
 //! lookup is a prefix scan.
 
-use super::schema::{Index, Statistics, Table, View};
+use super::schema::{Index, Table, View};
 use crate::encoding::keycode::{self, KeyReader};
 use crate::encoding::value as codec;
 use crate::sql::budget::Budget;
@@ -25,23 +25,6 @@ use crate::sql::error::{Error, Result};
 use crate::sql::types::{Row, Value};
 use crate::storage::mvcc;
 use std::ops::Bound;
-
-/// How many of each column's smallest value hashes ANALYZE keeps to estimate its distinct
-/// values (a k-minimum-values sketch: exact below this many, about 6% off above).
-pub const DISTINCT_SKETCH: usize = 256;
-
-/// A fixed hash (FNV-1a, then MurmurHash3's finalizer so similar values spread over the whole
-/// range), so every replica's ANALYZE finds the same statistics.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    });
-    hash ^= hash >> 33;
-    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    hash ^= hash >> 33;
-    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    hash ^ (hash >> 33)
-}
 
 const TABLE: u8 = 0x01;
 const ROW: u8 = 0x02;
@@ -56,7 +39,7 @@ fn view_key(name: &str) -> Vec<u8> {
     out
 }
 
-fn table_key(name: &str) -> Vec<u8> {
+pub(super) fn table_key(name: &str) -> Vec<u8> {
     let mut out = vec![TABLE];
     keycode::put_str(&mut out, name);
     out
@@ -124,7 +107,7 @@ fn index_entry_key(table: &str, index: &Index, values: &[Value], key: &Value) ->
     out
 }
 
-fn row_count_key(table: &str) -> Vec<u8> {
+pub(super) fn row_count_key(table: &str) -> Vec<u8> {
     let mut out = vec![ROW_COUNT];
     keycode::put_str(&mut out, table);
     out
@@ -152,10 +135,10 @@ fn decode_key_value(bytes: &[u8]) -> Result<Value> {
 /// A transaction seen as tables, rows and indexes, with the budget of the statement running
 /// in it.
 pub struct Txn {
-    inner: mvcc::Transaction,
-    budget: Budget,
+    pub(super) inner: mvcc::Transaction,
+    pub(super) budget: Budget,
     /// Rows inserted less rows deleted per table since the last [`Txn::flush_row_counts`].
-    row_deltas: Vec<(String, i64)>,
+    pub(super) row_deltas: Vec<(String, i64)>,
 }
 
 impl Txn {
@@ -434,46 +417,6 @@ impl Txn {
         Ok(())
     }
 
-    /// Notes a row inserted (`1`) or deleted (`-1`).
-    fn count_row(&mut self, table: &str, delta: i64) {
-        match self.row_deltas.iter_mut().find(|(name, _)| name == table) {
-            Some((_, total)) => *total += delta,
-            None => self.row_deltas.push((table.to_string(), delta)),
-        }
-    }
-
-    /// Adds the rows the statement inserted and deleted to the tables' row counts (after
-    /// each write statement).
-    pub fn flush_row_counts(&mut self) -> Result<()> {
-        for (table, delta) in std::mem::take(&mut self.row_deltas) {
-            if delta == 0 {
-                continue;
-            }
-            let count = self.stored_row_count(&table)?.saturating_add_signed(delta);
-            self.inner.set_unversioned(&row_count_key(&table), count.to_be_bytes().to_vec())?;
-        }
-        Ok(())
-    }
-
-    /// Drops the counts of a statement that failed (its writes are undone).
-    pub fn forget_row_counts(&mut self) {
-        self.row_deltas.clear();
-    }
-
-    fn stored_row_count(&self, table: &str) -> Result<u64> {
-        Ok(match self.inner.get_unversioned(&row_count_key(table))? {
-            Some(bytes) => KeyReader::new(&bytes).get_u64()?,
-            None => 0,
-        })
-    }
-
-    /// About how many rows a table holds, as the engine counts them: cheap (one read), but
-    /// an estimate (see the module docs).
-    pub fn live_rows(&self, table: &str) -> Result<u64> {
-        let pending = self.row_deltas.iter().find(|(name, _)| name == table).map_or(0, |d| d.1);
-        Ok(self.stored_row_count(table)?.saturating_add_signed(pending))
-    }
-
     /// Deletes a row's index entry. Entries that include the row key are covered by the row's
     /// own write (see `insert_index_entry`).
     fn delete_index_entry(
@@ -643,48 +586,6 @@ impl Txn {
             self.budget.tick()?;
             decode_key_value(&item?.1)
         })
-    }
-
-    /// Measures a table's rows (their number, and about how many distinct values each column
-    /// holds) and stores the result in its schema. Memory stays bounded: distinct values are
-    /// estimated from the smallest hashes of each column's values ([`DISTINCT_SKETCH`]).
-    pub fn analyze(&mut self, name: &str) -> Result<Statistics> {
-        let mut schema = self.must_get_table(name)?;
-        let mut sketches = vec![std::collections::BTreeSet::<u64>::new(); schema.columns.len()];
-        let mut rows = 0u64;
-        let mut encoded = Vec::new();
-        for row in self.scan_rows(&schema, (Bound::Unbounded, Bound::Unbounded)) {
-            let row = row?;
-            rows += 1;
-            for (value, sketch) in row.iter().zip(&mut sketches) {
-                if value.is_null() {
-                    continue;
-                }
-                encoded.clear();
-                value.encode_key(&mut encoded);
-                sketch.insert(fnv1a(&encoded));
-                if sketch.len() > DISTINCT_SKETCH {
-                    sketch.pop_last();
-                }
-            }
-        }
-        let distinct = sketches
-            .iter()
-            .map(|sketch| match sketch.last() {
-                // The k-th smallest of uniform hashes sits near k / n of the hash space.
-                Some(&kth) if sketch.len() == DISTINCT_SKETCH => {
-                    let estimate = (DISTINCT_SKETCH as f64 - 1.0) * (u64::MAX as f64 / kth as f64);
-                    (estimate as u64).min(rows)
-                }
-                _ => sketch.len() as u64,
-            })
-            .collect();
-        let statistics = Statistics { rows, distinct };
-        schema.statistics = Some(Box::new(statistics.clone()));
-        self.inner.set(&table_key(name), codec::encode(&schema))?;
-        self.row_deltas.retain(|(table, _)| table != name);
-        self.inner.set_unversioned(&row_count_key(name), rows.to_be_bytes().to_vec())?;
-        Ok(statistics)
     }
 
     /// The number of rows of a table.
