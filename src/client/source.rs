@@ -108,8 +108,8 @@ impl Source {
     /// The kept text from `start` to `end` (absolute offsets), if it is all kept.
     pub(super) fn text(&self, start: u64, end: u64) -> Option<String> {
         let from = start.checked_sub(self.kept_from)? as usize;
-        let to = end.checked_sub(self.kept_from)? as usize;
-        let bytes: Vec<u8> = self.kept.range(from..to.min(self.kept.len())).copied().collect();
+        let to = (end.checked_sub(self.kept_from)? as usize).min(self.kept.len());
+        let bytes: Vec<u8> = self.kept.range(from.min(to)..to).copied().collect();
         Some(String::from_utf8_lossy(&bytes).into_owned())
     }
 

@@ -85,7 +85,12 @@ fn tokens(text: &str) -> Vec<Token> {
             b'\'' => i = skip_quoted(bytes, i, b'\''),
             b'"' => {
                 let end = skip_quoted(bytes, i, b'"');
-                let inner = &text[i + 1..end.saturating_sub(1).max(i + 1)];
+                // Closed: without the quotes; not closed: to the end of the text.
+                let inner_end = match bytes.get(end.wrapping_sub(1)) {
+                    Some(b'"') if end > i + 1 => end - 1,
+                    _ => end,
+                };
+                let inner = &text[i + 1..inner_end];
                 tokens.push(Token::Ident(i, inner.replace("\"\"", "\"")));
                 i = end;
             }
@@ -157,6 +162,9 @@ mod tests {
         assert_eq!(find_name("SELECT a FROM t, u WHERE u.a = 1 AND a = 2", "a"), Some(7));
         assert_eq!(find_name("SELECT 1.5, x", "x"), Some(12));
         assert_eq!(find_name("SELECT 'it''s x'", "x"), None);
+        // Text that is not whole SQL never panics: an open quote, a character of several bytes.
+        assert_eq!(find_name("SELECT \"é", "é"), Some(7));
+        assert_eq!(find_name("SELECT \"", "x"), None);
     }
 
     #[test]
