@@ -22,7 +22,7 @@ const ENGINE: &str = "chronos";
 
 /// Records of the shared corpus that must keep passing (the count measured when this floor was
 /// last raised; see the README's conformance table).
-const SHARED_CORPUS_FLOOR: usize = 17_125;
+const SHARED_CORPUS_FLOOR: usize = 17_129;
 
 /// One sqllogictest connection: a session on a shared database, formatting values by the
 /// types the current query declares.

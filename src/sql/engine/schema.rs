@@ -41,7 +41,8 @@ pub struct Column {
     pub name: String,
     /// The column type.
     pub datatype: DataType,
-    /// VARCHAR(n): the maximum length in characters.
+    /// VARCHAR(n): the declared length in characters. Kept for the schema, not enforced:
+    /// as in SQLite, a longer text is stored whole.
     pub max_length: Option<u32>,
     /// Whether NULL may be stored.
     pub nullable: bool,
@@ -169,20 +170,11 @@ impl Table {
 }
 
 impl Column {
-    /// Checks a value (already of the column's type) against NOT NULL and VARCHAR(n).
+    /// Checks a value (already of the column's type) against NOT NULL.
     pub fn check(&self, table: &str, value: &Value) -> Result<()> {
         match value {
             Value::Null if !self.nullable => {
                 Err(Error::NotNull { table: table.to_string(), column: self.name.clone() })
-            }
-            Value::String(s)
-                if self.max_length.is_some_and(|max| s.chars().count() > max as usize) =>
-            {
-                Err(Error::OutOfRange(format!(
-                    "value too long for column \"{}\" of type VARCHAR({})",
-                    self.name,
-                    self.max_length.unwrap_or_default()
-                )))
             }
             _ => Ok(()),
         }

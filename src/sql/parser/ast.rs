@@ -212,7 +212,7 @@ pub struct ColumnDef {
     pub name: String,
     /// The column type.
     pub datatype: DataType,
-    /// VARCHAR(n): the maximum length in characters.
+    /// VARCHAR(n): the declared length in characters (not enforced, as in SQLite).
     pub max_length: Option<u32>,
     /// PRIMARY KEY was given.
     pub primary_key: bool,
