@@ -107,8 +107,17 @@ impl Planner<'_> {
                             )));
                         }
                     };
-                    let arg = Some(build(arg, &arguments)?);
-                    Aggregate { function, arg, distinct: *distinct, separator }
+                    let arg = build(arg, &arguments)?;
+                    if arg.reads_outer() && arg.columns().is_empty() {
+                        // SQL makes such a call the enclosing query's aggregate; computing it
+                        // here, per row, would give another answer.
+                        return Err(Error::Invalid(format!(
+                            "{name}() reads only columns of an enclosing query, which makes it \
+                             that query's aggregate; this is not supported: compute it in the \
+                             enclosing query"
+                        )));
+                    }
+                    Aggregate { function, arg: Some(arg), distinct: *distinct, separator }
                 }
                 _ => return Err(Error::Invalid("not an aggregate".into())),
             });
