@@ -71,12 +71,16 @@ struct Args {
     /// The Raft tick in milliseconds (elections take 10-20 ticks).
     #[arg(long, default_value_t = chronos::server::TICK_INTERVAL.as_millis() as u64)]
     tick_ms: u64,
+    /// Serve Prometheus metrics over HTTP on this address (HOST:PORT), at /metrics. Off
+    /// unless given.
+    #[arg(long, value_name = "HOST:PORT")]
+    metrics_listen: Option<String>,
 }
 
-/// Parses `ID=HOST:PORT`.
 /// The environment variable that may name the cluster secret file.
 const SECRET_FILE_ENV: &str = "CHRONOS_CLUSTER_SECRET_FILE";
 
+/// Parses `ID=HOST:PORT`.
 fn parse_peer(text: &str) -> Result<(NodeId, String), String> {
     let (id, address) = text
         .split_once('=')
@@ -134,6 +138,7 @@ impl Args {
         opts.snapshot_entries = self.snapshot_entries.max(1);
         opts.snapshot_bytes = usize::try_from(self.snapshot_bytes).unwrap_or(usize::MAX).max(1);
         opts.tick = Duration::from_millis(self.tick_ms);
+        opts.metrics_listen = self.metrics_listen.clone();
         Ok(opts)
     }
 }

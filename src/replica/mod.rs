@@ -11,12 +11,15 @@
 //!   statements cut from a stream by `script.rs`, writes proposed as log runs, reads after a
 //!   read index, queries in `query.rs`).
 //!
+//! - What it tells the node of each statement served (`observe.rs`: metrics, statistics).
+//!
 //! Clients, the CLI and the console use these types and [`crate::client`], never the node's
 //! code (`server`); this layer does not know gRPC or the node either (`tests/layers.rs`).
 
 pub mod activity;
 mod command;
 mod consensus;
+mod observe;
 pub mod proof;
 mod query;
 mod request;
@@ -28,6 +31,7 @@ mod state;
 
 pub use command::{Command, Outcome, RequestId, StatementError, StatementOutcome};
 pub use consensus::{Consensus, Error};
+pub use observe::{SeenStatement, StatementObserver, Unobserved, statement_kind};
 pub use request::{Chunk, Consistency, Response, Settings, Transaction};
 pub use serve::{MAX_RUN_BYTES, MAX_STATEMENT_BYTES};
 pub use service::{Replica, ServeOptions};

@@ -24,6 +24,7 @@
 //! once. The session lives with the client (see [`Transaction`]), signed by the cluster.
 
 use super::consensus::{Consensus, Error};
+use super::observe::{Arrival, Summary, statement_kind};
 use super::proof;
 use super::query::{self, Reader};
 use super::script::Splitter;
@@ -77,6 +78,7 @@ pub(super) async fn run_script<C: Consensus>(
         stopped: false,
         received: 0,
         read_index: None,
+        summary: None,
         settings,
     };
     if let Err(error) = run.script(first, input).await {
@@ -100,8 +102,9 @@ struct Run<C> {
     transaction: Option<Transaction>,
     /// The next log run's number.
     part: u64,
-    /// Writes waiting to go through the log as one entry, with their end offsets.
-    pending: Vec<(Statement, u64)>,
+    /// Writes waiting to go through the log as one entry, with their end offsets and
+    /// arrivals.
+    pending: Vec<(Statement, u64, Arrival)>,
     pending_bytes: usize,
     /// The transaction state once `pending` has run (to decide what the next statement does).
     open: Open,
@@ -114,6 +117,8 @@ struct Run<C> {
     /// The last read index: how far the script had arrived when it was asked for, and the
     /// index (see [`Run::barrier`]); forgotten once a write goes through the log.
     read_index: Option<(u64, Index)>,
+    /// What the last result said, until its statement is reported to the observer.
+    summary: Option<Summary>,
 }
 
 impl<C: Consensus> Run<C> {
@@ -167,19 +172,27 @@ impl<C: Consensus> Run<C> {
                     break;
                 }
             };
-            let statements = match parser::parse(&piece.text) {
+            let arrived = Instant::now();
+            let parsed = parser::parse(&piece.text);
+            let bytes = piece.text.len();
+            let text: Arc<str> = Arc::from(piece.text);
+            let statements = match parsed {
                 Ok(statements) => statements,
                 Err(error) => {
                     self.flush().await;
                     let index = self.replica.consensus.applied();
                     self.result(index, Err(error.into()), piece.end, 0).await;
+                    let arrival = Arrival { text, kind: "unparsed", at: arrived };
+                    self.report(&arrival);
                     continue;
                 }
             };
             for statement in statements {
                 // The last statement's responses go with the session at the end.
                 self.deliver().await;
-                self.statement(statement, piece.text.len(), piece.end).await;
+                let kind = statement_kind(&statement);
+                let arrival = Arrival { text: text.clone(), kind, at: arrived };
+                self.statement(statement, bytes, piece.end, arrival).await;
             }
         }
         Ok(())
@@ -187,24 +200,34 @@ impl<C: Consensus> Run<C> {
 
     /// Takes one statement: into the pending log run, or served here (`replica::route`
     /// decides, from the transaction the session has once the pending writes have run).
-    async fn statement(&mut self, statement: Statement, bytes: usize, end: u64) {
+    async fn statement(&mut self, statement: Statement, bytes: usize, end: u64, arrival: Arrival) {
         if route(&statement, self.open) == Route::Log {
-            return self.log(statement, bytes, end).await;
+            return self.log(statement, bytes, end, arrival).await;
         }
         self.flush().await;
         if self.stopped || (self.failed && !self.settings.continue_on_error) {
             return;
         }
-        self.serve_locally(statement, bytes, end).await;
+        self.summary = None;
+        self.serve_locally(statement, bytes, end, arrival.clone()).await;
+        // Unless it went through the log after all (reported there).
+        self.report(&arrival);
+    }
+
+    /// Reports a statement whose result was just sent to the replica's observer.
+    fn report(&mut self, arrival: &Arrival) {
+        if let Some(summary) = self.summary.take() {
+            arrival.report(self.replica.observer.as_ref(), &summary);
+        }
     }
 
     /// Adds a statement to the pending log run.
-    async fn log(&mut self, statement: Statement, bytes: usize, end: u64) {
+    async fn log(&mut self, statement: Statement, bytes: usize, end: u64, arrival: Arrival) {
         self.open = self.open.after_logging(&statement);
         if self.pending_bytes + bytes > MAX_RUN_BYTES {
             self.flush().await;
         }
-        self.pending.push((statement, end));
+        self.pending.push((statement, end, arrival));
         self.pending_bytes += bytes;
     }
 
@@ -224,14 +247,16 @@ impl<C: Consensus> Run<C> {
             }
             _ => None,
         };
-        let ends: Vec<u64> = pending.iter().map(|(_, end)| *end).collect();
+        let ends: Vec<u64> = pending.iter().map(|(_, end, _)| *end).collect();
+        let arrivals: Vec<Arrival> =
+            pending.iter().map(|(_, _, arrival)| arrival.clone()).collect();
         let count = pending.len();
         let request = (self.settings.client != 0).then_some(RequestId {
             client: self.settings.client,
             sequence: self.settings.sequence,
             part,
         });
-        let statements = pending.into_iter().map(|(statement, _)| statement).collect();
+        let statements = pending.into_iter().map(|(statement, ..)| statement).collect();
         let command = Command::Execute {
             txn,
             statements,
@@ -246,8 +271,9 @@ impl<C: Consensus> Run<C> {
             Ok((index, Outcome::Executed { results, txn })) => {
                 let ran = results.len();
                 let failed = results.iter().any(stops_script) || ran < count;
-                for (result, end) in results.into_iter().zip(ends) {
+                for ((result, end), arrival) in results.into_iter().zip(ends).zip(&arrivals) {
                     self.result(index, result, end, part).await;
+                    self.report(arrival);
                 }
                 let transaction = txn.map(|version| {
                     self.replica.activity.touch(version);
@@ -263,6 +289,7 @@ impl<C: Consensus> Run<C> {
             Ok((index, Outcome::Done)) => {
                 let error = StatementError::new("internal", "the log applied a different command");
                 self.result(index, Err(error), ends[0], part).await;
+                self.report(&arrivals[0]);
                 self.failed = true;
             }
             Err(error) => {
@@ -271,6 +298,7 @@ impl<C: Consensus> Run<C> {
                 // resumes here.
                 let index = self.replica.consensus.applied();
                 self.result(index, Err(error.into()), ends[0], part).await;
+                self.report(&arrivals[0]);
                 self.stopped = true;
             }
         }
@@ -279,6 +307,7 @@ impl<C: Consensus> Run<C> {
 
     /// Sends a statement's result; a write's RETURNING rows go as a query's, in batches.
     async fn result(&mut self, index: Index, outcome: StatementOutcome, end: u64, part: u64) {
+        self.summary = Some(summarize(&outcome));
         let (columns, rows) = match outcome {
             Ok(StatementResult::Query { columns, rows }) => (columns, rows),
             outcome => {
@@ -354,7 +383,13 @@ impl<C: Consensus> Run<C> {
 
     /// Serves one statement on this node, as `replica::route` says for the session's
     /// transaction now.
-    async fn serve_locally(&mut self, statement: Statement, bytes: usize, end: u64) {
+    async fn serve_locally(
+        &mut self,
+        statement: Statement,
+        bytes: usize,
+        end: u64,
+        arrival: Arrival,
+    ) {
         let replica = self.replica.clone();
         let consensus = &replica.consensus;
         let deadline = Instant::now() + replica.options.request_timeout;
@@ -363,7 +398,7 @@ impl<C: Consensus> Run<C> {
             Route::Refuse(error) => self.result(applied, Err(error), end, 0).await,
             // The session's state changed as the pending writes ran: log it on its own.
             Route::Log => {
-                self.log(statement, bytes, end).await;
+                self.log(statement, bytes, end, arrival).await;
                 self.flush().await;
             }
             Route::BeginReadOnly { as_of } => {
@@ -514,6 +549,7 @@ impl<C: Consensus> Run<C> {
     async fn query_end(&mut self, index: Index, end: u64, outcome: Result<u64, StatementError>) {
         match outcome {
             Ok(count) => {
+                self.summary = Some(Summary { rows_returned: count, ..Summary::default() });
                 self.send(Response::QueryEnd { index, rows: count, end, part: 0 }).await;
             }
             Err(error) => self.result(index, Err(error), end, 0).await,
@@ -530,6 +566,22 @@ async fn blocking<C: Consensus, T: Send + 'static>(
     tokio::task::spawn_blocking(move || work(&db).map_err(StatementError::from))
         .await
         .map_err(|error| StatementError::new("internal", format!("query task failed: {error}")))?
+}
+
+/// What a statement's outcome says for the observer: its error, or its rows.
+fn summarize(outcome: &StatementOutcome) -> Summary {
+    match outcome {
+        Err(error) => Summary { error: Some(error.kind.clone()), ..Summary::default() },
+        Ok(StatementResult::Query { rows, .. }) => {
+            Summary { rows_returned: rows.len() as u64, ..Summary::default() }
+        }
+        Ok(
+            StatementResult::Insert { count }
+            | StatementResult::Update { count }
+            | StatementResult::Delete { count },
+        ) => Summary { rows_written: *count, ..Summary::default() },
+        Ok(_) => Summary::default(),
+    }
 }
 
 /// Whether a statement's outcome ends the script (unless it goes on after errors): any error

@@ -5,6 +5,7 @@
 
 use super::activity::Activity;
 use super::consensus::{Consensus, Error};
+use super::observe::{StatementObserver, Unobserved};
 use super::proof;
 use super::serve::Output;
 use super::state::{SharedDatabase, read_database};
@@ -41,6 +42,8 @@ pub struct Replica<C> {
     pub(super) queries: Arc<Semaphore>,
     pub(super) options: ServeOptions,
     pub(super) stopping: watch::Receiver<bool>,
+    /// Told of every statement served.
+    pub(super) observer: Arc<dyn StatementObserver>,
 }
 
 impl<C: Consensus> Replica<C> {
@@ -57,7 +60,24 @@ impl<C: Consensus> Replica<C> {
         stopping: watch::Receiver<bool>,
     ) -> Self {
         let queries = Arc::new(Semaphore::new(options.max_queries));
-        Self { consensus, database, position, session_key, activity, queries, options, stopping }
+        let observer = Arc::new(Unobserved);
+        Self {
+            consensus,
+            database,
+            position,
+            session_key,
+            activity,
+            queries,
+            options,
+            stopping,
+            observer,
+        }
+    }
+
+    /// The same replica, telling `observer` of every statement it serves.
+    pub fn with_observer(mut self, observer: Arc<dyn StatementObserver>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Runs a script (see the module docs): `first` is its first piece, `input` the rest.

@@ -58,6 +58,7 @@ pub fn node_status(cx: &Context) -> NodeStatus {
         members,
         uptime: cx.started.elapsed(),
         data_bytes: cx.data.size(),
+        fsync_p99: cx.metrics.fsync_p99(),
         halted: state.halted,
     }
 }
@@ -101,6 +102,9 @@ fn pb_status(status: &NodeStatus, tick: Duration) -> pb::NodeStatus {
         uptime_ms: status.uptime.as_millis() as u64,
         data_bytes: status.data_bytes,
         halted: status.halted.clone().unwrap_or_default(),
+        fsync_p99_us: status
+            .fsync_p99
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
     }
 }
 

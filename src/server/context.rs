@@ -60,6 +60,8 @@ pub struct Context {
     pub receiving_snapshot: tokio::sync::Mutex<()>,
     /// The lanes forwarding writes to the leader.
     pub forwarder: Forwarder,
+    /// The node's metrics.
+    pub metrics: Arc<super::metrics::Metrics>,
 }
 
 impl Context {

@@ -16,7 +16,7 @@ use super::files::DataDir;
 use super::snapshot;
 use super::transport::Transport;
 use crate::raft::{
-    self, ConfChange, Entry, Envelope, Event, FileDisk, Host, Index, NodeId, SnapshotMeta, Term,
+    self, ConfChange, Entry, Envelope, Event, Host, Index, NodeId, SnapshotMeta, Term,
 };
 use crate::replica::Outcome;
 use std::collections::BTreeMap;
@@ -170,6 +170,8 @@ pub struct NodeHost {
     pub transport: Arc<Transport>,
     /// Work for the applier.
     pub apply: Sender<Apply>,
+    /// The node's metrics (snapshots sent).
+    pub metrics: Arc<super::metrics::Metrics>,
     /// The driver's own inbox (snapshot streams report there).
     pub inbox: Sender<Input>,
     /// Linearizable reads waiting for their index.
@@ -204,12 +206,17 @@ impl Host for NodeHost {
         }
         let (transport, inbox, id, term) =
             (self.transport.clone(), self.inbox.clone(), self.id, self.term);
+        let metrics = self.metrics.clone();
         let runtime = transport.runtime().clone();
         runtime.spawn(async move {
+            let started = Instant::now();
             let sent = match view.await {
                 Ok(Ok((meta, view))) => {
                     match snapshot::send(&transport, id, to, term, meta, view).await {
-                        Ok(index) => Some(index),
+                        Ok((index, bytes)) => {
+                            snapshot::record(&metrics, "sent", bytes, started.elapsed());
+                            Some(index)
+                        }
                         Err(error) => {
                             tracing::warn!(to, "snapshot transfer failed: {error}");
                             None
@@ -256,7 +263,7 @@ impl Host for NodeHost {
 /// The driver thread's state.
 pub struct DriverThread {
     /// The core and its log, run by the shared Ready loop.
-    pub driver: raft::Driver<FileDisk>,
+    pub driver: raft::Driver<super::metrics::MeteredDisk>,
     /// The host: network, applier, clients.
     pub host: NodeHost,
     /// The data directory (staged snapshots).
@@ -277,6 +284,8 @@ pub struct DriverThread {
     pub stalled_after: raft::Ticks,
     /// What the state machine has applied.
     pub applied: watch::Receiver<Index>,
+    /// The node's metrics (elections, leader changes, proposals).
+    pub metrics: Arc<super::metrics::Metrics>,
 }
 
 impl DriverThread {
@@ -399,6 +408,7 @@ impl DriverThread {
     fn register(&self, proposed: raft::Result<(Index, Term)>, reply: Reply) {
         match proposed {
             Ok((index, term)) => {
+                self.metrics.proposals.inc();
                 lock(&self.waiters).insert(index, Waiter { term, reply });
             }
             Err(error) => {
@@ -451,6 +461,11 @@ impl DriverThread {
 
     fn publish(&self, event: Event) {
         let term = self.driver.node.term();
+        match event {
+            Event::ElectionStarted { .. } => self.metrics.elections.inc(),
+            Event::LeaderChanged { leader: Some(_), .. } => self.metrics.leader_changes.inc(),
+            _ => {}
+        }
         let (kind, message, index) = match event {
             Event::ElectionStarted { term } => ("election", format!("election for term {term}"), 0),
             Event::BecameLeader { term } => ("leader", format!("became leader in term {term}"), 0),

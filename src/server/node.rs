@@ -5,6 +5,7 @@ use super::auth::ClusterSecret;
 use super::context::Context;
 use super::driver::{Compaction, DriverState, DriverThread, NodeEvent, NodeHost};
 use super::files::DataDir;
+use super::metrics::{MeteredDisk, Metrics};
 use super::transport::{Addresses, Transport};
 use super::{Error, admin, background, services};
 use crate::grpc::pb;
@@ -66,6 +67,9 @@ pub struct Options {
     pub gc_interval: Duration,
     /// How long old versions stay readable.
     pub gc_retention: Duration,
+    /// Where to serve Prometheus metrics over HTTP (`host:port`, at `/metrics`); none: not
+    /// served.
+    pub metrics_listen: Option<String>,
 }
 
 impl Options {
@@ -89,6 +93,7 @@ impl Options {
             snapshot_bytes: super::SNAPSHOT_BYTES,
             gc_interval: super::GC_INTERVAL,
             gc_retention: super::GC_RETENTION,
+            metrics_listen: None,
         }
     }
 }
@@ -128,6 +133,8 @@ pub struct NodeStatus {
     pub uptime: Duration,
     /// Bytes in its data directory.
     pub data_bytes: u64,
+    /// The 99th percentile of its log's recent fsyncs, if there were any.
+    pub fsync_p99: Option<Duration>,
     /// Why it stopped serving, if it did.
     pub halted: Option<String>,
 }
@@ -155,10 +162,21 @@ impl Node {
             .await
             .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", opts.listen)))?;
         let address = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
+        let metrics_listener =
+            match &opts.metrics_listen {
+                Some(listen) => Some(tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+                    Error::Config(format!("cannot serve metrics on {listen}: {e}"))
+                })?),
+                None => None,
+            };
+        let metrics = Arc::new(
+            Metrics::new().map_err(|e| Error::Config(format!("cannot set up metrics: {e}")))?,
+        );
         let opts_dir = opts.data_dir.clone();
         let (data, store, recovered, machine, generation, secret) = {
             let opts = opts.clone();
-            tokio::task::spawn_blocking(move || recover(&opts))
+            let metrics = metrics.clone();
+            tokio::task::spawn_blocking(move || recover(&opts, metrics))
                 .await
                 .map_err(|e| Error::Io(format!("recovery failed: {e}")))??
         };
@@ -212,6 +230,7 @@ impl Node {
         let host = NodeHost {
             transport: transport.clone(),
             apply,
+            metrics: metrics.clone(),
             inbox: inbox.clone(),
             reads: BTreeMap::new(),
             events: Vec::new(),
@@ -235,6 +254,7 @@ impl Node {
             },
             stalled_after: ticks(super::STALLED_AFTER),
             applied: applied.clone(),
+            metrics: metrics.clone(),
         };
         let (flusher_inbox, flusher_data) = (inbox.clone(), data.clone());
         let threads = vec![
@@ -263,10 +283,14 @@ impl Node {
             stopping: watch::channel(false).0,
             receiving_snapshot: tokio::sync::Mutex::new(()),
             forwarder: super::forward::Forwarder::new(request_timeout),
+            metrics,
         });
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
         let server = services::serve(cx.clone(), listener, shutdown_rx);
-        let tasks = background::spawn(cx.clone());
+        let mut tasks = background::spawn(cx.clone());
+        if let Some(listener) = metrics_listener {
+            tasks.push(super::metrics_http::serve(cx.clone(), listener));
+        }
         tracing::info!(id = cx.id(), %address, data = %opts_dir.display(), "node started");
         Ok(Node { cx, address, shutdown: Some(shutdown), server: Some(server), tasks, threads })
     }
@@ -382,13 +406,13 @@ fn seed(id: NodeId) -> u64 {
 
 /// What recovery returns: the data directory, the log, what the core starts from, the state
 /// machine and the generation of its store.
-type Recovery = (DataDir, LogStore<FileDisk>, raft::Recovered, StateMachine, u64, ClusterSecret);
+type Recovery = (DataDir, LogStore<MeteredDisk>, raft::Recovered, StateMachine, u64, ClusterSecret);
 
 /// Opens the data directory, the log and the state machine (blocking work). The state machine
 /// is durable: it resumes at the index it recorded, and only the log after it is replayed.
-fn recover(opts: &Options) -> Result<Recovery, Error> {
+fn recover(opts: &Options, metrics: Arc<Metrics>) -> Result<Recovery, Error> {
     let data = DataDir::open(&opts.data_dir, opts.id)?;
-    let disk = FileDisk::open(data.raft_dir())?;
+    let disk = MeteredDisk::new(FileDisk::open(data.raft_dir())?, metrics);
     let (mut store, mut recovered) = LogStore::open(disk)?;
     let fresh = recovered.entries.is_empty()
         && recovered.snapshot.index == 0

@@ -33,8 +33,10 @@ pub fn serve(
     );
     let id = cx.id();
     let limit = super::transport::MAX_MESSAGE_BYTES;
+    let metrics = super::grpc_metrics::GrpcMetricsLayer { metrics: cx.metrics.clone() };
     let router = tonic::transport::Server::builder()
         .tcp_nodelay(true)
+        .layer(metrics)
         .add_service(health)
         .add_service(
             pb::sql_server::SqlServer::new(SqlService::new(&cx))
@@ -84,7 +86,8 @@ impl SqlService {
             cx.activity.clone(),
             options,
             cx.stopping.subscribe(),
-        );
+        )
+        .with_observer(cx.metrics.clone());
         Self { replica: Arc::new(replica) }
     }
 }

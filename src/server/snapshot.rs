@@ -11,6 +11,7 @@
 
 use super::context::Context;
 use super::driver::Input;
+use super::metrics::Metrics;
 use super::transport::Transport;
 use crate::encoding::value as codec;
 use crate::grpc::pb;
@@ -27,7 +28,7 @@ pub const CHUNK_BYTES: usize = 1 << 20;
 const READ_AHEAD: usize = 2;
 
 /// Streams `view` (the state at `meta`) from `from` in `term` to `to`. Returns the index sent
-/// once the follower has staged it.
+/// and the bytes of data streamed, once the follower has staged it.
 pub async fn send(
     transport: &Transport,
     from: NodeId,
@@ -35,15 +36,15 @@ pub async fn send(
     term: Term,
     meta: SnapshotMeta,
     view: View,
-) -> Result<Index, String> {
+) -> Result<(Index, u64), String> {
     let mut client =
         transport.raft_client(to).ok_or_else(|| format!("node {to}'s address is unknown"))?;
     let index = meta.index;
     let (chunks, stream) = tokio::sync::mpsc::channel::<pb::SnapshotChunk>(READ_AHEAD);
-    let reader = tokio::task::spawn_blocking(move || -> Result<(), String> {
+    let reader = tokio::task::spawn_blocking(move || -> Result<u64, String> {
         let encoded_meta = codec::encode(&meta);
         let mut last: Option<Vec<u8>> = None;
-        let (mut seq, mut total) = (0u64, 0u64);
+        let (mut seq, mut total, mut bytes) = (0u64, 0u64, 0u64);
         let mut digest = crc32fast::Hasher::new();
         loop {
             let pairs = view.read(last.as_deref(), CHUNK_BYTES).map_err(|e| e.to_string())?;
@@ -52,6 +53,7 @@ pub async fn send(
             last = pairs.last().map(|(key, _)| key.clone()).or(last);
             let data = codec::encode(&pairs);
             let crc = crc32fast::hash(&data);
+            bytes += data.len() as u64;
             let mut chunk = pb::SnapshotChunk {
                 from,
                 term,
@@ -73,7 +75,7 @@ pub async fn send(
                 return Err("the stream to the follower closed".into());
             }
             if done {
-                return Ok(());
+                return Ok(bytes);
             }
             seq += 1;
         }
@@ -81,8 +83,7 @@ pub async fn send(
     let sent = client.install_snapshot(tokio_stream::wrappers::ReceiverStream::new(stream)).await;
     let read = reader.await.map_err(|e| format!("the snapshot reader failed: {e}"))?;
     sent.map_err(|status| status.message().to_string())?;
-    read?;
-    Ok(index)
+    Ok((index, read?))
 }
 
 /// Receives a stream from the leader into a new generation, stages it and hands it to the
@@ -106,6 +107,7 @@ pub async fn receive(
         return Err(Status::invalid_argument("a snapshot stream starts with chunk 0 from a peer"));
     }
     let (from, term) = (first.from, first.term);
+    let started = std::time::Instant::now();
     let data = cx.data.clone();
     let generation = data.next_generation()?;
     let opened = {
@@ -115,7 +117,8 @@ pub async fn receive(
     let store = opened.map_err(|e| Status::internal(e.to_string()))??;
     let written = write_chunks(&store, first, &mut stream, &meta).await;
     let synced = match written {
-        Ok(()) => {
+        Ok(bytes) => {
+            record(&cx.metrics, "received", bytes, started.elapsed());
             let store = store.clone();
             tokio::task::spawn_blocking(move || store.flush())
                 .await
@@ -178,15 +181,16 @@ async fn write_chunks(
     first: pb::SnapshotChunk,
     stream: &mut tonic::Streaming<pb::SnapshotChunk>,
     meta: &SnapshotMeta,
-) -> Result<(), Status> {
+) -> Result<u64, Status> {
     let mut digest = crc32fast::Hasher::new();
-    let mut total = 0u64;
+    let (mut total, mut bytes) = (0u64, 0u64);
     let mut chunk = first;
     let mut expected = 0u64;
     loop {
         let Some(pairs) = check_chunk(&chunk, expected, total, &digest)? else { break };
         digest.update(&chunk.crc.to_le_bytes());
         total += pairs.len() as u64;
+        bytes += chunk.pairs.len() as u64;
         let mut batch = WriteBatch::new();
         for (key, value) in pairs {
             batch.set(key, value);
@@ -205,7 +209,7 @@ async fn write_chunks(
     // The state must be what the metadata says.
     let recorded = Meta::load(store.as_ref()).map_err(Status::data_loss)?;
     match recorded {
-        Some(recorded) if recorded.applied == meta.index && recorded.term == meta.term => Ok(()),
+        Some(recorded) if recorded.applied == meta.index && recorded.term == meta.term => Ok(bytes),
         other => Err(Status::data_loss(format!(
             "the received state records {:?}, not the snapshot's index {} and term {}",
             other.map(|m| (m.applied, m.term)),
@@ -213,6 +217,13 @@ async fn write_chunks(
             meta.term
         ))),
     }
+}
+
+/// Counts a snapshot transfer that completed (`direction`: `sent` or `received`).
+pub fn record(metrics: &Metrics, direction: &str, bytes: u64, took: std::time::Duration) {
+    metrics.snapshots.with_label_values(&[direction]).inc();
+    metrics.snapshot_bytes.with_label_values(&[direction]).inc_by(bytes);
+    metrics.snapshot_seconds.with_label_values(&[direction]).observe(took.as_secs_f64());
 }
 
 #[cfg(test)]

@@ -66,6 +66,8 @@ pub struct Cluster {
     children: BTreeMap<u64, Child>,
     /// Extra flags for every node.
     args: Vec<String>,
+    /// Extra flags of each node's own (kept across restarts).
+    own_args: BTreeMap<u64, Vec<String>>,
     /// The ids of the initial configuration.
     initial: Vec<u64>,
     runtime: tokio::runtime::Runtime,
@@ -74,6 +76,12 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes (ids 1..=n) with extra `args`, and waits for a leader.
     pub fn start(n: u64, args: &[&str]) -> Self {
+        Self::start_each(n, args, |_| Vec::new())
+    }
+
+    /// Starts `n` nodes with extra `args`, each also with its `own` flags, and waits for a
+    /// leader.
+    pub fn start_each(n: u64, args: &[&str], own: impl Fn(u64) -> Vec<String>) -> Self {
         let ports = free_ports(n as usize);
         let addresses: BTreeMap<u64, String> =
             (1..=n).zip(ports).map(|(id, port)| (id, format!("127.0.0.1:{port}"))).collect();
@@ -85,6 +93,7 @@ impl Cluster {
             addresses,
             children: BTreeMap::new(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            own_args: (1..=n).map(|id| (id, own(id))).collect(),
             initial: (1..=n).collect(),
             runtime: runtime(),
         };
@@ -153,6 +162,7 @@ impl Cluster {
             .arg("--cluster-secret-file")
             .arg(self.secret_file())
             .args(&self.args)
+            .args(self.own_args.get(&id).into_iter().flatten())
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())

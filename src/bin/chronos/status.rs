@@ -81,6 +81,8 @@ pub async fn print(client: &mut Client, format: StatusFormat) -> ExitCode {
                         "commit_index": n.commit_index,
                         "applied_index": n.applied_index,
                         "lag": lag(n, &nodes),
+                        "fsync_p99_us": n.fsync_p99_us,
+                        "storage_bytes": n.data_bytes,
                         "health": health(n, &nodes),
                     })
                 })
@@ -89,7 +91,17 @@ pub async fn print(client: &mut Client, format: StatusFormat) -> ExitCode {
         }
         StatusFormat::Table => {
             let columns: Vec<String> = [
-                "id", "address", "role", "term", "leader", "last", "commit", "applied", "lag",
+                "id",
+                "address",
+                "role",
+                "term",
+                "leader",
+                "last",
+                "commit",
+                "applied",
+                "lag",
+                "fsync p99",
+                "storage",
                 "health",
             ]
             .iter()
@@ -116,6 +128,12 @@ pub async fn print(client: &mut Client, format: StatusFormat) -> ExitCode {
                         number(n.commit_index),
                         number(n.applied_index),
                         number(lag(n, &nodes)),
+                        Value::String(match n.fsync_p99_us {
+                            _ if down => "-".into(),
+                            0 => "-".into(),
+                            us => format!("{:.2} ms", us as f64 / 1000.0),
+                        }),
+                        Value::String(if down { "-".into() } else { human_bytes(n.data_bytes) }),
                         Value::String(health(n, &nodes)),
                     ]
                 })
@@ -124,4 +142,19 @@ pub async fn print(client: &mut Client, format: StatusFormat) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Bytes as people read them (binary units, one decimal).
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
 }
