@@ -20,13 +20,14 @@
 //! - No input panics: parse errors, type errors and constraint violations are [`Error`] values
 //!   with a [`Error::kind`] a client can act on.
 //!
-//! Deliberate simplifications (see the README's SQL section): single-column primary keys and
-//! indexes; no subqueries, UNION or views yet; DDL takes a database-wide schema lock.
+//! Deliberate simplifications (see the README's dialect section): no triggers; DDL takes a
+//! database-wide schema lock.
 
 pub mod budget;
 pub mod engine;
 mod error;
 pub mod execution;
+pub mod fingerprint;
 pub mod format;
 pub mod parser;
 pub mod planner;
