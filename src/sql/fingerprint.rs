@@ -65,7 +65,7 @@ pub fn fingerprint(text: &str) -> String {
         if rest.starts_with("/*") {
             chars.next();
             let mut previous = ' ';
-            while let Some((_, c)) = chars.next() {
+            for (_, c) in chars.by_ref() {
                 if previous == '*' && c == '/' {
                     break;
                 }
