@@ -75,6 +75,10 @@ struct Args {
     /// unless given.
     #[arg(long, value_name = "HOST:PORT")]
     metrics_listen: Option<String>,
+    /// Log statements served by this node that take at least this many milliseconds, with
+    /// their plan (at WARN). Off unless given.
+    #[arg(long, value_name = "MS")]
+    slow_statement_ms: Option<u64>,
 }
 
 /// The environment variable that may name the cluster secret file.
@@ -139,6 +143,7 @@ impl Args {
         opts.snapshot_bytes = usize::try_from(self.snapshot_bytes).unwrap_or(usize::MAX).max(1);
         opts.tick = Duration::from_millis(self.tick_ms);
         opts.metrics_listen = self.metrics_listen.clone();
+        opts.slow_statement = self.slow_statement_ms.map(Duration::from_millis);
         Ok(opts)
     }
 }

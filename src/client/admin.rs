@@ -114,6 +114,14 @@ impl Client {
         Ok(response.leader)
     }
 
+    /// The statistics of the statements the node in use served, by fingerprint.
+    pub async fn statement_statistics(&mut self) -> Result<pb::StatementStatisticsResponse, Error> {
+        self.admin(true, |mut c| async move {
+            c.statement_statistics(pb::StatementStatisticsRequest {}).await
+        })
+        .await
+    }
+
     /// The status and event stream of the node in use.
     pub async fn watch(&mut self) -> Result<tonic::Streaming<pb::WatchEvent>, Error> {
         self.call(true, |channel| async move {

@@ -491,6 +491,38 @@ impl pb::admin_server::Admin for AdminService {
         });
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
+
+    async fn statement_statistics(
+        &self,
+        _: Request<pb::StatementStatisticsRequest>,
+    ) -> Result<Response<pb::StatementStatisticsResponse>, Status> {
+        let (statistics, evicted) = self.cx.statistics.snapshot();
+        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let statements = statistics
+            .into_iter()
+            .map(|s| pb::StatementStatistic {
+                kind: s.kind.to_string(),
+                count: s.count,
+                errors: s.errors,
+                rows_returned: s.rows_returned,
+                rows_written: s.rows_written,
+                total_us: micros(s.total),
+                p50_us: micros(s.p50),
+                p99_us: micros(s.p99),
+                max_us: micros(s.max),
+                last_seen_ms: s
+                    .last_seen
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                fingerprint: s.fingerprint,
+            })
+            .collect();
+        Ok(Response::new(pb::StatementStatisticsResponse {
+            node: self.cx.id(),
+            statements,
+            evicted,
+        }))
+    }
 }
 
 /// Hands leadership to any other up-to-date voter.

@@ -62,6 +62,8 @@ pub struct Context {
     pub forwarder: Forwarder,
     /// The node's metrics.
     pub metrics: Arc<super::metrics::Metrics>,
+    /// Statistics of the statements served here, by fingerprint.
+    pub statistics: Arc<super::statements::StatementStatistics>,
 }
 
 impl Context {

@@ -45,6 +45,7 @@ mod metrics_http;
 mod node;
 mod services;
 mod snapshot;
+mod statements;
 mod transport;
 
 pub use driver::NodeEvent;

@@ -70,6 +70,9 @@ pub struct Options {
     /// Where to serve Prometheus metrics over HTTP (`host:port`, at `/metrics`); none: not
     /// served.
     pub metrics_listen: Option<String>,
+    /// Statements served here that take at least this long are logged with their plan (none:
+    /// not logged).
+    pub slow_statement: Option<Duration>,
 }
 
 impl Options {
@@ -94,6 +97,7 @@ impl Options {
             gc_interval: super::GC_INTERVAL,
             gc_retention: super::GC_RETENTION,
             metrics_listen: None,
+            slow_statement: None,
         }
     }
 }
@@ -284,6 +288,7 @@ impl Node {
             receiving_snapshot: tokio::sync::Mutex::new(()),
             forwarder: super::forward::Forwarder::new(request_timeout),
             metrics,
+            statistics: Arc::default(),
         });
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
         let server = services::serve(cx.clone(), listener, shutdown_rx);

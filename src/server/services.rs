@@ -87,7 +87,12 @@ impl SqlService {
             options,
             cx.stopping.subscribe(),
         )
-        .with_observer(cx.metrics.clone());
+        .with_observer(Arc::new(super::statements::NodeObserver::new(
+            cx.metrics.clone(),
+            cx.statistics.clone(),
+            cx.opts.slow_statement,
+            cx.db.clone(),
+        )));
         Self { replica: Arc::new(replica) }
     }
 }

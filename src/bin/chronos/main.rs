@@ -4,6 +4,7 @@
 //!   their results as tables, CSV or JSON lines.
 //! - `chronos shell` is an interactive prompt.
 //! - `chronos status` shows every node of the cluster.
+//! - `chronos top` shows the statements the nodes served, by fingerprint.
 //! - `chronos member add|promote|remove` and `chronos transfer-leader` change the cluster.
 //!
 //! Exit codes: 0 success, 1 an SQL error (or a refused request), 2 a usage error, 3 the cluster
@@ -14,6 +15,7 @@ mod bench;
 mod output;
 mod shell;
 mod status;
+mod top;
 
 use chronos::client::{self, Client, Event, Script};
 use chronos::replica::Consistency;
@@ -82,6 +84,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = status::StatusFormat::Table)]
         format: status::StatusFormat,
     },
+    /// Show the statements the cluster's nodes served, by fingerprint (literals replaced by
+    /// `?`), with counts, errors, rows and latencies.
+    Top(top::TopArgs),
     /// Change the cluster's membership.
     Member {
         #[command(subcommand)]
@@ -207,6 +212,7 @@ fn main() -> ExitCode {
             shell::run(&runtime, client)
         }
         Command::Status { format } => runtime.block_on(status::print(&mut client, format)),
+        Command::Top(top) => runtime.block_on(top::print(&mut client, timeout, top)),
         Command::Bench(bench) => runtime.block_on(bench::run(args.addr, timeout, bench)),
         Command::Member { change } => runtime.block_on(async {
             let result = match change {
