@@ -79,6 +79,17 @@ struct Args {
     /// their plan (at WARN). Off unless given.
     #[arg(long, value_name = "MS")]
     slow_statement_ms: Option<u64>,
+    /// Serve clients and peers over TLS with this node certificate (PEM; its common name is
+    /// chronos-node-ID: make one with `chronos cert node ID`). Needs --tls-key and --tls-ca.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// The node certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_ca"])]
+    tls_key: Option<PathBuf>,
+    /// The cluster's CA certificate (PEM): peers must present a node certificate it signed
+    /// (mutual TLS); clients must trust it.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
 }
 
 /// The environment variable that may name the cluster secret file.
@@ -144,6 +155,11 @@ impl Args {
         opts.tick = Duration::from_millis(self.tick_ms);
         opts.metrics_listen = self.metrics_listen.clone();
         opts.slow_statement = self.slow_statement_ms.map(Duration::from_millis);
+        if let (Some(cert), Some(key), Some(ca)) = (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            let tls = chronos::server::tls::NodeTls::load(self.id, cert, key, ca)
+                .map_err(|e| format!("--tls-cert: {e}"))?;
+            opts.tls = Some(tls);
+        }
         Ok(opts)
     }
 }

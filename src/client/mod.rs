@@ -77,7 +77,13 @@ impl Error {
     /// The error for a failed call. `may_write`: the request could have applied writes, so a
     /// failure after it was sent leaves its outcome unknown unless the server said otherwise.
     fn from_status(status: tonic::Status, may_write: bool) -> Self {
-        let message = status.message().to_string();
+        let mut message = status.message().to_string();
+        if message.contains("h2 protocol error") {
+            // What a plain connection to a node that serves TLS (or the reverse) looks like.
+            message.push_str(
+                " (if the cluster serves TLS, connect with its CA: --ca FILE; if it does not, connect without)",
+            );
+        }
         let outcome = status
             .metadata()
             .get(wire::OUTCOME_HEADER)
@@ -163,6 +169,8 @@ pub struct Client {
     pub retry_for: Duration,
     /// The admin token, sent with calls that change the cluster (membership, leadership).
     pub admin_token: Option<String>,
+    /// TLS to the nodes (the cluster's CA, and a client certificate if given); none: plain.
+    tls: Option<crate::grpc::tls::ClientTls>,
 }
 
 impl Client {
@@ -192,7 +200,24 @@ impl Client {
             consistency: Consistency::Linearizable,
             retry_for: timeout,
             admin_token: None,
+            tls: None,
         })
+    }
+
+    /// The same client, connecting over TLS.
+    pub fn with_tls(mut self, tls: crate::grpc::tls::ClientTls) -> Self {
+        self.tls = Some(tls);
+        self.channel = None;
+        self
+    }
+
+    /// A new client (its own session and id) of the nodes at `addresses`, with this one's
+    /// timeout, TLS settings and admin token.
+    pub fn sibling(&self, addresses: Vec<String>) -> Result<Client, Error> {
+        let mut client = Client::new(addresses, self.timeout)?;
+        client.tls = self.tls.clone();
+        client.admin_token = self.admin_token.clone();
+        Ok(client)
     }
 
     /// The address of the node in use.
@@ -214,7 +239,10 @@ impl Client {
         for offset in 0..self.addresses.len() {
             let index = (self.current + offset) % self.addresses.len();
             let address = &self.addresses[index];
-            let Some(endpoint) = wire::endpoint(address) else { continue };
+            let Some(endpoint) = wire::endpoint_with(address, self.tls.as_ref()) else {
+                failures.push(format!("{address}: the TLS settings cannot be used"));
+                continue;
+            };
             // Keep-alives find a dead node under a long stream (no timeout bounds a stream).
             let endpoint = endpoint
                 .http2_keep_alive_interval(Duration::from_secs(10))

@@ -2,6 +2,7 @@
 //! them and the domain types. Only this module and the server's services see `pb`.
 
 pub mod convert;
+pub mod tls;
 pub mod wire;
 
 /// Types and services generated from `proto/chronos.proto`.

@@ -26,6 +26,15 @@ pub fn endpoint(address: &str) -> Option<Endpoint> {
     Some(endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true))
 }
 
+/// The endpoint of a node at `host:port`, over TLS if `tls` is given (`None` if that is not
+/// an address, or the TLS settings cannot be used).
+pub fn endpoint_with(address: &str, tls: Option<&super::tls::ClientTls>) -> Option<Endpoint> {
+    let Some(tls) = tls else { return endpoint(address) };
+    let endpoint = Endpoint::from_shared(format!("https://{address}")).ok()?;
+    let endpoint = endpoint.tls_config(tls.config()).ok()?;
+    Some(endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true))
+}
+
 /// An Admin service client on `channel`, with the API's message limits.
 pub fn admin_client(channel: Channel) -> pb::admin_client::AdminClient<Channel> {
     pb::admin_client::AdminClient::new(channel)

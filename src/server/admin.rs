@@ -167,7 +167,7 @@ impl AdminService {
         if self.cx.secret.is_admin(request.metadata()) {
             return Ok(());
         }
-        let from = request.remote_addr().map_or("an unknown address".into(), |a| a.to_string());
+        let from = super::auth::remote(request);
         tracing::warn!(%from, call, "refused an admin call without the admin token");
         Err(super::auth::admin_required(&format!("Admin.{call}")))
     }

@@ -7,8 +7,9 @@
 //!   the cluster (membership, leadership transfer) need. Status, health and SQL stay open.
 //!
 //! A check answers with the identity a call proved ([`ClusterSecret::peer_of`]: a node id;
-//! [`ClusterSecret::is_admin`]). Mutual TLS can later prove the same identities from
-//! certificates, in the same place.
+//! [`ClusterSecret::is_admin`]). With TLS on, a peer must also present its node certificate
+//! (mutual TLS, `tls.rs`), and the certificate must name the node the token proves
+//! (`services.rs`).
 
 use crate::grpc::wire::{ADMIN_HEADER, ADMIN_TOKEN_ENV};
 use crate::raft::NodeId;
@@ -112,6 +113,15 @@ impl tonic::service::Interceptor for PeerCredentials {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         request.metadata_mut().insert(PEER_HEADER, self.0.clone());
         Ok(request)
+    }
+}
+
+/// Where a call came from, for logs (over TLS or plain TCP).
+pub fn remote<T>(request: &Request<T>) -> String {
+    let tls = request.extensions().get::<super::tls::TlsPeer>().and_then(|p| p.remote);
+    match request.remote_addr().or(tls) {
+        Some(address) => address.to_string(),
+        None => "an unknown address".into(),
     }
 }
 

@@ -46,6 +46,7 @@ mod node;
 mod services;
 mod snapshot;
 mod statements;
+pub mod tls;
 mod transport;
 
 pub use driver::NodeEvent;

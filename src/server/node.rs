@@ -73,6 +73,8 @@ pub struct Options {
     /// Statements served here that take at least this long are logged with their plan (none:
     /// not logged).
     pub slow_statement: Option<Duration>,
+    /// TLS for clients and peers (mutual between peers); none: plain TCP.
+    pub tls: Option<super::tls::NodeTls>,
 }
 
 impl Options {
@@ -98,6 +100,7 @@ impl Options {
             gc_retention: super::GC_RETENTION,
             metrics_listen: None,
             slow_statement: None,
+            tls: None,
         }
     }
 }
@@ -196,6 +199,7 @@ impl Node {
             addresses.clone(),
             tokio::runtime::Handle::current(),
             secret.peer_credentials(opts.id),
+            opts.tls.as_ref().map(|tls| tls.peers.clone()),
         ));
         let mut raft_opts = raft::Options::new(opts.id);
         raft_opts.election_ticks = opts.election_ticks;

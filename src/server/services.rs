@@ -18,20 +18,8 @@ pub fn serve(
     shutdown: tokio::sync::oneshot::Receiver<()>,
 ) -> tokio::task::JoinHandle<()> {
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    // Accepted sockets get TCP_NODELAY here: tonic sets it only on listeners it binds itself,
-    // and a streamed reply is several small writes that Nagle's algorithm would hold back
-    // for the peer's delayed acknowledgement (40 ms each).
-    let incoming = tokio_stream::StreamExt::map(
-        tokio_stream::wrappers::TcpListenerStream::new(listener),
-        |accepted| {
-            accepted.inspect(|socket| {
-                if let Err(error) = socket.set_nodelay(true) {
-                    tracing::debug!("cannot set TCP_NODELAY: {error}");
-                }
-            })
-        },
-    );
     let id = cx.id();
+    let tls = cx.opts.tls.clone();
     let limit = super::transport::MAX_MESSAGE_BYTES;
     let metrics = super::grpc_metrics::GrpcMetricsLayer { metrics: cx.metrics.clone() };
     let router = tonic::transport::Server::builder()
@@ -55,15 +43,39 @@ pub fn serve(
         );
     tokio::spawn(async move {
         health_reporter.set_serving::<pb::sql_server::SqlServer<SqlService>>().await;
-        let stopped = router
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = shutdown.await;
-            })
-            .await;
+        let shutdown = async {
+            let _ = shutdown.await;
+        };
+        let stopped = match tls {
+            Some(tls) => {
+                let incoming = super::tls::incoming(listener, &tls);
+                router.serve_with_incoming_shutdown(incoming, shutdown).await
+            }
+            None => router.serve_with_incoming_shutdown(plain_incoming(listener), shutdown).await,
+        };
         if let Err(error) = stopped {
             tracing::error!(id, "gRPC server failed: {error}");
         }
     })
+}
+
+/// The plain TCP connections accepted on `listener`.
+fn plain_incoming(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    // Accepted sockets get TCP_NODELAY here: tonic sets it only on listeners it binds itself,
+    // and a streamed reply is several small writes that Nagle's algorithm would hold back
+    // for the peer's delayed acknowledgement (40 ms each).
+    tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |accepted| {
+            accepted.inspect(|socket| {
+                if let Err(error) = socket.set_nodelay(true) {
+                    tracing::debug!("cannot set TCP_NODELAY: {error}");
+                }
+            })
+        },
+    )
 }
 
 /// The client SQL service: this node's replica, on Raft.
@@ -189,7 +201,7 @@ impl RaftService {
     fn authenticate_member<T>(&self, request: &Request<T>, call: &str) -> Result<NodeId, Status> {
         let peer = self.authenticate(request, call)?;
         if !self.cx.state.borrow().raft.config.contains(peer) {
-            let from = request.remote_addr().map_or("an unknown address".into(), |a| a.to_string());
+            let from = super::auth::remote(request);
             tracing::warn!(%from, peer, call, "refused a Raft call from a node that is not a member");
             return Err(Status::unauthenticated(format!(
                 "Raft.{call} is for the members of this cluster, and node {peer} is not one"
@@ -198,19 +210,32 @@ impl RaftService {
         Ok(peer)
     }
 
-    /// The node a call proves it comes from.
+    /// The node a call proves it comes from: its peer token, and with TLS on, the node
+    /// certificate of its connection too (they must name the same node).
     fn authenticate<T>(&self, request: &Request<T>, call: &str) -> Result<NodeId, Status> {
-        match self.cx.secret.peer_of(request.metadata()) {
-            Some(peer) if peer != self.cx.id() => Ok(peer),
+        let from = super::auth::remote(request);
+        let peer = match self.cx.secret.peer_of(request.metadata()) {
+            Some(peer) if peer != self.cx.id() => peer,
             _ => {
-                let from =
-                    request.remote_addr().map_or("an unknown address".into(), |a| a.to_string());
                 tracing::warn!(%from, call, "refused a Raft call without this cluster's credentials");
-                Err(Status::unauthenticated(format!(
+                return Err(Status::unauthenticated(format!(
                     "Raft.{call} is for the nodes of this cluster, and the call carries no valid credentials"
-                )))
+                )));
+            }
+        };
+        if self.cx.opts.tls.is_some() {
+            let certified = request.extensions().get::<super::tls::TlsPeer>().and_then(|p| p.node);
+            if certified != Some(peer) {
+                let shown = certified.map_or("no node certificate".into(), |n| {
+                    format!("a certificate for node {n}")
+                });
+                tracing::warn!(%from, call, peer, "refused a Raft call claiming node {peer} with {shown}");
+                return Err(Status::unauthenticated(format!(
+                    "Raft.{call} from node {peer} needs node {peer}'s certificate, and the connection presented {shown}"
+                )));
             }
         }
+        Ok(peer)
     }
 }
 

@@ -15,6 +15,7 @@ use super::auth::PeerCredentials;
 use crate::encoding::value as codec;
 use crate::grpc::pb;
 pub use crate::grpc::wire::{MAX_MESSAGE_BYTES, endpoint};
+use crate::grpc::{tls::ClientTls, wire::endpoint_with};
 use crate::raft::{Envelope, NodeId};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -67,16 +68,19 @@ pub struct Transport {
     channels: Mutex<BTreeMap<NodeId, (String, Channel)>>,
     /// What this node's calls to its peers carry to prove it is this node.
     credentials: PeerCredentials,
+    /// TLS to peers (the cluster's CA and this node's certificate), if on.
+    tls: Option<Arc<ClientTls>>,
 }
 
 impl Transport {
     /// A transport that runs its connections on `runtime`, its calls proving themselves with
-    /// `credentials`.
+    /// `credentials` (and over `tls`, if given).
     pub fn new(
         id: NodeId,
         addresses: Addresses,
         runtime: tokio::runtime::Handle,
         credentials: PeerCredentials,
+        tls: Option<ClientTls>,
     ) -> Self {
         Self {
             id,
@@ -85,6 +89,7 @@ impl Transport {
             lanes: Mutex::new(BTreeMap::new()),
             channels: Mutex::new(BTreeMap::new()),
             credentials,
+            tls: tls.map(Arc::new),
         }
     }
 
@@ -126,7 +131,7 @@ impl Transport {
     fn open_lane(&self, peer: NodeId) -> mpsc::Sender<Vec<u8>> {
         let (lane, lane_rx) = mpsc::channel(LANE);
         let from = (self.id, self.addresses.clone());
-        let credentials = self.credentials.clone();
+        let credentials = (self.credentials.clone(), self.tls.clone());
         self.runtime.spawn(run_lane(from, peer, self.addresses.clone(), credentials, lane_rx));
         lane
     }
@@ -140,7 +145,7 @@ impl Transport {
         {
             return Some(channel.clone());
         }
-        let channel = endpoint(&address)?.connect_lazy();
+        let channel = endpoint_with(&address, self.tls.as_deref())?.connect_lazy();
         channels.insert(peer, (address, channel.clone()));
         Some(channel)
     }
@@ -164,13 +169,14 @@ async fn run_lane(
     from: (NodeId, Addresses),
     peer: NodeId,
     addresses: Addresses,
-    credentials: PeerCredentials,
+    (credentials, tls): (PeerCredentials, Option<Arc<ClientTls>>),
     mut lane: mpsc::Receiver<Vec<u8>>,
 ) {
     loop {
         // An idle lane holds no connection: wait for something to send.
         let Some(first) = lane.recv().await else { return };
-        let connected = match address_of(&addresses, peer).as_deref().and_then(endpoint) {
+        let endpoint = address_of(&addresses, peer).and_then(|a| endpoint_with(&a, tls.as_deref()));
+        let connected = match endpoint {
             Some(endpoint) => endpoint.connect().await.ok(),
             None => None,
         };

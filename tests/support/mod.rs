@@ -7,6 +7,7 @@
 use chronos::client::Client;
 use chronos::client::Response;
 use chronos::grpc::pb;
+use chronos::grpc::tls::ClientTls;
 use chronos::replica::StatementOutcome;
 use chronos::sql::StatementResult;
 use chronos::sql::types::Value;
@@ -70,6 +71,8 @@ pub struct Cluster {
     own_args: BTreeMap<u64, Vec<String>>,
     /// The ids of the initial configuration.
     initial: Vec<u64>,
+    /// How clients reach the nodes over TLS, if they serve it.
+    pub tls: Option<ClientTls>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -82,6 +85,16 @@ impl Cluster {
     /// Starts `n` nodes with extra `args`, each also with its `own` flags, and waits for a
     /// leader.
     pub fn start_each(n: u64, args: &[&str], own: impl Fn(u64) -> Vec<String>) -> Self {
+        Self::start_with_tls(n, args, own, None)
+    }
+
+    /// Starts `n` nodes as [`Cluster::start_each`] does, reaching them over `tls` if given.
+    pub fn start_with_tls(
+        n: u64,
+        args: &[&str],
+        own: impl Fn(u64) -> Vec<String>,
+        tls: Option<ClientTls>,
+    ) -> Self {
         let ports = free_ports(n as usize);
         let addresses: BTreeMap<u64, String> =
             (1..=n).zip(ports).map(|(id, port)| (id, format!("127.0.0.1:{port}"))).collect();
@@ -96,6 +109,7 @@ impl Cluster {
             own_args: (1..=n).map(|id| (id, own(id))).collect(),
             initial: (1..=n).collect(),
             runtime: runtime(),
+            tls,
         };
         for id in 1..=n {
             cluster.spawn(id);
@@ -227,7 +241,17 @@ impl Cluster {
 
     /// A client of node `id` alone.
     pub fn client(&self, id: u64) -> Client {
-        Client::new(vec![self.addresses[&id].clone()], Duration::from_secs(10)).expect("client")
+        let client = Client::new(vec![self.addresses[&id].clone()], Duration::from_secs(10))
+            .expect("client");
+        match &self.tls {
+            Some(tls) => client.with_tls(tls.clone()),
+            None => client,
+        }
+    }
+
+    /// Replaces node `id`'s own flags (for its next start).
+    pub fn set_own_args(&mut self, id: u64, args: Vec<String>) {
+        self.own_args.insert(id, args);
     }
 
     /// Runs a future on the harness's runtime.
@@ -245,9 +269,14 @@ impl Cluster {
 
     /// Waits until every running node agrees on one leader in one term; returns the leader.
     pub fn leader(&self) -> u64 {
-        eventually("the running nodes to agree on a leader", || {
+        self.leader_among(&self.running())
+    }
+
+    /// Waits until nodes `ids` agree on one leader in one term; returns the leader.
+    pub fn leader_among(&self, ids: &[u64]) -> u64 {
+        eventually("the nodes to agree on a leader", || {
             let statuses: Vec<pb::NodeStatus> =
-                self.running().iter().map(|id| self.status(*id)).collect::<Option<_>>()?;
+                ids.iter().map(|id| self.status(*id)).collect::<Option<_>>()?;
             let first = statuses.first()?;
             let agreed = statuses.iter().all(|s| s.leader == first.leader && s.term == first.term);
             let leads =

@@ -17,7 +17,7 @@ mod spawn;
 mod ui;
 
 use app::{App, Effect, Msg};
-use chronos::client::Client;
+use chronos::grpc::tls::ClientTls;
 use clap::Parser;
 use model::{NodeId, TICKS_PER_SECOND};
 use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event};
@@ -48,6 +48,15 @@ struct Args {
     /// How long to wait for a node's answer, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     timeout_ms: u64,
+    /// Connect over TLS, trusting this CA certificate (PEM; the cluster's --tls-ca).
+    #[arg(long, value_name = "FILE", conflicts_with = "spawn")]
+    ca: Option<PathBuf>,
+    /// A client certificate to present over TLS (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["ca", "key"])]
+    cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["ca", "cert"])]
+    key: Option<PathBuf>,
 }
 
 fn parse_peer(text: &str) -> Result<(NodeId, String), String> {
@@ -72,6 +81,17 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> ExitCode {
     let timeout = Duration::from_millis(args.timeout_ms);
+    let tls = match &args.ca {
+        Some(ca) => match ClientTls::load(ca, args.cert.as_deref(), args.key.as_deref()) {
+            Ok(tls) => Some(tls),
+            Err(error) => {
+                eprintln!("chronos-tui: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let connector = runtime::Connector { timeout, tls };
     let (spawned, nodes) = match args.spawn {
         Some(0) => {
             eprintln!("chronos-tui: --spawn needs at least one node");
@@ -88,7 +108,7 @@ async fn run(args: Args) -> ExitCode {
             }
         },
         None if !args.peers.is_empty() => (None, args.peers.clone()),
-        None => match discover(&args.addr, timeout).await {
+        None => match discover(&args.addr, &connector).await {
             Ok(nodes) => (None, nodes),
             Err(error) => {
                 eprintln!("chronos-tui: {error}");
@@ -108,7 +128,7 @@ async fn run(args: Args) -> ExitCode {
         Some(spawned) => Some(spawned.lock().await.admin_token()),
         None => std::env::var(chronos::grpc::wire::ADMIN_TOKEN_ENV).ok(),
     };
-    let mut effects = runtime::Runtime::new(tx.clone(), timeout, spawned.clone(), admin_token);
+    let mut effects = runtime::Runtime::new(tx.clone(), connector, spawned.clone(), admin_token);
     let result = console(&mut app, &mut effects, tx, rx).await;
     if let Some(spawned) = spawned {
         // Other holders (an action still running) do not keep the nodes alive.
@@ -124,8 +144,11 @@ async fn run(args: Args) -> ExitCode {
 }
 
 /// The members of the cluster `address` belongs to.
-async fn discover(address: &str, timeout: Duration) -> Result<Vec<(NodeId, String)>, String> {
-    let mut client = Client::new(vec![address.to_string()], timeout).map_err(|e| e.to_string())?;
+async fn discover(
+    address: &str,
+    connector: &runtime::Connector,
+) -> Result<Vec<(NodeId, String)>, String> {
+    let mut client = connector.client(vec![address.to_string()]).map_err(|e| e.to_string())?;
     let members = client.cluster_status().await.map_err(|e| e.to_string())?;
     Ok(members.into_iter().map(|m| (m.id, m.address)).collect())
 }

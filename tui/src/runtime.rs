@@ -10,6 +10,7 @@ use crate::model::{LogTail, NodeId, SqlOutcome};
 use crate::spawn::Spawned;
 use chronos::client::Client;
 use chronos::grpc::pb;
+use chronos::grpc::tls::ClientTls;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +29,7 @@ pub type Sender = mpsc::UnboundedSender<Msg>;
 /// Runs effects.
 pub struct Runtime {
     tx: Sender,
-    timeout: Duration,
+    connector: Connector,
     addresses: BTreeMap<NodeId, String>,
     watched: BTreeSet<NodeId>,
     /// The SQL pane's client: it keeps the session (an open transaction) between runs.
@@ -38,18 +39,38 @@ pub struct Runtime {
     admin_token: Option<String>,
 }
 
+/// How the console connects to nodes: its timeout, and TLS if the cluster serves it.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    /// How long a call may take.
+    pub timeout: Duration,
+    /// The cluster's CA (and a client certificate), if it serves TLS.
+    pub tls: Option<ClientTls>,
+}
+
+impl Connector {
+    /// A client of the nodes at `addresses`.
+    pub fn client(&self, addresses: Vec<String>) -> Result<Client, chronos::client::Error> {
+        let client = Client::new(addresses, self.timeout)?;
+        Ok(match &self.tls {
+            Some(tls) => client.with_tls(tls.clone()),
+            None => client,
+        })
+    }
+}
+
 impl Runtime {
     /// A runtime reporting to `tx`, with `spawned` nodes if the console started them, and the
     /// cluster's admin token if it is known.
     pub fn new(
         tx: Sender,
-        timeout: Duration,
+        connector: Connector,
         spawned: Option<Arc<Mutex<Spawned>>>,
         admin_token: Option<String>,
     ) -> Self {
         Self {
             tx,
-            timeout,
+            connector,
             addresses: BTreeMap::new(),
             watched: BTreeSet::new(),
             sql: Arc::new(Mutex::new(None)),
@@ -60,7 +81,7 @@ impl Runtime {
 
     /// A client of the cluster that may change it (with the admin token, if known).
     fn admin_client(&self) -> Result<Client, chronos::client::Error> {
-        let mut client = Client::new(self.all_addresses(), self.timeout)?;
+        let mut client = self.connector.client(self.all_addresses())?;
         client.admin_token = self.admin_token.clone();
         Ok(client)
     }
@@ -71,20 +92,21 @@ impl Runtime {
             Effect::Watch(id, address) => {
                 self.addresses.insert(id, address.clone());
                 if self.watched.insert(id) {
-                    tokio::spawn(watch(id, address, self.timeout, self.tx.clone()));
+                    tokio::spawn(watch(id, address, self.connector.clone(), self.tx.clone()));
                 }
             }
             Effect::RefreshDetails => {
                 for (id, address) in &self.addresses {
-                    tokio::spawn(details(*id, address.clone(), self.timeout, self.tx.clone()));
+                    let connector = self.connector.clone();
+                    tokio::spawn(details(*id, address.clone(), connector, self.tx.clone()));
                 }
             }
             Effect::LoadRows { node, table, offset } => {
                 let Some(address) = self.addresses.get(&node).cloned() else { return };
-                let (tx, timeout) = (self.tx.clone(), self.timeout);
+                let (tx, connector) = (self.tx.clone(), self.connector.clone());
                 tokio::spawn(async move {
                     let page = async {
-                        let mut client = Client::new(vec![address], timeout)?;
+                        let mut client = connector.client(vec![address])?;
                         client.scan_table(&table, offset, crate::model::PAGE_ROWS).await
                     };
                     let _ = tx.send(Msg::Rows(node, page.await.map_err(|e| e.to_string())));
@@ -118,13 +140,13 @@ impl Runtime {
     }
 
     fn execute(&self, sql: String) {
-        let (tx, timeout, addresses, client) =
-            (self.tx.clone(), self.timeout, self.all_addresses(), self.sql.clone());
+        let (tx, connector, addresses, client) =
+            (self.tx.clone(), self.connector.clone(), self.all_addresses(), self.sql.clone());
         tokio::spawn(async move {
             let started = Instant::now();
             let mut client = client.lock().await;
             if client.is_none() {
-                match Client::new(addresses, timeout) {
+                match connector.client(addresses) {
                     Ok(new) => *client = Some(new),
                     Err(error) => {
                         let message = error.to_string();
@@ -211,9 +233,9 @@ impl Runtime {
 }
 
 /// Follows a node's Watch stream for as long as the console runs.
-async fn watch(id: NodeId, address: String, timeout: Duration, tx: Sender) {
+async fn watch(id: NodeId, address: String, connector: Connector, tx: Sender) {
     while !tx.is_closed() {
-        let reason = follow(id, &address, timeout, &tx).await;
+        let reason = follow(id, &address, &connector, &tx).await;
         if tx.send(Msg::Down(id, reason)).is_err() {
             return;
         }
@@ -222,8 +244,8 @@ async fn watch(id: NodeId, address: String, timeout: Duration, tx: Sender) {
 }
 
 /// Forwards one Watch stream's messages until it fails; returns why.
-async fn follow(id: NodeId, address: &str, timeout: Duration, tx: &Sender) -> String {
-    let mut client = match Client::new(vec![address.to_string()], timeout) {
+async fn follow(id: NodeId, address: &str, connector: &Connector, tx: &Sender) -> String {
+    let mut client = match connector.client(vec![address.to_string()]) {
         Ok(client) => client,
         Err(error) => return error.to_string(),
     };
@@ -251,12 +273,16 @@ async fn follow(id: NodeId, address: &str, timeout: Duration, tx: &Sender) -> St
 }
 
 /// Fetches a node's tables and log tail.
-async fn details(id: NodeId, address: String, timeout: Duration, tx: Sender) {
-    let timeout = timeout.min(SILENCE);
-    let Ok(mut client) = Client::new(vec![address], timeout) else { return };
+async fn details(id: NodeId, address: String, connector: Connector, tx: Sender) {
+    let connector = Connector { timeout: connector.timeout.min(SILENCE), ..connector };
+    let Ok(mut client) = connector.client(vec![address]) else { return };
     if let Ok(tables) = client.list_tables().await {
         let _ = tx.send(Msg::Tables(id, tables.tables));
     }
     let tail: LogTail = client.log_tail(LOG_TAIL).await.map_err(|e| e.to_string());
     let _ = tx.send(Msg::Log(id, tail));
 }
+
+#[cfg(test)]
+#[path = "runtime_tests.rs"]
+mod tests;

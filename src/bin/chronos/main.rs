@@ -5,6 +5,7 @@
 //! - `chronos shell` is an interactive prompt.
 //! - `chronos status` shows every node of the cluster.
 //! - `chronos top` shows the statements the nodes served, by fingerprint.
+//! - `chronos cert` makes a CA and certificates for trying TLS.
 //! - `chronos member add|promote|remove` and `chronos transfer-leader` change the cluster.
 //!
 //! Exit codes: 0 success, 1 an SQL error (or a refused request), 2 a usage error, 3 the cluster
@@ -12,12 +13,14 @@
 //! unknown (it was cut off after it was sent and may or may not have been applied).
 
 mod bench;
+mod cert;
 mod output;
 mod shell;
 mod status;
 mod top;
 
 use chronos::client::{self, Client, Event, Script};
+use chronos::grpc::tls::ClientTls;
 use chronos::replica::Consistency;
 use clap::{Parser, Subcommand};
 use output::Format;
@@ -40,6 +43,15 @@ struct Args {
     /// CHRONOS_ADMIN_TOKEN may hold the token instead.
     #[arg(long, global = true)]
     admin_token_file: Option<std::path::PathBuf>,
+    /// Connect over TLS, trusting this CA certificate (PEM; the cluster's --tls-ca).
+    #[arg(long, global = true, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+    /// A client certificate to present over TLS (PEM), where the cluster asks for one.
+    #[arg(long, global = true, value_name = "FILE", requires_all = ["ca", "key"])]
+    cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, global = true, value_name = "FILE", requires_all = ["ca", "cert"])]
+    key: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -94,6 +106,11 @@ enum Command {
     },
     /// Run a workload against the cluster and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Make certificates for a test cluster: a CA, node and client certificates.
+    Cert {
+        #[command(subcommand)]
+        command: cert::CertCommand,
+    },
     /// Hand leadership to another voter.
     TransferLeader {
         /// The new leader's id.
@@ -158,6 +175,10 @@ fn consistency(arg: ConsistencyArg) -> Consistency {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Certificates are made locally: no cluster, no runtime.
+    if let Command::Cert { command } = &args.command {
+        return cert::run(command.clone());
+    }
     let timeout = Duration::from_millis(args.timeout_ms.max(1));
     let mut client = match Client::new(args.addr.clone(), timeout) {
         Ok(client) => client,
@@ -166,6 +187,15 @@ fn main() -> ExitCode {
             return ExitCode::from(USAGE);
         }
     };
+    if let Some(ca) = &args.ca {
+        match ClientTls::load(ca, args.cert.as_deref(), args.key.as_deref()) {
+            Ok(tls) => client = client.with_tls(tls),
+            Err(error) => {
+                eprintln!("chronos: {error}");
+                return ExitCode::from(USAGE);
+            }
+        }
+    }
     client.admin_token = match &args.admin_token_file {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(token) => Some(token.trim().to_string()),
@@ -212,8 +242,9 @@ fn main() -> ExitCode {
             shell::run(&runtime, client)
         }
         Command::Status { format } => runtime.block_on(status::print(&mut client, format)),
-        Command::Top(top) => runtime.block_on(top::print(&mut client, timeout, top)),
-        Command::Bench(bench) => runtime.block_on(bench::run(args.addr, timeout, bench)),
+        Command::Top(top) => runtime.block_on(top::print(&mut client, top)),
+        Command::Cert { command } => cert::run(command),
+        Command::Bench(bench) => runtime.block_on(bench::run(&client, args.addr, bench)),
         Command::Member { change } => runtime.block_on(async {
             let result = match change {
                 MemberChange::Add { id, address } => client.add_learner(id, &address).await,

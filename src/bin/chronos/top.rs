@@ -7,7 +7,6 @@ use chronos::grpc::pb;
 use chronos::sql::format::render_table;
 use chronos::sql::types::Value;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// What `chronos top` sorts by (most first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -51,7 +50,7 @@ pub struct TopArgs {
 }
 
 /// Prints the statement statistics of every reachable member (or of one node).
-pub async fn print(client: &mut Client, timeout: Duration, args: TopArgs) -> ExitCode {
+pub async fn print(client: &mut Client, args: TopArgs) -> ExitCode {
     let mut answers = Vec::new();
     if args.this_node {
         match client.statement_statistics().await {
@@ -64,7 +63,7 @@ pub async fn print(client: &mut Client, timeout: Duration, args: TopArgs) -> Exi
             Err(error) => return super::exit_for(&error),
         };
         for node in nodes.iter().filter(|n| n.role != pb::Role::Down as i32) {
-            let answer = match Client::new(vec![node.address.clone()], timeout) {
+            let answer = match client.sibling(vec![node.address.clone()]) {
                 Ok(mut member) => member.statement_statistics().await,
                 Err(error) => Err(error),
             };

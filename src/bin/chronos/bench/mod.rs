@@ -119,7 +119,7 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// Runs the benchmark.
-pub async fn run(addresses: Vec<String>, timeout: Duration, args: BenchArgs) -> ExitCode {
+pub async fn run(template: &Client, addresses: Vec<String>, args: BenchArgs) -> ExitCode {
     if args.workload == Workload::Bank && args.rows < 2 {
         eprintln!("chronos: the bank workload needs --rows of at least 2 accounts");
         return ExitCode::from(super::USAGE);
@@ -128,7 +128,7 @@ pub async fn run(addresses: Vec<String>, timeout: Duration, args: BenchArgs) -> 
         eprintln!("chronos: --clients must be at least 1");
         return ExitCode::from(super::USAGE);
     }
-    let mut admin = match Client::new(addresses.clone(), timeout) {
+    let mut admin = match template.sibling(addresses.clone()) {
         Ok(client) => client,
         Err(error) => return super::exit_for(&error),
     };
@@ -138,7 +138,7 @@ pub async fn run(addresses: Vec<String>, timeout: Duration, args: BenchArgs) -> 
     }
     if args.workload.preloads()
         && args.consistency == super::ConsistencyArg::Stale
-        && let Err(message) = wait_loaded(&addresses, timeout, &args).await
+        && let Err(message) = wait_loaded(template, &addresses, &args).await
     {
         eprintln!("chronos: {message}");
         return ExitCode::from(super::UNAVAILABLE);
@@ -160,8 +160,9 @@ pub async fn run(addresses: Vec<String>, timeout: Duration, args: BenchArgs) -> 
         );
         let (stop, issued, count) = (stop.clone(), issued.clone(), args.count);
         let consistency = super::consistency(args.consistency);
+        let client = template.sibling(order);
         tasks.push(tokio::spawn(async move {
-            let mut client = match Client::new(order, timeout) {
+            let mut client = match client {
                 Ok(client) => client,
                 Err(error) => return Tally::failed(error.to_string()),
             };
@@ -208,14 +209,14 @@ async fn set_up(admin: &mut Client, args: &BenchArgs, payload: &str) -> Result<(
 
 /// Waits until every node serves the preloaded rows locally, so stale reads find them.
 async fn wait_loaded(
+    template: &Client,
     addresses: &[String],
-    timeout: Duration,
     args: &BenchArgs,
 ) -> Result<(), String> {
     let sql = format!("SELECT COUNT(*) FROM {}", args.workload.table());
     let deadline = Instant::now() + Duration::from_secs(30);
     for address in addresses {
-        let mut client = Client::new(vec![address.clone()], timeout).map_err(|e| e.to_string())?;
+        let mut client = template.sibling(vec![address.clone()]).map_err(|e| e.to_string())?;
         client.consistency = chronos::replica::Consistency::Stale;
         loop {
             let response = client.execute(&sql, false).await;
