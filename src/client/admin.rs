@@ -3,18 +3,17 @@
 
 use super::{Client, Error};
 use crate::grpc::{pb, wire};
-use tonic::transport::Channel;
 
 impl Client {
     /// Admin calls, each on the node in use (or the next reachable one).
     async fn admin<T, F, Fut>(&mut self, read_only: bool, call: F) -> Result<T, Error>
     where
-        F: Fn(pb::admin_client::AdminClient<Channel>) -> Fut,
+        F: Fn(pb::admin_client::AdminClient<wire::Authenticated>) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        let timeout = self.timeout;
+        let (timeout, credentials) = (self.timeout, self.credentials());
         self.call(read_only, |channel| {
-            let future = call(wire::admin_client(channel));
+            let future = call(wire::admin_client(channel, credentials.clone()));
             async move {
                 match tokio::time::timeout(timeout, future).await {
                     Ok(result) => result.map(tonic::Response::into_inner),
@@ -25,6 +24,20 @@ impl Client {
             }
         })
         .await
+    }
+
+    /// Logs in as `user`: the node checks the password and returns a token, which every call
+    /// of this client (and of its siblings) carries from then on.
+    pub async fn login(&mut self, user: &str, password: &str) -> Result<(), Error> {
+        let request = pb::LoginRequest { user: user.to_string(), password: password.to_string() };
+        let response = self
+            .admin(true, |mut c| {
+                let request = request.clone();
+                async move { c.login(request).await }
+            })
+            .await?;
+        self.user_token = Some(response.token);
+        Ok(())
     }
 
     /// The status of the node in use.
@@ -124,11 +137,15 @@ impl Client {
 
     /// The status and event stream of the node in use.
     pub async fn watch(&mut self) -> Result<tonic::Streaming<pb::WatchEvent>, Error> {
-        self.call(true, |channel| async move {
-            wire::admin_client(channel)
-                .watch(pb::WatchRequest {})
-                .await
-                .map(tonic::Response::into_inner)
+        let credentials = self.credentials();
+        self.call(true, |channel| {
+            let credentials = credentials.clone();
+            async move {
+                wire::admin_client(channel, credentials)
+                    .watch(pb::WatchRequest {})
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
         })
         .await
     }

@@ -63,6 +63,13 @@ pub enum Error {
     /// The request was refused as invalid.
     #[error("invalid request: {0}")]
     Invalid(String),
+    /// The request proves no user: no login where the cluster has users, a wrong password,
+    /// a dropped user, an expired token.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The user may not do this.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     /// Anything else the server reported.
     #[error("server error: {0}")]
     Server(String),
@@ -113,6 +120,8 @@ impl Error {
             tonic::Code::InvalidArgument | tonic::Code::NotFound | tonic::Code::AlreadyExists => {
                 Error::Invalid(message)
             }
+            tonic::Code::Unauthenticated => Error::Unauthenticated(message),
+            tonic::Code::PermissionDenied => Error::PermissionDenied(message),
             _ => Error::Server(message),
         }
     }
@@ -171,6 +180,8 @@ pub struct Client {
     pub admin_token: Option<String>,
     /// TLS to the nodes (the cluster's CA, and a client certificate if given); none: plain.
     tls: Option<crate::grpc::tls::ClientTls>,
+    /// The logged-in user's token (see [`Client::login`]).
+    user_token: Option<String>,
 }
 
 impl Client {
@@ -201,6 +212,7 @@ impl Client {
             retry_for: timeout,
             admin_token: None,
             tls: None,
+            user_token: None,
         })
     }
 
@@ -211,12 +223,32 @@ impl Client {
         self
     }
 
+    /// What this client's calls carry: its user's token and the admin token, if it has them.
+    fn credentials(&self) -> wire::Credentials {
+        wire::Credentials {
+            user_token: self.user_token.as_deref().and_then(|t| t.trim().parse().ok()),
+            admin_token: self.admin_token.as_deref().and_then(|t| t.trim().parse().ok()),
+        }
+    }
+
+    /// The logged-in user's token, to hand to other clients ([`Client::with_user_token`]).
+    pub fn user_token(&self) -> Option<&str> {
+        self.user_token.as_deref()
+    }
+
+    /// The same client, carrying a token another client got by logging in.
+    pub fn with_user_token(mut self, token: String) -> Self {
+        self.user_token = Some(token);
+        self
+    }
+
     /// A new client (its own session and id) of the nodes at `addresses`, with this one's
     /// timeout, TLS settings and admin token.
     pub fn sibling(&self, addresses: Vec<String>) -> Result<Client, Error> {
         let mut client = Client::new(addresses, self.timeout)?;
         client.tls = self.tls.clone();
         client.admin_token = self.admin_token.clone();
+        client.user_token = self.user_token.clone();
         Ok(client)
     }
 
@@ -381,9 +413,7 @@ impl Client {
             start_offset: progress.acknowledged,
             first_part: progress.next_part,
         };
-        let mut client = pb::sql_client::SqlClient::new(channel)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let mut client = wire::sql_client(channel, self.credentials());
         // A script in memory that fits one piece goes as one message, with no feeding task.
         let whole = source.lock().unwrap_or_else(|p| p.into_inner()).whole(progress.acknowledged);
         let (feeder, stream) = match whole {

@@ -115,6 +115,7 @@ pub fn statement_result(index: u64, outcome: &StatementOutcome) -> pb::Statement
                 R::DropIndex(pb::Dropped { name: name.clone(), existed: *existed })
             }
             StatementResult::Reindex { name } => R::Reindex(pb::Named { name: name.clone() }),
+            StatementResult::Users { message } => R::Users(message.clone()),
             StatementResult::Insert { count } => R::Insert(*count),
             StatementResult::Update { count } => R::Update(*count),
             StatementResult::Delete { count } => R::Delete(*count),
@@ -149,6 +150,7 @@ pub fn from_statement_result(result: pb::StatementResult) -> (u64, StatementOutc
             Ok(StatementResult::DropIndex { name: d.name, existed: d.existed })
         }
         Some(R::Reindex(n)) => Ok(StatementResult::Reindex { name: n.name }),
+        Some(R::Users(message)) => Ok(StatementResult::Users { message }),
         Some(R::Insert(count)) => Ok(StatementResult::Insert { count }),
         Some(R::Update(count)) => Ok(StatementResult::Update { count }),
         Some(R::Delete(count)) => Ok(StatementResult::Delete { count }),
@@ -212,6 +214,8 @@ pub fn settings(settings: Option<pb::RunSettings>) -> Settings {
         sequence: settings.sequence,
         start_offset: settings.start_offset,
         first_part: settings.first_part,
+        // The node sets it once it has authenticated the request.
+        principal: Default::default(),
     }
 }
 
@@ -255,6 +259,8 @@ impl From<Error> for tonic::Status {
         let outcome = match error {
             Error::InvalidRequest(_) => return tonic::Status::invalid_argument(message),
             Error::Io(_) => return tonic::Status::internal(message),
+            Error::Unauthenticated(_) => return tonic::Status::unauthenticated(message),
+            Error::PermissionDenied(_) => return tonic::Status::permission_denied(message),
             // Refused before anything was applied: safe to retry anywhere.
             Error::Unavailable(_) => "not_applied",
             // Not safe to retry without a request id: the write may still be applied.

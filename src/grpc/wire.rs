@@ -19,6 +19,34 @@ pub const OUTCOME_HEADER: &str = "chronos-outcome";
 pub const ADMIN_HEADER: &str = "chronos-admin-token";
 /// The environment variable clients read the admin token from.
 pub const ADMIN_TOKEN_ENV: &str = "CHRONOS_ADMIN_TOKEN";
+/// The metadata key carrying a logged-in user's token.
+pub const USER_TOKEN_HEADER: &str = "chronos-user-token";
+/// The environment variable clients read a user's password from.
+pub const PASSWORD_ENV: &str = "CHRONOS_PASSWORD";
+
+/// What a client's calls carry to prove who sends them: a user's token, the admin token.
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    /// The logged-in user's token.
+    pub user_token: Option<AsciiMetadataValue>,
+    /// The cluster's admin token.
+    pub admin_token: Option<AsciiMetadataValue>,
+}
+
+impl tonic::service::Interceptor for Credentials {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(token) = &self.user_token {
+            request.metadata_mut().insert(USER_TOKEN_HEADER, token.clone());
+        }
+        if let Some(token) = &self.admin_token {
+            request.metadata_mut().insert(ADMIN_HEADER, token.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A channel whose calls carry a client's credentials.
+pub type Authenticated = tonic::service::interceptor::InterceptedService<Channel, Credentials>;
 
 /// The endpoint of a node at `host:port` (`None` if that is not an address).
 pub fn endpoint(address: &str) -> Option<Endpoint> {
@@ -35,9 +63,24 @@ pub fn endpoint_with(address: &str, tls: Option<&super::tls::ClientTls>) -> Opti
     Some(endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true))
 }
 
-/// An Admin service client on `channel`, with the API's message limits.
-pub fn admin_client(channel: Channel) -> pb::admin_client::AdminClient<Channel> {
-    pb::admin_client::AdminClient::new(channel)
+/// An Admin service client on `channel` whose calls carry `credentials`, with the API's
+/// message limits.
+pub fn admin_client(
+    channel: Channel,
+    credentials: Credentials,
+) -> pb::admin_client::AdminClient<Authenticated> {
+    pb::admin_client::AdminClient::with_interceptor(channel, credentials)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+}
+
+/// A Sql service client on `channel` whose calls carry `credentials`, with the API's message
+/// limits.
+pub fn sql_client(
+    channel: Channel,
+    credentials: Credentials,
+) -> pb::sql_client::SqlClient<Authenticated> {
+    pb::sql_client::SqlClient::with_interceptor(channel, credentials)
         .max_encoding_message_size(MAX_MESSAGE_BYTES)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
 }

@@ -27,6 +27,12 @@ pub enum Error {
     /// A disk or internal failure on the node.
     #[error("I/O error: {0}")]
     Io(String),
+    /// The request proves no user (or a wrong password, a dropped user, an expired token).
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The user may not do this.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
 }
 
 impl Error {
@@ -37,6 +43,8 @@ impl Error {
             Error::UnknownOutcome(_) => "outcome_unknown",
             Error::InvalidRequest(_) => "invalid_request",
             Error::Io(_) => "io_error",
+            Error::Unauthenticated(_) => "unauthenticated",
+            Error::PermissionDenied(_) => "permission_denied",
         }
     }
 }

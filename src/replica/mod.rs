@@ -11,11 +11,13 @@
 //!   statements cut from a stream by `script.rs`, writes proposed as log runs, reads after a
 //!   read index, queries in `query.rs`).
 //!
+//! - Who is asking and what they may do (`access.rs`: users' logins, tokens, roles).
 //! - What it tells the node of each statement served (`observe.rs`: metrics, statistics).
 //!
 //! Clients, the CLI and the console use these types and [`crate::client`], never the node's
 //! code (`server`); this layer does not know gRPC or the node either (`tests/layers.rs`).
 
+pub mod access;
 pub mod activity;
 mod command;
 mod consensus;

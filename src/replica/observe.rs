@@ -85,5 +85,6 @@ pub fn statement_kind(statement: &Statement) -> &'static str {
         Statement::Update { .. } => "update",
         Statement::Delete { .. } => "delete",
         Statement::Select(_) => "select",
+        Statement::Users(_) => "users",
     }
 }

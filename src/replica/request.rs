@@ -56,6 +56,8 @@ pub struct Settings {
     pub start_offset: u64,
     /// The number of the first log run.
     pub first_part: u64,
+    /// Who the script runs as (the node authenticates the request; see `access.rs`).
+    pub principal: super::access::Principal,
 }
 
 /// A piece of a script as it arrives.

@@ -35,6 +35,7 @@ use super::{
 };
 use crate::raft::Index;
 use crate::sql::budget::Budget;
+use crate::sql::engine::Privilege;
 use crate::sql::parser::{self, ast::Statement};
 use crate::sql::{Database, StatementResult};
 use std::sync::Arc;
@@ -201,6 +202,17 @@ impl<C: Consensus> Run<C> {
     /// Takes one statement: into the pending log run, or served here (`replica::route`
     /// decides, from the transaction the session has once the pending writes have run).
     async fn statement(&mut self, statement: Statement, bytes: usize, end: u64, arrival: Arrival) {
+        let privilege = Privilege::of(&statement);
+        if !self.settings.principal.may(privilege) {
+            let message = self.settings.principal.refusal(privilege, &statement.summary());
+            return self
+                .refuse_statement(StatementError::new("permission_denied", message), end, &arrival)
+                .await;
+        }
+        let statement = match seal(statement).await {
+            Ok(statement) => statement,
+            Err(error) => return self.refuse_statement(error, end, &arrival).await,
+        };
         if route(&statement, self.open) == Route::Log {
             return self.log(statement, bytes, end, arrival).await;
         }
@@ -212,6 +224,17 @@ impl<C: Consensus> Run<C> {
         self.serve_locally(statement, bytes, end, arrival.clone()).await;
         // Unless it went through the log after all (reported there).
         self.report(&arrival);
+    }
+
+    /// Answers a statement with an error without running it (after the writes before it).
+    async fn refuse_statement(&mut self, error: StatementError, end: u64, arrival: &Arrival) {
+        self.flush().await;
+        if self.stopped {
+            return;
+        }
+        let index = self.replica.consensus.applied();
+        self.result(index, Err(error), end, 0).await;
+        self.report(arrival);
     }
 
     /// Reports a statement whose result was just sent to the replica's observer.
@@ -370,7 +393,10 @@ impl<C: Consensus> Run<C> {
         let transaction = match &self.transaction {
             None => None,
             Some(txn) => match self.replica.session_key().await {
-                Ok(key) => Some((txn.clone(), proof::sign(&key, txn, self.settings.client))),
+                Ok(key) => {
+                    let holder = (self.settings.client, self.settings.principal.name());
+                    Some((txn.clone(), proof::sign(&key, txn, holder)))
+                }
                 Err(error) => {
                     self.send(Response::Refused(error)).await;
                     self.stopped = true;
@@ -566,6 +592,50 @@ async fn blocking<C: Consensus, T: Send + 'static>(
     tokio::task::spawn_blocking(move || work(&db).map_err(StatementError::from))
         .await
         .map_err(|error| StatementError::new("internal", format!("query task failed: {error}")))?
+}
+
+/// A statement as it may go into the log: a password becomes its salted hash (hashed on the
+/// blocking pool), so no password is logged or stored.
+async fn seal(statement: Statement) -> Result<Statement, StatementError> {
+    use crate::sql::parser::ast::{Credential, UserStatement};
+    let (name, password, make): (String, String, fn(String, Credential) -> UserStatement) =
+        match statement {
+            Statement::Users(UserStatement::Create {
+                name,
+                credential: Credential::Password(password),
+                if_not_exists,
+            }) => {
+                let make = if if_not_exists {
+                    |name, credential| UserStatement::Create {
+                        name,
+                        credential,
+                        if_not_exists: true,
+                    }
+                } else {
+                    |name, credential| UserStatement::Create {
+                        name,
+                        credential,
+                        if_not_exists: false,
+                    }
+                };
+                (name, password, make)
+            }
+            Statement::Users(UserStatement::SetPassword {
+                name,
+                credential: Credential::Password(password),
+            }) => {
+                (name, password, |name, credential| UserStatement::SetPassword { name, credential })
+            }
+            other => return Ok(other),
+        };
+    if password.is_empty() {
+        return Err(StatementError::new("invalid_statement", "a password may not be empty"));
+    }
+    let hashed = tokio::task::spawn_blocking(move || super::access::hash_password(&password))
+        .await
+        .map_err(|e| StatementError::new("internal", format!("hashing failed: {e}")))?
+        .map_err(|e| StatementError::new("internal", e))?;
+    Ok(Statement::Users(make(name, Credential::Hash(hashed))))
 }
 
 /// What a statement's outcome says for the observer: its error, or its rows.

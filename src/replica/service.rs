@@ -95,7 +95,10 @@ impl<C: Consensus> Replica<C> {
         }
         if let Some(txn) = &settings.transaction {
             let verified = match self.session_key().await {
-                Ok(key) => proof::verify(&key, txn, settings.client, &settings.proof),
+                Ok(key) => {
+                    let holder = (settings.client, settings.principal.name());
+                    proof::verify(&key, txn, holder, &settings.proof)
+                }
                 Err(error) => {
                     let _ = out.send(vec![Response::Refused(error)]).await;
                     return;

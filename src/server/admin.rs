@@ -9,6 +9,8 @@ use super::{Error, transport};
 use crate::grpc::{convert, pb};
 use crate::raft::{ConfChange, Index, NodeId, Payload, Role};
 use crate::replica::Command;
+use crate::replica::access::Principal;
+use crate::sql::engine::Privilege;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -162,21 +164,50 @@ impl AdminService {
         pb_status(&node_status(&self.cx), self.cx.opts.tick)
     }
 
-    /// Refuses a call that changes the cluster unless it carries the admin token.
+    /// Refuses a call that changes the cluster unless it carries the admin token or comes
+    /// from a user with the admin role.
     fn authorize<T>(&self, request: &Request<T>, call: &str) -> Result<(), Status> {
         if self.cx.secret.is_admin(request.metadata()) {
             return Ok(());
         }
         let from = super::auth::remote(request);
+        let principal = super::auth::principal(&self.cx, request, call)?;
+        if let Principal::User(_) = principal {
+            return self.require(&principal, Privilege::Admin, request, call);
+        }
         tracing::warn!(%from, call, "refused an admin call without the admin token");
         Err(super::auth::admin_required(&format!("Admin.{call}")))
+    }
+
+    /// Refuses a call whose principal lacks `privilege`.
+    fn require<T>(
+        &self,
+        principal: &Principal,
+        privilege: Privilege,
+        request: &Request<T>,
+        call: &str,
+    ) -> Result<(), Status> {
+        if principal.may(privilege) {
+            return Ok(());
+        }
+        let from = super::auth::remote(request);
+        let message = principal.refusal(privilege, &format!("call Admin.{call}"));
+        tracing::warn!(%from, call, user = principal.name(), "refused: {message}");
+        Err(Status::permission_denied(message))
+    }
+
+    /// Refuses a call that reads data unless its principal may read.
+    fn authorize_read<T>(&self, request: &Request<T>, call: &str) -> Result<(), Status> {
+        let principal = super::auth::principal(&self.cx, request, call)?;
+        self.require(&principal, Privilege::Read, request, call)
     }
 
     /// A client of the leader's Admin service, or `None` if this node leads; an error if no
     /// leader is known.
     fn leader_client(
         &self,
-    ) -> Result<Option<pb::admin_client::AdminClient<tonic::transport::Channel>>, Status> {
+    ) -> Result<Option<pb::admin_client::AdminClient<crate::grpc::wire::Authenticated>>, Status>
+    {
         let state = self.cx.state.borrow().raft.clone();
         if state.role == Role::Leader {
             return Ok(None);
@@ -187,7 +218,8 @@ impl AdminService {
         let channel = self.cx.transport.channel(leader).ok_or_else(|| {
             Status::unavailable(format!("the leader's (node {leader}) address is unknown"))
         })?;
-        Ok(Some(crate::grpc::wire::admin_client(channel)))
+        // The forwarded request carries the caller's own credentials.
+        Ok(Some(crate::grpc::wire::admin_client(channel, Default::default())))
     }
 
     async fn change(&self, change: ConfChange) -> Result<pb::MembershipResponse, Status> {
@@ -245,7 +277,7 @@ impl pb::admin_server::Admin for AdminService {
                     ..Default::default()
                 };
                 let Some(channel) = channel else { return down };
-                let mut client = crate::grpc::wire::admin_client(channel);
+                let mut client = crate::grpc::wire::admin_client(channel, Default::default());
                 let mut request = Request::new(pb::StatusRequest {});
                 request.set_timeout(PEER_STATUS_TIMEOUT);
                 match tokio::time::timeout(PEER_STATUS_TIMEOUT, client.status(request)).await {
@@ -274,8 +306,9 @@ impl pb::admin_server::Admin for AdminService {
 
     async fn list_tables(
         &self,
-        _: Request<pb::ListTablesRequest>,
+        request: Request<pb::ListTablesRequest>,
     ) -> Result<Response<pb::ListTablesResponse>, Status> {
+        self.authorize_read(&request, "ListTables")?;
         let index = self.cx.applied_index();
         let (_db, txn) = self.read_txn()?;
         let tables = tokio::task::spawn_blocking(move || -> crate::sql::Result<_> {
@@ -296,6 +329,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::ScanTableRequest>,
     ) -> Result<Response<pb::ScanTableResponse>, Status> {
+        self.authorize_read(&request, "ScanTable")?;
         let request = request.into_inner();
         let index = self.cx.applied_index();
         let limit = match request.limit {
@@ -340,6 +374,7 @@ impl pb::admin_server::Admin for AdminService {
         &self,
         request: Request<pb::LogTailRequest>,
     ) -> Result<Response<pb::LogTailResponse>, Status> {
+        self.authorize_read(&request, "LogTail")?;
         let count = match request.get_ref().count {
             0 => LOG_TAIL,
             n => n.min(MAX_LOG_TAIL),
@@ -492,10 +527,39 @@ impl pb::admin_server::Admin for AdminService {
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
 
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let from = super::auth::remote(&request);
+        let pb::LoginRequest { user, password } = request.into_inner();
+        let key = self.cx.session_key.borrow().clone().ok_or_else(|| {
+            Status::unavailable("the cluster has not set its session key yet (no leader yet)")
+        })?;
+        let (db, now) = (self.cx.database(), super::auth::now_ms());
+        let name = user.clone();
+        let token = tokio::task::spawn_blocking(move || {
+            crate::replica::access::login(&db, &key, &name, &password, now)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
+        match token {
+            Ok(token) => {
+                let expires_ms = now + crate::replica::access::TOKEN_LIFETIME_MS;
+                Ok(Response::new(pb::LoginResponse { token, expires_ms }))
+            }
+            Err(error) => {
+                tracing::warn!(%from, user, "refused a login: {error}");
+                Err(error.into())
+            }
+        }
+    }
+
     async fn statement_statistics(
         &self,
-        _: Request<pb::StatementStatisticsRequest>,
+        request: Request<pb::StatementStatisticsRequest>,
     ) -> Result<Response<pb::StatementStatisticsResponse>, Status> {
+        self.authorize_read(&request, "StatementStatistics")?;
         let (statistics, evicted) = self.cx.statistics.snapshot();
         let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let statements = statistics

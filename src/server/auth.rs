@@ -116,6 +116,39 @@ impl tonic::service::Interceptor for PeerCredentials {
     }
 }
 
+/// Who a call comes from: the operator (admin token), the user its token proves, or anonymous
+/// while the cluster has no users (see `replica::access`). A refusal is logged.
+pub fn principal<T>(
+    cx: &super::context::Context,
+    request: &Request<T>,
+    call: &str,
+) -> Result<crate::replica::access::Principal, Status> {
+    let operator = cx.secret.is_admin(request.metadata());
+    let token =
+        request.metadata().get(crate::grpc::wire::USER_TOKEN_HEADER).and_then(|v| v.to_str().ok());
+    let key = cx.session_key.borrow().clone();
+    let db = cx.database();
+    crate::replica::access::authenticate(
+        &db,
+        key.as_deref().map(Vec::as_slice),
+        token,
+        operator,
+        now_ms(),
+    )
+    .map_err(|error| {
+        let from = remote(request);
+        tracing::warn!(%from, call, "refused: {error}");
+        Status::from(error)
+    })
+}
+
+/// Milliseconds since the Unix epoch (token expiry; 0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 /// Where a call came from, for logs (over TLS or plain TCP).
 pub fn remote<T>(request: &Request<T>) -> String {
     let tls = request.extensions().get::<super::tls::TlsPeer>().and_then(|p| p.remote);

@@ -81,6 +81,7 @@ fn plain_incoming(
 /// The client SQL service: this node's replica, on Raft.
 pub struct SqlService {
     replica: Arc<Replica<Context>>,
+    cx: Arc<Context>,
 }
 
 impl SqlService {
@@ -105,7 +106,7 @@ impl SqlService {
             cx.opts.slow_statement,
             cx.db.clone(),
         )));
-        Self { replica: Arc::new(replica) }
+        Self { replica: Arc::new(replica), cx: cx.clone() }
     }
 }
 
@@ -124,12 +125,14 @@ impl pb::sql_server::Sql for SqlService {
         &self,
         request: Request<Streaming<pb::RunRequest>>,
     ) -> Result<Response<Self::RunStream>, Status> {
+        let principal = super::auth::principal(&self.cx, &request, "Sql.Run")?;
         let mut input = request.into_inner();
         let first = input
             .message()
             .await?
             .ok_or_else(|| Status::invalid_argument("an empty request: no settings, no script"))?;
-        let settings = crate::grpc::convert::settings(first.settings);
+        let mut settings = crate::grpc::convert::settings(first.settings);
+        settings.principal = principal;
         let (results, stream) = tokio::sync::mpsc::channel(RESULTS_AHEAD);
         let replica = self.replica.clone();
         let input = tokio_stream::StreamExt::map(input, |piece| {

@@ -98,6 +98,7 @@ pub fn summary(result: &StatementResult) -> String {
         | StatementResult::CreateIndex { .. }
         | StatementResult::CreateView { .. }
         | StatementResult::Reindex { .. } => "Query OK".into(),
+        StatementResult::Users { message } => format!("Query OK, {message}"),
         StatementResult::DropTable { existed, .. }
         | StatementResult::DropIndex { existed, .. }
         | StatementResult::DropView { existed, .. } => {

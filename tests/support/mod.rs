@@ -73,6 +73,8 @@ pub struct Cluster {
     initial: Vec<u64>,
     /// How clients reach the nodes over TLS, if they serve it.
     pub tls: Option<ClientTls>,
+    /// A logged-in user's token the harness's clients carry, once the cluster has users.
+    pub user_token: Option<String>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -110,6 +112,7 @@ impl Cluster {
             initial: (1..=n).collect(),
             runtime: runtime(),
             tls,
+            user_token: None,
         };
         for id in 1..=n {
             cluster.spawn(id);
@@ -243,8 +246,12 @@ impl Cluster {
     pub fn client(&self, id: u64) -> Client {
         let client = Client::new(vec![self.addresses[&id].clone()], Duration::from_secs(10))
             .expect("client");
-        match &self.tls {
+        let client = match &self.tls {
             Some(tls) => client.with_tls(tls.clone()),
+            None => client,
+        };
+        match &self.user_token {
+            Some(token) => client.with_user_token(token.clone()),
             None => client,
         }
     }

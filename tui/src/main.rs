@@ -57,6 +57,10 @@ struct Args {
     /// The client certificate's private key (PEM).
     #[arg(long, value_name = "FILE", requires_all = ["ca", "cert"])]
     key: Option<PathBuf>,
+    /// Log in as this user (needed once the cluster has users); the password comes from
+    /// CHRONOS_PASSWORD, or a prompt.
+    #[arg(long, value_name = "NAME", conflicts_with = "spawn")]
+    user: Option<String>,
 }
 
 fn parse_peer(text: &str) -> Result<(NodeId, String), String> {
@@ -91,7 +95,16 @@ async fn run(args: Args) -> ExitCode {
         },
         None => None,
     };
-    let connector = runtime::Connector { timeout, tls };
+    let mut connector = runtime::Connector { timeout, tls, user_token: None };
+    if let Some(user) = &args.user {
+        match login(&connector, &args.addr, user).await {
+            Ok(token) => connector.user_token = Some(token),
+            Err(error) => {
+                eprintln!("chronos-tui: {error}");
+                return ExitCode::from(5);
+            }
+        }
+    }
     let (spawned, nodes) = match args.spawn {
         Some(0) => {
             eprintln!("chronos-tui: --spawn needs at least one node");
@@ -141,6 +154,23 @@ async fn run(args: Args) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Logs in as `user` at `address` (the password from CHRONOS_PASSWORD or a prompt); returns
+/// the token.
+async fn login(
+    connector: &runtime::Connector,
+    address: &str,
+    user: &str,
+) -> Result<String, String> {
+    let password = match std::env::var(chronos::grpc::wire::PASSWORD_ENV) {
+        Ok(password) => password,
+        Err(_) => rpassword::prompt_password(format!("password for {user}: "))
+            .map_err(|e| format!("cannot read the password: {e}"))?,
+    };
+    let mut client = connector.client(vec![address.to_string()]).map_err(|e| e.to_string())?;
+    client.login(user, &password).await.map_err(|e| e.to_string())?;
+    client.user_token().map(str::to_string).ok_or_else(|| "the login returned no token".into())
 }
 
 /// The members of the cluster `address` belongs to.

@@ -46,16 +46,21 @@ pub struct Connector {
     pub timeout: Duration,
     /// The cluster's CA (and a client certificate), if it serves TLS.
     pub tls: Option<ClientTls>,
+    /// The logged-in user's token, if the console logged in.
+    pub user_token: Option<String>,
 }
 
 impl Connector {
     /// A client of the nodes at `addresses`.
     pub fn client(&self, addresses: Vec<String>) -> Result<Client, chronos::client::Error> {
-        let client = Client::new(addresses, self.timeout)?;
-        Ok(match &self.tls {
-            Some(tls) => client.with_tls(tls.clone()),
-            None => client,
-        })
+        let mut client = Client::new(addresses, self.timeout)?;
+        if let Some(tls) = &self.tls {
+            client = client.with_tls(tls.clone());
+        }
+        if let Some(token) = &self.user_token {
+            client = client.with_user_token(token.clone());
+        }
+        Ok(client)
     }
 }
 

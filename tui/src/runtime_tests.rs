@@ -31,7 +31,7 @@ async fn the_console_watches_and_queries_a_node_over_tls_only_with_its_ca() {
 
     let (tx, mut rx) = mpsc::unbounded_channel();
     let tls = Some(ClientTls::new(ca.cert.into_bytes()));
-    let mut runtime = Runtime::new(tx, Connector { timeout, tls }, None, None);
+    let mut runtime = Runtime::new(tx, Connector { timeout, tls, user_token: None }, None, None);
     runtime.run(Effect::Watch(1, address.clone()));
     let status = next(&mut rx, |m| match m {
         Msg::Status(1, status) if status.leader == 1 => Some(status),
@@ -50,7 +50,8 @@ async fn the_console_watches_and_queries_a_node_over_tls_only_with_its_ca() {
 
     // Without the CA the console cannot reach the node.
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut plain = Runtime::new(tx, Connector { timeout, tls: None }, None, None);
+    let mut plain =
+        Runtime::new(tx, Connector { timeout, tls: None, user_token: None }, None, None);
     plain.run(Effect::Watch(1, address));
     next(&mut rx, |m| matches!(m, Msg::Down(1, _)).then_some(())).await;
     node.stop().await;

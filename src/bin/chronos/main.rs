@@ -10,7 +10,9 @@
 //!
 //! Exit codes: 0 success, 1 an SQL error (or a refused request), 2 a usage error, 3 the cluster
 //! is unreachable or unavailable (nothing was applied: safe to retry), 4 a write's outcome is
-//! unknown (it was cut off after it was sent and may or may not have been applied).
+//! unknown (it was cut off after it was sent and may or may not have been applied), 5 not
+//! authenticated (no login where the cluster has users, a wrong password), 6 permission
+//! denied (the user's roles do not allow it).
 
 mod bench;
 mod cert;
@@ -52,6 +54,10 @@ struct Args {
     /// The client certificate's private key (PEM).
     #[arg(long, global = true, value_name = "FILE", requires_all = ["ca", "cert"])]
     key: Option<std::path::PathBuf>,
+    /// Log in as this user (needed once the cluster has users). The password comes from
+    /// CHRONOS_PASSWORD, or a prompt.
+    #[arg(long, global = true, value_name = "NAME")]
+    user: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -144,12 +150,16 @@ const SQL_ERROR: u8 = 1;
 const USAGE: u8 = 2;
 const UNAVAILABLE: u8 = 3;
 const OUTCOME_UNKNOWN: u8 = 4;
+const UNAUTHENTICATED: u8 = 5;
+const PERMISSION_DENIED: u8 = 6;
 
 /// The exit code for a failed statement's error kind.
 fn code_for_kind(kind: &str) -> u8 {
     match kind {
         "unavailable" => UNAVAILABLE,
         "outcome_unknown" => OUTCOME_UNKNOWN,
+        "unauthenticated" => UNAUTHENTICATED,
+        "permission_denied" => PERMISSION_DENIED,
         _ => SQL_ERROR,
     }
 }
@@ -162,6 +172,8 @@ fn exit_for(error: &client::Error) -> ExitCode {
             ExitCode::from(UNAVAILABLE)
         }
         client::Error::OutcomeUnknown(_) => ExitCode::from(OUTCOME_UNKNOWN),
+        client::Error::Unauthenticated(_) => ExitCode::from(UNAUTHENTICATED),
+        client::Error::PermissionDenied(_) => ExitCode::from(PERMISSION_DENIED),
         client::Error::Invalid(_) | client::Error::Server(_) => ExitCode::from(SQL_ERROR),
     }
 }
@@ -218,6 +230,21 @@ fn main() -> ExitCode {
             return ExitCode::from(SQL_ERROR);
         }
     };
+    if let Some(user) = &args.user {
+        let password = match std::env::var(chronos::grpc::wire::PASSWORD_ENV) {
+            Ok(password) => password,
+            Err(_) => match rpassword::prompt_password(format!("password for {user}: ")) {
+                Ok(password) => password,
+                Err(error) => {
+                    eprintln!("chronos: cannot read the password: {error}");
+                    return ExitCode::from(USAGE);
+                }
+            },
+        };
+        if let Err(error) = runtime.block_on(client.login(user, &password)) {
+            return exit_for(&error);
+        }
+    }
     match args.command {
         Command::Exec { sql, file, format, continue_on_error, consistency: level } => {
             let script = match (sql, file) {

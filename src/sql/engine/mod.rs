@@ -5,7 +5,9 @@ mod schema;
 mod session;
 mod statistics;
 mod store;
+mod users;
 
 pub use schema::{Column, Index, Statistics, Table, View};
 pub use session::{Database, Session};
 pub use store::Txn;
+pub use users::{Privilege, Role, User};

@@ -151,6 +151,9 @@ fn execute_plan(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             StatementResult::CreateIndex { name }
         }
         Plan::Reindex { name } => StatementResult::Reindex { name },
+        Plan::Users(statement) => {
+            StatementResult::Users { message: txn.execute_user_statement(&statement)? }
+        }
         Plan::Analyze { tables } => {
             let mut rows = Vec::new();
             for name in tables {

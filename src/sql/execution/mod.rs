@@ -84,6 +84,11 @@ pub enum StatementResult {
         /// Whether it existed (false only with IF EXISTS).
         existed: bool,
     },
+    /// A statement on users (CREATE/ALTER/DROP USER, GRANT, REVOKE): what it did.
+    Users {
+        /// What it did, in words (`granted readonly to alice`).
+        message: String,
+    },
     /// REINDEX (nothing to rebuild).
     Reindex {
         /// The index or table named (empty for all).

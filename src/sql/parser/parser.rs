@@ -437,6 +437,9 @@ fn build_statement(pair: Pair<'_, Rule>) -> Result<Statement> {
             let (name, if_exists) = dropped(inner)?;
             Statement::DropIndex { name, if_exists }
         }
+        Rule::create_user | Rule::alter_user | Rule::drop_user | Rule::grant | Rule::revoke => {
+            Statement::Users(build_user_statement(rule, inner)?)
+        }
         Rule::analyze => Statement::Analyze {
             table: inner.find(|p| p.as_rule() == Rule::ident).map(identifier).transpose()?,
         },
@@ -625,6 +628,35 @@ fn build_value(pair: Pair<'_, Rule>) -> Result<Expression> {
 }
 
 /// The name and `IF EXISTS` flag of a `DROP TABLE` or `DROP INDEX`.
+/// Builds a statement on users from its rule and parts.
+fn build_user_statement(rule: Rule, inner: Pairs<'_, Rule>) -> Result<UserStatement> {
+    let flag = |r: Rule| inner.clone().any(|p| p.as_rule() == r);
+    let (if_exists, if_not_exists) = (flag(Rule::if_exists), flag(Rule::if_not_exists));
+    let names = inner
+        .clone()
+        .filter(|p| p.as_rule() == Rule::ident)
+        .map(identifier)
+        .collect::<Result<Vec<_>>>()?;
+    let password = inner.clone().find(|p| p.as_rule() == Rule::string).map(|p| {
+        let text = p.as_str();
+        Credential::Password(text[1..text.len() - 1].replace("''", "'"))
+    });
+    let mut names = names.into_iter();
+    let mut name = || names.next().ok_or_else(|| invalid_grammar("a user statement"));
+    Ok(match (rule, password) {
+        (Rule::create_user, Some(credential)) => {
+            UserStatement::Create { name: name()?, credential, if_not_exists }
+        }
+        (Rule::alter_user, Some(credential)) => {
+            UserStatement::SetPassword { name: name()?, credential }
+        }
+        (Rule::drop_user, _) => UserStatement::Drop { name: name()?, if_exists },
+        (Rule::grant, _) => UserStatement::Grant { role: name()?, user: name()? },
+        (Rule::revoke, _) => UserStatement::Revoke { role: name()?, user: name()? },
+        _ => return Err(invalid_grammar("a user statement")),
+    })
+}
+
 fn dropped(mut inner: Pairs<'_, Rule>) -> Result<(String, bool)> {
     let if_exists = inner.clone().any(|p| p.as_rule() == Rule::if_exists);
     let name = inner.find(|p| p.as_rule() == Rule::ident).ok_or_else(|| invalid_grammar("DROP"))?;

@@ -54,6 +54,8 @@ pub enum Plan {
         /// The tables, by name.
         tables: Vec<String>,
     },
+    /// CREATE/ALTER/DROP USER, GRANT, REVOKE.
+    Users(crate::sql::parser::ast::UserStatement),
     /// REINDEX: checks the name (an index or table) and changes nothing.
     Reindex {
         /// The index or table named (empty for all).

@@ -124,6 +124,7 @@ impl<'a> Planner<'a> {
                 };
                 Plan::Analyze { tables }
             }
+            Statement::Users(statement) => Plan::Users(statement.clone()),
             Statement::Reindex { name } => {
                 if let Some(name) = name
                     && self.txn().get_table(name)?.is_none()
