@@ -90,6 +90,11 @@ struct Args {
     /// (mutual TLS); clients must trust it.
     #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
     tls_ca: Option<PathBuf>,
+    /// Start a new one-node cluster from a backup (chronos backup), loaded into the empty
+    /// --data-dir; members added afterwards (chronosd --join, chronos member add) get the data
+    /// from this node.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["join", "peers"])]
+    restore: Option<PathBuf>,
 }
 
 /// The environment variable that may name the cluster secret file.
@@ -155,6 +160,7 @@ impl Args {
         opts.tick = Duration::from_millis(self.tick_ms);
         opts.metrics_listen = self.metrics_listen.clone();
         opts.slow_statement = self.slow_statement_ms.map(Duration::from_millis);
+        opts.restore = self.restore.clone();
         if let (Some(cert), Some(key), Some(ca)) = (&self.tls_cert, &self.tls_key, &self.tls_ca) {
             let tls = chronos::server::tls::NodeTls::load(self.id, cert, key, ca)
                 .map_err(|e| format!("--tls-cert: {e}"))?;

@@ -135,6 +135,31 @@ impl Client {
         .await
     }
 
+    /// Streams a backup of the cluster's data as of `as_of` (now if 0) into `out`; returns
+    /// the version it is as of and its record count. Fails (with part of the file written)
+    /// if the stream ends before the backup is complete.
+    pub async fn backup(
+        &mut self,
+        as_of: u64,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(u64, u64), Error> {
+        let mut stream = self
+            .admin(true, |mut c| async move { c.backup(pb::BackupRequest { as_of }).await })
+            .await?;
+        loop {
+            let chunk = stream
+                .message()
+                .await
+                .map_err(|status| Error::from_status(status, false))?
+                .ok_or_else(|| Error::Unavailable("the backup stream ended early".into()))?;
+            out.write_all(&chunk.data)
+                .map_err(|e| Error::Invalid(format!("cannot write the backup: {e}")))?;
+            if chunk.done {
+                return Ok((chunk.version, chunk.records));
+            }
+        }
+    }
+
     /// The status and event stream of the node in use.
     pub async fn watch(&mut self) -> Result<tonic::Streaming<pb::WatchEvent>, Error> {
         let credentials = self.credentials();

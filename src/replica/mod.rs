@@ -12,6 +12,7 @@
 //!   read index, queries in `query.rs`).
 //!
 //! - Who is asking and what they may do (`access.rs`: users' logins, tokens, roles).
+//! - Online backups and restores of the SQL data (`backup.rs`).
 //! - What it tells the node of each statement served (`observe.rs`: metrics, statistics).
 //!
 //! Clients, the CLI and the console use these types and [`crate::client`], never the node's
@@ -19,6 +20,7 @@
 
 pub mod access;
 pub mod activity;
+pub mod backup;
 mod command;
 mod consensus;
 mod observe;

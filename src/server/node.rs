@@ -75,6 +75,8 @@ pub struct Options {
     pub slow_statement: Option<Duration>,
     /// TLS for clients and peers (mutual between peers); none: plain TCP.
     pub tls: Option<super::tls::NodeTls>,
+    /// A backup to start a new cluster from (the data directory must be empty).
+    pub restore: Option<PathBuf>,
 }
 
 impl Options {
@@ -101,6 +103,7 @@ impl Options {
             metrics_listen: None,
             slow_statement: None,
             tls: None,
+            restore: None,
         }
     }
 }
@@ -431,10 +434,29 @@ fn recover(opts: &Options, metrics: Arc<Metrics>) -> Result<Recovery, Error> {
     // one of several (restarted without --peers), and a secret of its own would cut it off.
     let alone = fresh && opts.peers.is_empty() && !opts.join;
     let secret = data.cluster_secret(opts.cluster_secret.as_ref(), alone)?;
+    if opts.restore.is_some() && (!fresh || opts.join) {
+        return Err(Error::Config(format!(
+            "--restore starts a new cluster in an empty data directory, and {} holds a Raft log",
+            opts.data_dir.display()
+        )));
+    }
+    if opts.restore.is_some() && !opts.peers.is_empty() {
+        // Members started empty could elect a leader among themselves, without the data.
+        return Err(Error::Config(
+            "--restore starts a one-node cluster holding the backup; add the other members afterwards (chronosd --join, chronos member add), and they get the data from it"
+                .into(),
+        ));
+    }
     if fresh && !opts.join {
         // A new cluster: every node listed starts as a voter of the initial configuration.
         let voters = opts.peers.keys().copied().chain([opts.id]);
-        let meta = SnapshotMeta { index: 0, term: 0, config: Configuration::voters(voters) };
+        let mut meta = SnapshotMeta { index: 0, term: 0, config: Configuration::voters(voters) };
+        if let Some(file) = &opts.restore {
+            // The restored data is the new cluster's first snapshot: the log starts after it,
+            // so members added later (empty) get it streamed from this node.
+            (meta.index, meta.term) = (1, 1);
+            restore_backup(&data, file, &meta)?;
+        }
         store.checkpoint(&meta, &[])?;
         recovered.snapshot = meta;
     }
@@ -484,6 +506,39 @@ fn recover(opts: &Options, metrics: Arc<Metrics>) -> Result<Recovery, Error> {
         "recovered: the state machine resumes at its applied index"
     );
     Ok((data, store, recovered, machine, generation, secret))
+}
+
+/// Loads a backup into a new store generation of `data`, recorded as the state at `meta`'s
+/// index, and makes it the current one. A refused backup leaves nothing behind.
+fn restore_backup(
+    data: &DataDir,
+    file: &std::path::Path,
+    meta: &SnapshotMeta,
+) -> Result<(), Error> {
+    let input = std::fs::File::open(file)
+        .map_err(|e| Error::Config(format!("--restore: cannot open {}: {e}", file.display())))?;
+    let generation = data.next_generation()?;
+    let store = data.open_store(generation)?;
+    let target = (meta.index, meta.term, meta.config.clone());
+    match crate::replica::backup::restore(input, &store, target) {
+        Ok(summary) => {
+            drop(store);
+            data.mark_synced(generation, meta.index)?;
+            data.set_current_generation(generation)?;
+            tracing::info!(
+                file = %file.display(),
+                version = summary.version,
+                records = summary.records,
+                "restored a backup: a new cluster starts from it"
+            );
+            Ok(())
+        }
+        Err(error) => {
+            drop(store);
+            data.remove_generation(generation);
+            Err(Error::Config(format!("--restore {}: {error}", file.display())))
+        }
+    }
 }
 
 /// The gRPC role of a status.

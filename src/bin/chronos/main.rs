@@ -112,6 +112,15 @@ enum Command {
     },
     /// Run a workload against the cluster and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Write a consistent backup of the cluster's data to FILE while it keeps serving (restore
+    /// it with chronosd --restore FILE). Needs the admin role or the admin token.
+    Backup {
+        /// Where to write it (written beside as FILE.partial, renamed when complete).
+        file: std::path::PathBuf,
+        /// Back up as of this MVCC version (within the GC retention window) instead of now.
+        #[arg(long, value_name = "VERSION")]
+        as_of: Option<u64>,
+    },
     /// Make certificates for a test cluster: a CA, node and client certificates.
     Cert {
         #[command(subcommand)]
@@ -175,6 +184,40 @@ fn exit_for(error: &client::Error) -> ExitCode {
         client::Error::Unauthenticated(_) => ExitCode::from(UNAUTHENTICATED),
         client::Error::PermissionDenied(_) => ExitCode::from(PERMISSION_DENIED),
         client::Error::Invalid(_) | client::Error::Server(_) => ExitCode::from(SQL_ERROR),
+    }
+}
+
+/// `chronos backup`: streams the backup into FILE.partial, then renames it.
+async fn backup(client: &mut Client, file: &std::path::Path, as_of: Option<u64>) -> ExitCode {
+    let mut partial = file.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let mut out = match std::fs::File::create(&partial) {
+        Ok(out) => std::io::BufWriter::new(out),
+        Err(error) => {
+            eprintln!("chronos: cannot create {}: {error}", partial.display());
+            return ExitCode::from(USAGE);
+        }
+    };
+    let written = client.backup(as_of.unwrap_or(0), &mut out).await;
+    let finished = written.and_then(|done| {
+        let file = out.into_inner().map_err(|e| client::Error::Invalid(e.to_string()))?;
+        file.sync_all().map_err(|e| client::Error::Invalid(e.to_string()))?;
+        Ok(done)
+    });
+    match finished {
+        Ok((version, records)) => {
+            if let Err(error) = std::fs::rename(&partial, file) {
+                eprintln!("chronos: cannot rename {}: {error}", partial.display());
+                return ExitCode::from(SQL_ERROR);
+            }
+            println!("backup of version {version}: {records} records in {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            let _ = std::fs::remove_file(&partial);
+            exit_for(&error)
+        }
     }
 }
 
@@ -271,6 +314,7 @@ fn main() -> ExitCode {
         Command::Status { format } => runtime.block_on(status::print(&mut client, format)),
         Command::Top(top) => runtime.block_on(top::print(&mut client, top)),
         Command::Cert { command } => cert::run(command),
+        Command::Backup { file, as_of } => runtime.block_on(backup(&mut client, &file, as_of)),
         Command::Bench(bench) => runtime.block_on(bench::run(&client, args.addr, bench)),
         Command::Member { change } => runtime.block_on(async {
             let result = match change {

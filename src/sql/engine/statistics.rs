@@ -3,7 +3,7 @@
 //! a bounded sketch).
 
 use super::schema::Statistics;
-use super::store::{Txn, row_count_key, table_key};
+use super::store::{Txn, row_count_key, row_id_key, table_key};
 use crate::encoding::keycode::KeyReader;
 use crate::encoding::value as codec;
 use crate::sql::error::Result;
@@ -27,6 +27,25 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 impl Txn {
+    /// The unversioned counters of every table (the next hidden row id, the row count), as
+    /// stored keys and values: what a backup carries beside the versioned data.
+    pub fn counters(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for table in self.list_tables()? {
+            for key in [row_id_key(&table.name), row_count_key(&table.name)] {
+                if let Some(value) = self.inner.get_unversioned(&key)? {
+                    out.push((key, value));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets an unversioned counter from a backup (see [`Txn::counters`]).
+    pub fn restore_counter(&mut self, key: &[u8], value: Vec<u8>) -> Result<()> {
+        Ok(self.inner.set_unversioned(key, value)?)
+    }
+
     /// Notes a row inserted (`1`) or deleted (`-1`).
     pub(super) fn count_row(&mut self, table: &str, delta: i64) {
         match self.row_deltas.iter_mut().find(|(name, _)| name == table) {

@@ -113,7 +113,7 @@ pub(super) fn row_count_key(table: &str) -> Vec<u8> {
     out
 }
 
-fn row_id_key(table: &str) -> Vec<u8> {
+pub(super) fn row_id_key(table: &str) -> Vec<u8> {
     let mut out = vec![ROW_ID];
     keycode::put_str(&mut out, table);
     out
