@@ -21,13 +21,15 @@ pub enum Tab {
     Data,
     /// The tail of each node's Raft log.
     Log,
+    /// The statements each node served, by fingerprint.
+    Statements,
     /// The SQL editor and results.
     Sql,
 }
 
 impl Tab {
-    /// Every tab, in order (number keys 1-4 pick them).
-    pub const ALL: [Tab; 4] = [Tab::Cluster, Tab::Data, Tab::Log, Tab::Sql];
+    /// Every tab, in order (number keys 1-5 pick them).
+    pub const ALL: [Tab; 5] = [Tab::Cluster, Tab::Data, Tab::Log, Tab::Statements, Tab::Sql];
 
     /// The tab's title.
     pub fn title(self) -> &'static str {
@@ -35,6 +37,7 @@ impl Tab {
             Tab::Cluster => "Cluster",
             Tab::Data => "Data",
             Tab::Log => "Log",
+            Tab::Statements => "Statements",
             Tab::Sql => "SQL",
         }
     }
@@ -74,6 +77,8 @@ pub enum Msg {
     Rows(NodeId, Result<pb::ScanTableResponse, String>),
     /// A node's log tail.
     Log(NodeId, LogTail),
+    /// A node's statement statistics (for the Statements view).
+    Statements(NodeId, Result<Vec<pb::StatementStatistic>, String>),
     /// The SQL pane's query finished.
     SqlDone(SqlOutcome),
     /// An operator action finished (or failed), in words.
@@ -89,6 +94,8 @@ pub enum Effect {
     Watch(NodeId, String),
     /// Fetch every node's tables and log tail.
     RefreshDetails,
+    /// Fetch every node's statement statistics.
+    RefreshStatements,
     /// Fetch a page of a table from a node.
     LoadRows {
         /// The node.
@@ -135,6 +142,8 @@ pub struct App {
     pub data: DataModel,
     /// Each node's log tail.
     pub logs: std::collections::BTreeMap<NodeId, LogTail>,
+    /// The Statements view: each node's statement statistics.
+    pub statements: crate::statements::StatementsModel,
     /// The SQL editor.
     pub editor: Editor,
     /// Whether keys go to the SQL editor (in the SQL tab).
@@ -171,6 +180,7 @@ impl App {
             cluster,
             data,
             logs: Default::default(),
+            statements: Default::default(),
             editor: Editor::default(),
             editing: false,
             sql: None,
@@ -228,6 +238,10 @@ impl App {
                 self.logs.insert(id, tail);
                 vec![]
             }
+            Msg::Statements(id, statistics) => {
+                self.statements.on_statistics(id, statistics);
+                vec![]
+            }
             Msg::SqlDone(outcome) => {
                 self.sql_running = false;
                 self.sql_scroll = (0, 0);
@@ -252,11 +266,14 @@ impl App {
     fn on_tick(&mut self, now_ms: u64) -> Vec<Effect> {
         self.ticks += 1;
         self.now_ms = now_ms;
-        self.cluster.sample();
+        self.cluster.sample(now_ms);
         if !self.ticks.is_multiple_of(TICKS_PER_SECOND) {
             return vec![];
         }
         let mut effects = vec![Effect::RefreshDetails];
+        if self.tab == Tab::Statements {
+            effects.push(Effect::RefreshStatements);
+        }
         if let Some(load) = self.data.page_request() {
             effects.push(load);
         }
@@ -284,19 +301,24 @@ impl App {
         match key.code {
             KeyCode::Char('q') => return vec![Effect::Quit],
             KeyCode::Char('?') | KeyCode::F(1) => self.help = true,
-            KeyCode::Tab => self.switch(self.tab.next()),
-            KeyCode::BackTab => self.switch(self.tab.previous()),
-            KeyCode::Char(c @ '1'..='4') => {
-                self.switch(Tab::ALL[c as usize - '1' as usize]);
+            KeyCode::Tab => return self.switch(self.tab.next()),
+            KeyCode::BackTab => return self.switch(self.tab.previous()),
+            KeyCode::Char(c @ '1'..='5') => {
+                return self.switch(Tab::ALL[c as usize - '1' as usize]);
             }
             _ => return self.on_view_key(key),
         }
         vec![]
     }
 
-    fn switch(&mut self, tab: Tab) {
+    /// Shows `tab`; the Statements view fetches its data at once.
+    fn switch(&mut self, tab: Tab) -> Vec<Effect> {
         self.tab = tab;
         self.editing = tab == Tab::Sql;
+        match tab {
+            Tab::Statements => vec![Effect::RefreshStatements],
+            _ => vec![],
+        }
     }
 
     fn on_view_key(&mut self, key: KeyEvent) -> Vec<Effect> {
@@ -332,6 +354,13 @@ impl App {
                     self.cluster.select(if down { 1 } else { -1 });
                 }
             }
+            Tab::Statements => match key.code {
+                KeyCode::Char('t') => self.statements.sort = crate::statements::SortBy::Total,
+                KeyCode::Char('c') => self.statements.sort = crate::statements::SortBy::Count,
+                KeyCode::Char('p') => self.statements.sort = crate::statements::SortBy::P99,
+                _ if down || up => self.statements.scroll_by(if down { 1 } else { -1 }),
+                _ => {}
+            },
             Tab::Sql => match key.code {
                 KeyCode::Char('i') | KeyCode::Enter => self.editing = true,
                 _ if down || up || left || right => {
@@ -375,8 +404,8 @@ impl App {
             KeyCode::Enter if ctrl || alt => return self.run_sql(),
             KeyCode::Char('r') if ctrl => return self.run_sql(),
             KeyCode::Esc => self.editing = false,
-            KeyCode::Tab => self.switch(self.tab.next()),
-            KeyCode::BackTab => self.switch(self.tab.previous()),
+            KeyCode::Tab => return self.switch(self.tab.next()),
+            KeyCode::BackTab => return self.switch(self.tab.previous()),
             KeyCode::F(1) => self.help = true,
             KeyCode::PageDown => self.scroll_results(10, 0),
             KeyCode::PageUp => self.scroll_results(-10, 0),
@@ -400,6 +429,7 @@ impl App {
             Tab::Sql => self.scroll_results(lines as isize, 0),
             Tab::Data => self.data.scroll(lines as isize),
             Tab::Cluster => self.cluster.scroll_events(lines as isize),
+            Tab::Statements => self.statements.scroll_by(lines as isize),
             Tab::Log => {}
         }
     }

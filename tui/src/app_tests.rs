@@ -73,7 +73,7 @@ fn tab_and_number_keys_switch_views_and_the_sql_view_starts_editing() {
 #[test]
 fn ctrl_c_quits_from_anywhere_even_the_editor() {
     let mut app = three_nodes();
-    app.update(key(KeyCode::Char('4')));
+    app.update(key(KeyCode::Char('5')));
     assert!(app.editing);
     assert_eq!(app.update(ctrl('c')), vec![Effect::Quit]);
 }
@@ -90,7 +90,7 @@ fn help_opens_with_question_mark_and_any_key_closes_it() {
 #[test]
 fn running_sql_records_history_and_waits_for_the_outcome() {
     let mut app = three_nodes();
-    app.update(key(KeyCode::Char('4')));
+    app.update(key(KeyCode::Char('5')));
     assert_eq!(app.update(key(KeyCode::F(5))), vec![], "nothing to run");
     for c in "SELECT 1".chars() {
         app.update(key(KeyCode::Char(c)));
@@ -107,7 +107,7 @@ fn running_sql_records_history_and_waits_for_the_outcome() {
 #[test]
 fn result_scrolling_stops_at_the_last_row_and_column() {
     let mut app = three_nodes();
-    app.update(key(KeyCode::Char('4')));
+    app.update(key(KeyCode::Char('5')));
     app.update(Msg::SqlDone(query(30, 4)));
     app.update(key(KeyCode::PageDown));
     app.update(key(KeyCode::PageDown));
@@ -253,4 +253,40 @@ fn a_stalled_follower_and_one_receiving_a_snapshot_show_in_the_health_column() {
     assert_eq!(health(&app, 1), None, "the leader itself");
     assert_eq!(health(&app, 2).as_deref(), Some("stalled 12s"));
     assert_eq!(health(&app, 3).as_deref(), Some("snapshot"));
+}
+
+#[test]
+fn the_statements_view_fetches_on_entry_and_each_second_and_sorts_by_key() {
+    let mut app = three_nodes();
+    assert_eq!(app.update(key(KeyCode::Char('4'))), vec![Effect::RefreshStatements]);
+    assert_eq!(app.tab, Tab::Statements);
+    let statistic = |print: &str, count, total_us, p99_us| pb::StatementStatistic {
+        fingerprint: print.into(),
+        count,
+        total_us,
+        p99_us,
+        ..Default::default()
+    };
+    app.update(Msg::Statements(
+        1,
+        Ok(vec![statistic("a", 1, 900, 900), statistic("b", 50, 500, 20)]),
+    ));
+    app.update(Msg::Statements(2, Ok(vec![statistic("a", 3, 600, 400)])));
+    app.update(Msg::Statements(3, Err("unreachable".into())));
+    let order = |app: &App| -> Vec<(u64, String)> {
+        app.statements.rows().iter().map(|(n, s)| (*n, s.fingerprint.clone())).collect()
+    };
+    assert_eq!(order(&app), [(1, "a".into()), (2, "a".into()), (1, "b".into())], "by total time");
+    app.update(key(KeyCode::Char('c')));
+    assert_eq!(order(&app)[0], (1, "b".into()), "by count");
+    app.update(key(KeyCode::Char('p')));
+    assert_eq!(order(&app)[0], (1, "a".into()), "by p99");
+    assert_eq!(app.statements.failures(), [(3, "unreachable")]);
+    // The view refreshes with the other details once a second, and only while it is shown.
+    let ticks = |app: &mut App| -> Vec<Effect> {
+        (0..TICKS_PER_SECOND).flat_map(|_| app.update(Msg::Tick(0))).collect()
+    };
+    assert!(ticks(&mut app).contains(&Effect::RefreshStatements));
+    app.update(key(KeyCode::Char('1')));
+    assert!(!ticks(&mut app).contains(&Effect::RefreshStatements));
 }

@@ -14,6 +14,7 @@ mod editor;
 mod model;
 mod runtime;
 mod spawn;
+mod statements;
 mod ui;
 
 use app::{App, Effect, Msg};

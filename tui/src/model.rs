@@ -135,6 +135,9 @@ pub struct ClusterModel {
     pub terms: VecDeque<u64>,
     /// The highest commit index at the last sample.
     last_commit: Option<u64>,
+    /// The highest commit index at each tick, with its time (ms), newest last: how long ago
+    /// the cluster committed what a follower has not applied yet.
+    commit_times: VecDeque<(u64, u64)>,
     /// The event log, newest last.
     pub events: VecDeque<ConsoleEvent>,
     /// Lines scrolled back from the newest event.
@@ -231,7 +234,7 @@ impl ClusterModel {
     }
 
     /// Takes one chart sample.
-    pub fn sample(&mut self) {
+    pub fn sample(&mut self, now_ms: u64) {
         let live = || self.nodes.values().filter(|n| n.down.is_none());
         let commit = live().filter_map(|n| n.status.as_ref()).map(|s| s.commit_index).max();
         let term = live().filter_map(|n| n.status.as_ref()).map(|s| s.term).max().unwrap_or(0);
@@ -239,8 +242,12 @@ impl ClusterModel {
             (Some(before), Some(now)) => now.saturating_sub(before),
             _ => 0,
         };
-        if commit.is_some() {
-            self.last_commit = commit;
+        if let Some(commit) = commit {
+            self.last_commit = Some(commit);
+            self.commit_times.push_back((now_ms, commit));
+            if self.commit_times.len() > HISTORY {
+                self.commit_times.pop_front();
+            }
         }
         push_bounded(&mut self.commits, delta);
         push_bounded(&mut self.terms, term);
@@ -264,6 +271,20 @@ impl ClusterModel {
         let leader = self.leader()?.status.as_ref()?;
         let status = node.status.as_ref().filter(|_| node.down.is_none())?;
         Some(leader.commit_index.saturating_sub(status.applied_index))
+    }
+
+    /// How far behind a node is in time: how long ago the cluster committed the first entry
+    /// it has not applied (0 when it has applied everything committed; at most the history
+    /// the console keeps, about a minute).
+    pub fn lag_ms(&self, node: &NodeView, now_ms: u64) -> Option<u64> {
+        let status = node.status.as_ref().filter(|_| node.down.is_none())?;
+        if self.lag(node)? == 0 {
+            return Some(0);
+        }
+        let applied = status.applied_index;
+        let behind_since = self.commit_times.iter().find(|(_, commit)| *commit > applied);
+        let (at, _) = behind_since.or(self.commit_times.front())?;
+        Some(now_ms.saturating_sub(*at))
     }
 
     /// The leader's view of a follower's replication when it needs attention: `stalled 12s`

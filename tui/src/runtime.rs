@@ -106,6 +106,21 @@ impl Runtime {
                     tokio::spawn(details(*id, address.clone(), connector, self.tx.clone()));
                 }
             }
+            Effect::RefreshStatements => {
+                for (id, address) in &self.addresses {
+                    let (id, tx, connector) = (*id, self.tx.clone(), self.connector.clone());
+                    let address = address.clone();
+                    tokio::spawn(async move {
+                        let fetched = async {
+                            let mut client = connector.client(vec![address])?;
+                            client.statement_statistics().await
+                        };
+                        let statistics =
+                            fetched.await.map(|r| r.statements).map_err(|e| e.to_string());
+                        let _ = tx.send(Msg::Statements(id, statistics));
+                    });
+                }
+            }
             Effect::LoadRows { node, table, offset } => {
                 let Some(address) = self.addresses.get(&node).cloned() else { return };
                 let (tx, connector) = (self.tx.clone(), self.connector.clone());

@@ -72,7 +72,7 @@ fn the_console_shows_a_leader_and_runs_sql_from_the_pane() {
     let screen = tmux.wait_for("a leader", |s| s.contains("leader: node") && s.contains("3/3 up"));
     assert!(screen.contains("Nodes"), "{screen}");
 
-    tmux.keys(&["4"]);
+    tmux.keys(&["5"]);
     tmux.wait_for("the SQL editor", |s| s.contains("F5 runs"));
     tmux.keys(&["-l", "SELECT 1 AS one"]);
     tmux.keys(&["F5"]);

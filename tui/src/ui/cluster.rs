@@ -61,6 +61,30 @@ fn columns(app: &App, width: u16) -> Vec<Column> {
         Column { header: "applied", width: 7, cell: |_, n| number(n, |s| s.applied_index) },
         Column { header: "lag", width: 4, cell: |app, n| Cell::from(dash(app.cluster.lag(n))) },
     ];
+    if width >= 100 {
+        columns.push(Column {
+            header: "lag ms",
+            width: 6,
+            cell: |app, n| Cell::from(dash(app.cluster.lag_ms(n, app.now_ms))),
+        });
+    }
+    if width >= 130 {
+        columns.push(Column {
+            header: "fsync p99",
+            width: 9,
+            cell: |_, n| {
+                let us = n.status.as_ref().map(|s| s.fsync_p99_us).filter(|us| *us > 0);
+                Cell::from(us.map_or("-".into(), |us| format!("{:.2} ms", us as f64 / 1000.0)))
+            },
+        });
+        columns.push(Column {
+            header: "disk",
+            width: 9,
+            cell: |_, n| {
+                Cell::from(n.status.as_ref().map_or("-".into(), |s| human_bytes(s.data_bytes)))
+            },
+        });
+    }
     if width >= 90 {
         columns.push(Column {
             header: "contact",
@@ -101,6 +125,20 @@ fn columns(app: &App, width: u16) -> Vec<Column> {
         });
     }
     columns
+}
+
+/// Bytes as people read them (binary units, one decimal).
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let (mut value, mut unit) = (bytes as f64, 0);
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
 }
 
 fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {

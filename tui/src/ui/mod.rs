@@ -8,6 +8,7 @@ mod cluster;
 mod data;
 mod log;
 mod sql;
+mod statements;
 
 use crate::app::{App, Tab};
 use ratatui::buffer::Buffer;
@@ -27,6 +28,7 @@ impl Widget for &App {
             Tab::Data => data::render(self, body, buf),
             Tab::Log => log::render(self, body, buf),
             Tab::Sql => sql::render(self, body, buf),
+            Tab::Statements => statements::render(self, body, buf),
         }
         render_footer(self, footer, buf);
         if self.help {
@@ -75,7 +77,7 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
         Tab::Sql => &[
             ("i/Enter", "edit"),
             ("←↓↑→", "scroll result"),
-            ("Tab/1-4", "views"),
+            ("Tab/1-5", "views"),
             ("?", "help"),
             ("q", "quit"),
         ],
@@ -94,7 +96,7 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
             ("t", "transfer leader"),
             ("p", "promote"),
             ("x", "remove"),
-            ("Tab/1-4", "views"),
+            ("Tab/1-5", "views"),
             ("?", "help"),
             ("q", "quit"),
         ],
@@ -102,11 +104,18 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
             ("↑↓", "table"),
             ("←→", "node"),
             ("PgUp/PgDn", "page"),
-            ("Tab/1-4", "views"),
+            ("Tab/1-5", "views"),
             ("?", "help"),
             ("q", "quit"),
         ],
-        Tab::Log => &[("Tab/1-4", "views"), ("?", "help"), ("q", "quit")],
+        Tab::Log => &[("Tab/1-5", "views"), ("?", "help"), ("q", "quit")],
+        Tab::Statements => &[
+            ("t/c/p", "sort by total/count/p99"),
+            ("↑↓", "scroll"),
+            ("Tab/1-5", "views"),
+            ("?", "help"),
+            ("q", "quit"),
+        ],
     };
     let hint = |(key, what): &(&str, &str)| {
         [Span::styled(format!(" {key} "), Style::new().reversed()), Span::raw(format!(" {what}  "))]
@@ -129,7 +138,7 @@ fn render_footer(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 const HELP: &[(&str, &str)] = &[
-    ("Tab, Shift-Tab, 1-4", "switch views (Cluster, Data, Log, SQL)"),
+    ("Tab, Shift-Tab, 1-5", "switch views (Cluster, Data, Log, Statements, SQL)"),
     ("↑↓ or j/k", "move the selection"),
     ("←→ or h/l", "choose a node (Data) or scroll a result (SQL)"),
     ("PgUp/PgDn, wheel", "page or scroll"),
@@ -137,6 +146,7 @@ const HELP: &[(&str, &str)] = &[
     ("s / r", "stop / restart the selected node (spawned clusters)"),
     ("a", "start a new node and add it as a learner (spawned)"),
     ("p / x", "promote the selected learner / remove the node"),
+    ("Statements: t / c / p", "sort by total time / count / p99"),
     ("SQL: F5, Ctrl-R, Ctrl-Enter", "run the editor's statements"),
     ("SQL: Esc / i", "leave / enter the editor"),
     ("?, F1", "this help (any key closes it)"),

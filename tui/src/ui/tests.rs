@@ -81,8 +81,15 @@ fn healthy() -> App {
         app.update(Msg::Status(1, Box::new(leader.clone())));
         app.update(Msg::Tick(NOON + tick * 250));
     }
-    app.update(Msg::Status(2, Box::new(node_status(2, pb::Role::Follower, 3, 1, 124, 124))));
-    app.update(Msg::Status(3, Box::new(node_status(3, pb::Role::Follower, 3, 1, 122, 118))));
+    leader.fsync_p99_us = 1_250;
+    leader.data_bytes = 5 << 20;
+    app.update(Msg::Status(1, Box::new(leader.clone())));
+    let mut second = node_status(2, pb::Role::Follower, 3, 1, 124, 124);
+    (second.fsync_p99_us, second.data_bytes) = (980, 5 << 20);
+    app.update(Msg::Status(2, Box::new(second)));
+    let mut third = node_status(3, pb::Role::Follower, 3, 1, 122, 118);
+    (third.fsync_p99_us, third.data_bytes) = (14_800, 4_900_000);
+    app.update(Msg::Status(3, Box::new(third)));
     for (node, kind, message) in [
         (1, "election", "election for term 3"),
         (1, "leader", "became leader in term 3"),
@@ -193,7 +200,7 @@ fn log_view_side_by_side() {
 #[test]
 fn sql_view_with_an_error() {
     let mut app = healthy();
-    press(&mut app, KeyCode::Char('4'));
+    press(&mut app, KeyCode::Char('5'));
     app.editor.set_text("INSERT INTO users VALUES (1, 'again');\nSELECT * FROM users");
     let error = StatementError {
         kind: "unique_violation".into(),
@@ -210,7 +217,7 @@ fn sql_view_with_an_error() {
 #[test]
 fn sql_view_when_the_cluster_is_unavailable() {
     let mut app = healthy();
-    press(&mut app, KeyCode::Char('4'));
+    press(&mut app, KeyCode::Char('5'));
     app.editor.set_text("INSERT INTO t VALUES (1)");
     app.update(Msg::SqlDone(SqlOutcome::Failed {
         message: "cluster unavailable: no leader: a quorum of nodes cannot be reached".into(),
@@ -222,7 +229,7 @@ fn sql_view_when_the_cluster_is_unavailable() {
 #[test]
 fn sql_view_scrolls_a_wide_result() {
     let mut app = healthy();
-    press(&mut app, KeyCode::Char('4'));
+    press(&mut app, KeyCode::Char('5'));
     app.editor.set_text("SELECT * FROM wide");
     let columns: Vec<OutputColumn> =
         (0..12).map(|c| OutputColumn { name: format!("column_{c}"), datatype: None }).collect();
@@ -257,4 +264,38 @@ fn every_view_draws_on_a_tiny_terminal_without_panicking() {
         draw(&app, width, height);
         press(&mut app, KeyCode::Esc);
     }
+}
+
+#[test]
+fn a_wide_cluster_view_shows_lag_in_time_fsync_and_disk() {
+    insta::assert_snapshot!(draw(&healthy(), 150, 14));
+}
+
+#[test]
+fn statements_view_sorted_by_total_time() {
+    let mut app = healthy();
+    press(&mut app, KeyCode::Char('4'));
+    let statistic = |fingerprint: &str, count, errors, total_us, p99_us| pb::StatementStatistic {
+        fingerprint: fingerprint.into(),
+        kind: "select".into(),
+        count,
+        errors,
+        rows_returned: count,
+        total_us,
+        p50_us: total_us / count / 2,
+        p99_us,
+        max_us: p99_us + 100,
+        ..Default::default()
+    };
+    let node1 = vec![
+        statistic("select v from t where id = ?", 1200, 0, 960_000, 1_900),
+        statistic("insert into t values (?, ...)", 300, 4, 2_400_000, 21_000),
+    ];
+    app.update(Msg::Statements(1, Ok(node1)));
+    app.update(Msg::Statements(
+        2,
+        Ok(vec![statistic("select count(*) from t", 5, 0, 40_000, 9_500)]),
+    ));
+    app.update(Msg::Statements(3, Err("cannot reach the cluster".into())));
+    insta::assert_snapshot!(draw(&app, 110, 12));
 }
