@@ -80,7 +80,7 @@ fn a_tls_cluster_serves_only_clients_that_trust_its_ca_and_only_its_own_peers() 
     assert_eq!(foreign.status.code(), Some(3), "{foreign:?}");
 
     // With it, every command works: exec, the shell, status, top, bench, a leadership
-    // transfer; with a client certificate too.
+    // transfer, a backup; with a client certificate too.
     let with_ca = |args: &[&str]| {
         let mut all = vec!["--addr", address.as_str(), "--ca", ca_flag.as_str()];
         all.extend_from_slice(args);
@@ -117,6 +117,13 @@ fn a_tls_cluster_serves_only_clients_that_trust_its_ca_and_only_its_own_peers() 
     ok(&with_ca(&["--admin-token-file", &token, "transfer-leader", &target]));
     let leader = cluster.leader();
     assert_eq!(leader.to_string(), target);
+    let backup = cluster.dir.path().join("over-tls.backup");
+    let backup_path = backup.display().to_string();
+    assert!(
+        ok(&with_ca(&["--admin-token-file", &token, "backup", &backup_path]))
+            .contains("backup of version")
+    );
+    assert!(std::fs::metadata(&backup).is_ok_and(|m| m.len() > 0));
 
     // A call that proves node 3 by its token but presents node 2's certificate is refused.
     let secret = std::fs::read(cluster.secret_file()).expect("secret");
