@@ -23,6 +23,20 @@ pub const TOKEN_LIFETIME_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Domain separation for tokens.
 const TOKEN_TAG: &[u8] = b"chronos-user-token-v1";
+/// The longest password accepted, in bytes.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Password checks (Argon2, about 19 MiB and tens of milliseconds each) run at most this many
+/// at once per node; more logins wait their turn.
+pub const MAX_CONCURRENT_HASHES: usize = 2;
+
+/// The node's turns at hashing (shared by logins and password statements).
+static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(MAX_CONCURRENT_HASHES));
+
+/// Waits for a turn to hash a password (see [`MAX_CONCURRENT_HASHES`]).
+pub async fn hashing_turn() -> Result<tokio::sync::SemaphorePermit<'static>, Error> {
+    HASHING.acquire().await.map_err(|_| Error::Unavailable("the node is stopping".into()))
+}
 
 /// Who a request is served as.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -160,6 +174,9 @@ pub fn login(
     password: &str,
     now_ms: u64,
 ) -> Result<String, Error> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::Unauthenticated(format!("wrong user name or password for \"{name}\"")));
+    }
     let user = load_user(db, name)?;
     let hash = user.as_ref().map_or(DUMMY_HASH, |u| u.password_hash.as_str());
     // The hash is checked even for an unknown user, so timing tells nothing.

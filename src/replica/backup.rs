@@ -106,15 +106,17 @@ pub fn dump(
     });
     for record in versioned.chain(counters) {
         let record = record?;
-        batch_bytes += match &record {
+        let size = match &record {
             Record::Versioned(k, v) | Record::Unversioned(k, v) => k.len() + v.len(),
         };
-        batch.push(record);
-        records += 1;
-        if batch_bytes >= FRAME_BYTES {
+        // A frame stays about FRAME_BYTES, or one record alone (a row is under 64 MiB).
+        if !batch.is_empty() && batch_bytes + size > FRAME_BYTES {
             writer.frame(&Frame::Records(std::mem::take(&mut batch)))?;
             batch_bytes = 0;
         }
+        batch_bytes += size;
+        batch.push(record);
+        records += 1;
     }
     if !batch.is_empty() {
         writer.frame(&Frame::Records(batch))?;
@@ -209,6 +211,10 @@ pub fn restore(
             Frame::End { records: total, digest } => {
                 if total != records || digest != reader.digest.clone().finalize() {
                     return Err(reader.broken("its end does not match the frames before it"));
+                }
+                let mut rest = [0u8; 1];
+                if !matches!(reader.input.read(&mut rest), Ok(0)) {
+                    return Err(reader.broken("bytes follow its end"));
                 }
                 break;
             }

@@ -110,4 +110,8 @@ fn a_damaged_truncated_or_foreign_file_is_refused() {
         assert!(error.contains("damaged or incomplete"), "{cut}: {error}");
     }
     assert!(restore(&b"SQLite format 3\0"[..], &fresh(), target()).is_err());
+    let mut longer = file.clone();
+    longer.push(0);
+    let error = restore(&longer[..], &fresh(), target()).unwrap_err();
+    assert!(error.contains("bytes follow its end"), "{error}");
 }

@@ -229,7 +229,7 @@ impl<C: Consensus> Run<C> {
     /// Answers a statement with an error without running it (after the writes before it).
     async fn refuse_statement(&mut self, error: StatementError, end: u64, arrival: &Arrival) {
         self.flush().await;
-        if self.stopped {
+        if self.stopped || (self.failed && !self.settings.continue_on_error) {
             return;
         }
         let index = self.replica.consensus.applied();
@@ -330,7 +330,7 @@ impl<C: Consensus> Run<C> {
 
     /// Sends a statement's result; a write's RETURNING rows go as a query's, in batches.
     async fn result(&mut self, index: Index, outcome: StatementOutcome, end: u64, part: u64) {
-        self.summary = Some(summarize(&outcome));
+        self.summary = Some(summarize(&outcome, part > 0));
         let (columns, rows) = match outcome {
             Ok(StatementResult::Query { columns, rows }) => (columns, rows),
             outcome => {
@@ -628,9 +628,12 @@ async fn seal(statement: Statement) -> Result<Statement, StatementError> {
             }
             other => return Ok(other),
         };
-    if password.is_empty() {
-        return Err(StatementError::new("invalid_statement", "a password may not be empty"));
+    if password.is_empty() || password.len() > super::access::MAX_PASSWORD_BYTES {
+        let message =
+            format!("a password is 1 to {} bytes long", super::access::MAX_PASSWORD_BYTES);
+        return Err(StatementError::new("invalid_statement", message));
     }
+    let _turn = super::access::hashing_turn().await.map_err(StatementError::from)?;
     let hashed = tokio::task::spawn_blocking(move || super::access::hash_password(&password))
         .await
         .map_err(|e| StatementError::new("internal", format!("hashing failed: {e}")))?
@@ -638,12 +641,18 @@ async fn seal(statement: Statement) -> Result<Statement, StatementError> {
     Ok(Statement::Users(make(name, Credential::Hash(hashed))))
 }
 
-/// What a statement's outcome says for the observer: its error, or its rows.
-fn summarize(outcome: &StatementOutcome) -> Summary {
+/// What a statement's outcome says for the observer: its error, or its rows. `logged`: it
+/// went through the log, so rows it returns are RETURNING rows, one per row written.
+fn summarize(outcome: &StatementOutcome, logged: bool) -> Summary {
     match outcome {
         Err(error) => Summary { error: Some(error.kind.clone()), ..Summary::default() },
         Ok(StatementResult::Query { rows, .. }) => {
-            Summary { rows_returned: rows.len() as u64, ..Summary::default() }
+            let rows = rows.len() as u64;
+            Summary {
+                rows_returned: rows,
+                rows_written: if logged { rows } else { 0 },
+                ..Summary::default()
+            }
         }
         Ok(
             StatementResult::Insert { count }

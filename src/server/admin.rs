@@ -575,6 +575,7 @@ impl pb::admin_server::Admin for AdminService {
         })?;
         let (db, now) = (self.cx.database(), super::auth::now_ms());
         let name = user.clone();
+        let _turn = crate::replica::access::hashing_turn().await?;
         let token = tokio::task::spawn_blocking(move || {
             crate::replica::access::login(&db, &key, &name, &password, now)
         })

@@ -354,7 +354,9 @@ impl RecentLatency {
     fn new(now: Instant) -> Self {
         let histogram = || {
             // Three significant figures up to an hour; the bounds are valid constants.
-            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+            // Two significant figures up to a minute (longer counts as a minute): small
+            // enough to merge on every status call.
+            hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 2)
                 .expect("valid histogram bounds")
         };
         Self { current: histogram(), previous: histogram(), started: now }

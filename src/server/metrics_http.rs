@@ -1,6 +1,7 @@
 //! Serving the node's metrics over HTTP/1.1: `GET /metrics` answers Prometheus' text format;
-//! anything else is 404 (or 405 for another method on `/metrics`). The server ends when the
-//! node begins to stop.
+//! anything else is 404 (or 405 for another method on `/metrics`). At most
+//! [`MAX_CONNECTIONS`] at once, each for at most [`CONNECTION_TIMEOUT`]. The server ends when
+//! the node begins to stop.
 
 use super::context::Context;
 use bytes::Bytes;
@@ -14,12 +15,17 @@ use std::time::Duration;
 
 /// How long a scraper may take to send its request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may stay open in all (a scraper that stops reading is cut off).
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most connections served at once; more are closed.
+const MAX_CONNECTIONS: usize = 16;
 
 /// Serves metrics on `listener` until the node stops.
 pub fn serve(cx: Arc<Context>, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(%address, "serving metrics at /metrics");
+        let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -32,8 +38,13 @@ pub fn serve(cx: Arc<Context>, listener: tokio::net::TcpListener) -> tokio::task
                     continue;
                 }
             };
+            let Ok(permit) = connections.clone().try_acquire_owned() else {
+                tracing::debug!("metrics: {MAX_CONNECTIONS} connections open; one refused");
+                continue;
+            };
             let cx = cx.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let service = hyper::service::service_fn(|request| {
                     let cx = cx.clone();
                     async move { Ok::<_, Infallible>(answer(&cx, &request)) }
@@ -43,8 +54,8 @@ pub fn serve(cx: Arc<Context>, listener: tokio::net::TcpListener) -> tokio::task
                     .header_read_timeout(HEADER_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service);
                 tokio::select! {
-                    served = connection => {
-                        if let Err(error) = served {
+                    served = tokio::time::timeout(CONNECTION_TIMEOUT, connection) => {
+                        if let Ok(Err(error)) = served {
                             tracing::debug!("metrics: connection ended: {error}");
                         }
                     }

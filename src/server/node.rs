@@ -451,14 +451,20 @@ fn recover(opts: &Options, metrics: Arc<Metrics>) -> Result<Recovery, Error> {
         // A new cluster: every node listed starts as a voter of the initial configuration.
         let voters = opts.peers.keys().copied().chain([opts.id]);
         let mut meta = SnapshotMeta { index: 0, term: 0, config: Configuration::voters(voters) };
+        let mut restored = None;
         if let Some(file) = &opts.restore {
             // The restored data is the new cluster's first snapshot: the log starts after it,
             // so members added later (empty) get it streamed from this node.
             (meta.index, meta.term) = (1, 1);
-            restore_backup(&data, file, &meta)?;
+            restored = Some(restore_backup(&data, file, &meta)?);
         }
         store.checkpoint(&meta, &[])?;
         recovered.snapshot = meta;
+        if let Some(generation) = restored {
+            // Only now that the log records the snapshot (a crash before this leaves the
+            // generation staged, and the next start switches to it).
+            data.set_current_generation(generation)?;
+        }
     }
     let mut generation = data.current_generation()?;
     if generation == 0 {
@@ -508,13 +514,13 @@ fn recover(opts: &Options, metrics: Arc<Metrics>) -> Result<Recovery, Error> {
     Ok((data, store, recovered, machine, generation, secret))
 }
 
-/// Loads a backup into a new store generation of `data`, recorded as the state at `meta`'s
-/// index, and makes it the current one. A refused backup leaves nothing behind.
+/// Loads a backup into a new store generation of `data`, recorded (synced and staged) as the
+/// state at `meta`'s index; returns the generation. A refused backup leaves nothing behind.
 fn restore_backup(
     data: &DataDir,
     file: &std::path::Path,
     meta: &SnapshotMeta,
-) -> Result<(), Error> {
+) -> Result<u64, Error> {
     let input = std::fs::File::open(file)
         .map_err(|e| Error::Config(format!("--restore: cannot open {}: {e}", file.display())))?;
     let generation = data.next_generation()?;
@@ -524,14 +530,14 @@ fn restore_backup(
         Ok(summary) => {
             drop(store);
             data.mark_synced(generation, meta.index)?;
-            data.set_current_generation(generation)?;
+            data.mark_staged(generation, meta.index, meta.term)?;
             tracing::info!(
                 file = %file.display(),
                 version = summary.version,
                 records = summary.records,
                 "restored a backup: a new cluster starts from it"
             );
-            Ok(())
+            Ok(generation)
         }
         Err(error) => {
             drop(store);

@@ -166,32 +166,52 @@ impl NodeObserver {
     }
 
     /// Logs a slow statement; its plan is made on the blocking pool, if no other is being
-    /// made.
+    /// made. Statements on users, and text that did not parse, are logged by fingerprint
+    /// only: their text may hold a password.
     fn log_slow(&self, seen: &SeenStatement<'_>) {
-        let text = clip(seen.text, MAX_LOGGED_TEXT).to_string();
         let (latency, kind) = (seen.latency, seen.kind);
         let error = seen.error.unwrap_or("").to_string();
+        if matches!(kind, "users" | "unparsed") {
+            let print = fingerprint(seen.text);
+            tracing::warn!(?latency, kind, error, "slow statement (by fingerprint): {print}");
+            return;
+        }
+        let shown = clip(seen.text, MAX_LOGGED_TEXT).to_string();
         let runtime = tokio::runtime::Handle::try_current();
-        let free = self
-            .explaining
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        let (Ok(runtime), true) = (runtime, free) else {
+        let claimed = ExplainClaim::take(&self.explaining);
+        let (Ok(runtime), Some(claim)) = (runtime, claimed) else {
             tracing::warn!(
                 ?latency,
                 kind,
                 error,
                 plan = "(not made: another is being made)",
-                "slow statement: {text}"
+                "slow statement: {shown}"
             );
             return;
         };
-        let (database, explaining) = (self.database.clone(), self.explaining.clone());
+        let (database, text) = (self.database.clone(), seen.text.to_string());
         runtime.spawn_blocking(move || {
+            let _claim = claim;
             let plan = explain(&read_database(&database), &text);
-            explaining.store(false, Ordering::Release);
-            tracing::warn!(?latency, kind, error, "slow statement: {text}\n{plan}");
+            tracing::warn!(?latency, kind, error, "slow statement: {shown}\n{plan}");
         });
+    }
+}
+
+/// The right to make the one slow-statement plan at a time; given back when dropped (also
+/// if planning panics).
+struct ExplainClaim(Arc<AtomicBool>);
+
+impl ExplainClaim {
+    fn take(flag: &Arc<AtomicBool>) -> Option<Self> {
+        let free = flag.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire);
+        free.is_ok().then(|| Self(flag.clone()))
+    }
+}
+
+impl Drop for ExplainClaim {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

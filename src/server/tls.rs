@@ -6,7 +6,7 @@
 //! connection carries what its certificate proves (a [`TlsPeer`], read by `auth.rs` where
 //! the cluster secret is checked) and each refused handshake (a certificate from another CA,
 //! an expired one, plain text) is logged. At most [`MAX_HANDSHAKES`] run at once, each within
-//! [`HANDSHAKE_TIMEOUT`].
+//! [`HANDSHAKE_TIMEOUT`]; connections beyond that are closed, and accepting never waits.
 
 use crate::grpc::tls::{ClientTls, common_name, node_common_name, node_of_certificate};
 use crate::raft::NodeId;
@@ -22,8 +22,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// How long a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The most handshakes in progress at once (more connections wait to be accepted).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most handshakes in progress at once; a connection beyond them is closed at once (so
+/// stalled handshakes cannot keep the node from accepting).
 const MAX_HANDSHAKES: usize = 128;
 
 /// A node's TLS settings: what its server presents and accepts, and how it calls its peers.
@@ -169,7 +170,6 @@ pub fn incoming(
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     tokio::spawn(async move {
         loop {
-            let Ok(permit) = handshakes.clone().acquire_owned().await else { return };
             let (socket, remote) = tokio::select! {
                 result = listener.accept() => match result {
                     Ok(connection) => connection,
@@ -179,6 +179,10 @@ pub fn incoming(
                     }
                 },
                 _ = accepted.closed() => return, // the server stopped
+            };
+            let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                tracing::warn!(%remote, "refused a connection: {MAX_HANDSHAKES} TLS handshakes are in progress");
+                continue;
             };
             if let Err(error) = socket.set_nodelay(true) {
                 tracing::debug!("cannot set TCP_NODELAY: {error}");

@@ -83,7 +83,7 @@ pub fn fingerprint(text: &str) -> String {
         }
         if c == '"' {
             let end = skip_quoted(&mut chars, '"', text.len());
-            builder.push(Token::Word(text[start..end].to_string()));
+            builder.word(&text[start..end]);
             continue;
         }
         let digit_after_dot = c == '.' && rest[1..].starts_with(|d: char| d.is_ascii_digit());
@@ -106,7 +106,11 @@ pub fn fingerprint(text: &str) -> String {
             {
                 end = at + next.len_utf8();
             }
-            builder.push(Token::Word(text[start..end].to_lowercase()));
+            let word = text[start..end].to_lowercase();
+            match word.as_str() {
+                "null" | "true" | "false" => builder.literal(),
+                _ => builder.word(&word),
+            }
             continue;
         }
         let pair = rest.get(..2).filter(|p| ["<=", ">=", "<>", "!=", "||", "::"].contains(p));
@@ -184,7 +188,33 @@ impl Builder {
         self.bytes >= MAX_FINGERPRINT_BYTES
     }
 
+    /// Adds a word or quoted name, cut to the room left (and whatever follows the word
+    /// PASSWORD becomes `?`, even where the text does not parse).
+    fn word(&mut self, word: &str) {
+        if self.after_password() {
+            return self.literal();
+        }
+        let room = MAX_FINGERPRINT_BYTES.saturating_sub(self.bytes).max(1);
+        let mut end = word.len().min(room);
+        while !word.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.push(Token::Word(word[..end].to_string()));
+    }
+
+    fn after_password(&self) -> bool {
+        matches!(self.tokens.last(), Some(Token::Word(w)) if w == "password")
+    }
+
     fn literal(&mut self) {
+        // A sign right after an operator, `(` or `,` belongs to the number: `= -1` is `= ?`.
+        let n = self.tokens.len();
+        if n >= 2
+            && matches!(&self.tokens[n - 1], Token::Symbol(s) if s == "-" || s == "+")
+            && matches!(&self.tokens[n - 2], Token::Symbol(s) if s != ")")
+        {
+            self.truncate(n - 1);
+        }
         let n = self.tokens.len();
         let comma = Token::Symbol(",".into());
         if n >= 2
@@ -321,7 +351,15 @@ mod tests {
         );
         assert_eq!(
             fingerprint("UPDATE t SET v = NULL WHERE id = -1"),
-            "update t set v = null where id = - ?"
+            "update t set v = ? where id = ?"
+        );
+        assert_eq!(
+            fingerprint("SELECT a - 1, b FROM t WHERE x IN (-1, +2, -3)"),
+            "select a - ?, b from t where x in (?, ...)"
+        );
+        assert_eq!(
+            fingerprint("INSERT INTO t VALUES (1, NULL), (2, 'x'), (NULL, TRUE)"),
+            "insert into t values (?, ...), ..."
         );
     }
 
@@ -333,7 +371,7 @@ mod tests {
         }
         text.push_str("(0, 'v', 0.5, NULL)");
         let print = fingerprint(&text);
-        assert_eq!(print, "insert into t values (?, ..., null), ...");
+        assert_eq!(print, "insert into t values (?, ...), ...");
         let mut long = String::from("SELECT ");
         for i in 0..10_000 {
             long.push_str(&format!("c{i} + "));
@@ -341,6 +379,22 @@ mod tests {
         long.push('1');
         let print = fingerprint(&long);
         assert!(print.len() < super::MAX_FINGERPRINT_BYTES + 64 && print.ends_with(" …"));
+    }
+
+    #[test]
+    fn a_long_word_or_name_is_cut_and_a_password_never_shows() {
+        let long = format!("SELECT {} FROM \"{}\"", "a".repeat(1 << 20), "é".repeat(1 << 19));
+        let print = fingerprint(&long);
+        assert!(print.len() <= super::MAX_FINGERPRINT_BYTES + 8, "{}", print.len());
+        // Also where the text does not parse (a typo without quotes).
+        assert_eq!(
+            fingerprint("CREATE USER u WITH PASSWORD secret1"),
+            "create user u with password ?"
+        );
+        assert_eq!(
+            fingerprint("alter user u with password \"secret2\""),
+            "alter user u with password ?"
+        );
     }
 
     #[test]

@@ -290,3 +290,22 @@ fn the_statements_view_fetches_on_entry_and_each_second_and_sorts_by_key() {
     app.update(key(KeyCode::Char('1')));
     assert!(!ticks(&mut app).contains(&Effect::RefreshStatements));
 }
+
+#[test]
+fn lag_in_time_is_how_long_ago_the_cluster_committed_what_a_node_has_not_applied() {
+    let mut app = three_nodes();
+    // The leader commits 10 entries a tick (250 ms); node 2 keeps up, node 3 stops at 30.
+    for tick in 1..=8u64 {
+        app.update(status(1, pb::Role::Leader, 2, 1, tick * 10));
+        app.update(status(2, pb::Role::Follower, 2, 1, tick * 10));
+        app.update(status(3, pb::Role::Follower, 2, 1, (tick * 10).min(30)));
+        app.update(Msg::Tick(1_000 + tick * 250));
+    }
+    let lag = |app: &App, id| app.cluster.lag_ms(&app.cluster.nodes[&id], app.now_ms);
+    assert_eq!(lag(&app, 2), Some(0));
+    // Index 40 was committed at tick 4 (2,000 ms); it is now 3,000 ms.
+    assert_eq!(lag(&app, 3), Some(1_000));
+    // A follower only just behind (the leader moved on after the last sample) shows 0.
+    app.update(status(1, pb::Role::Leader, 2, 1, 85));
+    assert_eq!(lag(&app, 2), Some(0));
+}

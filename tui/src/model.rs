@@ -283,8 +283,13 @@ impl ClusterModel {
         }
         let applied = status.applied_index;
         let behind_since = self.commit_times.iter().find(|(_, commit)| *commit > applied);
-        let (at, _) = behind_since.or(self.commit_times.front())?;
-        Some(now_ms.saturating_sub(*at))
+        match (behind_since, self.commit_times.front()) {
+            // Behind since that sample (at most the history the console keeps).
+            (Some((at, _)), _) => Some(now_ms.saturating_sub(*at)),
+            // Committed after the last sample: behind for less than a tick.
+            (None, Some(_)) => Some(0),
+            (None, None) => None,
+        }
     }
 
     /// The leader's view of a follower's replication when it needs attention: `stalled 12s`

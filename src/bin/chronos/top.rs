@@ -73,6 +73,10 @@ pub async fn print(client: &mut Client, args: TopArgs) -> ExitCode {
             }
         }
     }
+    if answers.is_empty() {
+        eprintln!("chronos: no node answered");
+        return ExitCode::from(super::UNAVAILABLE);
+    }
     let mut rows: Vec<(u64, pb::StatementStatistic)> = answers
         .into_iter()
         .flat_map(|answer| {
