@@ -68,6 +68,15 @@ impl Principal {
         }
     }
 
+    /// Who runs the statements it sends through the log.
+    pub fn caller(&self) -> super::Caller {
+        match self {
+            Principal::Anonymous => super::Caller::Anonymous,
+            Principal::Operator => super::Caller::Operator,
+            Principal::User(user) => super::Caller::User(user.name.clone()),
+        }
+    }
+
     /// The refusal of something that needs `privilege`, for `what`.
     pub fn refusal(&self, privilege: Privilege, what: &str) -> String {
         let roles: Vec<&str> = match self {
@@ -80,6 +89,25 @@ impl Principal {
             self.name(),
             privilege.name()
         )
+    }
+}
+
+/// What a caller may do as a log entry is applied, from the users applied before it: the same
+/// on every replica. Decided once per entry, so a script that makes the first users and grants
+/// their roles runs whole.
+pub fn rights_at_apply(db: &Arc<Database>, caller: &super::Caller) -> Result<Principal, Error> {
+    match caller {
+        super::Caller::Operator => Ok(Principal::Operator),
+        super::Caller::Anonymous => match any_user(db)? {
+            false => Ok(Principal::Anonymous),
+            true => Err(Error::Unauthenticated(
+                "this cluster has users: log in (chronos --user NAME)".into(),
+            )),
+        },
+        super::Caller::User(name) => match load_user(db, name)? {
+            Some(user) => Ok(Principal::User(user)),
+            None => Err(Error::Unauthenticated(format!("user \"{name}\" no longer exists"))),
+        },
     }
 }
 

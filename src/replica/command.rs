@@ -32,6 +32,9 @@ pub enum Command {
         /// What each statement may write and hold, fixed by the node that wrote the command
         /// so every replica enforces the same.
         limits: Limits,
+        /// Who runs the statements: every replica checks their privileges against the users
+        /// it has applied so far (see `access.rs`), so the outcome is the same everywhere.
+        caller: Caller,
     },
     /// Rolls back transactions whose clients went away (chosen by the leader's timeout).
     Abort {
@@ -56,6 +59,18 @@ pub enum Command {
         /// Its `host:port`.
         address: String,
     },
+}
+
+/// Who runs a command's statements.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Caller {
+    /// No user: allowed only while the cluster has no users.
+    #[default]
+    Anonymous,
+    /// The holder of the cluster's admin token.
+    Operator,
+    /// A user, by name.
+    User(String),
 }
 
 impl Command {

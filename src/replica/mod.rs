@@ -33,7 +33,7 @@ mod service;
 mod session;
 mod state;
 
-pub use command::{Command, Outcome, RequestId, StatementError, StatementOutcome};
+pub use command::{Caller, Command, Outcome, RequestId, StatementError, StatementOutcome};
 pub use consensus::{Consensus, Error};
 pub use observe::{SeenStatement, StatementObserver, Unobserved, statement_kind};
 pub use request::{Chunk, Consistency, Response, Settings, Transaction};

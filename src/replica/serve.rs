@@ -30,11 +30,10 @@ use super::query::{self, Reader};
 use super::script::Splitter;
 use super::service::Replica;
 use super::{
-    Chunk, Command, Consistency, Open, Outcome, RequestId, Response, Route, Settings,
-    StatementError, StatementOutcome, Transaction, route,
+    Chunk, Command, Open, Outcome, RequestId, Response, Route, Settings, StatementError,
+    StatementOutcome, Transaction, route,
 };
 use crate::raft::Index;
-use crate::sql::budget::Budget;
 use crate::sql::engine::Privilege;
 use crate::sql::parser::{self, ast::Statement};
 use crate::sql::{Database, StatementResult};
@@ -286,6 +285,7 @@ impl<C: Consensus> Run<C> {
             continue_on_error: self.settings.continue_on_error,
             request,
             limits: self.replica.options.statement_limits,
+            caller: self.settings.principal.caller(),
         };
         // A read after these writes must see them: its read index must come after them (the
         // consensus answers once the write is applied here, but may give up waiting for that).
@@ -495,92 +495,6 @@ impl<C: Consensus> Run<C> {
             },
         }
     }
-
-    /// Waits until a read outside a transaction may be served: after a read index
-    /// (linearizable) or at once (stale). Returns the index the read reflects at least.
-    ///
-    /// A read is invoked when its text reaches this node: a client that sends several
-    /// statements in one piece does not wait for one's result before sending the next. So a
-    /// read index asked for after a statement arrived covers it, and the statements that
-    /// arrived with it share one read index instead of a round to the leader each.
-    async fn barrier(&mut self, end: u64) -> Result<Index, StatementError> {
-        let consensus = &self.replica.consensus;
-        if self.settings.consistency == Consistency::Stale {
-            return Ok(consensus.applied());
-        }
-        if let Some((covered, index)) = self.read_index
-            && end <= covered
-        {
-            return Ok(index.max(consensus.applied()));
-        }
-        let covered = self.received;
-        let index = consensus.read_index().await?;
-        self.read_index = Some((covered, index));
-        Ok(index)
-    }
-
-    /// Runs a query (or EXPLAIN): inline if it is short, otherwise on the blocking pool,
-    /// streaming its rows (`query.rs`).
-    async fn query(&mut self, statement: Statement, reader: Reader, index: Index, end: u64) {
-        let replica = &self.replica;
-        let permit = match replica.query_permit().await {
-            Ok(permit) => permit,
-            Err(error) => return self.result(index, Err(error.into()), end, 0).await,
-        };
-        let db = replica.database();
-        let deadline = Instant::now() + replica.options.query_timeout;
-        let timeout = replica.options.query_timeout;
-        let limits = replica.options.statement_limits;
-        let stopping = replica.stopping.clone();
-        let budget = Budget::new(limits).with_deadline(deadline, move || *stopping.borrow());
-        if let Some((events, outcome)) = query::run_inline(&db, &statement, reader.clone(), budget)
-        {
-            drop(permit);
-            for event in events {
-                self.send(event).await;
-            }
-            return self.query_end(index, end, outcome).await;
-        }
-        let (rows, mut incoming) = mpsc::channel::<query::Event>(ROW_BATCHES_AHEAD);
-        let stopping = self.replica.stopping.clone();
-        let worker = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            // The query stops at its deadline, when the client (hence `rows`) is gone, or when
-            // the node stops.
-            let gone = rows.clone();
-            let budget = Budget::new(limits)
-                .with_deadline(deadline, move || gone.is_closed() || *stopping.borrow());
-            query::run_on_pool(&db, &statement, reader, budget, &rows, deadline, timeout)
-        });
-        // Pass the batches on as they come (the channel bounds what waits).
-        while let Some(event) = incoming.recv().await {
-            // Columns go with the first rows; each batch of rows goes at once.
-            let rows = matches!(event, Response::Rows(_));
-            self.send(event).await;
-            if rows {
-                self.deliver().await;
-            }
-            if self.stopped {
-                break; // the client went away: dropping `incoming` stops the query
-            }
-        }
-        drop(incoming);
-        let outcome = worker.await.unwrap_or_else(|error| {
-            Err(StatementError::new("internal", format!("query task failed: {error}")))
-        });
-        self.query_end(index, end, outcome).await;
-    }
-
-    /// Sends a query's result: how many rows it sent, or why it failed.
-    async fn query_end(&mut self, index: Index, end: u64, outcome: Result<u64, StatementError>) {
-        match outcome {
-            Ok(count) => {
-                self.summary = Some(Summary { rows_returned: count, ..Summary::default() });
-                self.send(Response::QueryEnd { index, rows: count, end, part: 0 }).await;
-            }
-            Err(error) => self.result(index, Err(error), end, 0).await,
-        }
-    }
 }
 
 /// Runs SQL work on the blocking pool against the current database.
@@ -669,6 +583,9 @@ fn summarize(outcome: &StatementOutcome, logged: bool) -> Summary {
 fn stops_script(outcome: &StatementOutcome) -> bool {
     outcome.as_ref().is_err_and(|error| error.kind != "returning_not_kept")
 }
+
+#[path = "serve_reads.rs"]
+mod reads;
 
 #[cfg(test)]
 #[path = "serve_tests.rs"]

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::raft::{Configuration, Entry, Payload};
+use crate::replica::Consistency;
 use crate::replica::StateMachine;
 use crate::replica::activity::Activity;
 use crate::replica::{ServeOptions, proof};

@@ -277,19 +277,19 @@ impl StateMachine {
     fn execute(&mut self, index: Index, command: Command) -> Result<Outcome, ApplyError> {
         let db = self.current();
         match command {
-            Command::Execute { txn, statements, continue_on_error, request, limits } => {
+            Command::Execute { txn, statements, continue_on_error, request, limits, caller } => {
+                let run = Run { txn, statements: &statements, continue_on_error, limits, caller };
                 if let Some(request) = request {
                     match self.seen(request) {
                         Some(outcome) => return Ok(outcome),
                         None => {
-                            let outcome =
-                                self.run(index, &db, txn, &statements, continue_on_error, limits)?;
+                            let outcome = self.run(index, &db, run)?;
                             self.remember(index, request, &outcome)?;
                             return Ok(outcome);
                         }
                     }
                 }
-                self.run(index, &db, txn, &statements, continue_on_error, limits)
+                self.run(index, &db, run)
             }
             Command::Abort { txns } => {
                 for version in txns {
@@ -369,11 +369,18 @@ impl StateMachine {
         &mut self,
         index: Index,
         db: &Arc<Database>,
-        txn: Option<Version>,
-        statements: &[Statement],
-        continue_on_error: bool,
-        limits: Limits,
+        run: Run<'_>,
     ) -> Result<Outcome, ApplyError> {
+        let Run { txn, statements, continue_on_error, limits, caller } = run;
+        // Who may do what is decided by the users applied before this entry.
+        let rights = match super::access::rights_at_apply(db, &caller) {
+            Ok(rights) => rights,
+            Err(super::Error::Io(message)) => return Err(fatal(index, message)),
+            Err(error) => {
+                let results = vec![Err(StatementError::from(error))];
+                return Ok(Outcome::Executed { results, txn });
+            }
+        };
         let mut session = match txn {
             None => db.session(),
             Some(version) => match self.take_txn(db, version) {
@@ -392,6 +399,15 @@ impl StateMachine {
         session.set_limits(limits);
         let mut results = Vec::with_capacity(statements.len());
         for statement in statements {
+            let privilege = crate::sql::engine::Privilege::of(statement);
+            if !rights.may(privilege) {
+                let message = rights.refusal(privilege, &statement.summary());
+                results.push(Err(StatementError::new("permission_denied", message)));
+                if !continue_on_error {
+                    break;
+                }
+                continue;
+            }
             let result = match statement {
                 Statement::Begin { read_only: true, .. } => Err(crate::sql::Error::Invalid(
                     "read-only transactions are not replicated".into(),
@@ -475,6 +491,15 @@ pub fn read_database(db: &SharedDatabase) -> Arc<Database> {
 
 fn fatal(index: Index, error: impl std::fmt::Display) -> ApplyError {
     ApplyError { index, message: error.to_string() }
+}
+
+/// What an Execute command asks the state machine to run.
+struct Run<'a> {
+    txn: Option<Version>,
+    statements: &'a [Statement],
+    continue_on_error: bool,
+    limits: Limits,
+    caller: super::Caller,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::raft::Term;
-use crate::replica::RequestId;
+use crate::replica::{Caller, RequestId};
 use crate::sql::StatementResult;
 
 fn execute(txn: Option<Version>, sql: &str) -> Command {
@@ -13,6 +13,7 @@ fn execute(txn: Option<Version>, sql: &str) -> Command {
         continue_on_error: false,
         request: None,
         limits: crate::sql::budget::Limits::NONE,
+        caller: Caller::Anonymous,
     }
 }
 
@@ -284,13 +285,16 @@ impl Replicas {
 
 fn with_id(command: Command, client: u64, sequence: u64, part: u64) -> Command {
     match command {
-        Command::Execute { txn, statements, continue_on_error, limits, .. } => Command::Execute {
-            txn,
-            statements,
-            continue_on_error,
-            request: Some(RequestId { client, sequence, part }),
-            limits,
-        },
+        Command::Execute { txn, statements, continue_on_error, limits, caller, .. } => {
+            Command::Execute {
+                txn,
+                statements,
+                continue_on_error,
+                request: Some(RequestId { client, sequence, part }),
+                limits,
+                caller,
+            }
+        }
         other => other,
     }
 }
@@ -352,8 +356,8 @@ fn the_least_recently_active_client_is_forgotten_first() {
 fn a_statement_past_its_limits_fails_the_same_way_everywhere() {
     let limits = crate::sql::budget::Limits { write_bytes: 2 << 20, hold_bytes: 2 << 20 };
     let limited = |sql: &str| match execute(None, sql) {
-        Command::Execute { txn, statements, continue_on_error, request, .. } => {
-            Command::Execute { txn, statements, continue_on_error, request, limits }
+        Command::Execute { txn, statements, continue_on_error, request, caller, .. } => {
+            Command::Execute { txn, statements, continue_on_error, request, limits, caller }
         }
         other => other,
     };
@@ -370,5 +374,63 @@ fn a_statement_past_its_limits_fails_the_same_way_everywhere() {
     assert_eq!(sorted, vec![Err("resource_limit".to_string())]);
     // Nothing of the failed statement was written; the next statement works.
     assert_eq!(apply(limited("INSERT INTO b VALUES (1, 2)")).len(), 1);
+    pair.commit_and_compare();
+}
+
+/// Privileges are checked as each entry is applied, against the users applied before it: the
+/// same outcome on every replica, whatever the serving node knew when it accepted the request.
+#[test]
+fn every_replica_checks_the_callers_privileges_against_the_users_it_has_applied() {
+    use crate::sql::parser::ast::{Credential, Statement, UserStatement};
+    let as_caller = |sql: &str, caller: Caller| match execute(None, sql) {
+        Command::Execute { txn, statements, continue_on_error, request, limits, .. } => {
+            Command::Execute { txn, statements, continue_on_error, request, limits, caller }
+        }
+        other => other,
+    };
+    let hash = crate::replica::access::hash_password("pw").unwrap();
+    let user = |name: &str| {
+        Statement::Users(UserStatement::Create {
+            name: name.into(),
+            credential: Credential::Hash(hash.clone()),
+            if_not_exists: false,
+        })
+    };
+    let grant = |role: &str, name: &str| {
+        Statement::Users(UserStatement::Grant { role: role.into(), user: name.into() })
+    };
+    // One anonymous entry makes the first users and grants their roles: decided as it starts.
+    let bootstrap = Command::Execute {
+        txn: None,
+        statements: vec![
+            user("root"),
+            grant("admin", "root"),
+            user("viewer"),
+            grant("readonly", "viewer"),
+        ],
+        continue_on_error: false,
+        request: None,
+        limits: crate::sql::budget::Limits::NONE,
+        caller: Caller::Anonymous,
+    };
+    let user_caller = |name: &str| Caller::User(name.into());
+    let commands = [
+        bootstrap,
+        as_caller("CREATE TABLE t (id INT PRIMARY KEY)", user_caller("root")),
+        // Anonymous now: refused. A readonly user's INSERT: refused. A dropped user: refused.
+        as_caller("INSERT INTO t VALUES (1)", Caller::Anonymous),
+        as_caller("INSERT INTO t VALUES (2)", user_caller("viewer")),
+        as_caller("INSERT INTO t VALUES (3)", user_caller("nobody")),
+        as_caller("INSERT INTO t VALUES (4)", Caller::Operator),
+    ];
+    let mut pair = Replicas::new();
+    let outcomes: Vec<_> =
+        commands.into_iter().map(|command| results(pair.apply(command)).0).collect();
+    assert!(outcomes[0].iter().all(Result::is_ok), "{:?}", outcomes[0]);
+    assert!(outcomes[1][0].is_ok());
+    assert_eq!(outcomes[2], vec![Err("unauthenticated".to_string())]);
+    assert_eq!(outcomes[3], vec![Err("permission_denied".to_string())]);
+    assert_eq!(outcomes[4], vec![Err("unauthenticated".to_string())]);
+    assert!(outcomes[5][0].is_ok());
     pair.commit_and_compare();
 }

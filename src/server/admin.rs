@@ -535,33 +535,11 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<Self::BackupStream>, Status> {
         self.authorize(&request, "Backup")?;
         let as_of = Some(request.get_ref().as_of).filter(|v| *v > 0);
-        let (db, index, from) =
-            (self.cx.database(), self.cx.applied_index(), super::auth::remote(&request));
-        // Two frames ahead of the network: memory stays a few frames whatever the data.
-        let (chunks, stream) = tokio::sync::mpsc::channel(2);
-        tokio::task::spawn_blocking(move || {
-            let mut send = |data: Vec<u8>| {
-                let chunk = pb::BackupChunk { data, ..Default::default() };
-                chunks.blocking_send(Ok(chunk)).map_err(|_| "the client went away".to_string())
-            };
-            let last = match crate::replica::backup::dump(&db, as_of, index, &mut send) {
-                Ok(summary) => {
-                    tracing::info!(%from, version = summary.version, records = summary.records, bytes = summary.bytes, "backup streamed");
-                    Ok(pb::BackupChunk {
-                        done: true,
-                        version: summary.version,
-                        records: summary.records,
-                        ..Default::default()
-                    })
-                }
-                Err(error) => {
-                    tracing::warn!(%from, "backup failed: {error}");
-                    Err(Status::failed_precondition(format!("the backup failed: {error}")))
-                }
-            };
-            let _ = chunks.blocking_send(last);
-        });
-        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(stream)))
+        // A backup of "now" holds every write acknowledged before it was asked for, on
+        // whichever node serves it: wait until this node has applied a read index.
+        crate::replica::Consensus::read_index(self.cx.as_ref()).await?;
+        let from = super::auth::remote(&request);
+        Ok(Response::new(super::admin_data::stream_backup(&self.cx, as_of, from)))
     }
 
     async fn login(
@@ -570,27 +548,7 @@ impl pb::admin_server::Admin for AdminService {
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let from = super::auth::remote(&request);
         let pb::LoginRequest { user, password } = request.into_inner();
-        let key = self.cx.session_key.borrow().clone().ok_or_else(|| {
-            Status::unavailable("the cluster has not set its session key yet (no leader yet)")
-        })?;
-        let (db, now) = (self.cx.database(), super::auth::now_ms());
-        let name = user.clone();
-        let _turn = crate::replica::access::hashing_turn().await?;
-        let token = tokio::task::spawn_blocking(move || {
-            crate::replica::access::login(&db, &key, &name, &password, now)
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?;
-        match token {
-            Ok(token) => {
-                let expires_ms = now + crate::replica::access::TOKEN_LIFETIME_MS;
-                Ok(Response::new(pb::LoginResponse { token, expires_ms }))
-            }
-            Err(error) => {
-                tracing::warn!(%from, user, "refused a login: {error}");
-                Err(error.into())
-            }
-        }
+        super::admin_data::login(&self.cx, &from, user, password).await.map(Response::new)
     }
 
     async fn statement_statistics(
@@ -598,32 +556,7 @@ impl pb::admin_server::Admin for AdminService {
         request: Request<pb::StatementStatisticsRequest>,
     ) -> Result<Response<pb::StatementStatisticsResponse>, Status> {
         self.authorize_read(&request, "StatementStatistics")?;
-        let (statistics, evicted) = self.cx.statistics.snapshot();
-        let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        let statements = statistics
-            .into_iter()
-            .map(|s| pb::StatementStatistic {
-                kind: s.kind.to_string(),
-                count: s.count,
-                errors: s.errors,
-                rows_returned: s.rows_returned,
-                rows_written: s.rows_written,
-                total_us: micros(s.total),
-                p50_us: micros(s.p50),
-                p99_us: micros(s.p99),
-                max_us: micros(s.max),
-                last_seen_ms: s
-                    .last_seen
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-                fingerprint: s.fingerprint,
-            })
-            .collect();
-        Ok(Response::new(pb::StatementStatisticsResponse {
-            node: self.cx.id(),
-            statements,
-            evicted,
-        }))
+        Ok(Response::new(super::admin_data::statement_statistics(&self.cx)))
     }
 }
 

@@ -32,6 +32,7 @@
 //!   only holders of the admin token change the cluster (`auth.rs`).
 
 mod admin;
+mod admin_data;
 mod applier;
 pub mod auth;
 mod background;
