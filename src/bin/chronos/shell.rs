@@ -80,7 +80,10 @@ pub fn run(runtime: &tokio::runtime::Runtime, mut client: Client) -> ExitCode {
             continue;
         }
         let script = std::mem::take(&mut buffer);
-        let _ = editor.add_history_entry(script.trim());
+        // A statement that sets a password stays out of the history file.
+        if !script.to_ascii_lowercase().contains("password") {
+            let _ = editor.add_history_entry(script.trim());
+        }
         let started = Instant::now();
         let response = runtime.block_on(client.execute(&script, false));
         let elapsed = started.elapsed().as_secs_f64();
