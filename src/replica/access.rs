@@ -229,7 +229,7 @@ fn load_user(db: &Arc<Database>, name: &str) -> Result<Option<User>, Error> {
 
 /// Whether the cluster has any user (as this node has applied the log).
 pub fn any_user(db: &Arc<Database>) -> Result<bool, Error> {
-    read_txn(db)?.any_user().map_err(|e| Error::Io(e.to_string()))
+    db.any_user().map_err(|e| Error::Io(e.to_string()))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -414,6 +414,7 @@ impl StateMachine {
                 )),
                 statement => session.execute_statement(statement),
             };
+
             match result {
                 Ok(result) => results.push(Ok(result)),
                 Err(error) if error.is_deterministic() => {

@@ -21,6 +21,8 @@ pub struct Database {
     /// Whether commits fsync before they return (true for a standalone database on disk;
     /// a replicated node gets durability from its log instead).
     durable: bool,
+    /// Whether any user exists, remembered between changes (see `users.rs`).
+    pub(super) users: super::users::UsersCache,
 }
 
 impl Database {
@@ -29,13 +31,18 @@ impl Database {
     pub fn open(engine: Arc<dyn Engine>, durable: bool) -> Result<Self> {
         let mvcc = Mvcc::open(engine)?;
         mvcc.rollback_in_flight()?;
-        Ok(Self { mvcc, write_lock: Mutex::new(()), durable })
+        Ok(Self { mvcc, write_lock: Mutex::new(()), durable, users: Default::default() })
     }
 
     /// Opens a replica's database: transactions in flight stay in flight (the replicated log
     /// carries their later statements), and commits do not fsync (the log is durable).
     pub fn open_replicated(engine: Arc<dyn Engine>) -> Result<Self> {
-        Ok(Self { mvcc: Mvcc::open(engine)?, write_lock: Mutex::new(()), durable: false })
+        Ok(Self {
+            mvcc: Mvcc::open(engine)?,
+            write_lock: Mutex::new(()),
+            durable: false,
+            users: Default::default(),
+        })
     }
 
     /// Opens (or creates) a durable database in directory `path` (sled).
@@ -49,7 +56,7 @@ impl Database {
         // Opening an empty memory engine reads nothing and cannot fail.
         let mvcc =
             mvcc.unwrap_or_else(|error| panic!("empty memory engine failed to open: {error}"));
-        Self { mvcc, write_lock: Mutex::new(()), durable: false }
+        Self { mvcc, write_lock: Mutex::new(()), durable: false, users: Default::default() }
     }
 
     /// Starts a session.
@@ -159,6 +166,15 @@ impl Session {
 
     /// Runs one statement.
     pub fn execute_statement(&mut self, statement: &Statement) -> Result<StatementResult> {
+        let result = self.run_statement(statement);
+        // Users may have changed once it is committed: by itself, or by the COMMIT.
+        if matches!(statement, Statement::Users(_) | Statement::Commit) {
+            self.db.users_changed();
+        }
+        result
+    }
+
+    fn run_statement(&mut self, statement: &Statement) -> Result<StatementResult> {
         let mvcc = self.db.mvcc.clone();
         match statement {
             Statement::Begin { read_only, as_of } => {

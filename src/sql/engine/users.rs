@@ -126,6 +126,44 @@ impl User {
     }
 }
 
+/// Whether any user exists, remembered until the users may have changed: a generation and a
+/// state (unknown, none, some) in one atomic word. A reader that computes the answer stores it
+/// only if no change was announced meanwhile ([`Database::users_changed`] moves to the next
+/// generation), so a stale answer is never kept.
+#[derive(Debug, Default)]
+pub struct UsersCache(std::sync::atomic::AtomicU64);
+
+const UNKNOWN: u64 = 0;
+const NO_USERS: u64 = 1;
+const SOME_USERS: u64 = 2;
+
+impl crate::sql::Database {
+    /// Whether any user exists as of the latest commit (cached between changes).
+    pub fn any_user(&self) -> Result<bool> {
+        use std::sync::atomic::Ordering;
+        let seen = self.users.0.load(Ordering::Acquire);
+        match seen & 3 {
+            NO_USERS => return Ok(false),
+            SOME_USERS => return Ok(true),
+            _ => {}
+        }
+        // The snapshot begins after the generation was read: a change committed before it
+        // is seen; one announced after it makes the store below fail.
+        let any = Txn::new(self.mvcc().begin_read_only()?).any_user()?;
+        let known = (seen & !3) | if any { SOME_USERS } else { NO_USERS };
+        let _ = self.users.0.compare_exchange(seen, known, Ordering::AcqRel, Ordering::Acquire);
+        Ok(any)
+    }
+
+    /// Announces that the users may have changed (a statement on users, or a COMMIT, was
+    /// applied): the next [`Database::any_user`] reads the catalog again.
+    pub fn users_changed(&self) {
+        use std::sync::atomic::Ordering;
+        let next = |word: u64| Some(((word >> 2) + 1) << 2 | UNKNOWN);
+        let _ = self.users.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, next);
+    }
+}
+
 impl Txn {
     /// Reads a user.
     pub fn get_user(&self, name: &str) -> Result<Option<User>> {
@@ -198,5 +236,34 @@ impl Txn {
                 Ok(format!("revoked {} from {user}", role.name()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sql::Database;
+    use crate::sql::parser::ast::{Credential, Statement, UserStatement};
+    use std::sync::Arc;
+
+    #[test]
+    fn whether_users_exist_is_remembered_until_a_change_is_committed() {
+        let db = Arc::new(Database::memory());
+        let mut session = db.session();
+        let create = Statement::Users(UserStatement::Create {
+            name: "u".into(),
+            credential: Credential::Hash("$argon2id$x".into()),
+            if_not_exists: false,
+        });
+        assert!(!db.any_user().unwrap());
+        assert!(!db.any_user().unwrap(), "cached");
+        // Inside a transaction the user is not there for others until COMMIT.
+        session.execute("BEGIN").unwrap();
+        session.execute_statement(&create).unwrap();
+        assert!(!db.any_user().unwrap());
+        session.execute("COMMIT").unwrap();
+        assert!(db.any_user().unwrap());
+        let drop = Statement::Users(UserStatement::Drop { name: "u".into(), if_exists: false });
+        session.execute_statement(&drop).unwrap();
+        assert!(!db.any_user().unwrap());
     }
 }
