@@ -112,6 +112,10 @@ fn a_cluster_under_writes_exposes_metrics_that_agree_with_its_status() {
     assert!(value(&after[i], "chronos_raft_leader_changes_total", &[]) >= 1.0);
     assert!(value(&after[i], "chronos_process_resident_memory_bytes", &[]) > 1e6);
     assert!(value(&after[i], "chronos_storage_size_bytes", &[]) > 0.0);
+    let live = value(&after[i], "chronos_mvcc_live_versions", &[]);
+    let next = value(&after[i], "chronos_mvcc_next_version", &[]);
+    let horizon = value(&after[i], "chronos_mvcc_gc_horizon_version", &[]);
+    assert!(live > writes as f64 && live == next - horizon, "{live} {next} {horizon}");
 
     // At rest, the term and indexes agree with the status every node reports.
     for id in 1..=3 {

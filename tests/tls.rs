@@ -35,7 +35,7 @@ fn ok(output: &Output) -> String {
 fn make_certificates(dir: &Path) {
     let dir = dir.to_str().expect("a UTF-8 path");
     ok(&chronos(&["cert", "ca", "--dir", dir]));
-    for id in ["1", "2", "3"] {
+    for id in ["1", "2", "3", "4"] {
         ok(&chronos(&["cert", "node", id, "--dir", dir, "--host", "127.0.0.1,localhost"]));
     }
     ok(&chronos(&["cert", "client", "alice", "--dir", dir]));
@@ -80,7 +80,7 @@ fn a_tls_cluster_serves_only_clients_that_trust_its_ca_and_only_its_own_peers() 
     assert_eq!(foreign.status.code(), Some(3), "{foreign:?}");
 
     // With it, every command works: exec, the shell, status, top, bench, a leadership
-    // transfer, a backup; with a client certificate too.
+    // transfer, a backup, membership changes; with a client certificate too.
     let with_ca = |args: &[&str]| {
         let mut all = vec!["--addr", address.as_str(), "--ca", ca_flag.as_str()];
         all.extend_from_slice(args);
@@ -124,6 +124,24 @@ fn a_tls_cluster_serves_only_clients_that_trust_its_ca_and_only_its_own_peers() 
             .contains("backup of version")
     );
     assert!(std::fs::metadata(&backup).is_ok_and(|m| m.len() > 0));
+
+    // Membership over TLS: node 4 (with its own certificate) joins, is promoted, is removed.
+    let address4 = cluster.reserve(4);
+    let flags4: Vec<String> = node_flags(certs.path(), 4);
+    let mut join: Vec<&str> = flags4.iter().map(String::as_str).collect();
+    join.push("--join");
+    cluster.spawn_alone(4, &join);
+    ok(&with_ca(&["--admin-token-file", &token, "member", "add", "4", &address4]));
+    eventually("node 4 to catch up and be promoted", || {
+        with_ca(&["--admin-token-file", &token, "member", "promote", "4"])
+            .status
+            .success()
+            .then_some(())
+    });
+    ok(&with_ca(&["--admin-token-file", &token, "member", "remove", "4"]));
+    cluster.kill(4);
+    let status = ok(&with_ca(&["status", "--format", "json"]));
+    assert!(!status.contains("\"id\":4"), "{status}");
 
     // A call that proves node 3 by its token but presents node 2's certificate is refused.
     let secret = std::fs::read(cluster.secret_file()).expect("secret");

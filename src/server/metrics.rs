@@ -64,6 +64,7 @@ pub struct Metrics {
     storage_bytes: IntGauge,
     mvcc_next_version: IntGauge,
     mvcc_gc_horizon: IntGauge,
+    mvcc_live_versions: IntGauge,
     mvcc_open_transactions: IntGauge,
     resident_memory_bytes: IntGauge,
     uptime_seconds: prometheus::Gauge,
@@ -223,6 +224,10 @@ impl Metrics {
                 "chronos_mvcc_gc_horizon_version",
                 "Versions below this are garbage-collected; next_version minus this is the window of versions kept.",
             )?,
+            mvcc_live_versions: gauge(
+                "chronos_mvcc_live_versions",
+                "MVCC versions still readable: from the GC horizon up to the next version.",
+            )?,
             mvcc_open_transactions: gauge(
                 "chronos_mvcc_open_transactions",
                 "Read-write transactions in flight.",
@@ -314,6 +319,7 @@ impl Metrics {
         let mvcc = cx.database().mvcc().status();
         self.mvcc_next_version.set(clamp(mvcc.next_version));
         self.mvcc_gc_horizon.set(clamp(mvcc.gc_horizon));
+        self.mvcc_live_versions.set(clamp(mvcc.next_version.saturating_sub(mvcc.gc_horizon)));
         self.mvcc_open_transactions.set(clamp(mvcc.active_txns));
         if let Some(bytes) = resident_memory_bytes() {
             self.resident_memory_bytes.set(clamp(bytes));
