@@ -252,6 +252,9 @@ fn chronosd_refuses_bad_flags_and_foreign_data_directories() {
     let self_peer = run(&["--id", "1", "--peers", "1=127.0.0.1:1", "--data-dir", data]);
     assert_eq!(code(&self_peer), 2);
     assert!(stderr(&self_peer).contains("own peer"), "{}", stderr(&self_peer));
+    let short = run(&["--heartbeat-ms", "100", "--election-timeout-ms", "150", "--data-dir", data]);
+    assert_eq!(code(&short), 2);
+    assert!(stderr(&short).contains("twice the heartbeat"), "{}", stderr(&short));
 }
 
 #[test]

@@ -68,9 +68,16 @@ struct Args {
     /// log (this bounds the log's memory).
     #[arg(long, default_value_t = chronos::server::SNAPSHOT_BYTES as u64)]
     snapshot_bytes: u64,
-    /// The Raft tick in milliseconds (elections take 10-20 ticks).
-    #[arg(long, default_value_t = chronos::server::TICK_INTERVAL.as_millis() as u64)]
+    /// The Raft tick in milliseconds: a leader sends a heartbeat every tick (elections take
+    /// 10-20 ticks unless --election-timeout-ms says otherwise).
+    #[arg(long, visible_alias = "heartbeat-ms", default_value_t = chronos::server::TICK_INTERVAL.as_millis() as u64)]
     tick_ms: u64,
+    /// The base election timeout in milliseconds (a follower waits between it and twice it
+    /// without hearing from a leader). Keep it at least 10 times the heartbeat and well above
+    /// the round trip. For slow links (hundreds of ms, some loss): --heartbeat-ms 250
+    /// --election-timeout-ms 5000.
+    #[arg(long, value_name = "MS")]
+    election_timeout_ms: Option<u64>,
     /// Serve Prometheus metrics over HTTP on this address (HOST:PORT), at /metrics. Off
     /// unless given.
     #[arg(long, value_name = "HOST:PORT")]
@@ -158,6 +165,16 @@ impl Args {
         opts.snapshot_entries = self.snapshot_entries.max(1);
         opts.snapshot_bytes = usize::try_from(self.snapshot_bytes).unwrap_or(usize::MAX).max(1);
         opts.tick = Duration::from_millis(self.tick_ms);
+        if let Some(timeout) = self.election_timeout_ms {
+            let ticks = timeout / self.tick_ms;
+            if ticks < 2 {
+                return Err(format!(
+                    "--election-timeout-ms {timeout} must be at least twice the heartbeat ({} ms)",
+                    self.tick_ms
+                ));
+            }
+            opts.election_ticks = u32::try_from(ticks).unwrap_or(u32::MAX);
+        }
         opts.metrics_listen = self.metrics_listen.clone();
         opts.slow_statement = self.slow_statement_ms.map(Duration::from_millis);
         opts.restore = self.restore.clone();

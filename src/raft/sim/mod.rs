@@ -59,6 +59,10 @@ pub struct SimOptions {
     pub snapshot_chunk: usize,
     /// Segment size of the durable log (small, so segments roll).
     pub segment_bytes: u64,
+    /// Ticks between a leader's heartbeats.
+    pub heartbeat_ticks: crate::raft::Ticks,
+    /// The base election timeout in ticks.
+    pub election_ticks: crate::raft::Ticks,
 }
 
 impl SimOptions {
@@ -74,6 +78,8 @@ impl SimOptions {
             snapshot_every: 40,
             snapshot_chunk: 64,
             segment_bytes: 4 << 10,
+            heartbeat_ticks: 2,
+            election_ticks: crate::raft::ELECTION_TICKS,
         }
     }
 }
@@ -302,7 +308,8 @@ impl Cluster {
         recovered.applied = sim.machine.applied;
         sim.incarnation += 1;
         let mut opts = Options::new(id);
-        opts.heartbeat_ticks = 2;
+        opts.heartbeat_ticks = self.opts.heartbeat_ticks;
+        opts.election_ticks = self.opts.election_ticks;
         opts.seed = seed ^ (id << 32) ^ sim.incarnation;
         sim.driver = Some(Driver::new(Node::new(opts, recovered), store));
         sim.syncing = None;
