@@ -117,6 +117,20 @@ fn a_cluster_under_writes_exposes_metrics_that_agree_with_its_status() {
     let horizon = value(&after[i], "chronos_mvcc_gc_horizon_version", &[]);
     assert!(live > writes as f64 && live == next - horizon, "{live} {next} {horizon}");
 
+    // A large, compressible row goes to the followers compressed (lz4): the leader counts
+    // the bytes its messages took before and after.
+    let saved = |s: &Scrape| {
+        value(s, "chronos_raft_message_bytes_total", &[("stage", "encoded")])
+            - value(s, "chronos_raft_message_bytes_total", &[("stage", "sent")])
+    };
+    let before_big = scrape(address(leader));
+    let big = "sensor 17 reading ok; ".repeat(10_000);
+    cluster.ok(follower, &format!("INSERT INTO t VALUES (1000, '{big}')"));
+    cluster.converged("t");
+    let after_big = scrape(address(leader));
+    let bytes_saved = saved(&after_big) - saved(&before_big);
+    assert!(bytes_saved > 1.5 * big.len() as f64, "saved {bytes_saved} of 2 x {}", big.len());
+
     // At rest, the term and indexes agree with the status every node reports.
     for id in 1..=3 {
         eventually(&format!("node {id}'s metrics to agree with its status"), || {

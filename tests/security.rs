@@ -84,7 +84,7 @@ fn forged_raft_calls_are_refused_and_change_nothing() {
     for credentials in attempts {
         cluster.block_on(async {
             let mut client = raft_client(&cluster.addresses[&leader], credentials).await;
-            let batch = pb::RaftBatch { messages: vec![forged_heartbeat.clone()] };
+            let batch = pb::RaftBatch { messages: vec![forged_heartbeat.clone()], lz4: Vec::new() };
             let stepped = client.step(tokio_stream::iter(vec![batch])).await;
             assert_eq!(stepped.unwrap_err().code(), tonic::Code::Unauthenticated);
             let proposed = client.forward(forward(&forged_address)).await;
@@ -104,7 +104,8 @@ fn forged_raft_calls_are_refused_and_change_nothing() {
         let member = cluster.other_than(leader);
         let credentials = Some(format!("{member}:{}", real.peer_token(member)));
         let mut client = raft_client(&cluster.addresses[&leader], credentials).await;
-        let in_another_name = pb::RaftBatch { messages: vec![forged_heartbeat.clone()] };
+        let in_another_name =
+            pb::RaftBatch { messages: vec![forged_heartbeat.clone()], lz4: Vec::new() };
         client.step(tokio_stream::iter(vec![in_another_name])).await.expect("a member's stream");
     });
     assert!(

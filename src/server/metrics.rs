@@ -43,6 +43,8 @@ pub struct Metrics {
     pub append_seconds: Histogram,
     /// Fsyncs of the log.
     pub fsync_seconds: Histogram,
+    /// Bytes of Raft messages to peers, as encoded and as sent (after compression).
+    pub raft_message_bytes: IntCounterVec,
     /// Snapshots sent and received (`direction`).
     pub snapshots: IntCounterVec,
     /// Bytes of snapshots sent and received.
@@ -168,6 +170,11 @@ impl Metrics {
                 "Writes of Raft records to the log's files, before their fsync.",
             )?,
             fsync_seconds: histogram("chronos_raft_fsync_seconds", "Fsyncs of the Raft log.")?,
+            raft_message_bytes: counters(
+                "chronos_raft_message_bytes_total",
+                "Bytes of Raft messages sent to peers: as encoded, and as sent after compression (lz4).",
+                &["stage"],
+            )?,
             snapshots: counters(
                 "chronos_raft_snapshots_total",
                 "Snapshots streamed to followers (sent) and installed from the leader (received).",

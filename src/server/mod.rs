@@ -36,6 +36,7 @@ mod admin_data;
 mod applier;
 pub mod auth;
 mod background;
+mod compression;
 mod context;
 mod driver;
 mod files;

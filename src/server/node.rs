@@ -203,6 +203,7 @@ impl Node {
             tokio::runtime::Handle::current(),
             secret.peer_credentials(opts.id),
             opts.tls.as_ref().map(|tls| tls.peers.clone()),
+            metrics.clone(),
         ));
         let mut raft_opts = raft::Options::new(opts.id);
         raft_opts.election_ticks = opts.election_ticks;

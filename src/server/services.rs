@@ -255,6 +255,12 @@ impl pb::raft_server::Raft for RaftService {
         {
             super::transport::learn_address(self.cx.transport.addresses(), from);
         }
+        let header = request.metadata().get(super::compression::HEADER);
+        if header.is_some_and(|v| {
+            v.to_str().is_ok_and(|v| v.split(',').any(|c| c.trim() == super::compression::LZ4))
+        }) {
+            self.cx.transport.peer_reads_compressed(peer);
+        }
         let mut stream = request.into_inner();
         // One stop signal for the stream's life, not one per batch (this is the replication
         // path).
@@ -268,7 +274,16 @@ impl pb::raft_server::Raft for RaftService {
                 }
             };
             let Some(batch) = batch else { break };
-            for bytes in batch.messages {
+            let limit = super::transport::MAX_MESSAGE_BYTES;
+            for (i, bytes) in batch.messages.into_iter().enumerate() {
+                let compressed = batch.lz4.get(i).copied().unwrap_or(false);
+                let bytes = match super::compression::unpack(bytes, compressed, limit) {
+                    Ok(bytes) => bytes,
+                    Err(error) => {
+                        tracing::warn!(peer, "dropped a message: {error}");
+                        continue;
+                    }
+                };
                 match codec::decode::<Envelope>(&bytes) {
                     Ok(envelope) if envelope.from != peer => {
                         tracing::warn!(

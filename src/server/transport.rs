@@ -18,6 +18,7 @@ pub use crate::grpc::wire::{MAX_MESSAGE_BYTES, endpoint};
 use crate::grpc::{tls::ClientTls, wire::endpoint_with};
 use crate::raft::{Envelope, NodeId};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -70,6 +71,10 @@ pub struct Transport {
     credentials: PeerCredentials,
     /// TLS to peers (the cluster's CA and this node's certificate), if on.
     tls: Option<Arc<ClientTls>>,
+    /// By peer: whether it announced that it reads compressed messages.
+    compress_to: Mutex<BTreeMap<NodeId, Arc<AtomicBool>>>,
+    /// Message bytes before and after compression (metrics).
+    metrics: Arc<super::metrics::Metrics>,
 }
 
 impl Transport {
@@ -81,6 +86,7 @@ impl Transport {
         runtime: tokio::runtime::Handle,
         credentials: PeerCredentials,
         tls: Option<ClientTls>,
+        metrics: Arc<super::metrics::Metrics>,
     ) -> Self {
         Self {
             id,
@@ -90,6 +96,8 @@ impl Transport {
             channels: Mutex::new(BTreeMap::new()),
             credentials,
             tls: tls.map(Arc::new),
+            compress_to: Mutex::new(BTreeMap::new()),
+            metrics,
         }
     }
 
@@ -132,8 +140,21 @@ impl Transport {
         let (lane, lane_rx) = mpsc::channel(LANE);
         let from = (self.id, self.addresses.clone());
         let credentials = (self.credentials.clone(), self.tls.clone());
-        self.runtime.spawn(run_lane(from, peer, self.addresses.clone(), credentials, lane_rx));
+        let compress =
+            Compress { to_peer: self.compress_flag(peer), metrics: self.metrics.clone() };
+        let addresses = self.addresses.clone();
+        self.runtime.spawn(run_lane(from, peer, addresses, credentials, compress, lane_rx));
         lane
+    }
+
+    fn compress_flag(&self, peer: NodeId) -> Arc<AtomicBool> {
+        let mut flags = self.compress_to.lock().unwrap_or_else(|p| p.into_inner());
+        flags.entry(peer).or_default().clone()
+    }
+
+    /// Records that `peer` reads compressed messages (it said so on its own stream).
+    pub fn peer_reads_compressed(&self, peer: NodeId) {
+        self.compress_flag(peer).store(true, Ordering::Relaxed);
     }
 
     /// An RPC channel to `peer` (connecting lazily), or `None` if its address is unknown.
@@ -148,6 +169,32 @@ impl Transport {
         let channel = endpoint_with(&address, self.tls.as_deref())?.connect_lazy();
         channels.insert(peer, (address, channel.clone()));
         Some(channel)
+    }
+}
+
+/// How a lane compresses its frames: whether its peer reads compressed messages, and where
+/// the bytes saved are counted.
+struct Compress {
+    to_peer: Arc<AtomicBool>,
+    metrics: Arc<super::metrics::Metrics>,
+}
+
+impl Compress {
+    /// A frame of `messages`, each compressed where the peer reads it and it pays.
+    fn frame(&self, messages: Vec<Vec<u8>>) -> pb::RaftBatch {
+        let encoded: usize = messages.iter().map(Vec::len).sum();
+        let batch = match self.to_peer.load(Ordering::Relaxed) {
+            false => pb::RaftBatch { messages, lz4: Vec::new() },
+            true => {
+                let (messages, lz4) = messages.into_iter().map(super::compression::pack).unzip();
+                pb::RaftBatch { messages, lz4 }
+            }
+        };
+        let sent: usize = batch.messages.iter().map(Vec::len).sum();
+        let bytes = &self.metrics.raft_message_bytes;
+        bytes.with_label_values(&["encoded"]).inc_by(encoded as u64);
+        bytes.with_label_values(&["sent"]).inc_by(sent as u64);
+        batch
     }
 }
 
@@ -170,6 +217,7 @@ async fn run_lane(
     peer: NodeId,
     addresses: Addresses,
     (credentials, tls): (PeerCredentials, Option<Arc<ClientTls>>),
+    compress: Compress,
     mut lane: mpsc::Receiver<Vec<u8>>,
 ) {
     loop {
@@ -195,6 +243,8 @@ async fn run_lane(
         {
             request.metadata_mut().insert(FROM_HEADER, value);
         }
+        let announce = tonic::metadata::AsciiMetadataValue::from_static(super::compression::LZ4);
+        request.metadata_mut().insert(super::compression::HEADER, announce);
         let call = tokio::spawn(async move { client.step(request).await });
         let mut next = Some(first);
         loop {
@@ -225,8 +275,9 @@ async fn run_lane(
                     Err(_) => break,
                 }
             }
+            let batch = compress.frame(messages);
             // The send fails once the call has ended (the peer went away).
-            if frames.send(pb::RaftBatch { messages }).await.is_err() {
+            if frames.send(batch).await.is_err() {
                 break;
             }
         }
