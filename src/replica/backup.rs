@@ -90,10 +90,10 @@ pub fn dump(
     out: &mut dyn FnMut(Vec<u8>) -> Result<(), String>,
 ) -> Result<Summary, String> {
     let mvcc = match as_of {
-        Some(version) => db.mvcc().begin_as_of(version),
-        None => db.mvcc().begin_read_only(),
+        Some(version) => db.mvcc().begin_as_of(version).map_err(|e| e.to_string())?,
+        None => settled_snapshot(db)?,
     };
-    let txn = Txn::new(mvcc.map_err(|e| e.to_string())?);
+    let txn = Txn::new(mvcc);
     let version = txn.mvcc().version();
     out(MAGIC.to_vec())?;
     let mut writer = Writer { out, digest: crc32fast::Hasher::new(), bytes: MAGIC.len() as u64 };
@@ -124,6 +124,34 @@ pub fn dump(
     let digest = writer.digest.clone().finalize();
     writer.frame(&Frame::End { records, digest })?;
     Ok(Summary { version, records, bytes: writer.bytes })
+}
+
+/// How long a backup of "now" waits for a moment with no transaction in flight.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A snapshot of now taken when no read-write transaction is in flight, so that its version
+/// says exactly what it holds (`AS OF` that version shows the same rows later). An entry being
+/// applied is in flight for microseconds; an interactive transaction may stay open longer:
+/// after [`SETTLE`] the snapshot is taken anyway, without that transaction's writes (which
+/// `AS OF` its version would show if it commits), and a warning says so.
+fn settled_snapshot(db: &Arc<Database>) -> Result<crate::storage::mvcc::Transaction, String> {
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let txn = db.mvcc().begin_read_only().map_err(|e| e.to_string())?;
+        if txn.state().active.is_empty() {
+            return Ok(txn);
+        }
+        if std::time::Instant::now() >= deadline {
+            let open = txn.state().active.len();
+            tracing::warn!(
+                open,
+                "backing up while transactions stay open: their writes are not in it"
+            );
+            return Ok(txn);
+        }
+        drop(txn);
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// Reads frames from a backup, checking each.
