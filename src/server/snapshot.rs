@@ -41,6 +41,7 @@ pub async fn send(
         transport.raft_client(to).ok_or_else(|| format!("node {to}'s address is unknown"))?;
     let index = meta.index;
     let (chunks, stream) = tokio::sync::mpsc::channel::<pb::SnapshotChunk>(READ_AHEAD);
+    let compress = transport.reads_compressed(to);
     let reader = tokio::task::spawn_blocking(move || -> Result<u64, String> {
         let encoded_meta = codec::encode(&meta);
         let mut last: Option<Vec<u8>> = None;
@@ -51,7 +52,10 @@ pub async fn send(
             let done = pairs.is_empty();
             total += pairs.len() as u64;
             last = pairs.last().map(|(key, _)| key.clone()).or(last);
-            let data = codec::encode(&pairs);
+            let (data, lz4) = match compress {
+                true => super::compression::pack(codec::encode(&pairs)),
+                false => (codec::encode(&pairs), false),
+            };
             let crc = crc32fast::hash(&data);
             bytes += data.len() as u64;
             let mut chunk = pb::SnapshotChunk {
@@ -64,6 +68,7 @@ pub async fn send(
                 done,
                 total_pairs: 0,
                 digest: 0,
+                lz4,
             };
             if done {
                 chunk.total_pairs = total;
@@ -170,7 +175,10 @@ fn check_chunk(
         }
         return Ok(None);
     }
-    let pairs = codec::decode(&chunk.pairs)
+    let limit = super::transport::MAX_MESSAGE_BYTES;
+    let data = super::compression::unpack(chunk.pairs.clone(), chunk.lz4, limit)
+        .map_err(|e| Status::data_loss(format!("snapshot chunk {}: {e}", chunk.seq)))?;
+    let pairs = codec::decode(&data)
         .map_err(|e| Status::data_loss(format!("undecodable snapshot chunk: {e}")))?;
     Ok(Some(pairs))
 }

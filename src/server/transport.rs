@@ -152,6 +152,11 @@ impl Transport {
         flags.entry(peer).or_default().clone()
     }
 
+    /// Whether `peer` has said it reads compressed messages.
+    pub fn reads_compressed(&self, peer: NodeId) -> bool {
+        self.compress_flag(peer).load(Ordering::Relaxed)
+    }
+
     /// Records that `peer` reads compressed messages (it said so on its own stream).
     pub fn peer_reads_compressed(&self, peer: NodeId) {
         self.compress_flag(peer).store(true, Ordering::Relaxed);
