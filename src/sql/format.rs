@@ -4,6 +4,21 @@ use crate::sql::execution::StatementResult;
 use crate::sql::types::{Row, Value};
 use std::fmt::Write as _;
 
+/// Bytes as people read them: binary units with one decimal (`5.0 MiB`), plain bytes under
+/// a KiB.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let (mut value, mut unit) = (bytes as f64, 0);
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} B"),
+        _ => format!("{value:.1} {}", UNITS[unit]),
+    }
+}
+
 /// Renders rows as an ASCII table with a header, columns left-aligned and as wide as their
 /// widest value:
 ///

@@ -2,7 +2,7 @@
 
 use chronos::client::Client;
 use chronos::grpc::pb;
-use chronos::sql::format::render_table;
+use chronos::sql::format::{human_bytes, render_table};
 use chronos::sql::types::Value;
 use std::process::ExitCode;
 
@@ -142,19 +142,4 @@ pub async fn print(client: &mut Client, format: StatusFormat) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
-}
-
-/// Bytes as people read them (binary units, one decimal).
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    match unit {
-        0 => format!("{bytes} B"),
-        _ => format!("{value:.1} {}", UNITS[unit]),
-    }
 }

@@ -4,6 +4,7 @@
 use super::{clock, health_style, role_style};
 use crate::app::App;
 use crate::model::NodeView;
+use chronos::sql::format::human_bytes;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
@@ -125,20 +126,6 @@ fn columns(app: &App, width: u16) -> Vec<Column> {
         });
     }
     columns
-}
-
-/// Bytes as people read them (binary units, one decimal).
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let (mut value, mut unit) = (bytes as f64, 0);
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    match unit {
-        0 => format!("{bytes} B"),
-        _ => format!("{value:.1} {}", UNITS[unit]),
-    }
 }
 
 fn render_nodes(app: &App, area: Rect, buf: &mut Buffer) {
