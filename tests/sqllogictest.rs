@@ -31,6 +31,34 @@ struct ChronosDb {
     declared: Arc<Mutex<Vec<DefaultColumnType>>>,
     /// Format as SQLite's runner does (non-ASCII text shown as `@`), for the corpus.
     corpus: bool,
+    /// The virtual clock: the time every statement is given (what a leader puts in the log),
+    /// shared by the file's connections. It starts at [`CLOCK_START`] and moves only when the
+    /// file says `SET CLOCK TO '<timestamp>'` or `SET CLOCK + '<interval>'`.
+    clock: Arc<Mutex<i64>>,
+}
+
+/// Where each file's virtual clock starts.
+const CLOCK_START: &str = "2026-01-01 00:00:00";
+
+/// Runs the harness's own `SET CLOCK` statement, if `sql` is one.
+fn set_clock(clock: &Mutex<i64>, sql: &str) -> Option<Result<(), Error>> {
+    let rest = sql.trim().trim_end_matches(';').strip_prefix("SET CLOCK ")?.trim();
+    let quoted = |s: &str| s.trim().trim_matches('\'').to_string();
+    let mut clock = clock.lock().unwrap_or_else(|p| p.into_inner());
+    let moved = match rest.strip_prefix("TO ") {
+        Some(to) => Value::String(quoted(to)).cast(chronos::sql::types::DataType::Timestamp),
+        None => Value::Timestamp(*clock).arithmetic(
+            chronos::sql::types::ArithmeticOp::Add,
+            &Value::String(quoted(rest.strip_prefix('+').unwrap_or(rest))),
+        ),
+    };
+    Some(moved.and_then(|moved| match moved {
+        Value::Timestamp(t) => {
+            *clock = t;
+            Ok(())
+        }
+        other => Err(Error::Invalid(format!("SET CLOCK gave {other}"))),
+    }))
 }
 
 impl sqllogictest::DB for ChronosDb {
@@ -38,6 +66,10 @@ impl sqllogictest::DB for ChronosDb {
     type ColumnType = DefaultColumnType;
 
     fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, Error> {
+        if let Some(done) = set_clock(&self.clock, sql) {
+            return done.map(|()| DBOutput::StatementComplete(0));
+        }
+        self.session.set_clock(*self.clock.lock().unwrap_or_else(|p| p.into_inner()));
         let results = self.session.execute(sql)?;
         Ok(match results.into_iter().last() {
             Some(StatementResult::Query { columns, rows }) => {
@@ -75,14 +107,14 @@ fn format_value(value: &Value, declared: &DefaultColumnType, corpus: bool) -> St
             Value::Float(f) => (f.trunc() as i64).to_string(),
             Value::Boolean(b) => (*b as i64).to_string(),
             Value::String(s) => leading_number(s).map_or(0, |n| n.trunc() as i64).to_string(),
-            Value::Null => unreachable!(),
+            Value::Null | Value::Timestamp(_) | Value::Interval(_) => value.to_string(),
         },
         (value, DefaultColumnType::FloatingPoint) => match value {
             Value::Integer(i) => format!("{:.3}", *i as f64),
             Value::Float(f) => format!("{f:.3}"),
             Value::Boolean(b) => format!("{:.3}", *b as i64 as f64),
             Value::String(s) => format!("{:.3}", leading_number(s).unwrap_or(0.0)),
-            Value::Null => unreachable!(),
+            Value::Null | Value::Timestamp(_) | Value::Interval(_) => value.to_string(),
         },
         (Value::String(s), _) if s.is_empty() => "(empty)".into(),
         (Value::String(s), _) if corpus => {
@@ -209,10 +241,12 @@ fn run_file(path: &Path, open: &dyn Fn() -> Database, corpus: bool) -> Counts {
 
     let db = Arc::new(open());
     let declared = Arc::new(Mutex::new(Vec::new()));
+    let start = chronos::sql::types::time::parse(CLOCK_START).unwrap_or_default();
+    let clock = Arc::new(Mutex::new(start));
     let (make_db, make_declared) = (db.clone(), declared.clone());
     let mut runner = Runner::new(move || {
-        let (db, declared) = (make_db.clone(), make_declared.clone());
-        async move { Ok::<_, Error>(ChronosDb { session: db.session(), declared, corpus }) }
+        let (db, declared, clock) = (make_db.clone(), make_declared.clone(), clock.clone());
+        async move { Ok::<_, Error>(ChronosDb { session: db.session(), declared, corpus, clock }) }
     });
     if corpus {
         runner.with_hash_threshold(8);

@@ -6,7 +6,7 @@ use crate::replica::{
 };
 use crate::sql::StatementResult;
 use crate::sql::planner::OutputColumn;
-use crate::sql::types::{DataType, Value};
+use crate::sql::types::{DataType, Interval, Value};
 use crate::storage::mvcc::TransactionState;
 
 impl From<&Value> for pb::Value {
@@ -18,6 +18,10 @@ impl From<&Value> for pb::Value {
             Value::Integer(i) => V::Integer(*i),
             Value::Float(f) => V::Float(*f),
             Value::String(s) => V::String(s.clone()),
+            Value::Timestamp(t) => V::Timestamp(*t),
+            Value::Interval(i) => {
+                V::Interval(pb::Interval { months: i.months, days: i.days, micros: i.micros })
+            }
         };
         pb::Value { value: Some(value) }
     }
@@ -32,6 +36,10 @@ impl From<pb::Value> for Value {
             Some(V::Integer(i)) => Value::Integer(i),
             Some(V::Float(f)) => Value::Float(f),
             Some(V::String(s)) => Value::String(s),
+            Some(V::Timestamp(t)) => Value::Timestamp(t),
+            Some(V::Interval(i)) => {
+                Value::Interval(Interval { months: i.months, days: i.days, micros: i.micros })
+            }
         }
     }
 }
@@ -44,6 +52,8 @@ pub fn data_type(datatype: Option<DataType>) -> pb::DataType {
         Some(DataType::Integer) => pb::DataType::Integer,
         Some(DataType::Float) => pb::DataType::Float,
         Some(DataType::String) => pb::DataType::String,
+        Some(DataType::Timestamp) => pb::DataType::Timestamp,
+        Some(DataType::Interval) => pb::DataType::Interval,
     }
 }
 
@@ -54,6 +64,8 @@ fn from_data_type(datatype: i32) -> Option<DataType> {
         pb::DataType::Integer => Some(DataType::Integer),
         pb::DataType::Float => Some(DataType::Float),
         pb::DataType::String => Some(DataType::String),
+        pb::DataType::Timestamp => Some(DataType::Timestamp),
+        pb::DataType::Interval => Some(DataType::Interval),
     }
 }
 
@@ -115,6 +127,7 @@ pub fn statement_result(index: u64, outcome: &StatementOutcome) -> pb::Statement
                 R::DropIndex(pb::Dropped { name: name.clone(), existed: *existed })
             }
             StatementResult::Reindex { name } => R::Reindex(pb::Named { name: name.clone() }),
+            StatementResult::AlterTable { name } => R::AlterTable(pb::Named { name: name.clone() }),
             StatementResult::Users { message } => R::Users(message.clone()),
             StatementResult::Insert { count } => R::Insert(*count),
             StatementResult::Update { count } => R::Update(*count),
@@ -150,6 +163,7 @@ pub fn from_statement_result(result: pb::StatementResult) -> (u64, StatementOutc
             Ok(StatementResult::DropIndex { name: d.name, existed: d.existed })
         }
         Some(R::Reindex(n)) => Ok(StatementResult::Reindex { name: n.name }),
+        Some(R::AlterTable(n)) => Ok(StatementResult::AlterTable { name: n.name }),
         Some(R::Users(message)) => Ok(StatementResult::Users { message }),
         Some(R::Insert(count)) => Ok(StatementResult::Insert { count }),
         Some(R::Update(count)) => Ok(StatementResult::Update { count }),

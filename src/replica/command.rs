@@ -35,11 +35,23 @@ pub enum Command {
         /// Who runs the statements: every replica checks their privileges against the users
         /// it has applied so far (see `access.rs`), so the outcome is the same everywhere.
         caller: Caller,
+        /// The proposing node's clock (microseconds since 1970, UTC). The statements' time
+        /// is the log clock: the largest such time applied so far (see `Meta::clock`).
+        now: i64,
     },
     /// Rolls back transactions whose clients went away (chosen by the leader's timeout).
     Abort {
         /// The transactions.
         txns: Vec<Version>,
+    },
+    /// Deletes at most `limit` rows of tables with a TTL that expired as of the log clock
+    /// (`now` moves it forward, as an Execute's does): chosen by the leader when it sees
+    /// expired rows, so every replica deletes the same rows, a bounded batch at a time.
+    Expire {
+        /// The leader's clock (microseconds since 1970, UTC).
+        now: i64,
+        /// The most rows to delete.
+        limit: u64,
     },
     /// Garbage-collects versions below `horizon` (chosen by the leader).
     Collect {
@@ -97,6 +109,7 @@ impl Command {
             }
             Command::Abort { txns } => format!("abort abandoned transactions {txns:?}"),
             Command::Collect { horizon } => format!("garbage-collect below version {horizon}"),
+            Command::Expire { limit, .. } => format!("delete up to {limit} expired rows"),
             Command::SetSessionKey { .. } => "set the session signing key".to_string(),
             Command::SetAddress { id, address } => format!("node {id} serves on {address}"),
         }

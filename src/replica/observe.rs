@@ -77,6 +77,7 @@ pub fn statement_kind(statement: &Statement) -> &'static str {
         Statement::Explain(_) => "explain",
         Statement::CreateTable { .. } => "create_table",
         Statement::DropTable { .. } => "drop_table",
+        Statement::AlterTable { .. } => "alter_table",
         Statement::CreateIndex { .. } => "create_index",
         Statement::DropIndex { .. } => "drop_index",
         Statement::Analyze { .. } => "analyze",

@@ -97,6 +97,22 @@ fn run(
     mode: Mode,
     emit: &mut dyn FnMut(Event) -> Result<(), StatementError>,
 ) -> Result<Option<u64>, StatementError> {
+    // A read is not replicated: now() is this node's time.
+    let now = db.read_time();
+    crate::sql::clock::with_time(Some(now), || {
+        run_at_clock(db, statement, reader, budget, mode, emit)
+    })
+}
+
+/// [`run`], with the statement time set.
+fn run_at_clock(
+    db: &Arc<Database>,
+    statement: &Statement,
+    reader: Reader,
+    budget: Budget,
+    mode: Mode,
+    emit: &mut dyn FnMut(Event) -> Result<(), StatementError>,
+) -> Result<Option<u64>, StatementError> {
     let inline = matches!(mode, Mode::Inline);
     let mut txn = match reader {
         Reader::Latest => db.mvcc().begin_read_only().map(Txn::new).map_err(crate::sql::Error::from),

@@ -286,6 +286,7 @@ impl<C: Consensus> Run<C> {
             request,
             limits: self.replica.options.statement_limits,
             caller: self.settings.principal.caller(),
+            now: crate::sql::clock::wall_clock(),
         };
         // A read after these writes must see them: its read index must come after them (the
         // consensus answers once the write is applied here, but may give up waiting for that).

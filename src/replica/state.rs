@@ -131,6 +131,10 @@ pub struct Meta {
     pub addresses: BTreeMap<NodeId, String>,
     /// The key that signs client sessions, once the log has set it.
     pub session_key: Option<Vec<u8>>,
+    /// The log clock: the latest time any applied command carried (microseconds since 1970,
+    /// UTC). It never goes back, even when the nodes' clocks disagree, and every replica has
+    /// the same one at the same index: `now()` in a replicated statement is this time.
+    pub clock: i64,
 }
 
 impl Meta {
@@ -173,6 +177,7 @@ impl StateMachine {
         let meta = meta.unwrap_or(Meta { config: initial, ..Meta::default() });
         let clients = load_clients(store.as_ref()).map_err(|e| fatal(meta.applied, e))?;
         let db = Database::open_replicated(store.clone()).map_err(|e| fatal(meta.applied, e))?;
+        db.observe_log_clock(meta.clock);
         Ok(Self {
             store,
             db: Arc::new(RwLock::new(Arc::new(db))),
@@ -277,8 +282,20 @@ impl StateMachine {
     fn execute(&mut self, index: Index, command: Command) -> Result<Outcome, ApplyError> {
         let db = self.current();
         match command {
-            Command::Execute { txn, statements, continue_on_error, request, limits, caller } => {
-                let run = Run { txn, statements: &statements, continue_on_error, limits, caller };
+            Command::Execute {
+                txn,
+                statements,
+                continue_on_error,
+                request,
+                limits,
+                caller,
+                now,
+            } => {
+                self.meta.clock = self.meta.clock.max(now);
+                let now = self.meta.clock;
+                db.observe_log_clock(now);
+                let run =
+                    Run { txn, statements: &statements, continue_on_error, limits, caller, now };
                 if let Some(request) = request {
                     match self.seen(request) {
                         Some(outcome) => return Ok(outcome),
@@ -298,6 +315,16 @@ impl StateMachine {
                     }
                 }
                 Ok(Outcome::Done)
+            }
+            Command::Expire { now, limit } => {
+                self.meta.clock = self.meta.clock.max(now);
+                db.observe_log_clock(self.meta.clock);
+                let result = match db.expire(self.meta.clock, limit) {
+                    Ok(count) => Ok(crate::sql::StatementResult::Delete { count }),
+                    Err(error) if error.is_deterministic() => Err(error.into()),
+                    Err(error) => return Err(fatal(index, error)),
+                };
+                Ok(Outcome::Executed { results: vec![result], txn: None })
             }
             Command::Collect { horizon } => {
                 db.mvcc().gc(horizon).map_err(|e| fatal(index, e))?;
@@ -371,7 +398,7 @@ impl StateMachine {
         db: &Arc<Database>,
         run: Run<'_>,
     ) -> Result<Outcome, ApplyError> {
-        let Run { txn, statements, continue_on_error, limits, caller } = run;
+        let Run { txn, statements, continue_on_error, limits, caller, now } = run;
         // Who may do what is decided by the users applied before this entry.
         let rights = match super::access::rights_at_apply(db, &caller) {
             Ok(rights) => rights,
@@ -397,6 +424,7 @@ impl StateMachine {
             },
         };
         session.set_limits(limits);
+        session.set_clock(now);
         let mut results = Vec::with_capacity(statements.len());
         for statement in statements {
             let privilege = crate::sql::engine::Privilege::of(statement);
@@ -467,6 +495,7 @@ impl StateMachine {
             .ok_or_else(|| fatal(self.meta.applied, "the received state has no record"))?;
         let clients = load_clients(store.as_ref()).map_err(|e| fatal(meta.applied, e))?;
         let db = Database::open_replicated(store.clone()).map_err(|e| fatal(meta.applied, e))?;
+        db.observe_log_clock(meta.clock);
         // The old transactions belong to the old store; dropping them touches only it.
         self.txns.clear();
         self.position.fetch_max(meta.applied, Ordering::SeqCst);
@@ -501,6 +530,8 @@ struct Run<'a> {
     continue_on_error: bool,
     limits: Limits,
     caller: super::Caller,
+    /// The statements' time: the log clock as of this entry.
+    now: i64,
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use super::*;
 use crate::raft::Term;
 use crate::replica::{Caller, RequestId};
 use crate::sql::StatementResult;
+use crate::sql::types::Value;
 
 fn execute(txn: Option<Version>, sql: &str) -> Command {
     let statements = crate::sql::parser::parse(sql).unwrap();
@@ -14,6 +15,7 @@ fn execute(txn: Option<Version>, sql: &str) -> Command {
         request: None,
         limits: crate::sql::budget::Limits::NONE,
         caller: Caller::Anonymous,
+        now: 0,
     }
 }
 
@@ -285,7 +287,7 @@ impl Replicas {
 
 fn with_id(command: Command, client: u64, sequence: u64, part: u64) -> Command {
     match command {
-        Command::Execute { txn, statements, continue_on_error, limits, caller, .. } => {
+        Command::Execute { txn, statements, continue_on_error, limits, caller, now, .. } => {
             Command::Execute {
                 txn,
                 statements,
@@ -293,6 +295,7 @@ fn with_id(command: Command, client: u64, sequence: u64, part: u64) -> Command {
                 request: Some(RequestId { client, sequence, part }),
                 limits,
                 caller,
+                now,
             }
         }
         other => other,
@@ -356,8 +359,8 @@ fn the_least_recently_active_client_is_forgotten_first() {
 fn a_statement_past_its_limits_fails_the_same_way_everywhere() {
     let limits = crate::sql::budget::Limits { write_bytes: 2 << 20, hold_bytes: 2 << 20 };
     let limited = |sql: &str| match execute(None, sql) {
-        Command::Execute { txn, statements, continue_on_error, request, caller, .. } => {
-            Command::Execute { txn, statements, continue_on_error, request, limits, caller }
+        Command::Execute { txn, statements, continue_on_error, request, caller, now, .. } => {
+            Command::Execute { txn, statements, continue_on_error, request, limits, caller, now }
         }
         other => other,
     };
@@ -383,8 +386,8 @@ fn a_statement_past_its_limits_fails_the_same_way_everywhere() {
 fn every_replica_checks_the_callers_privileges_against_the_users_it_has_applied() {
     use crate::sql::parser::ast::{Credential, Statement, UserStatement};
     let as_caller = |sql: &str, caller: Caller| match execute(None, sql) {
-        Command::Execute { txn, statements, continue_on_error, request, limits, .. } => {
-            Command::Execute { txn, statements, continue_on_error, request, limits, caller }
+        Command::Execute { txn, statements, continue_on_error, request, limits, now, .. } => {
+            Command::Execute { txn, statements, continue_on_error, request, limits, caller, now }
         }
         other => other,
     };
@@ -412,6 +415,7 @@ fn every_replica_checks_the_callers_privileges_against_the_users_it_has_applied(
         request: None,
         limits: crate::sql::budget::Limits::NONE,
         caller: Caller::Anonymous,
+        now: 0,
     };
     let user_caller = |name: &str| Caller::User(name.into());
     let commands = [
@@ -432,5 +436,79 @@ fn every_replica_checks_the_callers_privileges_against_the_users_it_has_applied(
     assert_eq!(outcomes[3], vec![Err("permission_denied".to_string())]);
     assert_eq!(outcomes[4], vec![Err("unauthenticated".to_string())]);
     assert!(outcomes[5][0].is_ok());
+    pair.commit_and_compare();
+}
+
+/// Issue 17: `now()` is the log clock, the same on every replica at the same entry, however
+/// late a replica applies it, and it never goes back when a command carries an earlier time
+/// (a node with a slow clock proposed it).
+#[test]
+fn now_is_the_log_clock_on_every_replica_and_never_goes_back() {
+    let at = |sql: &str, now: i64| match execute(None, sql) {
+        Command::Execute {
+            txn, statements, continue_on_error, request, limits, caller, ..
+        } => Command::Execute { txn, statements, continue_on_error, request, limits, caller, now },
+        other => other,
+    };
+    let t = |text: &str| crate::sql::types::time::parse(text).unwrap();
+    let mut pair = Replicas::new();
+    pair.apply(at(
+        "CREATE TABLE e (id INT PRIMARY KEY, at TIMESTAMP DEFAULT now(), n TIMESTAMP)",
+        0,
+    ));
+    pair.apply(at("INSERT INTO e (id, n) VALUES (1, now())", t("2026-03-01 10:00:00")));
+    // A node whose clock is an hour behind proposes next: the log clock stays where it was.
+    pair.apply(at("INSERT INTO e (id, n) VALUES (2, CURRENT_TIMESTAMP)", t("2026-03-01 09:00:00")));
+    pair.apply(at("INSERT INTO e (id, n) VALUES (3, now())", t("2026-03-01 10:00:05")));
+    let (rows, _) = results(pair.apply(at("SELECT id, at, n FROM e ORDER BY id", 0)));
+    let Ok(StatementResult::Query { rows, .. }) = &rows[0] else { panic!("{rows:?}") };
+    let stamp = |text: &str| Value::Timestamp(t(text));
+    assert_eq!(
+        rows,
+        &vec![
+            vec![Value::Integer(1), stamp("2026-03-01 10:00:00"), stamp("2026-03-01 10:00:00")],
+            vec![Value::Integer(2), stamp("2026-03-01 10:00:00"), stamp("2026-03-01 10:00:00")],
+            vec![Value::Integer(3), stamp("2026-03-01 10:00:05"), stamp("2026-03-01 10:00:05")],
+        ]
+    );
+    assert_eq!(pair.a.meta().clock, t("2026-03-01 10:00:05"));
+    pair.commit_and_compare();
+}
+
+/// Issue 17: the leader's expiry entries delete expired rows, the same ones on every replica,
+/// at most `limit` per entry, and leave the rows still live.
+#[test]
+fn expiry_deletes_the_same_expired_rows_on_every_replica_in_bounded_batches() {
+    let at = |sql: &str, now: i64| match execute(None, sql) {
+        Command::Execute {
+            txn, statements, continue_on_error, request, limits, caller, ..
+        } => Command::Execute { txn, statements, continue_on_error, request, limits, caller, now },
+        other => other,
+    };
+    let t = |text: &str| crate::sql::types::time::parse(text).unwrap();
+    let now = t("2026-03-01 12:00:00");
+    let mut pair = Replicas::new();
+    pair.apply(at(
+        "CREATE TABLE m (id INT PRIMARY KEY, ts TIMESTAMP NOT NULL) WITH (ttl = '1 day', ttl_column = ts)",
+        now,
+    ));
+    // 600 rows an hour apart, back from now: the 576 older than a day have expired.
+    let values: Vec<String> = (0..600)
+        .map(|i| format!("({i}, now() - INTERVAL '{i} hours' - INTERVAL '1 minute')"))
+        .collect();
+    pair.apply(at(&format!("INSERT INTO m VALUES {}", values.join(", ")), now));
+    let mut batches = Vec::new();
+    loop {
+        let (results, _) = results(pair.apply(Command::Expire { now, limit: 256 }));
+        let Ok(StatementResult::Delete { count }) = results[0] else { panic!("{results:?}") };
+        batches.push(count);
+        if count < 256 {
+            break;
+        }
+    }
+    assert_eq!(batches, vec![256, 256, 64]);
+    let (rows, _) = results(pair.apply(at("SELECT count(*), min(id), max(id) FROM m", now)));
+    let Ok(StatementResult::Query { rows, .. }) = &rows[0] else { panic!("{rows:?}") };
+    assert_eq!(rows, &vec![vec![Value::Integer(24), Value::Integer(0), Value::Integer(23)]]);
     pair.commit_and_compare();
 }

@@ -1,6 +1,6 @@
-//! A node's periodic work: rolling back abandoned transactions and garbage-collecting old
-//! versions (both decided by the leader and carried out through the log), and reporting
-//! transaction use to the leader.
+//! A node's periodic work: rolling back abandoned transactions, garbage-collecting old
+//! versions and deleting expired rows (each decided by the leader and carried out through the
+//! log), and reporting transaction use to the leader.
 
 use super::context::Context;
 use crate::grpc::pb;
@@ -13,12 +13,18 @@ use std::time::{Duration, Instant};
 
 /// How often transaction use is reported and abandoned transactions are looked for.
 const ACTIVITY_INTERVAL: Duration = Duration::from_secs(1);
+/// How often the leader looks for expired rows (tables with a TTL).
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
+/// The most expired rows one log entry deletes: a backlog goes in many small entries, with
+/// writes between them.
+pub const EXPIRY_BATCH_ROWS: u64 = 256;
 
 /// Starts the background tasks.
 pub fn spawn(cx: Arc<Context>) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
         tokio::spawn(transactions(cx.clone())),
         tokio::spawn(collect_garbage(cx.clone())),
+        tokio::spawn(expire_rows(cx.clone())),
         tokio::spawn(set_session_key(cx)),
     ]
 }
@@ -89,6 +95,49 @@ async fn transactions(cx: Arc<Context>) {
             let message = format!("rolled back abandoned transactions {abandoned:?}");
             if cx.propose(&Command::Abort { txns: abandoned }).await.is_ok() {
                 cx.publish("transaction", message);
+            }
+        }
+    }
+}
+
+/// On the leader: when a table with a TTL has rows that expired by the leader's clock,
+/// proposes their deletion in batches of [`EXPIRY_BATCH_ROWS`], one entry after another until
+/// none are left, then looks again a tick later.
+async fn expire_rows(cx: Arc<Context>) {
+    let mut ticker = tokio::time::interval(EXPIRY_INTERVAL);
+    loop {
+        ticker.tick().await;
+        loop {
+            if leadership(&cx).0 != Role::Leader {
+                break;
+            }
+            let db = cx.database();
+            let now = db.read_time();
+            // The check reads through the index or table: off the async threads.
+            let expired = tokio::task::spawn_blocking(move || db.has_expired_rows(now)).await;
+            match expired {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => break,
+                Ok(Err(error)) => {
+                    tracing::warn!("cannot look for expired rows: {error}");
+                    break;
+                }
+                Err(_) => break,
+            }
+            let command = Command::Expire { now, limit: EXPIRY_BATCH_ROWS };
+            let deleted = match cx.propose(&command).await {
+                Ok((_, crate::replica::Outcome::Executed { results, .. })) => {
+                    results.first().and_then(|r| r.as_ref().ok()).map(|r| r.rows_affected())
+                }
+                _ => None,
+            };
+            match deleted {
+                Some(count) if count > 0 => {
+                    tracing::debug!(count, "deleted expired rows");
+                    // A full batch: more are likely waiting; yield to writes, then go on.
+                    tokio::task::yield_now().await;
+                }
+                _ => break,
             }
         }
     }

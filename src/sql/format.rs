@@ -111,6 +111,7 @@ pub fn summary(result: &StatementResult) -> String {
         StatementResult::Rollback { .. } => "ROLLBACK".into(),
         StatementResult::CreateTable { .. }
         | StatementResult::CreateIndex { .. }
+        | StatementResult::AlterTable { .. }
         | StatementResult::CreateView { .. }
         | StatementResult::Reindex { .. } => "Query OK".into(),
         StatementResult::Users { message } => format!("Query OK, {message}"),

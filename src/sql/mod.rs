@@ -16,7 +16,8 @@
 //!
 //! Invariants:
 //! - Execution is deterministic: the same statements on the same state produce the same
-//!   results and byte-identical stored state (no clocks, no randomness, no hash-order output).
+//!   results and byte-identical stored state (no clocks, no randomness, no hash-order output;
+//!   `now()` is the time the statement was given, see [`clock`]).
 //! - No input panics: parse errors, type errors and constraint violations are [`Error`] values
 //!   with a [`Error::kind`] a client can act on.
 //!
@@ -24,6 +25,7 @@
 //! database-wide schema lock.
 
 pub mod budget;
+pub mod clock;
 pub mod engine;
 mod error;
 pub mod execution;

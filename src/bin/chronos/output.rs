@@ -210,6 +210,11 @@ fn json_value(value: &Value) -> serde_json::Value {
             serde_json::Value::Number,
         ),
         Value::String(s) => serde_json::Value::String(s.clone()),
+        // RFC 3339, which JSON readers parse: 2024-05-01T12:00:00Z.
+        Value::Timestamp(_) => {
+            serde_json::Value::String(format!("{}Z", value).replacen(' ', "T", 1))
+        }
+        Value::Interval(_) => serde_json::Value::String(value.to_string()),
     }
 }
 

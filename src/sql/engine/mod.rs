@@ -7,7 +7,7 @@ mod statistics;
 mod store;
 mod users;
 
-pub use schema::{Column, Index, Statistics, Table, View};
+pub use schema::{Column, Index, Statistics, Table, Ttl, View};
 pub use session::{Database, Session};
 pub use store::Txn;
 pub use users::{Privilege, Role, User};

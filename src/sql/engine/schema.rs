@@ -18,10 +18,23 @@ pub struct Table {
     pub indexes: Vec<Index>,
     /// What the last ANALYZE measured, if any.
     pub statistics: Option<Box<Statistics>>,
+    /// Retention: rows expire this long after the time in a column (see
+    /// `planner::retention`).
+    pub ttl: Option<Ttl>,
     /// How many rows the engine counts in the table (see `Txn::live_rows`), when the planner
     /// asked for it; not stored.
     #[serde(skip)]
     pub live_rows: Option<Box<u64>>,
+}
+
+/// A table's retention: a row expires `after` past the time in its `column` (a TIMESTAMP NOT
+/// NULL column).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ttl {
+    /// How long a row lives.
+    pub after: crate::sql::types::Interval,
+    /// The column holding each row's time.
+    pub column: usize,
 }
 
 /// What ANALYZE measured of a table's rows, for the planner's estimates (a snapshot: rows
@@ -48,6 +61,8 @@ pub struct Column {
     pub nullable: bool,
     /// The value stored when an INSERT does not give one (NULL when absent).
     pub default: Option<Value>,
+    /// DEFAULT now(): the INSERT's statement time is stored (the planner sets `default`).
+    pub default_now: bool,
 }
 
 /// A secondary index on one or more columns.
@@ -113,6 +128,11 @@ impl Table {
                     column.name
                 )));
             }
+        }
+        if let Some(ttl) = &self.ttl
+            && self.columns.get(ttl.column).is_none_or(|c| c.nullable)
+        {
+            return Err(Error::Invalid("the TTL column must be a NOT NULL column".into()));
         }
         for (i, index) in self.indexes.iter().enumerate() {
             if index.columns.is_empty() || index.columns.iter().any(|c| *c >= self.columns.len()) {

@@ -5,7 +5,7 @@ use crate::sql::budget::{Budget, Limits};
 use crate::sql::error::{Error, Result};
 use crate::sql::execution::{StatementResult, execute};
 use crate::sql::parser::{self, ast::Statement};
-use crate::sql::planner::{OutputColumn, Planner};
+use crate::sql::planner::{OutputColumn, Planner, retention};
 use crate::sql::types::{DataType, Value};
 use crate::storage::mvcc::{GcStats, Mvcc, TransactionState};
 use crate::storage::{Engine, MemoryEngine, SledEngine};
@@ -23,6 +23,9 @@ pub struct Database {
     durable: bool,
     /// Whether any user exists, remembered between changes (see `users.rs`).
     pub(super) users: super::users::UsersCache,
+    /// The latest log time applied here (see `Meta::clock`): a read's time is never earlier,
+    /// so a read does not show rows the log has already expired.
+    log_clock: std::sync::atomic::AtomicI64,
 }
 
 impl Database {
@@ -31,7 +34,13 @@ impl Database {
     pub fn open(engine: Arc<dyn Engine>, durable: bool) -> Result<Self> {
         let mvcc = Mvcc::open(engine)?;
         mvcc.rollback_in_flight()?;
-        Ok(Self { mvcc, write_lock: Mutex::new(()), durable, users: Default::default() })
+        Ok(Self {
+            mvcc,
+            write_lock: Mutex::new(()),
+            durable,
+            users: Default::default(),
+            log_clock: Default::default(),
+        })
     }
 
     /// Opens a replica's database: transactions in flight stay in flight (the replicated log
@@ -42,6 +51,7 @@ impl Database {
             write_lock: Mutex::new(()),
             durable: false,
             users: Default::default(),
+            log_clock: Default::default(),
         })
     }
 
@@ -56,17 +66,83 @@ impl Database {
         // Opening an empty memory engine reads nothing and cannot fail.
         let mvcc =
             mvcc.unwrap_or_else(|error| panic!("empty memory engine failed to open: {error}"));
-        Self { mvcc, write_lock: Mutex::new(()), durable: false, users: Default::default() }
+        Self {
+            mvcc,
+            write_lock: Mutex::new(()),
+            durable: false,
+            users: Default::default(),
+            log_clock: Default::default(),
+        }
+    }
+
+    /// Deletes at most `limit` rows that expired as of `now` (see `planner::retention`) from
+    /// the tables with a TTL, in name order, in one transaction: what every replica does for
+    /// the leader's expiry entry, so they delete the same rows. Returns how many went (fewer
+    /// than `limit`: none are left as of `now`).
+    pub fn expire(self: &Arc<Self>, now: i64, limit: u64) -> Result<u64> {
+        let _guard = self.lock_writes();
+        let mut txn = Txn::new(self.mvcc.begin()?);
+        let mut expire = || -> Result<u64> {
+            let mut deleted = 0;
+            for table in txn.list_tables()? {
+                let Some(plan) = retention::expire_plan(table, now, limit - deleted)? else {
+                    continue;
+                };
+                if let StatementResult::Delete { count } = execute(plan, &mut txn)? {
+                    deleted += count;
+                }
+                if deleted >= limit {
+                    break;
+                }
+            }
+            Ok(deleted)
+        };
+        match expire() {
+            Ok(deleted) => {
+                txn.into_inner().commit()?;
+                self.flush_if_durable()?;
+                Ok(deleted)
+            }
+            Err(error) => {
+                txn.into_inner().rollback()?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether any table has rows that expired as of `now` (a read, for deciding whether to
+    /// propose an expiry).
+    pub fn has_expired_rows(self: &Arc<Self>, now: i64) -> Result<bool> {
+        let mut txn = Txn::new(self.mvcc.begin_read_only()?);
+        for table in txn.list_tables()? {
+            if let Some(plan) = retention::expired_query(&table, now, 1)?
+                && execute(plan, &mut txn)?.rows_affected() > 0
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Records that the log's time reached `now` (it only moves forward).
+    pub fn observe_log_clock(&self, now: i64) {
+        self.log_clock.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The time a read here is given: the wall clock, or the log's time if that is later.
+    pub fn read_time(&self) -> i64 {
+        let log = self.log_clock.load(std::sync::atomic::Ordering::Relaxed);
+        crate::sql::clock::wall_clock().max(log)
     }
 
     /// Starts a session.
     pub fn session(self: &Arc<Self>) -> Session {
-        Session { db: self.clone(), txn: None, limits: Limits::NONE }
+        Session { db: self.clone(), txn: None, limits: Limits::NONE, clock: None }
     }
 
     /// A session continuing an open transaction.
     pub fn resume_session(self: &Arc<Self>, txn: Txn) -> Session {
-        Session { db: self.clone(), txn: Some(txn), limits: Limits::NONE }
+        Session { db: self.clone(), txn: Some(txn), limits: Limits::NONE, clock: None }
     }
 
     /// The in-flight read-write transaction `version`, resumed on this handle (it must have
@@ -117,6 +193,8 @@ pub struct Session {
     txn: Option<Txn>,
     /// What each statement may write and hold (see [`Limits`]).
     limits: Limits,
+    /// The time `now()` gives the statements that follow (see `sql::clock`).
+    clock: Option<i64>,
 }
 
 impl Session {
@@ -137,6 +215,12 @@ impl Session {
     /// fails with a `resource_limit` error (the same one on every replica).
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// Sets the time (microseconds since 1970, UTC) that `now()` and DEFAULT now() give the
+    /// statements that follow. A replica sets the time its log entry carries.
+    pub fn set_clock(&mut self, now: i64) {
+        self.clock = Some(now);
     }
 
     /// Whether an explicit transaction is open.
@@ -175,6 +259,16 @@ impl Session {
     }
 
     fn run_statement(&mut self, statement: &Statement) -> Result<StatementResult> {
+        // Without a time of its own, the session keeps the one its caller set, if any.
+        match self.clock {
+            Some(now) => {
+                crate::sql::clock::with_time(Some(now), || self.run_statement_at_clock(statement))
+            }
+            None => self.run_statement_at_clock(statement),
+        }
+    }
+
+    fn run_statement_at_clock(&mut self, statement: &Statement) -> Result<StatementResult> {
         let mvcc = self.db.mvcc.clone();
         match statement {
             Statement::Begin { read_only, as_of } => {

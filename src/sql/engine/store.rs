@@ -280,6 +280,15 @@ impl Txn {
         Ok(())
     }
 
+    /// Sets (or with `None` removes) a table's retention.
+    pub fn set_ttl(&mut self, table: &str, ttl: Option<super::Ttl>) -> Result<()> {
+        let mut schema = self.must_get_table(table)?;
+        schema.ttl = ttl;
+        schema.validate()?;
+        self.inner.set(&table_key(table), codec::encode(&schema))?;
+        Ok(())
+    }
+
     /// Drops an index by name. Returns false if it did not exist.
     pub fn drop_index(&mut self, name: &str) -> Result<bool> {
         let Some(mut schema) = self.find_index(name)? else {

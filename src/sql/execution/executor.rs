@@ -151,6 +151,11 @@ fn execute_plan(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             StatementResult::CreateIndex { name }
         }
         Plan::Reindex { name } => StatementResult::Reindex { name },
+        Plan::AlterTable { name, ttl } => {
+            txn.mvcc_mut().lock_exclusive()?;
+            txn.set_ttl(&name, ttl)?;
+            StatementResult::AlterTable { name }
+        }
         Plan::Users(statement) => {
             StatementResult::Users { message: txn.execute_user_statement(&statement)? }
         }

@@ -164,9 +164,19 @@ pub(super) fn call(function: ScalarFunction, args: &[Expression], row: &[Value])
                 Value::Integer(_) => "integer",
                 Value::Float(_) => "real",
                 Value::String(_) => "text",
+                Value::Timestamp(_) => "timestamp",
+                Value::Interval(_) => "interval",
             }
             .to_string(),
         ),
+        ScalarFunction::DateTrunc => super::time_functions::date_trunc(arg(0)?, arg(1)?)?,
+        ScalarFunction::DatePart => super::time_functions::date_part(arg(0)?, arg(1)?)?,
+        ScalarFunction::Strftime => super::time_functions::strftime(arg(0)?, arg(1)?)?,
+        ScalarFunction::TimeBucket => {
+            let origin = if args.len() > 2 { Some(arg(2)?) } else { None };
+            super::time_functions::time_bucket(arg(0)?, arg(1)?, origin)?
+        }
+        ScalarFunction::ToTimestamp => super::time_functions::to_timestamp(arg(0)?)?,
         ScalarFunction::Least | ScalarFunction::Greatest => {
             let mut best = Value::Null;
             for a in args {

@@ -16,6 +16,7 @@ mod join;
 mod printf;
 mod recursive;
 mod set;
+mod time_functions;
 mod upsert;
 
 pub use evaluate::evaluate_constant;
@@ -50,6 +51,11 @@ pub enum StatementResult {
     },
     /// CREATE TABLE.
     CreateTable {
+        /// The table.
+        name: String,
+    },
+    /// ALTER TABLE.
+    AlterTable {
         /// The table.
         name: String,
     },

@@ -268,6 +268,8 @@ fn integer(value: &Value) -> i64 {
         Value::Float(f) if f.is_nan() => 0,
         Value::Float(f) => f.clamp(i64::MIN as f64, i64::MAX as f64) as i64,
         Value::String(s) => leading_number(s) as i64,
+        Value::Timestamp(t) => *t,
+        Value::Interval(i) => i.fixed_micros().unwrap_or(0),
     }
 }
 
@@ -279,6 +281,7 @@ fn real(value: &Value) -> f64 {
         Value::Integer(i) => *i as f64,
         Value::Float(f) => *f,
         Value::String(s) => leading_number(s),
+        Value::Timestamp(_) | Value::Interval(_) => integer(value) as f64,
     }
 }
 

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 mod users;
 pub use users::{Credential, UserStatement};
 
+#[path = "ast_tables.rs"]
+mod tables;
+pub use tables::{TableChange, TableOption};
+
 /// One SQL statement.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Statement {
@@ -56,6 +60,15 @@ pub enum Statement {
         unique: Vec<Vec<String>>,
         /// IF NOT EXISTS was given.
         if_not_exists: bool,
+        /// WITH (name = value, ...).
+        options: Vec<TableOption>,
+    },
+    /// ALTER TABLE name SET (...) | RESET (...).
+    AlterTable {
+        /// The table name.
+        name: String,
+        /// What changes.
+        change: TableChange,
     },
     /// DROP TABLE.
     DropTable {
@@ -148,6 +161,7 @@ impl Statement {
             Statement::Explain(inner) => format!("EXPLAIN {}", inner.summary()),
             Statement::CreateTable { name, .. } => format!("CREATE TABLE {name}"),
             Statement::DropTable { name, .. } => format!("DROP TABLE {name}"),
+            Statement::AlterTable { name, .. } => format!("ALTER TABLE {name}"),
             Statement::CreateIndex { name, table, .. } => format!("CREATE INDEX {name} ON {table}"),
             Statement::DropIndex { name, .. } => format!("DROP INDEX {name}"),
             Statement::Analyze { table } => format!("ANALYZE {}", table.as_deref().unwrap_or("")),

@@ -389,6 +389,26 @@ fn build_statement(pair: Pair<'_, Rule>) -> Result<Statement> {
             Statement::Delete { table, filter, returning }
         }
         Rule::create_table => build_create_table(inner)?,
+        Rule::alter_table => {
+            let mut name = None;
+            let mut change = None;
+            for item in inner {
+                match item.as_rule() {
+                    Rule::ident => name = Some(identifier(item)?),
+                    Rule::alter_set => change = Some(TableChange::Set(table_options(item)?)),
+                    Rule::alter_reset => {
+                        let names = item.into_inner().filter(|p| p.as_rule() == Rule::ident);
+                        let names = names.map(identifier).collect::<Result<_>>()?;
+                        change = Some(TableChange::Reset(names));
+                    }
+                    _ => {}
+                }
+            }
+            match (name, change) {
+                (Some(name), Some(change)) => Statement::AlterTable { name, change },
+                _ => return Err(invalid_grammar("ALTER TABLE")),
+            }
+        }
         Rule::drop_table => {
             let (name, if_exists) = dropped(inner)?;
             Statement::DropTable { name, if_exists }
@@ -669,6 +689,7 @@ fn build_create_table(inner: Pairs<'_, Rule>) -> Result<Statement> {
     let mut columns = Vec::new();
     let mut primary_key = None;
     let mut unique = Vec::new();
+    let mut options = Vec::new();
     for item in inner {
         match item.as_rule() {
             Rule::if_not_exists => if_not_exists = true,
@@ -685,11 +706,32 @@ fn build_create_table(inner: Pairs<'_, Rule>) -> Result<Statement> {
                 unique.push(identifiers(list.ok_or_else(|| invalid_grammar("UNIQUE"))?)?);
             }
             Rule::column_def => columns.push(build_column(item)?),
+            Rule::table_options => options = table_options(item)?,
             _ => {}
         }
     }
     let name = name.ok_or_else(|| invalid_grammar("CREATE TABLE"))?;
-    Ok(Statement::CreateTable { name, columns, primary_key, unique, if_not_exists })
+    Ok(Statement::CreateTable { name, columns, primary_key, unique, if_not_exists, options })
+}
+
+/// The `name = value` options in `pair` (WITH (...) or SET (...)).
+fn table_options(pair: Pair<'_, Rule>) -> Result<Vec<TableOption>> {
+    let options = pair.into_inner().filter(|p| p.as_rule() == Rule::table_option);
+    options
+        .map(|option| {
+            let mut parts = option.into_inner();
+            let name = identifier(next(&mut parts, "option")?)?;
+            let value = next(&mut parts, "option value")?;
+            let value = match value.as_rule() {
+                Rule::string => {
+                    let text = value.as_str();
+                    text[1..text.len() - 1].replace("''", "'")
+                }
+                _ => identifier(value)?,
+            };
+            Ok(TableOption { name, value })
+        })
+        .collect()
 }
 
 fn build_column(pair: Pair<'_, Rule>) -> Result<ColumnDef> {
@@ -1088,6 +1130,23 @@ fn build_expr_depth(pair: Pair<'_, Rule>, depth: usize) -> Built {
     })
 }
 
+/// `TIMESTAMP '...'` or `INTERVAL '...'` as its value; a text that does not parse is an error
+/// at the literal.
+fn typed_literal(pair: Pair<'_, Rule>) -> Result<Value> {
+    let position = pair.clone();
+    let mut parts = pair.into_inner();
+    let (Some(kind), Some(text)) = (parts.next(), parts.next()) else {
+        return Err(invalid_grammar("typed literal"));
+    };
+    let text = text.as_str();
+    let text = text[1..text.len() - 1].replace("''", "'");
+    let datatype = match kind.as_str().to_ascii_lowercase().as_str() {
+        "timestamp" => crate::sql::types::DataType::Timestamp,
+        _ => crate::sql::types::DataType::Interval,
+    };
+    Value::String(text).cast(datatype).map_err(|error| error_at(&position, error.to_string()))
+}
+
 fn build_primary(pair: Pair<'_, Rule>, depth: usize) -> Built {
     crate::sql::with_stack(|| {
         let rule = pair.as_rule();
@@ -1112,6 +1171,18 @@ fn build_primary(pair: Pair<'_, Rule>, depth: usize) -> Built {
                 (Expression::Literal(Value::String(text[1..text.len() - 1].replace("''", "'"))), 1)
             }
             Rule::blob => (Expression::Literal(Value::String(blob_text(pair.as_str())?)), 1),
+            Rule::typed_literal => (Expression::Literal(typed_literal(pair)?), 1),
+            Rule::current_timestamp => {
+                (Expression::Function { name: "now".into(), args: vec![], distinct: false }, 1)
+            }
+            Rule::extract_expr => {
+                let mut parts = pair.into_inner().filter(|p| !is_keyword(p.as_rule()));
+                let field = parts.next().ok_or_else(|| invalid_grammar("EXTRACT"))?;
+                let field = Expression::Literal(Value::String(field.as_str().to_ascii_lowercase()));
+                let (expr, d) = nested(parts.next().ok_or_else(|| invalid_grammar("EXTRACT"))?)?;
+                let args = vec![field, expr];
+                (Expression::Function { name: "date_part".into(), args, distinct: false }, d + 1)
+            }
             Rule::column_ref => {
                 let mut parts = pair.into_inner();
                 let first = identifier(parts.next().ok_or_else(|| invalid_grammar("column"))?)?;

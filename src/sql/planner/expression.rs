@@ -4,7 +4,7 @@
 use super::plan::{Expression, ScalarFunction};
 use crate::sql::error::{Error, Result};
 use crate::sql::parser::ast::{self, BinaryOp, UnaryOp};
-use crate::sql::types::DataType;
+use crate::sql::types::{ArithmeticOp, DataType, Value};
 
 /// The columns of a node's output rows, as names can refer to them.
 #[derive(Clone, Debug, Default)]
@@ -304,6 +304,15 @@ fn build_inner(ast: &ast::Expression, ctx: &dyn Context) -> Result<Expression> {
                 "typeof" => (ScalarFunction::TypeOf, 1..=1),
                 "min" => (ScalarFunction::Least, 2..=usize::MAX),
                 "max" => (ScalarFunction::Greatest, 2..=usize::MAX),
+                "date_trunc" => (ScalarFunction::DateTrunc, 2..=2),
+                "date_part" => (ScalarFunction::DatePart, 2..=2),
+                "strftime" => (ScalarFunction::Strftime, 2..=2),
+                "time_bucket" => (ScalarFunction::TimeBucket, 2..=3),
+                "to_timestamp" => (ScalarFunction::ToTimestamp, 1..=1),
+                // The statement's time (see `sql::clock`), fixed as the statement is planned.
+                "now" | "current_timestamp" if args.is_empty() => {
+                    return Ok(Expression::Constant(Value::Timestamp(crate::sql::clock::now()?)));
+                }
                 _ => return Err(Error::Invalid(format!("unknown function {name}()"))),
             };
             if !arity.contains(&args.len()) {
@@ -333,8 +342,18 @@ pub fn infer_type(
         Outer(..) => None,
         Unary(UnaryOp::Not, _) => Some(DataType::Boolean),
         Unary(_, e) => infer(e),
-        Binary(BinaryOp::Arithmetic(_), a, b) => match (infer(a)?, infer(b)?) {
+        Binary(BinaryOp::Arithmetic(op), a, b) => match (infer(a)?, infer(b)?) {
             (DataType::Integer, DataType::Integer) => Some(DataType::Integer),
+            (DataType::Timestamp, DataType::Timestamp) => Some(DataType::Interval),
+            (DataType::Timestamp, DataType::Interval)
+            | (DataType::Interval, DataType::Timestamp) => Some(DataType::Timestamp),
+            (DataType::Interval, DataType::Interval) => Some(DataType::Interval),
+            (DataType::Interval, DataType::Integer | DataType::Float)
+            | (DataType::Integer | DataType::Float, DataType::Interval)
+                if matches!(op, ArithmeticOp::Multiply | ArithmeticOp::Divide) =>
+            {
+                Some(DataType::Interval)
+            }
             (DataType::Integer | DataType::Float, DataType::Integer | DataType::Float) => {
                 Some(DataType::Float)
             }
@@ -351,6 +370,17 @@ pub fn infer_type(
         Cast(_, datatype) => Some(*datatype),
         Function(ScalarFunction::Length | ScalarFunction::Instr, _) => Some(DataType::Integer),
         Function(
+            ScalarFunction::DateTrunc | ScalarFunction::TimeBucket | ScalarFunction::ToTimestamp,
+            _,
+        ) => Some(DataType::Timestamp),
+        Function(ScalarFunction::DatePart, args) => match args.first() {
+            Some(Constant(Value::String(field))) => Some(match field.as_str() {
+                "second" | "seconds" | "epoch" => DataType::Float,
+                _ => DataType::Integer,
+            }),
+            _ => None,
+        },
+        Function(
             ScalarFunction::Upper
             | ScalarFunction::Lower
             | ScalarFunction::Substr
@@ -359,6 +389,7 @@ pub fn infer_type(
             | ScalarFunction::RTrim
             | ScalarFunction::Replace
             | ScalarFunction::Printf
+            | ScalarFunction::Strftime
             | ScalarFunction::TypeOf,
             _,
         ) => Some(DataType::String),

@@ -20,6 +20,7 @@ mod plan;
 #[allow(clippy::module_inception)]
 mod planner;
 mod recursive;
+pub mod retention;
 mod subquery;
 mod upsert;
 mod writes;

@@ -382,6 +382,11 @@ fn lookup_values(values: Vec<Value>, datatype: DataType) -> Option<Vec<Value>> {
         match (value, datatype) {
             (Value::Null, _) => {}
             (Value::Integer(i), DataType::Float) => out.push(Value::Float(i as f64)),
+            // '2024-05-01' against a TIMESTAMP column is that timestamp (text that does not
+            // parse is left to the filter, which reports it).
+            (Value::String(s), DataType::Timestamp | DataType::Interval) => {
+                out.push(Value::String(s).cast(datatype).ok()?)
+            }
             (Value::Float(f), DataType::Integer) => {
                 if f.fract() == 0.0 && (-9.2e18..9.2e18).contains(&f) {
                     out.push(Value::Integer(f as i64));
@@ -425,6 +430,7 @@ fn range(
     let exact = |v: &Value| -> Option<Value> {
         match (v, datatype) {
             (Value::Integer(i), DataType::Float) => Some(Value::Float(*i as f64)),
+            (Value::String(_), DataType::Timestamp | DataType::Interval) => v.cast(datatype).ok(),
             (v, t) if v.datatype() == Some(t) => Some(v.clone()),
             _ => None,
         }

@@ -33,6 +33,13 @@ pub enum Plan {
         /// Succeed quietly if it does not exist.
         if_exists: bool,
     },
+    /// ALTER TABLE ... SET/RESET: the table's retention after the change.
+    AlterTable {
+        /// The table.
+        name: String,
+        /// Its TTL (`None`: rows are kept).
+        ttl: Option<crate::sql::engine::Ttl>,
+    },
     /// DROP TABLE.
     DropTable {
         /// The table.
@@ -507,6 +514,16 @@ pub enum ScalarFunction {
     Least,
     /// MAX(a, b, ...): the greatest argument; NULL if any is NULL.
     Greatest,
+    /// DATE_TRUNC(unit, ts): the start of the unit holding ts.
+    DateTrunc,
+    /// DATE_PART(field, ts) and EXTRACT(field FROM ts): a field of a timestamp or interval.
+    DatePart,
+    /// STRFTIME(format, ts): SQLite's formatting directives.
+    Strftime,
+    /// TIME_BUCKET(width, ts [, origin]): the start of ts's bucket.
+    TimeBucket,
+    /// TO_TIMESTAMP(seconds): the timestamp that many seconds after 1970 (UTC).
+    ToTimestamp,
 }
 
 impl ScalarFunction {
@@ -530,6 +547,11 @@ impl ScalarFunction {
             ScalarFunction::TypeOf => "typeof",
             ScalarFunction::Least => "min",
             ScalarFunction::Greatest => "max",
+            ScalarFunction::DateTrunc => "date_trunc",
+            ScalarFunction::DatePart => "date_part",
+            ScalarFunction::Strftime => "strftime",
+            ScalarFunction::TimeBucket => "time_bucket",
+            ScalarFunction::ToTimestamp => "to_timestamp",
         }
     }
 }

@@ -87,11 +87,22 @@ impl<'a> Planner<'a> {
             return self.plan(&resolved);
         }
         let plan = match statement {
-            Statement::CreateTable { name, columns, primary_key, unique, if_not_exists } => {
-                Plan::CreateTable {
-                    schema: self.plan_table(name, columns, primary_key.as_deref(), unique)?,
-                    if_not_exists: *if_not_exists,
-                }
+            Statement::CreateTable {
+                name,
+                columns,
+                primary_key,
+                unique,
+                if_not_exists,
+                options,
+            } => {
+                let mut schema = self.plan_table(name, columns, primary_key.as_deref(), unique)?;
+                schema.ttl = super::retention::ttl_from_options(&schema, None, options)?;
+                Plan::CreateTable { schema, if_not_exists: *if_not_exists }
+            }
+            Statement::AlterTable { name, change } => {
+                let table = self.txn.must_get_table(name)?;
+                let ttl = super::retention::change_ttl(&table, change)?;
+                Plan::AlterTable { name: name.clone(), ttl }
             }
             Statement::CreateView { name, columns, query, if_not_exists } => {
                 // Planned now, so a view that cannot be read is not created.
@@ -223,10 +234,10 @@ impl<'a> Planner<'a> {
                         .collect(),
                 };
                 let node = Node::Scan {
+                    filter: super::retention::live_rows_filter(&table, &qualifier)?,
                     table,
                     alias: alias.clone(),
                     access: Access::Full,
-                    filter: None,
                     with_key: false,
                 };
                 Ok((node, scope))

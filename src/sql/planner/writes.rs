@@ -8,6 +8,7 @@ use crate::sql::engine::{Column, Index, Table};
 use crate::sql::error::{Error, Result};
 use crate::sql::execution::evaluate_constant;
 use crate::sql::parser::ast::{self, InsertSource};
+use crate::sql::types::{DataType, Value};
 
 impl Planner<'_> {
     pub(super) fn plan_table(
@@ -24,7 +25,17 @@ impl Planner<'_> {
             if def.primary_key && primary_key.replace(i).is_some() {
                 return Err(Error::Invalid("multiple primary keys are not allowed".into()));
             }
+            // DEFAULT now() (or CURRENT_TIMESTAMP) is each INSERT's time, not the CREATE's.
+            let default_now = matches!(&def.default, Some(ast::Expression::Function { name, args, .. })
+                if args.is_empty() && matches!(name.as_str(), "now" | "current_timestamp"));
+            if default_now && def.datatype != DataType::Timestamp {
+                return Err(Error::Invalid(format!(
+                    "DEFAULT now() needs a TIMESTAMP column, and \"{}\" is {}",
+                    def.name, def.datatype
+                )));
+            }
             let default = match &def.default {
+                Some(_) if default_now => None,
                 Some(expr) => Some(evaluate_constant(expr, "DEFAULT")?.coerce_to(def.datatype)?),
                 None => None,
             };
@@ -40,6 +51,7 @@ impl Planner<'_> {
                 max_length: def.max_length,
                 nullable: def.nullable.unwrap_or(!def.primary_key),
                 default,
+                default_now,
             });
             if def.unique && !def.primary_key {
                 unique_columns.push(vec![i]);
@@ -123,6 +135,7 @@ impl Planner<'_> {
             primary_key,
             indexes,
             statistics: None,
+            ttl: None,
             live_rows: None,
         };
         table.validate()?;
@@ -178,6 +191,11 @@ impl Planner<'_> {
                 "INSERT has {width} values per row but {} target columns",
                 targets.len()
             )));
+        }
+        // DEFAULT now() stores the statement's time.
+        let mut table = table;
+        for column in table.columns.iter_mut().filter(|c| c.default_now) {
+            column.default = Some(Value::Timestamp(crate::sql::clock::now()?));
         }
         Ok(Plan::Insert { table, columns: targets, source, conflict, returning: None })
     }
@@ -266,7 +284,7 @@ impl Planner<'_> {
             table: table.clone(),
             alias: None,
             access: Access::Full,
-            filter: None,
+            filter: super::retention::live_rows_filter(table, &table.name)?,
             with_key: true,
         };
         if let Some(filter) = filter {

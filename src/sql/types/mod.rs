@@ -1,15 +1,19 @@
 //! SQL data types and values.
 //!
-//! - [`DataType`]: the column types (BOOLEAN, INTEGER, FLOAT, STRING).
+//! - [`DataType`]: the column types (BOOLEAN, INTEGER, FLOAT, STRING, TIMESTAMP, INTERVAL).
 //! - [`Value`]: one SQL value, NULL included, with SQL semantics for comparison (three-valued),
 //!   arithmetic (checked: overflow and division by zero are errors), casts and LIKE.
 //! - [`Value::encode_key`]: the order-preserving key form of a value (see `encoding::keycode`).
 //!
 //! `Value` also has a total order ([`Ord`]) used for sorting, grouping and DISTINCT: NULL
-//! first, then booleans, numbers (integers and floats compared by value, NaN last), strings.
+//! first, then booleans, numbers (integers and floats compared by value, NaN last), strings,
+//! timestamps, intervals.
 
+mod interval;
+pub mod time;
 mod value;
 
+pub use interval::Interval;
 pub use value::{ArithmeticOp, MAX_TEXT_BYTES, Row, Value};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +30,10 @@ pub enum DataType {
     Float,
     /// STRING, TEXT, VARCHAR(n) (UTF-8).
     String,
+    /// TIMESTAMP, TIMESTAMPTZ, DATETIME: UTC, in microseconds (see `time.rs`).
+    Timestamp,
+    /// INTERVAL: months, days and microseconds (see `interval.rs`).
+    Interval,
 }
 
 impl DataType {
@@ -38,6 +46,8 @@ impl DataType {
                 DataType::Float
             }
             "string" | "text" | "varchar" | "char" | "character" => DataType::String,
+            "timestamp" | "timestamptz" | "datetime" => DataType::Timestamp,
+            "interval" => DataType::Interval,
             _ => return None,
         })
     }
@@ -50,6 +60,8 @@ impl fmt::Display for DataType {
             DataType::Integer => "INTEGER",
             DataType::Float => "FLOAT",
             DataType::String => "STRING",
+            DataType::Timestamp => "TIMESTAMP",
+            DataType::Interval => "INTERVAL",
         })
     }
 }

@@ -1,6 +1,6 @@
 //! SQL values and their operations.
 
-use super::DataType;
+use super::{DataType, Interval, time};
 use crate::encoding::keycode::{self, KeyReader};
 use crate::sql::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,10 @@ pub enum Value {
     Float(f64),
     /// A UTF-8 string.
     String(String),
+    /// A UTC timestamp in microseconds since 1970 (see `time.rs`).
+    Timestamp(i64),
+    /// A span of months, days and microseconds (see `interval.rs`).
+    Interval(Interval),
 }
 
 /// Key tags of each value kind, in the order kinds sort.
@@ -35,6 +39,8 @@ const KEY_BOOLEAN: u8 = 0x01;
 const KEY_INTEGER: u8 = 0x02;
 const KEY_FLOAT: u8 = 0x03;
 const KEY_STRING: u8 = 0x04;
+const KEY_TIMESTAMP: u8 = 0x05;
+const KEY_INTERVAL: u8 = 0x06;
 
 impl Value {
     /// About how many bytes the value takes in memory or on the wire: what byte budgets and
@@ -42,8 +48,9 @@ impl Value {
     pub fn size(&self) -> usize {
         match self {
             Value::Null | Value::Boolean(_) => 1,
-            Value::Integer(_) | Value::Float(_) => 8,
+            Value::Integer(_) | Value::Float(_) | Value::Timestamp(_) => 8,
             Value::String(s) => s.len() + 8,
+            Value::Interval(_) => 16,
         }
     }
 
@@ -55,6 +62,8 @@ impl Value {
             Value::Integer(_) => Some(DataType::Integer),
             Value::Float(_) => Some(DataType::Float),
             Value::String(_) => Some(DataType::String),
+            Value::Timestamp(_) => Some(DataType::Timestamp),
+            Value::Interval(_) => Some(DataType::Interval),
         }
     }
 
@@ -64,13 +73,15 @@ impl Value {
     }
 
     /// The name of the value's type, for messages.
-    fn type_name(&self) -> &'static str {
+    pub(super) fn type_name(&self) -> &'static str {
         match self {
             Value::Null => "NULL",
             Value::Boolean(_) => "BOOLEAN",
             Value::Integer(_) => "INTEGER",
             Value::Float(_) => "FLOAT",
             Value::String(_) => "STRING",
+            Value::Timestamp(_) => "TIMESTAMP",
+            Value::Interval(_) => "INTERVAL",
         }
     }
 
@@ -78,6 +89,8 @@ impl Value {
     pub fn to_sql(&self) -> String {
         match self {
             Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+            Value::Timestamp(_) => format!("TIMESTAMP '{self}'"),
+            Value::Interval(_) => format!("INTERVAL '{self}'"),
             other => other.to_string(),
         }
     }
@@ -102,6 +115,20 @@ impl Value {
                 out.push(KEY_STRING);
                 keycode::put_str(out, s);
             }
+            Value::Timestamp(t) => {
+                out.push(KEY_TIMESTAMP);
+                keycode::put_i64(out, *t);
+            }
+            Value::Interval(i) => {
+                // The length first, so keys sort as intervals do; then the parts.
+                out.push(KEY_INTERVAL);
+                let length = i.length();
+                keycode::put_i64(out, (length >> 64) as i64);
+                keycode::put_u64(out, length as u64);
+                keycode::put_i64(out, i64::from(i.months));
+                keycode::put_i64(out, i64::from(i.days));
+                keycode::put_i64(out, i.micros);
+            }
         }
     }
 
@@ -113,6 +140,19 @@ impl Value {
             KEY_INTEGER => Value::Integer(reader.get_i64()?),
             KEY_FLOAT => Value::Float(reader.get_f64()?),
             KEY_STRING => Value::String(reader.get_string()?),
+            KEY_TIMESTAMP => Value::Timestamp(reader.get_i64()?),
+            KEY_INTERVAL => {
+                reader.get_i64()?;
+                reader.get_u64()?;
+                let part = |v: i64| {
+                    i32::try_from(v).map_err(|_| {
+                        crate::encoding::DecodeError("interval key part out of range".into())
+                    })
+                };
+                let months = part(reader.get_i64()?)?;
+                let days = part(reader.get_i64()?)?;
+                Value::Interval(Interval { months, days, micros: reader.get_i64()? })
+            }
             tag => {
                 return Err(crate::encoding::DecodeError(format!(
                     "invalid value key tag {tag:#04x}"
@@ -127,13 +167,35 @@ impl Value {
         if self.is_null() || other.is_null() {
             return Ok(None);
         }
-        match self.compare_same_kind(other) {
-            Some(ordering) => Ok(Some(ordering)),
-            None => Err(Error::TypeMismatch(format!(
+        if let Some(ordering) = self.compare_same_kind(other) {
+            return Ok(Some(ordering));
+        }
+        // A string against a timestamp or an interval is read as one ('2024-05-01', '5 min').
+        let ordering = match (self, other) {
+            (Value::String(_), Value::Timestamp(_) | Value::Interval(_)) => {
+                other.compare(self)?.map(Ordering::reverse)
+            }
+            (Value::Timestamp(_) | Value::Interval(_), Value::String(_)) => {
+                self.compare_same_kind(&other.read_as(self)?)
+            }
+            _ => None,
+        };
+        ordering.map(Some).ok_or_else(|| {
+            Error::TypeMismatch(format!(
                 "cannot compare {} with {}",
                 self.type_name(),
                 other.type_name()
-            ))),
+            ))
+        })
+    }
+
+    /// A string read as a value of `like`'s kind (a timestamp or an interval); other values
+    /// are returned as they are.
+    fn read_as(&self, like: &Value) -> Result<Value> {
+        match (self, like) {
+            (Value::String(s), Value::Timestamp(_)) => Ok(Value::Timestamp(time::parse(s)?)),
+            (Value::String(s), Value::Interval(_)) => Ok(Value::Interval(Interval::parse(s)?)),
+            _ => Ok(self.clone()),
         }
     }
 
@@ -148,6 +210,8 @@ impl Value {
             (Float(a), Integer(b)) => compare_int_float(*b, *a).reverse(),
             (Float(a), Float(b)) => compare_floats(*a, *b),
             (String(a), String(b)) => a.cmp(b),
+            (Timestamp(a), Timestamp(b)) => a.cmp(b),
+            (Interval(a), Interval(b)) => a.cmp(b),
             _ => return None,
         })
     }
@@ -211,6 +275,9 @@ impl Value {
                     ArithmeticOp::Divide => a / b,
                     ArithmeticOp::Remainder => a % b,
                 })
+            }
+            (Timestamp(_) | Interval(_), _) | (_, Timestamp(_) | Interval(_)) => {
+                return super::interval::arithmetic(self, op, other);
             }
             (a, b) => {
                 return Err(Error::TypeMismatch(format!(
@@ -300,6 +367,12 @@ impl Value {
                 })
             }
             (value, DataType::String) => String(value.to_string()),
+            (Timestamp(_), DataType::Timestamp) | (Interval(_), DataType::Interval) => self.clone(),
+            (String(s), DataType::Timestamp) => Timestamp(time::parse(s)?),
+            (String(s), DataType::Interval) => Interval(super::Interval::parse(s)?),
+            (Timestamp(_) | Interval(_), _) | (_, DataType::Timestamp | DataType::Interval) => {
+                return Err(invalid(self));
+            }
         })
     }
 
@@ -312,6 +385,9 @@ impl Value {
             (Value::Float(f), DataType::Integer) if f.fract() == 0.0 => {
                 Ok(Value::Integer(float_to_int(*f)?))
             }
+            // ISO 8601 text stores in a TIMESTAMP column, '5 minutes' in an INTERVAL one.
+            (Value::String(s), DataType::Timestamp) => Ok(Value::Timestamp(time::parse(s)?)),
+            (Value::String(s), DataType::Interval) => Ok(Value::Interval(Interval::parse(s)?)),
             (value, datatype) if value.datatype() == Some(datatype) => Ok(self),
             (value, datatype) => Err(Error::TypeMismatch(format!(
                 "cannot store {} value {} in a column of type {datatype}",
@@ -461,12 +537,15 @@ impl fmt::Display for Value {
             }
             Value::Float(x) => write!(f, "{x}"),
             Value::String(s) => f.write_str(s),
+            Value::Timestamp(t) => f.write_str(&time::format(*t)),
+            Value::Interval(i) => write!(f, "{i}"),
         }
     }
 }
 
 impl Ord for Value {
-    /// The total order used for sorting and grouping: NULL, booleans, numbers, strings.
+    /// The total order used for sorting and grouping: NULL, booleans, numbers, strings,
+    /// timestamps, intervals.
     fn cmp(&self, other: &Self) -> Ordering {
         use Value::*;
         fn rank(value: &Value) -> u8 {
@@ -475,6 +554,8 @@ impl Ord for Value {
                 Boolean(_) => 1,
                 Integer(_) | Float(_) => 2,
                 String(_) => 3,
+                Timestamp(_) => 4,
+                Interval(_) => 5,
             }
         }
         self.compare_same_kind(other).unwrap_or_else(|| rank(self).cmp(&rank(other)))
@@ -508,6 +589,8 @@ impl Hash for Value {
             }
             Value::Float(f) => (3u8, f.to_bits()).hash(state),
             Value::String(s) => (4u8, s).hash(state),
+            Value::Timestamp(t) => (5u8, t).hash(state),
+            Value::Interval(i) => (6u8, i).hash(state),
         }
     }
 }
@@ -545,6 +628,22 @@ mod tests {
             ),
             prop::collection::vec(
                 prop_oneof![Just(Value::Null), ".{0,8}".prop_map(Value::String)],
+                2
+            ),
+            prop::collection::vec(
+                prop_oneof![
+                    Just(Value::Null),
+                    (time::MIN_TIMESTAMP..=time::MAX_TIMESTAMP).prop_map(Value::Timestamp)
+                ],
+                2
+            ),
+            prop::collection::vec(
+                prop_oneof![
+                    Just(Value::Null),
+                    (-50i32..50, -50i32..50, -5_000i64..5_000).prop_map(|(m, d, s)| {
+                        Value::Interval(Interval { months: m, days: d, micros: s * time::HOUR })
+                    })
+                ],
                 2
             ),
         ]
