@@ -78,6 +78,8 @@ pub fn statement_kind(statement: &Statement) -> &'static str {
         Statement::CreateTable { .. } => "create_table",
         Statement::DropTable { .. } => "drop_table",
         Statement::AlterTable { .. } => "alter_table",
+        Statement::CreateRollup { .. } => "create_rollup",
+        Statement::DropRollup { .. } => "drop_rollup",
         Statement::CreateIndex { .. } => "create_index",
         Statement::DropIndex { .. } => "drop_index",
         Statement::Analyze { .. } => "analyze",

@@ -1,12 +1,14 @@
 //! The SQL engine: the catalog and row storage over MVCC ([`Txn`]), table schemas, and the
 //! [`Database`] with its [`Session`]s, which run statements with transaction control.
 
+mod rollup;
 mod schema;
 mod session;
 mod statistics;
 mod store;
 mod users;
 
+pub use rollup::{Rollup, RollupAggregate, RollupFunction};
 pub use schema::{Column, Index, Statistics, Table, Ttl, View};
 pub use session::{Database, Session};
 pub use store::Txn;

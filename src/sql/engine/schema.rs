@@ -21,6 +21,10 @@ pub struct Table {
     /// Retention: rows expire this long after the time in a column (see
     /// `planner::retention`).
     pub ttl: Option<Ttl>,
+    /// The rollups this table's inserted rows feed (see `engine/rollup.rs`).
+    pub rollups: Vec<super::Rollup>,
+    /// The rollup whose state this table holds, if it is one's: only the rollup writes it.
+    pub rollup_of: Option<String>,
     /// How many rows the engine counts in the table (see `Txn::live_rows`), when the planner
     /// asked for it; not stored.
     #[serde(skip)]

@@ -280,6 +280,15 @@ impl Txn {
         Ok(())
     }
 
+    /// Replaces a table's schema (its columns, key and indexes unchanged: its retention or
+    /// rollups changed).
+    pub fn replace_table(&mut self, schema: &Table) -> Result<()> {
+        self.must_get_table(&schema.name)?;
+        schema.validate()?;
+        self.inner.set(&table_key(&schema.name), codec::encode(schema))?;
+        Ok(())
+    }
+
     /// Sets (or with `None` removes) a table's retention.
     pub fn set_ttl(&mut self, table: &str, ttl: Option<super::Ttl>) -> Result<()> {
         let mut schema = self.must_get_table(table)?;

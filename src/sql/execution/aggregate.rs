@@ -24,6 +24,8 @@ struct Accumulator {
     best: Value,
     /// GROUP_CONCAT: the text so far (none until the first value).
     text: Option<String>,
+    /// FIRST and LAST: the time of `best` (NULL until a value came).
+    at: Value,
 }
 
 impl Accumulator {
@@ -35,6 +37,7 @@ impl Accumulator {
             sum: Value::Null,
             best: Value::Null,
             text: None,
+            at: Value::Null,
         }
     }
 
@@ -85,6 +88,20 @@ impl Accumulator {
                     self.best = value;
                 }
             }
+            AggregateFunction::First | AggregateFunction::Last => {
+                let Some(at) = separator.filter(|at| !at.is_null()) else { return Ok(()) };
+                let candidate = (at, value);
+                let current = (
+                    std::mem::replace(&mut self.at, Value::Null),
+                    std::mem::replace(&mut self.best, Value::Null),
+                );
+                let keep_new = current.0.is_null()
+                    || match self.function {
+                        AggregateFunction::First => candidate < current,
+                        _ => candidate > current,
+                    };
+                (self.at, self.best) = if keep_new { candidate } else { current };
+            }
             AggregateFunction::GroupConcat => {
                 let piece = match self.text {
                     None => value.to_string(),
@@ -116,7 +133,10 @@ impl Accumulator {
                 Value::Float(sum) => Value::Float(sum / self.count as f64),
                 _ => Value::Null,
             },
-            AggregateFunction::Min | AggregateFunction::Max => self.best,
+            AggregateFunction::Min
+            | AggregateFunction::Max
+            | AggregateFunction::First
+            | AggregateFunction::Last => self.best,
             AggregateFunction::GroupConcat => self.text.map_or(Value::Null, Value::String),
         }
     }
@@ -145,7 +165,7 @@ pub fn aggregate<'a>(
         };
         for (accumulator, aggregate) in accumulators.iter_mut().zip(aggregates) {
             let value = aggregate.arg.as_ref().map(|arg| arg.evaluate(&row)).transpose()?;
-            let separator = match (&value, &aggregate.separator) {
+            let separator = match (&value, &aggregate.second) {
                 (Some(value), Some(separator)) if !value.is_null() => {
                     Some(separator.evaluate(&row)?)
                 }

@@ -52,6 +52,7 @@ fn execute_plan(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
                     if let Some(written) = &mut written {
                         written.extend(prepared.iter().cloned());
                     }
+                    super::rollup::maintain(txn, &table, &prepared)?;
                     txn.insert_rows(&table, prepared)?;
                     count
                 }
@@ -126,7 +127,38 @@ fn execute_plan(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             }
             StatementResult::CreateView { name }
         }
+        Plan::CreateRollup { source, rollup, state, view, if_not_exists } => {
+            txn.mvcc_mut().lock_exclusive()?;
+            let name = rollup.name.clone();
+            if if_not_exists && crate::sql::planner::rollup::find_rollup(txn, &name)?.is_some() {
+                return Ok(StatementResult::CreateView { name });
+            }
+            txn.create_table(*state)?;
+            txn.create_view(*view)?;
+            let mut schema = txn.must_get_table(&source)?;
+            schema.rollups.push(*rollup.clone());
+            txn.replace_table(&schema)?;
+            super::rollup::backfill(txn, &schema, &rollup)?;
+            StatementResult::CreateView { name }
+        }
+        Plan::DropRollup { name, if_exists } => {
+            txn.mvcc_mut().lock_exclusive()?;
+            match crate::sql::planner::rollup::find_rollup(txn, &name)? {
+                Some((mut source, rollup)) => {
+                    source.rollups.retain(|r| r.name != name);
+                    txn.replace_table(&source)?;
+                    txn.drop_view(&name)?;
+                    txn.drop_table(&rollup.state_table)?;
+                    StatementResult::DropView { name, existed: true }
+                }
+                None if if_exists => StatementResult::DropView { name, existed: false },
+                None => return Err(Error::Invalid(format!("rollup \"{name}\" does not exist"))),
+            }
+        }
         Plan::DropView { name, if_exists } => {
+            if crate::sql::planner::rollup::find_rollup(txn, &name)?.is_some() {
+                return Err(Error::Invalid(format!("\"{name}\" is a rollup: DROP ROLLUP {name}")));
+            }
             let existed = txn.drop_view(&name)?;
             if !existed && !if_exists {
                 return Err(Error::Invalid(format!("view \"{name}\" does not exist")));
@@ -135,6 +167,19 @@ fn execute_plan(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
         }
         Plan::DropTable { name, if_exists } => {
             txn.mvcc_mut().lock_exclusive()?;
+            if let Some(table) = txn.get_table(&name)? {
+                if let Some(rollup) = &table.rollup_of {
+                    return Err(Error::Invalid(format!(
+                        "\"{name}\" holds the state of rollup \"{rollup}\": DROP ROLLUP {rollup}"
+                    )));
+                }
+                if let Some(rollup) = table.rollups.first() {
+                    return Err(Error::Invalid(format!(
+                        "\"{name}\" feeds rollup \"{}\": drop its rollups first",
+                        rollup.name
+                    )));
+                }
+            }
             let existed = txn.drop_table(&name)?;
             if !existed && !if_exists {
                 return Err(Error::UnknownTable(name));
@@ -335,7 +380,7 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
                 let expressions = filter
                     .iter()
                     .chain(&group_by)
-                    .chain(aggregates.iter().flat_map(|a| a.arg.iter().chain(&a.separator)));
+                    .chain(aggregates.iter().flat_map(|a| a.arg.iter().chain(&a.second)));
                 expressions.into_iter().all(|e| e.columns().is_empty())
             };
             let rows: Rows<'_> = match *source {

@@ -63,6 +63,24 @@ pub enum Statement {
         /// WITH (name = value, ...).
         options: Vec<TableOption>,
     },
+    /// CREATE ROLLUP name AS SELECT ... GROUP BY ... [WITH (ttl = ...)].
+    CreateRollup {
+        /// The rollup's name (the view it is read through).
+        name: String,
+        /// Its definition.
+        query: Box<Select>,
+        /// WITH (...): the state's retention.
+        options: Vec<TableOption>,
+        /// IF NOT EXISTS was given.
+        if_not_exists: bool,
+    },
+    /// DROP ROLLUP.
+    DropRollup {
+        /// The rollup.
+        name: String,
+        /// IF EXISTS was given.
+        if_exists: bool,
+    },
     /// ALTER TABLE name SET (...) | RESET (...).
     AlterTable {
         /// The table name.
@@ -162,6 +180,8 @@ impl Statement {
             Statement::CreateTable { name, .. } => format!("CREATE TABLE {name}"),
             Statement::DropTable { name, .. } => format!("DROP TABLE {name}"),
             Statement::AlterTable { name, .. } => format!("ALTER TABLE {name}"),
+            Statement::CreateRollup { name, .. } => format!("CREATE ROLLUP {name}"),
+            Statement::DropRollup { name, .. } => format!("DROP ROLLUP {name}"),
             Statement::CreateIndex { name, table, .. } => format!("CREATE INDEX {name} ON {table}"),
             Statement::DropIndex { name, .. } => format!("DROP INDEX {name}"),
             Statement::Analyze { table } => format!("ANALYZE {}", table.as_deref().unwrap_or("")),

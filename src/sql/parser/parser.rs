@@ -417,6 +417,29 @@ fn build_statement(pair: Pair<'_, Rule>) -> Result<Statement> {
             let (name, if_exists) = dropped(inner)?;
             Statement::DropView { name, if_exists }
         }
+        Rule::drop_rollup => {
+            let (name, if_exists) = dropped(inner)?;
+            Statement::DropRollup { name, if_exists }
+        }
+        Rule::create_rollup => {
+            let (mut name, mut query, mut options, mut if_not_exists) =
+                (None, None, Vec::new(), false);
+            for part in inner {
+                match part.as_rule() {
+                    Rule::if_not_exists => if_not_exists = true,
+                    Rule::ident => name = Some(identifier(part)?),
+                    Rule::select => query = Some(Box::new(build_query(part.into_inner())?)),
+                    Rule::table_options => options = table_options(part)?,
+                    _ => {}
+                }
+            }
+            match (name, query) {
+                (Some(name), Some(query)) => {
+                    Statement::CreateRollup { name, query, options, if_not_exists }
+                }
+                _ => return Err(invalid_grammar("CREATE ROLLUP")),
+            }
+        }
         Rule::create_view => {
             let (mut name, mut columns, mut query, mut if_not_exists) =
                 (None, Vec::new(), None, false);

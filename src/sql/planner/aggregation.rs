@@ -74,7 +74,7 @@ impl Planner<'_> {
                     function: AggregateFunction::Count,
                     arg: None,
                     distinct: false,
-                    separator: None,
+                    second: None,
                 },
                 ast::Expression::Function { name, args, distinct } => {
                     let function = match name.as_str() {
@@ -83,6 +83,8 @@ impl Planner<'_> {
                         "avg" => AggregateFunction::Avg,
                         "min" => AggregateFunction::Min,
                         "max" => AggregateFunction::Max,
+                        "first" => AggregateFunction::First,
+                        "last" => AggregateFunction::Last,
                         _ => AggregateFunction::GroupConcat,
                     };
                     let (arg, separator) = match (name.as_str(), args.as_slice()) {
@@ -94,6 +96,7 @@ impl Planner<'_> {
                                 "string_agg() takes two arguments: a value and a separator".into(),
                             ));
                         }
+                        ("first" | "last", [arg, time]) => (arg, Some(build(time, &arguments)?)),
                         ("group_concat", [arg]) => (arg, None),
                         ("group_concat", _) => {
                             return Err(Error::Invalid(
@@ -117,7 +120,7 @@ impl Planner<'_> {
                              enclosing query"
                         )));
                     }
-                    Aggregate { function, arg: Some(arg), distinct: *distinct, separator }
+                    Aggregate { function, arg: Some(arg), distinct: *distinct, second: separator }
                 }
                 _ => return Err(Error::Invalid("not an aggregate".into())),
             });

@@ -61,7 +61,7 @@ impl Node {
                         .into_iter()
                         .map(|mut a| {
                             a.arg = a.arg.map(f);
-                            a.separator = a.separator.map(f);
+                            a.second = a.second.map(f);
                             a
                         })
                         .collect(),
@@ -138,7 +138,7 @@ impl Node {
                 Node::Projection { expressions, .. } => expressions.iter().collect(),
                 Node::Aggregate { group_by, aggregates, .. } => group_by
                     .iter()
-                    .chain(aggregates.iter().flat_map(|a| a.arg.iter().chain(&a.separator)))
+                    .chain(aggregates.iter().flat_map(|a| a.arg.iter().chain(&a.second)))
                     .collect(),
                 Node::Order { keys, .. } => keys.iter().map(|k| &k.expr).collect(),
                 Node::NestedLoopJoin { predicate, .. } => predicate.iter().collect(),

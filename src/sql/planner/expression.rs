@@ -177,6 +177,8 @@ pub fn is_aggregate_call(name: &str, args: usize) -> bool {
         "count" | "sum" | "avg" | "group_concat" | "string_agg" => true,
         // With several arguments, MIN and MAX are scalar (the least or greatest of them).
         "min" | "max" => args <= 1,
+        // first(v, t) and last(v, t): TimescaleDB's.
+        "first" | "last" => args == 2,
         _ => false,
     }
 }
@@ -226,6 +228,38 @@ pub fn children(ast: &ast::Expression) -> Vec<&ast::Expression> {
             .chain(otherwise.iter().map(|o| o.as_ref()))
             .collect(),
     }
+}
+
+/// The children of an AST node, mutably (the same ones [`children`] gives).
+fn children_mut(ast: &mut ast::Expression) -> Vec<&mut ast::Expression> {
+    use ast::Expression::*;
+    match ast {
+        Literal(_) | Column { .. } | CountStar | Subquery(_) | Exists(_) => vec![],
+        Unary(_, e) | Cast(e, _) => vec![e],
+        IsNull { expr, .. } | InSubquery { expr, .. } => vec![expr],
+        Binary(_, a, b) => vec![a, b],
+        Like { expr, pattern, .. } => vec![expr, pattern],
+        Between { expr, low, high, .. } => vec![expr, low, high],
+        InList { expr, list, .. } => std::iter::once(expr.as_mut()).chain(list).collect(),
+        Function { args, .. } => args.iter_mut().collect(),
+        Case { operand, when, otherwise } => operand
+            .iter_mut()
+            .map(|o| o.as_mut())
+            .chain(when.iter_mut().flat_map(|(w, t)| [w, t]))
+            .chain(otherwise.iter_mut().map(|o| o.as_mut()))
+            .collect(),
+    }
+}
+
+/// Visits every AST node, post-order, letting `visit` rewrite it (subqueries are not
+/// entered).
+pub fn transform_ast(ast: &mut ast::Expression, visit: &mut impl FnMut(&mut ast::Expression)) {
+    crate::sql::with_stack(|| {
+        for child in children_mut(ast) {
+            transform_ast(child, visit);
+        }
+        visit(ast);
+    })
 }
 
 /// Visits every AST node, pre-order, while `visit` returns true.

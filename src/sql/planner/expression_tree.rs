@@ -39,6 +39,15 @@ impl Expression {
         })
     }
 
+    /// Replaces each column reference by `f` of its position (moving an expression below a
+    /// node that passes columns through, under their names there).
+    pub fn substitute_columns(self, f: &impl Fn(usize) -> Option<Expression>) -> Expression {
+        self.map_leaves(&|leaf| match leaf {
+            Expression::Column(i, name) => f(i).unwrap_or(Expression::Column(i, name)),
+            other => other,
+        })
+    }
+
     /// Replaces each outer reference by the value of its parameter (binding a correlated
     /// subquery to one row of the enclosing query).
     pub fn bind_outer(self, values: &[Value]) -> Expression {

@@ -21,6 +21,7 @@ mod plan;
 mod planner;
 mod recursive;
 pub mod retention;
+pub mod rollup;
 mod subquery;
 mod upsert;
 mod writes;

@@ -251,6 +251,62 @@ fn push_predicate(node: Node, predicate: Expression) -> Node {
             *source,
             Expression::Binary(BinaryOp::And, Box::new(inner), Box::new(predicate)),
         ),
+        // Conditions on columns a projection passes through go below it (a view's or a
+        // derived table's), where a key or index may serve them.
+        Node::Projection { source, expressions } => {
+            let passed = |c: usize| match expressions.get(c) {
+                Some(Expression::Column(j, _)) => Some(*j),
+                _ => None,
+            };
+            let mut parts = Vec::new();
+            conjuncts(predicate, &mut parts);
+            let (mut below, mut keep) = (Vec::new(), Vec::new());
+            for part in parts {
+                if part.columns().iter().all(|c| passed(*c).is_some()) {
+                    below.push(part.substitute_columns(&|c| expressions.get(c).cloned()));
+                } else {
+                    keep.push(part);
+                }
+            }
+            let source = match and_all(below) {
+                Some(p) => push_predicate(*source, p),
+                None => *source,
+            };
+            let projection = Node::Projection { source: Box::new(source), expressions };
+            match and_all(keep) {
+                Some(p) => Node::Filter { source: Box::new(projection), predicate: p },
+                None => projection,
+            }
+        }
+        // Conditions on plain group columns filter the input rows instead: the same groups
+        // go, and fewer rows are grouped (a constant condition stays above: with no GROUP BY
+        // an empty input still makes one group).
+        Node::Aggregate { source, group_by, aggregates } => {
+            let grouped = |c: usize| match group_by.get(c) {
+                Some(Expression::Column(j, _)) => Some(*j),
+                _ => None,
+            };
+            let mut parts = Vec::new();
+            conjuncts(predicate, &mut parts);
+            let (mut below, mut keep) = (Vec::new(), Vec::new());
+            for part in parts {
+                let columns = part.columns();
+                if !columns.is_empty() && columns.iter().all(|c| grouped(*c).is_some()) {
+                    below.push(part.substitute_columns(&|c| group_by.get(c).cloned()));
+                } else {
+                    keep.push(part);
+                }
+            }
+            let source = match and_all(below) {
+                Some(p) => push_predicate(*source, p),
+                None => *source,
+            };
+            let aggregate = Node::Aggregate { source: Box::new(source), group_by, aggregates };
+            match and_all(keep) {
+                Some(p) => Node::Filter { source: Box::new(aggregate), predicate: p },
+                None => aggregate,
+            }
+        }
         other => Node::Filter { source: Box::new(other), predicate },
     }
 }

@@ -33,6 +33,27 @@ pub enum Plan {
         /// Succeed quietly if it does not exist.
         if_exists: bool,
     },
+    /// CREATE ROLLUP: the state table, the view, and the definition kept in the source's
+    /// schema; existing rows are rolled up as it is created.
+    CreateRollup {
+        /// The table whose inserted rows feed it.
+        source: String,
+        /// The definition, in terms of the source's columns.
+        rollup: Box<crate::sql::engine::Rollup>,
+        /// The state table.
+        state: Box<Table>,
+        /// The view it is read through.
+        view: Box<View>,
+        /// Succeed quietly if it exists.
+        if_not_exists: bool,
+    },
+    /// DROP ROLLUP.
+    DropRollup {
+        /// The rollup.
+        name: String,
+        /// Succeed quietly if it does not exist.
+        if_exists: bool,
+    },
     /// ALTER TABLE ... SET/RESET: the table's retention after the change.
     AlterTable {
         /// The table.
@@ -141,8 +162,8 @@ pub struct OutputColumn {
 pub enum Node {
     /// Reads the rows of a table whose keys fall in `access`.
     Scan {
-        /// The table.
-        table: Table,
+        /// The table (boxed: a schema is large beside the other nodes).
+        table: Box<Table>,
         /// The table's alias in the query, for EXPLAIN.
         alias: Option<String>,
         /// Which rows to read.
@@ -442,8 +463,9 @@ pub struct Aggregate {
     pub arg: Option<Expression>,
     /// Aggregate distinct values only.
     pub distinct: bool,
-    /// GROUP_CONCAT's separator, evaluated for each value after the first (`None`: a comma).
-    pub separator: Option<Expression>,
+    /// The second argument: GROUP_CONCAT's separator, evaluated for each value after the
+    /// first (`None`: a comma); FIRST's and LAST's time, which picks the value.
+    pub second: Option<Expression>,
 }
 
 /// Aggregate functions.
@@ -462,6 +484,11 @@ pub enum AggregateFunction {
     /// GROUP_CONCAT (STRING_AGG): the values as text, in input order, joined by a separator;
     /// NULL for no values.
     GroupConcat,
+    /// FIRST(v, t): the `v` of the row with the least `t` (rows with a NULL in either are
+    /// skipped; on a tie, the least `v`). TimescaleDB's `first`.
+    First,
+    /// LAST(v, t): the `v` of the row with the greatest `t` (on a tie, the greatest `v`).
+    Last,
 }
 
 /// A sort key.
@@ -593,7 +620,7 @@ impl fmt::Display for Aggregate {
             function => format!("{function:?}").to_uppercase(),
         };
         let distinct = if self.distinct { "DISTINCT " } else { "" };
-        match (&self.arg, &self.separator) {
+        match (&self.arg, &self.second) {
             (None, _) => write!(f, "{name}(*)"),
             (Some(arg), None) => write!(f, "{name}({distinct}{arg})"),
             (Some(arg), Some(separator)) => write!(f, "{name}({distinct}{arg}, {separator})"),

@@ -99,6 +99,12 @@ impl<'a> Planner<'a> {
                 schema.ttl = super::retention::ttl_from_options(&schema, None, options)?;
                 Plan::CreateTable { schema, if_not_exists: *if_not_exists }
             }
+            Statement::CreateRollup { name, query, options, if_not_exists } => {
+                self.plan_create_rollup(name, query, options, *if_not_exists)?
+            }
+            Statement::DropRollup { name, if_exists } => {
+                Plan::DropRollup { name: name.clone(), if_exists: *if_exists }
+            }
             Statement::AlterTable { name, change } => {
                 let table = self.txn.must_get_table(name)?;
                 let ttl = super::retention::change_ttl(&table, change)?;
@@ -164,6 +170,7 @@ impl<'a> Planner<'a> {
             }
             Statement::Update { table, set, filter, returning } => {
                 let (table, mut scope) = self.table_scope(table)?;
+                super::rollup::check_write(&table, "UPDATE", false)?;
                 let (mut source, key) = self.dml_source(&table, &mut scope, filter.as_ref())?;
                 let mut set = set.clone();
                 for (_, expr) in &mut set {
@@ -179,6 +186,7 @@ impl<'a> Planner<'a> {
             }
             Statement::Delete { table, filter, returning } => {
                 let (table, mut scope) = self.table_scope(table)?;
+                super::rollup::check_write(&table, "DELETE", false)?;
                 let (source, width) = self.dml_source(&table, &mut scope, filter.as_ref())?;
                 let source = key_last(source, width, scope.len());
                 let returning = self.plan_returning(&table, returning)?;
@@ -235,7 +243,7 @@ impl<'a> Planner<'a> {
                 };
                 let node = Node::Scan {
                     filter: super::retention::live_rows_filter(&table, &qualifier)?,
-                    table,
+                    table: Box::new(table),
                     alias: alias.clone(),
                     access: Access::Full,
                     with_key: false,

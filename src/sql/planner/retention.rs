@@ -130,7 +130,7 @@ fn expired_rows(table: &Table, now: i64, limit: u64) -> Result<Option<Node>> {
     );
     let width = table.columns.len();
     let scan = Node::Scan {
-        table: table.clone(),
+        table: Box::new(table.clone()),
         alias: None,
         access: Access::Full,
         filter: Some(expired),

@@ -136,6 +136,8 @@ impl Planner<'_> {
             indexes,
             statistics: None,
             ttl: None,
+            rollups: Vec::new(),
+            rollup_of: None,
             live_rows: None,
         };
         table.validate()?;
@@ -150,6 +152,8 @@ impl Planner<'_> {
         conflict: Option<&ast::OnConflict>,
     ) -> Result<Plan> {
         let table = self.txn().must_get_table(table)?;
+        let what = if conflict.is_some() { "an upsert" } else { "INSERT" };
+        super::rollup::check_write(&table, what, conflict.is_none())?;
         let conflict = self.plan_conflict(&table, conflict)?;
         let (source, width) = match source {
             InsertSource::Values(rows) => {
@@ -281,7 +285,7 @@ impl Planner<'_> {
             qualified_only: true,
         });
         let mut node = Node::Scan {
-            table: table.clone(),
+            table: Box::new(table.clone()),
             alias: None,
             access: Access::Full,
             filter: super::retention::live_rows_filter(table, &table.name)?,
