@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 
 /// The running state of one aggregate in one group.
 #[derive(Clone, Debug)]
-struct Accumulator {
+pub(super) struct Accumulator {
     function: AggregateFunction,
     /// Values already seen, for DISTINCT.
     seen: Option<HashSet<Value>>,
@@ -29,6 +29,11 @@ struct Accumulator {
 }
 
 impl Accumulator {
+    /// A fresh state for `function` (no DISTINCT), for window frames.
+    pub(super) fn of(function: AggregateFunction) -> Self {
+        Self::new(&Aggregate { function, arg: None, distinct: false, second: None })
+    }
+
     fn new(aggregate: &Aggregate) -> Self {
         Self {
             function: aggregate.function,
@@ -44,7 +49,7 @@ impl Accumulator {
     /// Adds one input value (`None` for COUNT(*), which counts rows), with GROUP_CONCAT's
     /// separator for it. A DISTINCT aggregate holds each new value, and GROUP_CONCAT its text
     /// (counted against `budget`).
-    fn add(
+    pub(super) fn add(
         &mut self,
         value: Option<Value>,
         separator: Option<Value>,
@@ -124,7 +129,7 @@ impl Accumulator {
         Ok(())
     }
 
-    fn finish(self) -> Value {
+    pub(super) fn finish(self) -> Value {
         match self.function {
             AggregateFunction::Count => Value::Integer(self.count),
             AggregateFunction::Sum => self.sum,

@@ -375,6 +375,10 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
                 expressions.iter().map(|e| e.evaluate(&row)).collect()
             }))
         }
+        Node::Window { source, functions } => {
+            let rows = collect_held(execute_node(*source, txn)?, txn)?;
+            Box::new(super::window::compute(rows, &functions, txn.budget())?.into_iter().map(Ok))
+        }
         Node::Aggregate { source, group_by, aggregates } => {
             let reads_no_column = |filter: &Option<Expression>| {
                 let expressions = filter

@@ -19,6 +19,7 @@ mod rollup;
 mod set;
 mod time_functions;
 mod upsert;
+mod window;
 
 pub use evaluate::evaluate_constant;
 pub use executor::{execute, execute_node};

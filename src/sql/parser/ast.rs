@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 mod users;
 pub use users::{Credential, UserStatement};
 
+#[path = "ast_windows.rs"]
+mod windows;
+pub use windows::{FrameBound, WindowFrame, WindowSpec};
+
 #[path = "ast_tables.rs"]
 mod tables;
 pub use tables::{TableChange, TableOption};
@@ -475,6 +479,15 @@ pub enum Expression {
     },
     /// COUNT(*).
     CountStar,
+    /// A window function call: `name(args) OVER (...)` (`count(*) OVER` has no arguments).
+    Window {
+        /// The function's name, lower-cased.
+        name: String,
+        /// The arguments.
+        args: Vec<Expression>,
+        /// The window.
+        window: Box<WindowSpec>,
+    },
     /// `(SELECT ...)`: the value of a one-column query's only row (NULL for none).
     Subquery(Box<Select>),
     /// `EXISTS (SELECT ...)`: whether the query has a row.
@@ -514,6 +527,11 @@ impl Expression {
                 .chain(otherwise.iter_mut().map(|e| e.as_mut()))
                 .collect(),
             Expression::Function { args, .. } => args.iter_mut().collect(),
+            Expression::Window { args, window, .. } => args
+                .iter_mut()
+                .chain(window.partition_by.iter_mut())
+                .chain(window.order_by.iter_mut().map(|o| &mut o.expr))
+                .collect(),
         }
     }
 }
@@ -634,6 +652,10 @@ impl Expression {
                 write!(f, "{name}({}{})", if *distinct { "DISTINCT " } else { "" }, args.join(", "))
             }
             Expression::CountStar => f.write_str("count(*)"),
+            Expression::Window { name, args, window } => {
+                let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+                write!(f, "{name}({}) {window}", args.join(", "))
+            }
         }
     }
 }

@@ -921,21 +921,7 @@ fn build_select(inner: Pairs<'_, Rule>) -> Result<Select> {
             Rule::having => select.having = Some(build_clause_expr(item)?),
             Rule::order_by => {
                 for order in item.into_inner().filter(|p| p.as_rule() == Rule::order_item) {
-                    let mut entry = OrderItem {
-                        expr: Expression::Literal(Value::Null),
-                        descending: false,
-                        nulls_first: None,
-                    };
-                    for part in order.into_inner() {
-                        match part.as_rule() {
-                            Rule::expr => entry.expr = build_expr(part, 0)?,
-                            Rule::desc => entry.descending = true,
-                            Rule::nulls_first => entry.nulls_first = Some(true),
-                            Rule::nulls_last => entry.nulls_first = Some(false),
-                            _ => {}
-                        }
-                    }
-                    select.order_by.push(entry);
+                    select.order_by.push(build_order_item(order, 0)?);
                 }
             }
             Rule::limit => select.limit = Some(build_clause_expr(item)?),
@@ -1153,6 +1139,92 @@ fn build_expr_depth(pair: Pair<'_, Rule>, depth: usize) -> Built {
     })
 }
 
+/// One ORDER BY item (a query's or a window's).
+fn build_order_item(pair: Pair<'_, Rule>, depth: usize) -> Result<OrderItem> {
+    let mut entry =
+        OrderItem { expr: Expression::Literal(Value::Null), descending: false, nulls_first: None };
+    for part in pair.into_inner() {
+        match part.as_rule() {
+            Rule::expr => entry.expr = build_expr(part, depth)?,
+            Rule::desc => entry.descending = true,
+            Rule::nulls_first => entry.nulls_first = Some(true),
+            Rule::nulls_last => entry.nulls_first = Some(false),
+            _ => {}
+        }
+    }
+    Ok(entry)
+}
+
+/// `OVER (PARTITION BY ... ORDER BY ... ROWS ...)`.
+fn build_window(pair: Pair<'_, Rule>, depth: usize) -> Result<WindowSpec> {
+    let mut window = WindowSpec { partition_by: Vec::new(), order_by: Vec::new(), frame: None };
+    for part in pair.into_inner() {
+        match part.as_rule() {
+            Rule::window_partition => {
+                for expr in part.into_inner().filter(|p| p.as_rule() == Rule::expr) {
+                    window.partition_by.push(build_expr(expr, depth + 1)?);
+                }
+            }
+            Rule::window_order => {
+                for item in part.into_inner().filter(|p| p.as_rule() == Rule::order_item) {
+                    window.order_by.push(build_order_item(item, depth + 1)?);
+                }
+            }
+            Rule::window_frame => {
+                let position = part.clone();
+                let bounds: Vec<FrameBound> = part
+                    .into_inner()
+                    .filter(|p| p.as_rule() == Rule::frame_bound)
+                    .map(build_frame_bound)
+                    .collect::<Result<_>>()?;
+                let frame = match bounds.as_slice() {
+                    [start] => WindowFrame { start: *start, end: FrameBound::CurrentRow },
+                    [start, end] => WindowFrame { start: *start, end: *end },
+                    _ => return Err(invalid_grammar("window frame")),
+                };
+                let rank = |b: FrameBound| match b {
+                    FrameBound::UnboundedPreceding => 0,
+                    FrameBound::Preceding(_) => 1,
+                    FrameBound::CurrentRow => 2,
+                    FrameBound::Following(_) => 3,
+                    FrameBound::UnboundedFollowing => 4,
+                };
+                if frame.start == FrameBound::UnboundedFollowing
+                    || frame.end == FrameBound::UnboundedPreceding
+                    || rank(frame.start) > rank(frame.end)
+                {
+                    return Err(error_at(&position, "the frame must start before it ends".into()));
+                }
+                window.frame = Some(frame);
+            }
+            _ => {}
+        }
+    }
+    Ok(window)
+}
+
+/// One end of a ROWS frame.
+fn build_frame_bound(pair: Pair<'_, Rule>) -> Result<FrameBound> {
+    let parts: Vec<Pair<'_, Rule>> = pair.into_inner().collect();
+    let rules: Vec<Rule> = parts.iter().map(|p| p.as_rule()).collect();
+    Ok(match rules.as_slice() {
+        [Rule::frame_unbounded, Rule::frame_preceding] => FrameBound::UnboundedPreceding,
+        [Rule::frame_unbounded, Rule::frame_following] => FrameBound::UnboundedFollowing,
+        [Rule::frame_current] => FrameBound::CurrentRow,
+        [Rule::integer, direction] => {
+            let n: u64 = parts[0]
+                .as_str()
+                .parse()
+                .map_err(|_| error_at(&parts[0], "frame offset out of range".into()))?;
+            match direction {
+                Rule::frame_preceding => FrameBound::Preceding(n),
+                _ => FrameBound::Following(n),
+            }
+        }
+        _ => return Err(invalid_grammar("window frame bound")),
+    })
+}
+
 /// `TIMESTAMP '...'` or `INTERVAL '...'` as its value; a text that does not parse is an error
 /// at the literal.
 fn typed_literal(pair: Pair<'_, Rule>) -> Result<Value> {
@@ -1234,7 +1306,15 @@ fn build_primary(pair: Pair<'_, Rule>, depth: usize) -> Built {
                 let (expr, d) = nested(inner)?;
                 (expr, d + 1)
             }
-            Rule::count_star => (Expression::CountStar, 1),
+            Rule::count_star => {
+                match pair.into_inner().find(|p| p.as_rule() == Rule::over_clause) {
+                    None => (Expression::CountStar, 1),
+                    Some(over) => {
+                        let window = Box::new(build_window(over, depth)?);
+                        (Expression::Window { name: "count".into(), args: Vec::new(), window }, 2)
+                    }
+                }
+            }
             Rule::function_call => {
                 let mut parts = pair.into_inner();
                 let name = parts
@@ -1245,10 +1325,12 @@ fn build_primary(pair: Pair<'_, Rule>, depth: usize) -> Built {
                 let mut distinct = false;
                 let mut args = Vec::new();
                 let mut deepest = 0;
+                let mut window = None;
                 for part in parts {
                     match part.as_rule() {
                         Rule::distinct => distinct = true,
                         Rule::kw_all | Rule::rparen => {}
+                        Rule::over_clause => window = Some(Box::new(build_window(part, depth)?)),
                         _ => {
                             let (arg, d) = nested(part)?;
                             deepest = deepest.max(d);
@@ -1256,7 +1338,16 @@ fn build_primary(pair: Pair<'_, Rule>, depth: usize) -> Built {
                         }
                     }
                 }
-                (Expression::Function { name, args, distinct }, deepest + 1)
+                match window {
+                    Some(_) if distinct => {
+                        return Err(error_at(
+                            &position,
+                            "DISTINCT is not allowed in a window function".into(),
+                        ));
+                    }
+                    Some(window) => (Expression::Window { name, args, window }, deepest + 2),
+                    None => (Expression::Function { name, args, distinct }, deepest + 1),
+                }
             }
             Rule::cast_expr => {
                 let mut parts = pair.into_inner().filter(|p| !is_keyword(p.as_rule()));

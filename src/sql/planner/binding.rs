@@ -66,6 +66,20 @@ impl Node {
                         })
                         .collect(),
                 },
+                Node::Window { source, functions } => Node::Window {
+                    source: b(source),
+                    functions: functions
+                        .into_iter()
+                        .map(|mut w| {
+                            w.args = all(w.args);
+                            w.partition_by = all(w.partition_by);
+                            for key in &mut w.order_by {
+                                key.expr = f(key.expr.clone());
+                            }
+                            w
+                        })
+                        .collect(),
+                },
                 Node::Order { source, keys } => Node::Order {
                     source: b(source),
                     keys: keys
@@ -141,6 +155,15 @@ impl Node {
                     .chain(aggregates.iter().flat_map(|a| a.arg.iter().chain(&a.second)))
                     .collect(),
                 Node::Order { keys, .. } => keys.iter().map(|k| &k.expr).collect(),
+                Node::Window { functions, .. } => functions
+                    .iter()
+                    .flat_map(|w| {
+                        w.args
+                            .iter()
+                            .chain(&w.partition_by)
+                            .chain(w.order_by.iter().map(|k| &k.expr))
+                    })
+                    .collect(),
                 Node::NestedLoopJoin { predicate, .. } => predicate.iter().collect(),
                 Node::Apply { params, kind, .. } => match kind {
                     ApplyKind::In { operand, .. } => params.iter().chain([operand]).collect(),

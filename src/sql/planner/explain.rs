@@ -133,6 +133,10 @@ impl Node {
                     false => format!("Aggregate: {} group by {}", aggs.join(", "), list(group_by)),
                 }
             }
+            Node::Window { functions, .. } => {
+                let functions: Vec<String> = functions.iter().map(|w| w.to_string()).collect();
+                format!("Window: {}", functions.join(", "))
+            }
             Node::Order { keys, .. } => {
                 let keys: Vec<String> = keys
                     .iter()

@@ -221,6 +221,11 @@ pub fn children(ast: &ast::Expression) -> Vec<&ast::Expression> {
         Between { expr, low, high, .. } => vec![expr, low, high],
         InList { expr, list, .. } => std::iter::once(expr.as_ref()).chain(list).collect(),
         Function { args, .. } => args.iter().collect(),
+        Window { args, window, .. } => args
+            .iter()
+            .chain(&window.partition_by)
+            .chain(window.order_by.iter().map(|o| &o.expr))
+            .collect(),
         Case { operand, when, otherwise } => operand
             .iter()
             .map(|o| o.as_ref())
@@ -230,32 +235,11 @@ pub fn children(ast: &ast::Expression) -> Vec<&ast::Expression> {
     }
 }
 
-/// The children of an AST node, mutably (the same ones [`children`] gives).
-fn children_mut(ast: &mut ast::Expression) -> Vec<&mut ast::Expression> {
-    use ast::Expression::*;
-    match ast {
-        Literal(_) | Column { .. } | CountStar | Subquery(_) | Exists(_) => vec![],
-        Unary(_, e) | Cast(e, _) => vec![e],
-        IsNull { expr, .. } | InSubquery { expr, .. } => vec![expr],
-        Binary(_, a, b) => vec![a, b],
-        Like { expr, pattern, .. } => vec![expr, pattern],
-        Between { expr, low, high, .. } => vec![expr, low, high],
-        InList { expr, list, .. } => std::iter::once(expr.as_mut()).chain(list).collect(),
-        Function { args, .. } => args.iter_mut().collect(),
-        Case { operand, when, otherwise } => operand
-            .iter_mut()
-            .map(|o| o.as_mut())
-            .chain(when.iter_mut().flat_map(|(w, t)| [w, t]))
-            .chain(otherwise.iter_mut().map(|o| o.as_mut()))
-            .collect(),
-    }
-}
-
 /// Visits every AST node, post-order, letting `visit` rewrite it (subqueries are not
 /// entered).
 pub fn transform_ast(ast: &mut ast::Expression, visit: &mut impl FnMut(&mut ast::Expression)) {
     crate::sql::with_stack(|| {
-        for child in children_mut(ast) {
+        for child in ast.children_mut() {
             transform_ast(child, visit);
         }
         visit(ast);
@@ -311,6 +295,13 @@ fn build_inner(ast: &ast::Expression, ctx: &dyn Context) -> Result<Expression> {
             ));
         }
         A::CountStar => ctx.aggregate(ast)?,
+        // The planner computes window functions below the select list and replaces them there
+        // (`window.rs`); anywhere else they are not allowed.
+        A::Window { name, .. } => {
+            return Err(Error::Invalid(format!(
+                "window function {name}() is allowed only in the select list and ORDER BY"
+            )));
+        }
         A::Function { name, args, .. } if is_aggregate_call(name, args.len()) => {
             ctx.aggregate(ast)?
         }

@@ -24,6 +24,7 @@ pub mod retention;
 pub mod rollup;
 mod subquery;
 mod upsert;
+mod window;
 mod writes;
 
 pub use expression::{
@@ -32,6 +33,6 @@ pub use expression::{
 pub use optimizer::optimize_query;
 pub use plan::{
     Access, Aggregate, AggregateFunction, ApplyKind, Conflict, ConflictTarget, Expression, Node,
-    OutputColumn, Plan, Returning, ScalarFunction, SortKey,
+    OutputColumn, Plan, Returning, ScalarFunction, SortKey, WindowFunction, WindowKind,
 };
 pub use planner::Planner;

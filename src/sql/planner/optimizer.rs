@@ -104,6 +104,13 @@ pub fn column_types(node: &Node) -> Vec<Option<DataType>> {
                 }))
                 .collect()
         }
+        Node::Window { source, functions } => {
+            let mut types = column_types(source);
+            let input = types.clone();
+            let input = |i: usize| input.get(i).copied().flatten();
+            types.extend(functions.iter().map(|w| w.datatype(&input)));
+            types
+        }
         Node::SetOperation { left, .. } | Node::SemiJoin { left, .. } => column_types(left),
         Node::Recursive { initial, .. } => column_types(initial),
         Node::WorkingTable { types, .. } => types.clone(),
@@ -323,6 +330,7 @@ pub(super) fn map_children(node: Node, f: &dyn Fn(Node) -> Node) -> Node {
             Node::Aggregate { source: b(source), group_by, aggregates }
         }
         Node::Order { source, keys } => Node::Order { source: b(source), keys },
+        Node::Window { source, functions } => Node::Window { source: b(source), functions },
         Node::Offset { source, offset } => Node::Offset { source: b(source), offset },
         Node::Limit { source, limit } => Node::Limit { source: b(source), limit },
         Node::Distinct { source } => Node::Distinct { source: b(source) },

@@ -198,6 +198,13 @@ pub enum Node {
         /// The aggregates.
         aggregates: Vec<Aggregate>,
     },
+    /// Appends to each input row one column per window function (rows keep their order).
+    Window {
+        /// The input.
+        source: Box<Node>,
+        /// The window functions.
+        functions: Vec<WindowFunction>,
+    },
     /// Sorts rows (stable).
     Order {
         /// The input.
@@ -353,6 +360,7 @@ impl Node {
             Node::Filter { source, .. }
             | Node::Projection { source, .. }
             | Node::Aggregate { source, .. }
+            | Node::Window { source, .. }
             | Node::Order { source, .. }
             | Node::Offset { source, .. }
             | Node::Limit { source, .. }
@@ -491,6 +499,57 @@ pub enum AggregateFunction {
     Last,
 }
 
+/// A window function of a [`Node::Window`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowFunction {
+    /// What it computes.
+    pub kind: WindowKind,
+    /// Its arguments, over the input row.
+    pub args: Vec<Expression>,
+    /// PARTITION BY.
+    pub partition_by: Vec<Expression>,
+    /// ORDER BY within a partition.
+    pub order_by: Vec<SortKey>,
+    /// The frame an aggregate, FIRST_VALUE or LAST_VALUE covers (`None`: the partition up to
+    /// the current row's last peer with ORDER BY, the whole partition without).
+    pub frame: Option<crate::sql::parser::ast::WindowFrame>,
+}
+
+impl WindowFunction {
+    /// The type of the function's values, given its input's column types.
+    pub fn datatype(&self, input: &dyn Fn(usize) -> Option<DataType>) -> Option<DataType> {
+        match self.kind {
+            WindowKind::RowNumber | WindowKind::Rank | WindowKind::DenseRank => {
+                Some(DataType::Integer)
+            }
+            WindowKind::Aggregate(AggregateFunction::Count) => Some(DataType::Integer),
+            WindowKind::Aggregate(AggregateFunction::Avg) => Some(DataType::Float),
+            _ => self.args.first().and_then(|a| super::expression::infer_type(a, input)),
+        }
+    }
+}
+
+/// Window functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowKind {
+    /// ROW_NUMBER(): 1, 2, ... in partition order.
+    RowNumber,
+    /// RANK(): 1 + the rows before the current one's first peer.
+    Rank,
+    /// DENSE_RANK(): 1 + the distinct orderings before the current row's.
+    DenseRank,
+    /// LAG(x [, n [, default]]): x of the row n (1) before.
+    Lag,
+    /// LEAD(x [, n [, default]]): x of the row n (1) after.
+    Lead,
+    /// FIRST_VALUE(x): x of the frame's first row.
+    FirstValue,
+    /// LAST_VALUE(x): x of the frame's last row.
+    LastValue,
+    /// An aggregate over the frame (COUNT, SUM, AVG, MIN, MAX).
+    Aggregate(AggregateFunction),
+}
+
 /// A sort key.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SortKey {
@@ -611,6 +670,34 @@ pub enum Expression {
     Cast(Box<Expression>, DataType),
     /// A scalar function call.
     Function(ScalarFunction, Vec<Expression>),
+}
+
+impl fmt::Display for WindowFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.kind {
+            WindowKind::Aggregate(function) => format!("{function:?}"),
+            kind => format!("{kind:?}"),
+        };
+        let args: Vec<String> = self.args.iter().map(|a| a.to_string()).collect();
+        write!(f, "{}({}) OVER (", name.to_uppercase(), args.join(", "))?;
+        let mut parts = Vec::new();
+        if !self.partition_by.is_empty() {
+            let exprs: Vec<String> = self.partition_by.iter().map(|e| e.to_string()).collect();
+            parts.push(format!("PARTITION BY {}", exprs.join(", ")));
+        }
+        if !self.order_by.is_empty() {
+            let keys: Vec<String> = self
+                .order_by
+                .iter()
+                .map(|k| format!("{}{}", k.expr, if k.descending { " DESC" } else { "" }))
+                .collect();
+            parts.push(format!("ORDER BY {}", keys.join(", ")));
+        }
+        if let Some(frame) = &self.frame {
+            parts.push(format!("ROWS BETWEEN {} AND {}", frame.start, frame.end));
+        }
+        write!(f, "{})", parts.join(" "))
+    }
 }
 
 impl fmt::Display for Aggregate {

@@ -481,6 +481,22 @@ impl<'a> Planner<'a> {
             &plain_ctx
         };
 
+        // Window functions: computed over the rows so far, read by the select list and ORDER BY.
+        let calls = super::window::collect(
+            items.iter().map(|(e, ..)| e).chain(order_by.iter().map(|o| &o.expr)),
+        )?;
+        let windowed;
+        let window_scope;
+        let (ctx, post_scope): (&dyn Context, &Scope) = if calls.is_empty() {
+            (ctx, &post_scope)
+        } else {
+            let (window_node, scope) = super::window::plan(node, &post_scope, ctx, &calls)?;
+            node = window_node;
+            window_scope = scope;
+            windowed = super::window::Windowed { inner: ctx, calls, width: post_scope.len() };
+            (&windowed, &window_scope)
+        };
+
         // The projection; ORDER BY may add hidden columns after the visible ones.
         let mut expressions =
             items.iter().map(|(expr, ..)| build(expr, ctx)).collect::<Result<Vec<_>>>()?;
