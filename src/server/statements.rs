@@ -243,7 +243,10 @@ fn explain(db: &Arc<crate::sql::Database>, text: &str) -> String {
         ) {
             continue;
         }
-        let explained = db.session().execute_statement(&Statement::Explain(Box::new(statement)));
+        let mut session = db.session();
+        // A plan may read the statement time (now(), a table's TTL): the node's.
+        session.set_clock(db.read_time());
+        let explained = session.execute_statement(&Statement::Explain(Box::new(statement)));
         plans.push(match explained {
             Ok(crate::sql::StatementResult::Query { rows, .. }) => rows
                 .iter()

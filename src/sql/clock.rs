@@ -16,10 +16,15 @@ thread_local! {
 /// Runs `f` with `now` (microseconds since 1970, UTC) as the statement time, restoring the
 /// previous time afterwards (so nested calls are safe).
 pub fn with_time<R>(now: Option<i64>, f: impl FnOnce() -> R) -> R {
-    let previous = NOW.with(|cell| cell.replace(now));
-    let result = f();
-    NOW.with(|cell| cell.set(previous));
-    result
+    /// Puts the previous time back when dropped, also if `f` panics (a pool thread goes on).
+    struct Restore(Option<i64>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            NOW.with(|cell| cell.set(self.0));
+        }
+    }
+    let _restore = Restore(NOW.with(|cell| cell.replace(now)));
+    f()
 }
 
 /// The statement time, as set by [`with_time`].

@@ -44,6 +44,8 @@ fn execute_plan(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
                     }
                 }
             }
+            // Expired rows the new ones clash with go first, as if already deleted.
+            super::retention::clear_expired_clashes(txn, &table, &prepared)?;
             // The rows before an invalid one go first: the first failing row, in order, is the
             // one reported.
             let mut written = returning.as_ref().map(|_| Vec::new());
@@ -115,7 +117,10 @@ fn execute_plan(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             let name = schema.name.clone();
             match txn.create_table(schema) {
                 Err(Error::TableExists(_)) if if_not_exists => {}
-                result => result?,
+                result => {
+                    result?;
+                    super::retention::ensure_ttl_index(txn, &name)?;
+                }
             }
             StatementResult::CreateTable { name }
         }
@@ -133,7 +138,9 @@ fn execute_plan(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
             if if_not_exists && crate::sql::planner::rollup::find_rollup(txn, &name)?.is_some() {
                 return Ok(StatementResult::CreateView { name });
             }
+            let state_name = state.name.clone();
             txn.create_table(*state)?;
+            super::retention::ensure_ttl_index(txn, &state_name)?;
             txn.create_view(*view)?;
             let mut schema = txn.must_get_table(&source)?;
             schema.rollups.push(*rollup.clone());
@@ -199,6 +206,7 @@ fn execute_plan(plan: Plan, txn: &mut Txn) -> Result<StatementResult> {
         Plan::AlterTable { name, ttl } => {
             txn.mvcc_mut().lock_exclusive()?;
             txn.set_ttl(&name, ttl)?;
+            super::retention::ensure_ttl_index(txn, &name)?;
             StatementResult::AlterTable { name }
         }
         Plan::Users(statement) => {

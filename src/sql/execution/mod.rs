@@ -15,6 +15,7 @@ mod functions;
 mod join;
 mod printf;
 mod recursive;
+mod retention;
 mod rollup;
 mod set;
 mod time_functions;

@@ -197,10 +197,14 @@ fn find_state(txn: &Txn, state: &Table, key: &[Value]) -> Result<Option<(Value, 
     let row_key = match state.primary_key {
         Some(_) => Some(key[0].clone()),
         None => {
-            let pkey = format!("{}_pkey", state.name);
-            let index = state.indexes.iter().find(|i| i.name == pkey).ok_or_else(|| {
-                Error::Invalid(format!("rollup state table {} has no key", state.name))
-            })?;
+            let key_columns: Vec<usize> = (0..key.len()).collect();
+            let index = state
+                .indexes
+                .iter()
+                .find(|i| i.constraint && i.unique && i.columns == key_columns)
+                .ok_or_else(|| {
+                    Error::Invalid(format!("rollup state table {} has no key", state.name))
+                })?;
             txn.lookup_index(state, index, key)?.into_iter().next()
         }
     };
@@ -218,7 +222,8 @@ fn store(txn: &mut Txn, rollup: &Rollup, changes: BTreeMap<Vec<Value>, Vec<State
             let mut at = key.len();
             for (change, function) in changes.iter_mut().zip(&functions) {
                 let width = function.state_width();
-                let mut before = State::read(*function, &old[at..at + width]);
+                let stored = old.get(at..at + width).unwrap_or_default();
+                let mut before = State::read(*function, stored);
                 before.merge(change.clone())?;
                 *change = before;
                 at += width;

@@ -51,7 +51,8 @@ pub fn ttl_from_options(
         match option.name.as_str() {
             "ttl" => {
                 let interval = Interval::parse(&option.value)?;
-                if interval.length() <= 0 {
+                let parts = [i64::from(interval.months), i64::from(interval.days), interval.micros];
+                if interval.length() <= 0 || parts.iter().any(|part| *part < 0) {
                     return Err(Error::Invalid(format!(
                         "ttl must be a positive interval, not '{}'",
                         option.value
@@ -96,7 +97,8 @@ pub fn cutoff(ttl: &Ttl, now: i64) -> Result<i64> {
 pub(super) fn live_rows_filter(table: &Table, qualifier: &str) -> Result<Option<Expression>> {
     let Some(ttl) = &table.ttl else { return Ok(None) };
     let cutoff = cutoff(ttl, crate::sql::clock::now()?)?;
-    let name = format!("{qualifier}.{}", table.columns[ttl.column].name);
+    let Some(ttl_column) = table.columns.get(ttl.column) else { return Ok(None) };
+    let name = format!("{qualifier}.{}", ttl_column.name);
     let column = Expression::Column(ttl.column, name);
     Ok(Some(Expression::Binary(
         BinaryOp::GreaterOrEqual,
@@ -122,7 +124,8 @@ pub fn expired_query(table: &Table, now: i64, limit: u64) -> Result<Option<Plan>
 fn expired_rows(table: &Table, now: i64, limit: u64) -> Result<Option<Node>> {
     let Some(ttl) = &table.ttl else { return Ok(None) };
     let cutoff = cutoff(ttl, now)?;
-    let column = Expression::Column(ttl.column, table.columns[ttl.column].name.clone());
+    let Some(ttl_column) = table.columns.get(ttl.column) else { return Ok(None) };
+    let column = Expression::Column(ttl.column, ttl_column.name.clone());
     let expired = Expression::Binary(
         BinaryOp::Less,
         Box::new(column),

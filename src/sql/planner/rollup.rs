@@ -249,7 +249,14 @@ impl Planner<'_> {
                 return Err(refuse(format!("two columns are named \"{column}\"")));
             }
         }
-        let filter = query.filter.as_ref().map(|f| substitute(f, &group_column)).transpose()?;
+        // A rollup of a rollup counts only the rows the first one counts.
+        let own = query.filter.as_ref().map(|f| substitute(f, &group_column)).transpose()?;
+        let filter = match (upstream.as_ref().and_then(|up| up.filter.clone()), own) {
+            (Some(up), Some(own)) => {
+                Some(ast::Expression::Binary(ast::BinaryOp::And, Box::new(up), Box::new(own)))
+            }
+            (up, own) => up.or(own),
+        };
         let rollup = Rollup {
             name: name.to_string(),
             state_table: format!("{name}$state"),
@@ -358,6 +365,14 @@ impl Planner<'_> {
             let arg_type = arg.as_ref().and_then(type_of);
             match function {
                 RollupFunction::Count => defs.push(column(name.clone(), DataType::Integer, false)),
+                RollupFunction::Avg | RollupFunction::Sum
+                    if !matches!(arg_type, Some(DataType::Integer | DataType::Float)) =>
+                {
+                    return Err(refuse(format!(
+                        "{}() of \"{name}\" needs a number (an INTEGER or FLOAT argument)",
+                        function.name()
+                    )));
+                }
                 RollupFunction::Avg => {
                     defs.push(column(format!("{name}$sum"), DataType::Float, true));
                     defs.push(column(format!("{name}$count"), DataType::Integer, false));

@@ -307,6 +307,7 @@ impl Value {
                 .map(Value::Integer)
                 .ok_or_else(|| Error::OutOfRange("integer out of range".into())),
             Value::Float(f) => Ok(Value::Float(-f)),
+            Value::Interval(i) => Ok(Value::Interval(i.checked_neg()?)),
             other => Err(Error::TypeMismatch(format!("cannot negate {}", other.type_name()))),
         }
     }
