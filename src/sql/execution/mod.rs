@@ -17,6 +17,7 @@ mod printf;
 mod recursive;
 mod retention;
 mod rollup;
+mod series;
 mod set;
 mod time_functions;
 mod upsert;

@@ -158,9 +158,71 @@ fn partition_values(
                 };
             }
         }
+        WindowKind::Locf => {
+            let mut last = Value::Null;
+            for (p, &row) in partition.iter().enumerate() {
+                let value = arg(0, p)?;
+                if !value.is_null() {
+                    last = value;
+                }
+                out[row] = last.clone();
+            }
+        }
+        WindowKind::Interpolate => interpolate(partition, &arg, out)?,
         WindowKind::FirstValue | WindowKind::LastValue | WindowKind::Aggregate(_) => {
             frame_values(partition, function, peers, &arg, out, budget)?;
         }
+    }
+    Ok(())
+}
+
+/// A number, or a timestamp as microseconds, as a float (for interpolation).
+fn as_number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Integer(i) => Some(*i as f64),
+        Value::Float(f) => Some(*f),
+        Value::Timestamp(t) => Some(*t as f64),
+        _ => None,
+    }
+}
+
+/// INTERPOLATE(x, t) over one partition: each NULL x between two known points gets the value
+/// on the line through them at its t.
+fn interpolate(
+    partition: &[usize],
+    arg: &dyn Fn(usize, usize) -> Result<Value>,
+    out: &mut [Value],
+) -> Result<()> {
+    let points =
+        (0..partition.len()).map(|p| Ok((arg(0, p)?, arg(1, p)?))).collect::<Result<Vec<_>>>()?;
+    let numeric = |value: &Value, what: &str| match value {
+        Value::Null => Ok(None),
+        v => as_number(v).map(Some).ok_or_else(|| {
+            Error::TypeMismatch(format!("interpolate() needs a number {what}, not {}", v.to_sql()))
+        }),
+    };
+    let mut previous: Option<(f64, f64)> = None;
+    for (p, &row) in partition.iter().enumerate() {
+        let (x, t) = (numeric(&points[p].0, "value")?, numeric(&points[p].1, "position")?);
+        out[row] = match (x, t) {
+            (Some(x), _) => {
+                if let Some(t) = t {
+                    previous = Some((t, x));
+                }
+                Value::Float(x)
+            }
+            (None, Some(t)) => {
+                let next =
+                    points[p + 1..].iter().find_map(|(x, t)| Some((as_number(t)?, as_number(x)?)));
+                match (previous, next) {
+                    (Some((t0, x0)), Some((t1, x1))) if t1 != t0 => {
+                        Value::Float(x0 + (x1 - x0) * (t - t0) / (t1 - t0))
+                    }
+                    _ => Value::Null,
+                }
+            }
+            (None, None) => Value::Null,
+        };
     }
     Ok(())
 }

@@ -381,6 +381,16 @@ pub enum FromItem {
         /// The ON condition (absent for CROSS JOIN).
         on: Option<Expression>,
     },
+    /// `generate_series(start, stop [, step]) [AS alias [(column)]]`: a column of values from
+    /// start to stop (integers, or timestamps a step apart).
+    Series {
+        /// start, stop and step.
+        args: Vec<Expression>,
+        /// The alias.
+        alias: Option<String>,
+        /// The column's name.
+        column: Option<String>,
+    },
 }
 
 /// A kind of join.

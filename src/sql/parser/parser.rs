@@ -970,6 +970,19 @@ fn build_table_ref(pair: Pair<'_, Rule>) -> Result<FromItem> {
     if first.as_rule() == Rule::from_item {
         return build_from(first);
     }
+    if first.as_rule() == Rule::series {
+        let mut args = Vec::new();
+        let mut names = Vec::new();
+        for part in first.into_inner() {
+            match part.as_rule() {
+                Rule::expr => args.push(build_expr(part, 0)?),
+                Rule::ident => names.push(identifier(part)?),
+                _ => {}
+            }
+        }
+        let mut names = names.into_iter();
+        return Ok(FromItem::Series { args, alias: names.next(), column: names.next() });
+    }
     if first.as_rule() == Rule::derived_table {
         let mut parts = first.into_inner();
         let query = parts.next().ok_or_else(|| invalid_grammar("subquery"))?;

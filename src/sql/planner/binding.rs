@@ -132,6 +132,7 @@ impl Node {
                     label,
                 },
                 Node::Values { rows } => Node::Values { rows: rows.into_iter().map(all).collect() },
+                series @ Node::Series { .. } => series,
                 Node::Recursive { name, initial, step, id, distinct } => {
                     Node::Recursive { name, initial: b(initial), step: b(step), id, distinct }
                 }
@@ -171,6 +172,7 @@ impl Node {
                 },
                 Node::SemiJoin { left_keys, .. } => left_keys.iter().collect(),
                 Node::Values { rows } => rows.iter().flatten().collect(),
+                Node::Series { .. } => Vec::new(),
                 Node::Offset { .. }
                 | Node::Limit { .. }
                 | Node::Distinct { .. }

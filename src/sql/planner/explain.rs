@@ -159,6 +159,9 @@ impl Node {
                 format!("HashJoin: {kind}on left #{left_column} = right #{right_column}")
             }
             Node::Values { rows } => format!("Values: {} row(s)", rows.len()),
+            Node::Series { start, stop, step } => {
+                format!("Series: {} to {} by {}", start.to_sql(), stop.to_sql(), step.to_sql())
+            }
             Node::Recursive { name, distinct, .. } => {
                 let all = if *distinct { "" } else { " all" };
                 format!(

@@ -22,6 +22,7 @@ mod planner;
 mod recursive;
 pub mod retention;
 pub mod rollup;
+mod series;
 mod subquery;
 mod upsert;
 mod window;

@@ -127,6 +127,7 @@ pub fn column_types(node: &Node) -> Vec<Option<DataType>> {
             types.extend(column_types(right));
             types
         }
+        Node::Series { start, .. } => vec![start.datatype()],
         Node::Values { rows } => rows
             .first()
             .map(|row| row.iter().map(|e| infer_type(e, &|_| None)).collect())
@@ -360,7 +361,10 @@ pub(super) fn map_children(node: Node, f: &dyn Fn(Node) -> Node) -> Node {
         Node::Recursive { name, initial, step, id, distinct } => {
             Node::Recursive { name, initial: b(initial), step: b(step), id, distinct }
         }
-        leaf @ (Node::Scan { .. } | Node::Values { .. } | Node::WorkingTable { .. }) => leaf,
+        leaf @ (Node::Scan { .. }
+        | Node::Values { .. }
+        | Node::Series { .. }
+        | Node::WorkingTable { .. }) => leaf,
     }
 }
 

@@ -198,6 +198,15 @@ pub enum Node {
         /// The aggregates.
         aggregates: Vec<Aggregate>,
     },
+    /// `generate_series`: one row per value from `start` to `stop` (inclusive) by `step`.
+    Series {
+        /// The first value (an INTEGER or a TIMESTAMP).
+        start: Value,
+        /// The last value the series may reach.
+        stop: Value,
+        /// The step (an INTEGER, or an INTERVAL for timestamps; nonzero).
+        step: Value,
+    },
     /// Appends to each input row one column per window function (rows keep their order).
     Window {
         /// The input.
@@ -349,6 +358,7 @@ impl Node {
             | Node::SemiJoin { .. }
             | Node::Recursive { .. }
             | Node::WorkingTable { .. }
+            | Node::Series { .. }
             | Node::SetOperation { .. } => false,
             node => node.children().iter().all(|child| child.is_short()),
         }
@@ -371,7 +381,10 @@ impl Node {
             Node::NestedLoopJoin { left, right, .. }
             | Node::HashJoin { left, right, .. }
             | Node::SetOperation { left, right, .. } => vec![left, right],
-            Node::Scan { .. } | Node::Values { .. } | Node::WorkingTable { .. } => vec![],
+            Node::Scan { .. }
+            | Node::Values { .. }
+            | Node::Series { .. }
+            | Node::WorkingTable { .. } => vec![],
         }
     }
 }
@@ -524,6 +537,7 @@ impl WindowFunction {
             }
             WindowKind::Aggregate(AggregateFunction::Count) => Some(DataType::Integer),
             WindowKind::Aggregate(AggregateFunction::Avg) => Some(DataType::Float),
+            WindowKind::Interpolate => Some(DataType::Float),
             _ => self.args.first().and_then(|a| super::expression::infer_type(a, input)),
         }
     }
@@ -548,6 +562,11 @@ pub enum WindowKind {
     LastValue,
     /// An aggregate over the frame (COUNT, SUM, AVG, MIN, MAX).
     Aggregate(AggregateFunction),
+    /// LOCF(x): x, or when NULL the last non-NULL x before it (gap filling: "previous").
+    Locf,
+    /// INTERPOLATE(x, t): x, or when NULL the straight line between the non-NULL x before
+    /// and after it, at t (a number or timestamp) (gap filling: "linear"); NULL at the ends.
+    Interpolate,
 }
 
 /// A sort key.

@@ -213,6 +213,29 @@ impl<'a> Planner<'a> {
             FromItem::Query { query, alias } => {
                 self.plan_derived(query, alias.as_deref(), &[], names)
             }
+            FromItem::Series { args, alias, column } => {
+                let qualifier = alias.clone().unwrap_or_else(|| "generate_series".to_string());
+                if !names.insert(qualifier.clone()) {
+                    return Err(Error::Invalid(format!(
+                        "table name \"{qualifier}\" specified more than once"
+                    )));
+                }
+                let node = super::series::plan(args)?;
+                let datatype = match &node {
+                    Node::Series { start, .. } => start.datatype(),
+                    _ => None,
+                };
+                let name = column.clone().unwrap_or_else(|| "generate_series".to_string());
+                let scope = Scope {
+                    columns: vec![ScopeColumn {
+                        table: Some(qualifier),
+                        name: Some(name),
+                        datatype,
+                        qualified_only: false,
+                    }],
+                };
+                Ok((node, scope))
+            }
             FromItem::Table { name, alias } => {
                 if let Some(planned) = self.plan_common(name, alias.as_deref(), names) {
                     return planned;

@@ -55,6 +55,8 @@ pub fn plan(
             "lead" => (WindowKind::Lead, 1..=3),
             "first_value" => (WindowKind::FirstValue, 1..=1),
             "last_value" => (WindowKind::LastValue, 1..=1),
+            "locf" => (WindowKind::Locf, 1..=1),
+            "interpolate" => (WindowKind::Interpolate, 2..=2),
             "count" => (WindowKind::Aggregate(AggregateFunction::Count), 0..=1),
             "sum" => (WindowKind::Aggregate(AggregateFunction::Sum), 1..=1),
             "avg" => (WindowKind::Aggregate(AggregateFunction::Avg), 1..=1),

@@ -1,0 +1,53 @@
+//! Planning `generate_series(start, stop [, step])`, a FROM item: its arguments are constants,
+//! checked here (integers with an integer step, 1 by default; timestamps with an interval
+//! step), and the rows are produced lazily by the executor.
+
+use super::plan::Node;
+use crate::sql::error::{Error, Result};
+use crate::sql::execution::evaluate_constant;
+use crate::sql::parser::ast;
+use crate::sql::types::{Interval, Value};
+
+/// The series node for `args`.
+pub(super) fn plan(args: &[ast::Expression]) -> Result<Node> {
+    let values =
+        args.iter().map(|a| evaluate_constant(a, "generate_series")).collect::<Result<Vec<_>>>()?;
+    let invalid = |why: &str| Error::Invalid(format!("generate_series(): {why}"));
+    let (start, stop, step) = match values.as_slice() {
+        [start, stop] => (start.clone(), stop.clone(), Value::Integer(1)),
+        [start, stop, step] => (start.clone(), stop.clone(), step.clone()),
+        _ => return Err(invalid("takes a start, a stop and optionally a step")),
+    };
+    let (start, stop) = match (start, stop) {
+        (Value::Timestamp(a), b) => {
+            (Value::Timestamp(a), b.cast(crate::sql::types::DataType::Timestamp)?)
+        }
+        (a @ Value::String(_), b) => (
+            a.cast(crate::sql::types::DataType::Timestamp)?,
+            b.cast(crate::sql::types::DataType::Timestamp)?,
+        ),
+        (a, b) => (a, b),
+    };
+    let step = match (&start, step) {
+        (Value::Timestamp(_), Value::String(s)) => Value::Interval(Interval::parse(&s)?),
+        (_, step) => step,
+    };
+    match (&start, &stop, &step) {
+        (Value::Integer(_), Value::Integer(_), Value::Integer(0)) => {
+            Err(invalid("the step cannot be 0"))
+        }
+        (Value::Integer(_), Value::Integer(_), Value::Integer(_)) => {
+            Ok(Node::Series { start, stop, step })
+        }
+        (Value::Timestamp(_), Value::Timestamp(_), Value::Interval(i)) => {
+            if i.length() == 0 || (i.months != 0 && (i.days != 0 || i.micros != 0)) {
+                return Err(invalid("the step must be a nonzero interval of months or of time"));
+            }
+            Ok(Node::Series { start, stop, step })
+        }
+        (Value::Timestamp(_), _, _) => {
+            Err(invalid("timestamps need a stop TIMESTAMP and an INTERVAL step"))
+        }
+        _ => Err(invalid("start and stop must be INTEGERs or TIMESTAMPs")),
+    }
+}
