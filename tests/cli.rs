@@ -347,6 +347,53 @@ fn bench_runs_each_workload_and_the_bank_keeps_its_total() {
     assert!(done > 0, "{bank}");
 }
 
+/// Issue 17: `chronos bench --workload timeseries` writes a point per device per simulated
+/// second in batches, reads the latest values and the per-minute rollup, and leaves rollups
+/// equal to a fresh GROUP BY over the points it wrote.
+#[test]
+fn bench_timeseries_writes_points_and_reads_the_rollups() {
+    let _serial = serial();
+    let cluster = Cluster::start(3, &[]);
+    let leader = cluster.leader();
+    let args = [
+        "bench",
+        "--workload",
+        "timeseries",
+        "--clients",
+        "4",
+        "--count",
+        "200",
+        "--rows",
+        "30",
+        "--batch-size",
+        "25",
+        "--format",
+        "json",
+    ];
+    let output = chronos_at(&cluster.addresses[&leader], &args, "");
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["errors"], 0, "{report}");
+    let kinds = &report["latency_ms_by_kind"];
+    let inserts = kinds["insert"]["count"].as_i64().unwrap_or(0);
+    assert!(inserts > 0 && kinds["latest"]["count"].as_i64() > Some(0), "{report}");
+    assert!(kinds["rollup"]["count"].as_i64() > Some(0), "{report}");
+    let count = |sql: &str| support::single_integer(&Ok(cluster.ok(leader, sql)[0].clone()));
+    assert_eq!(count("SELECT count(*) FROM bench_timeseries"), inserts * 25);
+    assert_eq!(count("SELECT count(DISTINCT device) FROM bench_timeseries"), 30);
+    let fresh = "SELECT device, time_bucket('1 minute', ts), avg(v), min(v), max(v), count(*) \
+                 FROM bench_timeseries GROUP BY 1, 2";
+    for sql in [
+        format!("SELECT count(*) FROM (SELECT * FROM bench_timeseries_minute EXCEPT {fresh}) AS d"),
+        format!("SELECT count(*) FROM ({fresh} EXCEPT SELECT * FROM bench_timeseries_minute) AS d"),
+        "SELECT count(*) FROM (SELECT * FROM bench_timeseries_latest EXCEPT SELECT device, \
+         last(v, ts), max(ts) FROM bench_timeseries GROUP BY device) AS d"
+            .to_string(),
+    ] {
+        assert_eq!(count(&sql), 0, "{sql}");
+    }
+}
+
 /// Issue 12, item 6: a write refused for lack of quorum (nothing applied, exit 3) and a write
 /// cut off mid-commit (it may or may not be applied, exit 4) are told apart.
 #[test]

@@ -98,29 +98,6 @@ impl State {
         Ok(())
     }
 
-    /// Folds in another state of the same aggregate.
-    fn merge(&mut self, other: State) -> Result<()> {
-        match (self, other) {
-            (State::Count(a), State::Count(b)) => *a += b,
-            (State::Sum(a), State::Sum(b)) => *a = add(a, &b)?,
-            (this @ State::Min(_), State::Min(b)) | (this @ State::Max(_), State::Max(b)) => {
-                this.add(Some(b))?;
-            }
-            (State::Avg(sum, n), State::Avg(other_sum, m)) => {
-                *sum = add(sum, &other_sum)?;
-                *n += m;
-            }
-            (this @ State::First(..), State::First(v, t))
-            | (this @ State::Last(..), State::Last(v, t)) => this.add_at(v, t),
-            _ => {
-                return Err(Error::Invalid(
-                    "a rollup's state does not match its definition".into(),
-                ));
-            }
-        }
-        Ok(())
-    }
-
     /// The state's stored columns.
     fn columns(self, out: &mut Row) {
         match self {
@@ -158,13 +135,13 @@ fn add(a: &Value, b: &Value) -> Result<Value> {
     }
 }
 
-/// The changes `rows` make to each group of a rollup, by group.
-fn accumulate<'a>(
+/// The rows that count, by group, in input order.
+fn group<'a>(
     rollup: &Rollup,
     compiled: &CompiledRollup,
     rows: impl Iterator<Item = &'a Row>,
-) -> Result<BTreeMap<Vec<Value>, Vec<State>>> {
-    let mut groups: BTreeMap<Vec<Value>, Vec<State>> = BTreeMap::new();
+) -> Result<BTreeMap<Vec<Value>, Vec<&'a Row>>> {
+    let mut groups: BTreeMap<Vec<Value>, Vec<&'a Row>> = BTreeMap::new();
     for row in rows {
         if let Some(filter) = &compiled.filter
             && !filter.evaluate(row)?.is_true()?
@@ -178,18 +155,21 @@ fn accumulate<'a>(
                 rollup.name, rollup.columns[i]
             )));
         }
-        let states = groups.entry(key).or_insert_with(|| {
-            compiled.aggregates.iter().map(|(function, ..)| State::empty(*function)).collect()
-        });
-        for (state, (_, arg, by)) in states.iter_mut().zip(&compiled.aggregates) {
-            let value = arg.as_ref().map(|a| a.evaluate(row)).transpose()?;
-            match (by, value) {
-                (Some(by), Some(value)) => state.add_at(value, by.evaluate(row)?),
-                (_, value) => state.add(value)?,
-            }
-        }
+        groups.entry(key).or_default().push(row);
     }
     Ok(groups)
+}
+
+/// Folds `row` into a group's states.
+fn fold(states: &mut [State], compiled: &CompiledRollup, row: &Row) -> Result<()> {
+    for (state, (_, arg, by)) in states.iter_mut().zip(&compiled.aggregates) {
+        let value = arg.as_ref().map(|a| a.evaluate(row)).transpose()?;
+        match (by, value) {
+            (Some(by), Some(value)) => state.add_at(value, by.evaluate(row)?),
+            (_, value) => state.add(value)?,
+        }
+    }
+    Ok(())
 }
 
 /// The state row of group `key`, with its row key, if the group has one.
@@ -212,26 +192,39 @@ fn find_state(txn: &Txn, state: &Table, key: &[Value]) -> Result<Option<(Value, 
     Ok(txn.get(state, &row_key)?.map(|row| (row_key, row)))
 }
 
-/// Folds `changes` into the rollup's state table.
-fn store(txn: &mut Txn, rollup: &Rollup, changes: BTreeMap<Vec<Value>, Vec<State>>) -> Result<()> {
+/// Folds each group's rows into its state row, one row after another onto the stored state
+/// (so a float sum adds in the order rows arrived, as a GROUP BY over them in that order
+/// would).
+fn store(
+    txn: &mut Txn,
+    rollup: &Rollup,
+    compiled: &CompiledRollup,
+    groups: BTreeMap<Vec<Value>, Vec<&Row>>,
+) -> Result<()> {
     let state = txn.must_get_table(&rollup.state_table)?;
     let functions: Vec<RollupFunction> = rollup.aggregates.iter().map(|a| a.function).collect();
-    for (key, mut changes) in changes {
+    for (key, rows) in groups {
         let existing = find_state(txn, &state, &key)?;
-        if let Some((_, old)) = &existing {
-            let mut at = key.len();
-            for (change, function) in changes.iter_mut().zip(&functions) {
-                let width = function.state_width();
-                let stored = old.get(at..at + width).unwrap_or_default();
-                let mut before = State::read(*function, stored);
-                before.merge(change.clone())?;
-                *change = before;
-                at += width;
+        let mut states: Vec<State> = match &existing {
+            Some((_, old)) => {
+                let mut at = key.len();
+                let mut states = Vec::with_capacity(functions.len());
+                for function in &functions {
+                    let width = function.state_width();
+                    states
+                        .push(State::read(*function, old.get(at..at + width).unwrap_or_default()));
+                    at += width;
+                }
+                states
             }
+            None => functions.iter().map(|f| State::empty(*f)).collect(),
+        };
+        for row in rows {
+            fold(&mut states, compiled, row)?;
         }
         let mut row = key;
-        for change in changes {
-            change.columns(&mut row);
+        for state in states {
+            state.columns(&mut row);
         }
         let row = state.prepare_row(row)?;
         match existing {
@@ -246,8 +239,8 @@ fn store(txn: &mut Txn, rollup: &Rollup, changes: BTreeMap<Vec<Value>, Vec<State
 pub(super) fn maintain(txn: &mut Txn, table: &Table, rows: &[Row]) -> Result<()> {
     for rollup in &table.rollups {
         let compiled = compile(table, rollup)?;
-        let changes = accumulate(rollup, &compiled, rows.iter())?;
-        store(txn, rollup, changes)?;
+        let groups = group(rollup, &compiled, rows.iter())?;
+        store(txn, rollup, &compiled, groups)?;
     }
     Ok(())
 }
@@ -275,7 +268,7 @@ pub(super) fn backfill(txn: &mut Txn, source: &Table, rollup: &Rollup) -> Result
         let Some((last, _)) = chunk.last() else { return Ok(()) };
         from = Bound::Excluded(last.clone());
         let rows = chunk.iter().map(|(_, row)| row).filter(|row| live(row));
-        let changes = accumulate(rollup, &compiled, rows)?;
-        store(txn, rollup, changes)?;
+        let groups = group(rollup, &compiled, rows)?;
+        store(txn, rollup, &compiled, groups)?;
     }
 }

@@ -45,7 +45,8 @@ pub struct BenchArgs {
     /// Bytes of payload per row.
     #[arg(long, default_value_t = 16)]
     row_size: usize,
-    /// Rows preloaded for the read and mixed workloads; accounts for bank.
+    /// Rows preloaded for the read and mixed workloads; accounts for bank; devices for
+    /// timeseries.
     #[arg(long, default_value_t = 10_000)]
     rows: u64,
     /// How fresh reads must be.
@@ -153,7 +154,7 @@ pub async fn run(template: &Client, addresses: Vec<String>, args: BenchArgs) -> 
         order.rotate_left(client_id % addresses.len());
         let worker = Worker::new(
             args.workload,
-            client_id as u64,
+            (client_id as u64, args.clients as u64),
             payload.clone(),
             args.batch_size,
             args.rows,

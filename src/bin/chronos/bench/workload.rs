@@ -22,7 +22,15 @@ pub enum Workload {
     /// Transfers between `--rows` accounts in interactive transactions (BEGIN, SELECT,
     /// UPDATE twice, COMMIT); the total balance is checked at the end.
     Bank,
+    /// Sensor data from `--rows` devices: each INSERT carries `--batch-size` points, a point
+    /// per device per simulated second, into a table with a per-minute rollup and a
+    /// latest-value rollup; one operation in ten reads a device's latest value or its last
+    /// ten minutes from the rollups.
+    Timeseries,
 }
+
+/// Where the timeseries workload's simulated clock starts.
+const SERIES_START: &str = "2026-01-01 00:00:00";
 
 /// What every account holds at the start of the bank workload.
 pub const OPENING_BALANCE: i64 = 1_000;
@@ -46,6 +54,11 @@ pub enum Outcome {
 /// One client's state within a workload.
 pub struct Worker {
     workload: Workload,
+    /// Timeseries: the devices this client reports for, the next one, and the simulated
+    /// second of the current round.
+    devices: Vec<u64>,
+    cursor: usize,
+    round: u64,
     table: String,
     client_id: u64,
     payload: String,
@@ -69,6 +82,18 @@ impl Workload {
     /// The statements that (re)create the workload's table, empty.
     pub fn schema(self) -> String {
         let table = self.table();
+        if self == Workload::Timeseries {
+            return format!(
+                "DROP ROLLUP IF EXISTS {table}_minute; DROP ROLLUP IF EXISTS {table}_latest; \
+                 DROP TABLE IF EXISTS {table}; \
+                 CREATE TABLE {table} (device INT NOT NULL, ts TIMESTAMP NOT NULL, v FLOAT, \
+                 PRIMARY KEY (device, ts)); \
+                 CREATE ROLLUP {table}_minute AS SELECT device, time_bucket('1 minute', ts) AS \
+                 bucket, avg(v), min(v), max(v), count(*) AS n FROM {table} GROUP BY 1, 2; \
+                 CREATE ROLLUP {table}_latest AS SELECT device, last(v, ts) AS v, max(ts) AS at \
+                 FROM {table} GROUP BY device"
+            );
+        }
         let columns = match self {
             Workload::Bank => "id INT PRIMARY KEY, balance INT",
             _ => "id INT PRIMARY KEY, client INT, payload STRING",
@@ -89,16 +114,24 @@ impl Workload {
 }
 
 impl Worker {
-    /// Client `client_id`'s worker.
+    /// Client `client_id`'s worker (of `clients`).
     pub fn new(
         workload: Workload,
-        client_id: u64,
+        (client_id, clients): (u64, u64),
         payload: String,
         batch_size: usize,
         rows: u64,
     ) -> Self {
+        // The devices are dealt out among the clients; each client has at least one.
+        let mut devices: Vec<u64> = (client_id..rows).step_by(clients.max(1) as usize).collect();
+        if devices.is_empty() {
+            devices.push(client_id);
+        }
         Worker {
             workload,
+            devices,
+            cursor: 0,
+            round: 0,
             table: workload.table(),
             client_id,
             payload,
@@ -158,6 +191,7 @@ impl Worker {
                     .await
                 }
             }
+            Workload::Timeseries => self.timeseries(client).await,
             Workload::Bank => {
                 let from = self.existing_id();
                 // Any other account (the run checks there are at least two).
@@ -171,6 +205,47 @@ impl Worker {
                 outcome
             }
         }
+    }
+}
+
+impl Worker {
+    /// One timeseries operation: a batch of points, or (one in ten) a read of the rollups.
+    async fn timeseries(&mut self, client: &mut Client) -> Outcome {
+        let table = self.table.clone();
+        self.sequence += 1;
+        if self.sequence.is_multiple_of(10) {
+            let device = self.existing_id();
+            return match self.sequence.is_multiple_of(20) {
+                true => {
+                    let sql = format!("SELECT v, at FROM {table}_latest WHERE device = {device}");
+                    single(client, &sql, "latest", 1).await
+                }
+                false => {
+                    let sql = format!(
+                        "SELECT bucket, avg_v, n FROM {table}_minute WHERE device = {device} \
+                         ORDER BY bucket DESC LIMIT 10"
+                    );
+                    single(client, &sql, "rollup", 10).await
+                }
+            };
+        }
+        let mut values = Vec::with_capacity(self.batch_size);
+        for _ in 0..self.batch_size {
+            let device = self.devices[self.cursor];
+            let v = (device * 7 + self.round) % 100;
+            values.push(format!(
+                "({device}, TIMESTAMP '{SERIES_START}' + INTERVAL '{} seconds', {v}.{})",
+                self.round,
+                self.rng.below(10)
+            ));
+            self.cursor += 1;
+            if self.cursor == self.devices.len() {
+                self.cursor = 0;
+                self.round += 1;
+            }
+        }
+        let sql = format!("INSERT INTO {table} VALUES {}", values.join(", "));
+        single(client, &sql, "insert", self.batch_size as u64).await
     }
 }
 
