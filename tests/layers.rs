@@ -54,8 +54,8 @@ fn clients_and_the_grpc_surface_never_use_the_nodes_code() {
         &["src/client", "src/grpc", "src/bin/chronos", "src/replica", "tui/src"],
         &["crate::server", "chronos::server", "super::server"],
         // The console's --spawn hosts nodes in its own process, as chronosd does, and so do
-        // the tests of its runtime.
-        &["tui/src/spawn.rs", "tui/src/runtime_tests.rs"],
+        // the tests of its runtime and of its demo.
+        &["tui/src/spawn.rs", "tui/src/runtime_tests.rs", "tui/src/demo_tests.rs"],
     );
     assert!(found.is_empty(), "these use the node's code:\n{}", found.join("\n"));
 }

@@ -86,6 +86,10 @@ struct Args {
     /// their plan (at WARN). Off unless given.
     #[arg(long, value_name = "MS")]
     slow_statement_ms: Option<u64>,
+    /// The SQL store's page cache, in MiB (at least 1). A larger cache keeps a larger working
+    /// set in memory (rollup state, the pages inserts land on) at the cost of that much memory.
+    #[arg(long, value_name = "MB", default_value_t = 32)]
+    store_cache_mb: usize,
     /// Serve clients and peers over TLS with this node certificate (PEM; its common name is
     /// chronos-node-ID: make one with `chronos cert node ID`). Needs --tls-key and --tls-ca.
     #[arg(long, value_name = "FILE", requires_all = ["tls_key", "tls_ca"])]
@@ -177,6 +181,10 @@ impl Args {
         }
         opts.metrics_listen = self.metrics_listen.clone();
         opts.slow_statement = self.slow_statement_ms.map(Duration::from_millis);
+        if self.store_cache_mb == 0 {
+            return Err("--store-cache-mb must be at least 1".into());
+        }
+        opts.store_cache_bytes = self.store_cache_mb.saturating_mul(1 << 20);
         opts.restore = self.restore.clone();
         if let (Some(cert), Some(key), Some(ca)) = (&self.tls_cert, &self.tls_key, &self.tls_ca) {
             let tls = chronos::server::tls::NodeTls::load(self.id, cert, key, ca)

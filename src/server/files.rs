@@ -36,6 +36,8 @@ use std::sync::Arc;
 /// A node's data directory, locked for this process while it is open.
 pub struct DataDir {
     root: PathBuf,
+    /// The page cache of each SQL store opened here (see `storage::redb::CACHE_BYTES`).
+    store_cache_bytes: usize,
     /// Holds the directory's lock: two nodes on one directory would destroy each other's data.
     _lock: std::fs::File,
 }
@@ -66,7 +68,11 @@ impl DataDir {
                 return Err(Error::Io(format!("cannot lock {}: {e}", lock_path.display())));
             }
         }
-        let dir = Self { root: root.to_path_buf(), _lock: lock };
+        let dir = Self {
+            root: root.to_path_buf(),
+            store_cache_bytes: crate::storage::REDB_CACHE_BYTES,
+            _lock: lock,
+        };
         if dir.root.join("snapshots").exists() {
             return Err(Error::Config(format!(
                 "data directory {} was written by an earlier Chronos (it keeps snapshot files); this version keeps its SQL state durable and cannot read it: start from an empty directory and let the node catch up from the cluster",
@@ -203,7 +209,13 @@ impl DataDir {
 
     /// Opens (creating) the SQL store of `generation`.
     pub fn open_store(&self, generation: u64) -> Result<Arc<ReplicaStore>, Error> {
-        open_store(&self.generation_dir(generation))
+        open_store(&self.generation_dir(generation), self.store_cache_bytes)
+    }
+
+    /// Gives the SQL stores opened from now on a page cache of `bytes`.
+    pub fn with_store_cache(mut self, bytes: usize) -> Self {
+        self.store_cache_bytes = bytes;
+        self
     }
 
     /// Marks a received generation complete: it holds the state up to `index` (of `term`).
@@ -302,9 +314,9 @@ pub fn remove_dir(path: &Path) {
 }
 
 /// Opens (creating) a SQL store in `path` (see `storage::RedbEngine::replica_store`).
-fn open_store(path: &Path) -> Result<Arc<ReplicaStore>, Error> {
+fn open_store(path: &Path, cache_bytes: usize) -> Result<Arc<ReplicaStore>, Error> {
     // An engine that panics on damage it finds must not take the node down unexplained.
-    match std::panic::catch_unwind(|| RedbEngine::replica_store(path)) {
+    match std::panic::catch_unwind(|| RedbEngine::replica_store_with_cache(path, cache_bytes)) {
         Ok(Ok(store)) => Ok(Arc::new(store)),
         Ok(Err(error)) => Err(Error::Io(format!(
             "the SQL store in {} is damaged or unreadable: {error}",

@@ -77,6 +77,9 @@ pub struct Options {
     pub tls: Option<super::tls::NodeTls>,
     /// A backup to start a new cluster from (the data directory must be empty).
     pub restore: Option<PathBuf>,
+    /// The SQL store's page cache: more keeps a larger working set (rollup state, the pages
+    /// inserts land on) in memory; the node's memory grows by as much.
+    pub store_cache_bytes: usize,
 }
 
 impl Options {
@@ -104,6 +107,7 @@ impl Options {
             slow_statement: None,
             tls: None,
             restore: None,
+            store_cache_bytes: crate::storage::REDB_CACHE_BYTES,
         }
     }
 }
@@ -424,7 +428,7 @@ type Recovery = (DataDir, LogStore<MeteredDisk>, raft::Recovered, StateMachine, 
 /// Opens the data directory, the log and the state machine (blocking work). The state machine
 /// is durable: it resumes at the index it recorded, and only the log after it is replayed.
 fn recover(opts: &Options, metrics: Arc<Metrics>) -> Result<Recovery, Error> {
-    let data = DataDir::open(&opts.data_dir, opts.id)?;
+    let data = DataDir::open(&opts.data_dir, opts.id)?.with_store_cache(opts.store_cache_bytes);
     let disk = MeteredDisk::new(FileDisk::open(data.raft_dir())?, metrics);
     let (mut store, mut recovered) = LogStore::open(disk)?;
     let fresh = recovered.entries.is_empty()

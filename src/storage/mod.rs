@@ -26,7 +26,7 @@ mod sled;
 
 pub use engine::{Engine, KeyValue, ScanIterator, Status, WriteBatch};
 pub use memory::MemoryEngine;
-pub use redb::RedbEngine;
+pub use redb::{CACHE_BYTES as REDB_CACHE_BYTES, RedbEngine};
 pub use replica::{ReplicaStore, UndoFactory, View};
 pub use sled::SledEngine;
 

@@ -24,7 +24,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// The memory redb may use for caching pages (reads and writes not yet on disk).
+/// The memory redb may use for caching pages (reads and writes not yet on disk), unless the
+/// node is given another size.
 pub const CACHE_BYTES: usize = 32 << 20;
 
 /// The file of a database in its directory.
@@ -100,12 +101,17 @@ fn open(key: &[u8], stored: &[u8]) -> Result<Vec<u8>> {
 impl RedbEngine {
     /// Opens (or creates) the database in directory `path`.
     pub fn open_db(path: impl AsRef<Path>) -> Result<Arc<Database>> {
+        Self::open_db_with_cache(path, CACHE_BYTES)
+    }
+
+    /// [`RedbEngine::open_db`] with a page cache of `cache_bytes`.
+    pub fn open_db_with_cache(path: impl AsRef<Path>, cache_bytes: usize) -> Result<Arc<Database>> {
         let path = path.as_ref();
         std::fs::create_dir_all(path)?;
         let file = path.join(FILE);
         let shown = file.display().to_string();
         let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
+            .set_cache_size(cache_bytes)
             .set_repair_callback(move |session| {
                 if session.progress() == 0.0 {
                     REPAIRS.with(|repairs| repairs.set(repairs.get() + 1));
@@ -134,7 +140,15 @@ impl RedbEngine {
     /// undo table for each open view beside it (left-over ones are dropped: views do not
     /// outlive a process).
     pub fn replica_store(path: impl AsRef<Path>) -> Result<ReplicaStore> {
-        let db = Self::open_db(path)?;
+        Self::replica_store_with_cache(path, CACHE_BYTES)
+    }
+
+    /// [`RedbEngine::replica_store`] with a page cache of `cache_bytes`.
+    pub fn replica_store_with_cache(
+        path: impl AsRef<Path>,
+        cache_bytes: usize,
+    ) -> Result<ReplicaStore> {
+        let db = Self::open_db_with_cache(path, cache_bytes)?;
         // Durable, and with the allocator state: also after a repair, whose own commit has none.
         let mut txn = db.begin_write().map_err(io)?;
         txn.set_quick_repair(true);

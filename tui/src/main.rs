@@ -10,6 +10,7 @@
 //! hook).
 
 mod app;
+mod demo;
 mod editor;
 mod model;
 mod runtime;
@@ -40,6 +41,9 @@ struct Args {
     /// With --spawn: keep the nodes' data here (default: a temporary directory).
     #[arg(long, requires = "spawn")]
     data_dir: Option<PathBuf>,
+    /// With --spawn: write demo data (`iot`: sensors, with a per-minute rollup).
+    #[arg(long, value_enum, requires = "spawn")]
+    demo: Option<Demo>,
     /// The cluster's nodes: ID=HOST:PORT,...
     #[arg(long, value_delimiter = ',', value_parser = parse_peer, conflicts_with = "addr")]
     peers: Vec<(NodeId, String)>,
@@ -62,6 +66,13 @@ struct Args {
     /// CHRONOS_PASSWORD, or a prompt.
     #[arg(long, value_name = "NAME", conflicts_with = "spawn")]
     user: Option<String>,
+}
+
+/// The demos `--demo` runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Demo {
+    /// Sensors writing readings, a per-minute rollup and the latest value of each.
+    Iot,
 }
 
 fn parse_peer(text: &str) -> Result<(NodeId, String), String> {
@@ -142,6 +153,17 @@ async fn run(args: Args) -> ExitCode {
         Some(spawned) => Some(spawned.lock().await.admin_token()),
         None => std::env::var(chronos::grpc::wire::ADMIN_TOKEN_ENV).ok(),
     };
+    if args.demo == Some(Demo::Iot) {
+        let addresses = nodes.iter().map(|(_, address)| address.clone()).collect();
+        match connector.client(addresses) {
+            Ok(client) => {
+                tokio::spawn(demo::run(client, tx.clone()));
+            }
+            Err(error) => {
+                app.update(Msg::ActionDone(Err(format!("iot demo: {error}"))));
+            }
+        }
+    }
     let mut effects = runtime::Runtime::new(tx.clone(), connector, spawned.clone(), admin_token);
     let result = console(&mut app, &mut effects, tx, rx).await;
     if let Some(spawned) = spawned {
