@@ -481,7 +481,7 @@ pub fn execute_node(node: Node, txn: &Txn) -> Result<Rows<'_>> {
                 "internal error: the working table of {name} read outside its recursion"
             )));
         }
-        Node::Series { start, stop, step } => super::series::rows(start, stop, step)?,
+        Node::Series { start, stop, step } => super::series::rows(start, stop, step, txn.budget())?,
         Node::Values { rows } => {
             let rows: Vec<Result<Row>> =
                 rows.into_iter().map(|row| row.iter().map(|e| e.evaluate(&[])).collect()).collect();

@@ -1,11 +1,18 @@
-//! `generate_series` rows, produced one at a time (a long series holds nothing).
+//! `generate_series` rows, produced one at a time (a long series holds nothing); each row
+//! counts as a row read, so a query's deadline and cancellation reach it.
 
 use super::Rows;
+use crate::sql::budget::Budget;
 use crate::sql::error::{Error, Result};
 use crate::sql::types::{Interval, Value};
 
 /// The rows from `start` to `stop` (inclusive, in the step's direction) by `step`.
-pub(super) fn rows<'a>(start: Value, stop: Value, step: Value) -> Result<Rows<'a>> {
+pub(super) fn rows<'a>(
+    start: Value,
+    stop: Value,
+    step: Value,
+    budget: &'a Budget,
+) -> Result<Rows<'a>> {
     match (start, stop, step) {
         (Value::Integer(start), Value::Integer(stop), Value::Integer(step)) => {
             let mut next = Some(start);
@@ -14,6 +21,10 @@ pub(super) fn rows<'a>(start: Value, stop: Value, step: Value) -> Result<Rows<'a
                 let within = if step > 0 { value <= stop } else { value >= stop };
                 if !within {
                     return None;
+                }
+                if let Err(error) = budget.tick() {
+                    next = None;
+                    return Some(Err(error));
                 }
                 next = value.checked_add(step);
                 Some(Ok(vec![Value::Integer(value)]))
@@ -45,6 +56,10 @@ pub(super) fn rows<'a>(start: Value, stop: Value, step: Value) -> Result<Rows<'a
                     return None;
                 }
                 n += 1;
+                if let Err(error) = budget.tick() {
+                    done = true;
+                    return Some(Err(error));
+                }
                 Some(Ok(vec![Value::Timestamp(value)]))
             })))
         }

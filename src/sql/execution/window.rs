@@ -66,12 +66,19 @@ fn compute_one(rows: &[Row], function: &WindowFunction, budget: &Budget) -> Resu
     let evaluate = |exprs: &[crate::sql::planner::Expression], row: &Row| {
         exprs.iter().map(|e| e.evaluate(row)).collect::<Result<Vec<_>>>()
     };
-    let partitions =
-        rows.iter().map(|r| evaluate(&function.partition_by, r)).collect::<Result<Vec<_>>>()?;
-    let orders = rows
-        .iter()
-        .map(|r| evaluate(&function.order_by.iter().map(|k| k.expr.clone()).collect::<Vec<_>>(), r))
-        .collect::<Result<Vec<_>>>()?;
+    // The keys are held like rows: they cost memory as the rows do.
+    let held = |exprs: &[crate::sql::planner::Expression]| {
+        rows.iter()
+            .map(|r| {
+                let key = evaluate(exprs, r)?;
+                budget.hold(&key)?;
+                Ok(key)
+            })
+            .collect::<Result<Vec<_>>>()
+    };
+    let order_exprs: Vec<_> = function.order_by.iter().map(|k| k.expr.clone()).collect();
+    let partitions = held(&function.partition_by)?;
+    let orders = held(&order_exprs)?;
     let mut sorted: Vec<usize> = (0..rows.len()).collect();
     sorted.sort_by(|&a, &b| {
         partitions[a]
@@ -93,6 +100,7 @@ fn compute_one(rows: &[Row], function: &WindowFunction, budget: &Budget) -> Resu
         partition_values(rows, partition, function, &peers, &mut out, budget)?;
         start = end;
     }
+    budget.hold(&out)?;
     Ok(out)
 }
 
@@ -170,7 +178,12 @@ fn partition_values(
         }
         WindowKind::Interpolate => interpolate(partition, &arg, out)?,
         WindowKind::FirstValue | WindowKind::LastValue | WindowKind::Aggregate(_) => {
-            frame_values(partition, function, peers, &arg, out, budget)?;
+            // Where each row's peers end (the default frame runs to there).
+            let mut peer_end = vec![len; len];
+            for p in (0..len.saturating_sub(1)).rev() {
+                peer_end[p] = if peers(p, p + 1) { peer_end[p + 1] } else { p + 1 };
+            }
+            frame_values(partition, function, &peer_end, &arg, out, budget)?;
         }
     }
     Ok(())
@@ -201,6 +214,15 @@ fn interpolate(
             Error::TypeMismatch(format!("interpolate() needs a number {what}, not {}", v.to_sql()))
         }),
     };
+    // The next known point after each position, found in one pass from the end.
+    let mut next: Vec<Option<(f64, f64)>> = vec![None; points.len()];
+    let mut following = None;
+    for p in (0..points.len()).rev() {
+        next[p] = following;
+        if let (Some(t), Some(x)) = (as_number(&points[p].1), as_number(&points[p].0)) {
+            following = Some((t, x));
+        }
+    }
     let mut previous: Option<(f64, f64)> = None;
     for (p, &row) in partition.iter().enumerate() {
         let (x, t) = (numeric(&points[p].0, "value")?, numeric(&points[p].1, "position")?);
@@ -211,16 +233,12 @@ fn interpolate(
                 }
                 Value::Float(x)
             }
-            (None, Some(t)) => {
-                let next =
-                    points[p + 1..].iter().find_map(|(x, t)| Some((as_number(t)?, as_number(x)?)));
-                match (previous, next) {
-                    (Some((t0, x0)), Some((t1, x1))) if t1 != t0 => {
-                        Value::Float(x0 + (x1 - x0) * (t - t0) / (t1 - t0))
-                    }
-                    _ => Value::Null,
+            (None, Some(t)) => match (previous, next[p]) {
+                (Some((t0, x0)), Some((t1, x1))) if t1 != t0 => {
+                    Value::Float(x0 + (x1 - x0) * (t - t0) / (t1 - t0))
                 }
-            }
+                _ => Value::Null,
+            },
             (None, None) => Value::Null,
         };
     }
@@ -228,22 +246,13 @@ fn interpolate(
 }
 
 /// The frame of position `p` in a partition of `len` rows: `[start, end)`, possibly empty.
-fn frame(
-    function: &WindowFunction,
-    p: usize,
-    len: usize,
-    peers: &dyn Fn(usize, usize) -> bool,
-) -> (usize, usize) {
+fn frame(function: &WindowFunction, p: usize, len: usize, peer_end: &[usize]) -> (usize, usize) {
     let Some(frame) = function.frame else {
         if function.order_by.is_empty() {
             return (0, len);
         }
         // The SQL default: from the partition's start to the current row's last peer.
-        let mut end = p + 1;
-        while end < len && peers(p, end) {
-            end += 1;
-        }
-        return (0, end);
+        return (0, peer_end.get(p).copied().unwrap_or(len));
     };
     let bound = |b: FrameBound| -> i128 {
         match b {
@@ -259,11 +268,13 @@ fn frame(
     (start, end.max(start))
 }
 
-/// FIRST_VALUE, LAST_VALUE and aggregates over each row's frame.
+/// FIRST_VALUE, LAST_VALUE and aggregates over each row's frame (`peer_end[p]`: the end of
+/// `p`'s peers). A frame anchored at either end of the partition is accumulated once, as it
+/// grows; another is summed afresh for each row, costing its length.
 fn frame_values(
     partition: &[usize],
     function: &WindowFunction,
-    peers: &dyn Fn(usize, usize) -> bool,
+    peer_end: &[usize],
     arg: &dyn Fn(usize, usize) -> Result<Value>,
     out: &mut [Value],
     budget: &Budget,
@@ -273,7 +284,8 @@ fn frame_values(
         WindowKind::Aggregate(aggregate) => aggregate,
         kind => {
             for (p, &row) in partition.iter().enumerate() {
-                let (start, end) = frame(function, p, len, peers);
+                budget.tick()?;
+                let (start, end) = frame(function, p, len, peer_end);
                 out[row] = match (kind, start < end) {
                     (_, false) => Value::Null,
                     (WindowKind::FirstValue, true) => arg(0, start)?,
@@ -285,20 +297,35 @@ fn frame_values(
     };
     // COUNT(*) counts rows; other aggregates their argument's values.
     let value = |position: usize| -> Result<Option<Value>> {
+        budget.tick()?;
         match (aggregate, function.args.is_empty()) {
             (AggregateFunction::Count, true) => Ok(None),
             _ => arg(0, position).map(Some),
         }
     };
-    // A frame anchored at the partition's start grows: accumulate it once.
-    let anchored =
+    let starts_at_first =
         matches!(function.frame.map(|f| f.start), None | Some(FrameBound::UnboundedPreceding));
+    let ends_at_last =
+        matches!(function.frame.map(|f| f.end), Some(FrameBound::UnboundedFollowing));
+    if ends_at_last && !starts_at_first {
+        // The frame ends at the partition's last row: accumulate from the end, backwards.
+        let mut running = Accumulator::of(aggregate);
+        let mut added_from = len;
+        for p in (0..len).rev() {
+            let (start, _) = frame(function, p, len, peer_end);
+            while added_from > start {
+                added_from -= 1;
+                running.add(value(added_from)?, None, budget)?;
+            }
+            out[partition[p]] = running.clone().finish();
+        }
+        return Ok(());
+    }
     let mut running = Accumulator::of(aggregate);
     let mut added = 0;
     for (p, &row) in partition.iter().enumerate() {
-        budget.tick()?;
-        let (start, end) = frame(function, p, len, peers);
-        if anchored && start == 0 && end >= added {
+        let (start, end) = frame(function, p, len, peer_end);
+        if starts_at_first && start == 0 && end >= added {
             while added < end {
                 running.add(value(added)?, None, budget)?;
                 added += 1;

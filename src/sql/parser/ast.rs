@@ -489,15 +489,6 @@ pub enum Expression {
     },
     /// COUNT(*).
     CountStar,
-    /// A window function call: `name(args) OVER (...)` (`count(*) OVER` has no arguments).
-    Window {
-        /// The function's name, lower-cased.
-        name: String,
-        /// The arguments.
-        args: Vec<Expression>,
-        /// The window.
-        window: Box<WindowSpec>,
-    },
     /// `(SELECT ...)`: the value of a one-column query's only row (NULL for none).
     Subquery(Box<Select>),
     /// `EXISTS (SELECT ...)`: whether the query has a row.
@@ -510,6 +501,16 @@ pub enum Expression {
         query: Box<Select>,
         /// NOT IN.
         negated: bool,
+    },
+    // Appended last: expressions are stored (views, rollups) by variant position.
+    /// A window function call: `name(args) OVER (...)` (`count(*) OVER` has no arguments).
+    Window {
+        /// The function's name, lower-cased.
+        name: String,
+        /// The arguments.
+        args: Vec<Expression>,
+        /// The window.
+        window: Box<WindowSpec>,
     },
 }
 

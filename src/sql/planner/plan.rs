@@ -694,11 +694,23 @@ pub enum Expression {
 impl fmt::Display for WindowFunction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self.kind {
-            WindowKind::Aggregate(function) => format!("{function:?}"),
-            kind => format!("{kind:?}"),
+            WindowKind::RowNumber => "ROW_NUMBER".to_string(),
+            WindowKind::Rank => "RANK".to_string(),
+            WindowKind::DenseRank => "DENSE_RANK".to_string(),
+            WindowKind::Lag => "LAG".to_string(),
+            WindowKind::Lead => "LEAD".to_string(),
+            WindowKind::FirstValue => "FIRST_VALUE".to_string(),
+            WindowKind::LastValue => "LAST_VALUE".to_string(),
+            WindowKind::Locf => "LOCF".to_string(),
+            WindowKind::Interpolate => "INTERPOLATE".to_string(),
+            WindowKind::Aggregate(function) => format!("{function:?}").to_uppercase(),
         };
         let args: Vec<String> = self.args.iter().map(|a| a.to_string()).collect();
-        write!(f, "{}({}) OVER (", name.to_uppercase(), args.join(", "))?;
+        let args = match (self.kind, args.is_empty()) {
+            (WindowKind::Aggregate(AggregateFunction::Count), true) => "*".to_string(),
+            _ => args.join(", "),
+        };
+        write!(f, "{name}({args}) OVER (")?;
         let mut parts = Vec::new();
         if !self.partition_by.is_empty() {
             let exprs: Vec<String> = self.partition_by.iter().map(|e| e.to_string()).collect();

@@ -6,7 +6,34 @@ use super::plan::Node;
 use crate::sql::error::{Error, Result};
 use crate::sql::execution::evaluate_constant;
 use crate::sql::parser::ast;
+use crate::sql::types::time::DAY;
 use crate::sql::types::{Interval, Value};
+
+/// The most values a series may have: the same limit on every replica, so a series in a
+/// replicated statement cannot keep every node busy for hours.
+pub const MAX_SERIES_VALUES: i128 = 10_000_000;
+
+/// How many values the series has (at most; month steps count 28-day months).
+fn length(start: &Value, stop: &Value, step: &Value) -> i128 {
+    let span_and_step = match (start, stop, step) {
+        (Value::Integer(a), Value::Integer(b), Value::Integer(s)) => {
+            (i128::from(*b) - i128::from(*a), i128::from(*s))
+        }
+        (Value::Timestamp(a), Value::Timestamp(b), Value::Interval(i)) => {
+            let step = match i.months {
+                0 => i128::from(i.days) * i128::from(DAY) + i128::from(i.micros),
+                months => i128::from(months) * 28 * i128::from(DAY),
+            };
+            (i128::from(*b) - i128::from(*a), step)
+        }
+        _ => return 0,
+    };
+    match span_and_step {
+        (_, 0) => 0,
+        (span, step) if span != 0 && (span > 0) != (step > 0) => 0,
+        (span, step) => span / step + 1,
+    }
+}
 
 /// The series node for `args`.
 pub(super) fn plan(args: &[ast::Expression]) -> Result<Node> {
@@ -32,6 +59,11 @@ pub(super) fn plan(args: &[ast::Expression]) -> Result<Node> {
         (Value::Timestamp(_), Value::String(s)) => Value::Interval(Interval::parse(&s)?),
         (_, step) => step,
     };
+    if length(&start, &stop, &step) > MAX_SERIES_VALUES {
+        return Err(Error::OutOfRange(format!(
+            "generate_series(): more than {MAX_SERIES_VALUES} values"
+        )));
+    }
     match (&start, &stop, &step) {
         (Value::Integer(_), Value::Integer(_), Value::Integer(0)) => {
             Err(invalid("the step cannot be 0"))
