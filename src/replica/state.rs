@@ -132,8 +132,9 @@ pub struct Meta {
     /// The key that signs client sessions, once the log has set it.
     pub session_key: Option<Vec<u8>>,
     /// The log clock: the latest time any applied command carried (microseconds since 1970,
-    /// UTC). It never goes back, even when the nodes' clocks disagree, and every replica has
-    /// the same one at the same index: `now()` in a replicated statement is this time.
+    /// UTC), or a microsecond past the previous entry's if that is later. It never goes back,
+    /// even when the nodes' clocks disagree, and every replica has the same one at the same
+    /// index: `now()` in a replicated statement is this time.
     pub clock: i64,
 }
 
@@ -291,7 +292,7 @@ impl StateMachine {
                 caller,
                 now,
             } => {
-                self.meta.clock = self.meta.clock.max(now);
+                self.meta.clock = self.advance_clock(now);
                 let now = self.meta.clock;
                 db.observe_log_clock(now);
                 let run =
@@ -317,7 +318,7 @@ impl StateMachine {
                 Ok(Outcome::Done)
             }
             Command::Expire { now, limit } => {
-                self.meta.clock = self.meta.clock.max(now);
+                self.meta.clock = self.advance_clock(now);
                 db.observe_log_clock(self.meta.clock);
                 let result = match db.expire(self.meta.clock, limit) {
                     Ok(count) => Ok(crate::sql::StatementResult::Delete { count }),
@@ -344,6 +345,13 @@ impl StateMachine {
                 Ok(Outcome::Done)
             }
         }
+    }
+
+    /// The log clock after an entry carrying `now`: `now`, but always past the last entry's
+    /// time, so every entry's `now()` is distinct and increasing even when the nodes' clocks
+    /// disagree (rows keyed by `now()` do not collide).
+    fn advance_clock(&self, now: i64) -> i64 {
+        now.max(self.meta.clock.saturating_add(1))
     }
 
     /// The outcome to give `request` if it was applied before: the same outcome if it is the

@@ -440,8 +440,8 @@ fn every_replica_checks_the_callers_privileges_against_the_users_it_has_applied(
 }
 
 /// Issue 17: `now()` is the log clock, the same on every replica at the same entry, however
-/// late a replica applies it, and it never goes back when a command carries an earlier time
-/// (a node with a slow clock proposed it).
+/// late a replica applies it; it never goes back when a command carries an earlier time (a
+/// node with a slow clock proposed it), and each entry's is distinct.
 #[test]
 fn now_is_the_log_clock_on_every_replica_and_never_goes_back() {
     let at = |sql: &str, now: i64| match execute(None, sql) {
@@ -467,11 +467,17 @@ fn now_is_the_log_clock_on_every_replica_and_never_goes_back() {
         rows,
         &vec![
             vec![Value::Integer(1), stamp("2026-03-01 10:00:00"), stamp("2026-03-01 10:00:00")],
-            vec![Value::Integer(2), stamp("2026-03-01 10:00:00"), stamp("2026-03-01 10:00:00")],
+            // A microsecond past the entry before: each entry's time is distinct.
+            vec![
+                Value::Integer(2),
+                stamp("2026-03-01 10:00:00.000001"),
+                stamp("2026-03-01 10:00:00.000001"),
+            ],
             vec![Value::Integer(3), stamp("2026-03-01 10:00:05"), stamp("2026-03-01 10:00:05")],
         ]
     );
-    assert_eq!(pair.a.meta().clock, t("2026-03-01 10:00:05"));
+    // The SELECT's entry carried no time (0): a microsecond past the INSERT's.
+    assert_eq!(pair.a.meta().clock, t("2026-03-01 10:00:05") + 1);
     pair.commit_and_compare();
 }
 
