@@ -286,6 +286,34 @@ fn push_predicate(node: Node, predicate: Expression) -> Node {
                 None => projection,
             }
         }
+        // Conditions on columns every window partitions by filter the input rows instead: whole
+        // partitions go, and the others' windows are unchanged.
+        Node::Window { source, functions } => {
+            let width = column_types(&source).len();
+            let partitioned = |c: usize| {
+                c < width
+                    && functions.iter().all(|w| {
+                        w.partition_by
+                            .iter()
+                            .any(|e| matches!(e, Expression::Column(i, _) if *i == c))
+                    })
+            };
+            let mut parts = Vec::new();
+            conjuncts(predicate, &mut parts);
+            let (below, keep): (Vec<_>, Vec<_>) = parts.into_iter().partition(|part| {
+                let columns = part.columns();
+                !columns.is_empty() && columns.iter().all(|c| partitioned(*c))
+            });
+            let source = match and_all(below) {
+                Some(p) => push_predicate(*source, p),
+                None => *source,
+            };
+            let window = Node::Window { source: Box::new(source), functions };
+            match and_all(keep) {
+                Some(p) => Node::Filter { source: Box::new(window), predicate: p },
+                None => window,
+            }
+        }
         // Conditions on plain group columns filter the input rows instead: the same groups
         // go, and fewer rows are grouped (a constant condition stays above: with no GROUP BY
         // an empty input still makes one group).
