@@ -35,11 +35,15 @@ fn length(start: &Value, stop: &Value, step: &Value) -> i128 {
     }
 }
 
-/// The series node for `args`.
+/// The series node for `args` (no rows if one is NULL).
 pub(super) fn plan(args: &[ast::Expression]) -> Result<Node> {
     let values =
         args.iter().map(|a| evaluate_constant(a, "generate_series")).collect::<Result<Vec<_>>>()?;
     let invalid = |why: &str| Error::Invalid(format!("generate_series(): {why}"));
+    // A NULL bound or step makes no values, as in PostgreSQL.
+    if (2..=3).contains(&values.len()) && values.iter().any(Value::is_null) {
+        return Ok(Node::Values { rows: Vec::new() });
+    }
     let (start, stop, step) = match values.as_slice() {
         [start, stop] => (start.clone(), stop.clone(), Value::Integer(1)),
         [start, stop, step] => (start.clone(), stop.clone(), step.clone()),
