@@ -2,7 +2,9 @@
 //! and an index lookup or index scan reads in the index's order (NULLs first, as Chronos sorts
 //! ascending), so a sort of a plain query on such columns, ascending, is dropped; columns an
 //! equality pins may be skipped. A descending ORDER BY (NULLs last) of an index's columns or
-//! the key reads the index or the key range backwards. A full scan whose ORDER BY an index's leading columns give
+//! the key reads the index or the key range backwards (a lookup of one list of values becomes
+//! a backward scan of the entries starting with it: `WHERE device = 5 ORDER BY ts DESC LIMIT
+//! 1` reads one entry). A full scan whose ORDER BY an index's leading columns give
 //! reads through that index instead: rows stream in order rather than being sorted in memory,
 //! and a LIMIT above stops the read early. Rows equal on the ORDER BY may then come in another
 //! order than the sort gave (the index's later columns', then the row key's), which SQL leaves
@@ -55,8 +57,18 @@ fn scan_order(source: &Node, keys: &[SortKey]) -> Option<Served> {
         if !reverse || wanted.iter().all(|c| pinned.contains(c)) {
             return Some(Served::Already);
         }
-        // Key ranges and index scans read backwards (key and index lookups do not).
+        // Key ranges and index scans read backwards, and so does an index lookup of one list
+        // of values, as a scan of the entries that start with it (key lookups and lookups of
+        // several lists do not).
         return match access {
+            Access::Index { index, values } if values.len() == 1 => {
+                Some(Served::Through(Access::IndexScan {
+                    index: index.clone(),
+                    prefix: values[0].clone(),
+                    range: None,
+                    reverse: true,
+                }))
+            }
             Access::Full => {
                 Some(Served::Through(Access::KeyRangeBackward(Bound::Unbounded, Bound::Unbounded)))
             }
