@@ -19,6 +19,21 @@ fn execute(txn: Option<Version>, sql: &str) -> Command {
     }
 }
 
+/// [`execute`] as proposed by a node whose clock reads `now`.
+fn at(sql: &str, now: i64) -> Command {
+    match execute(None, sql) {
+        Command::Execute {
+            txn, statements, continue_on_error, request, limits, caller, ..
+        } => Command::Execute { txn, statements, continue_on_error, request, limits, caller, now },
+        other => other,
+    }
+}
+
+/// A timestamp literal's microseconds.
+fn t(text: &str) -> i64 {
+    crate::sql::types::time::parse(text).unwrap()
+}
+
 fn entry(index: Index, command: &Command) -> Entry {
     Entry { index, term: 1 as Term, payload: Payload::Command(command.encode()) }
 }
@@ -444,13 +459,6 @@ fn every_replica_checks_the_callers_privileges_against_the_users_it_has_applied(
 /// node with a slow clock proposed it), and each entry's is distinct.
 #[test]
 fn now_is_the_log_clock_on_every_replica_and_never_goes_back() {
-    let at = |sql: &str, now: i64| match execute(None, sql) {
-        Command::Execute {
-            txn, statements, continue_on_error, request, limits, caller, ..
-        } => Command::Execute { txn, statements, continue_on_error, request, limits, caller, now },
-        other => other,
-    };
-    let t = |text: &str| crate::sql::types::time::parse(text).unwrap();
     let mut pair = Replicas::new();
     pair.apply(at(
         "CREATE TABLE e (id INT PRIMARY KEY, at TIMESTAMP DEFAULT now(), n TIMESTAMP)",
@@ -485,13 +493,6 @@ fn now_is_the_log_clock_on_every_replica_and_never_goes_back() {
 /// at most `limit` per entry, and leave the rows still live.
 #[test]
 fn expiry_deletes_the_same_expired_rows_on_every_replica_in_bounded_batches() {
-    let at = |sql: &str, now: i64| match execute(None, sql) {
-        Command::Execute {
-            txn, statements, continue_on_error, request, limits, caller, ..
-        } => Command::Execute { txn, statements, continue_on_error, request, limits, caller, now },
-        other => other,
-    };
-    let t = |text: &str| crate::sql::types::time::parse(text).unwrap();
     let now = t("2026-03-01 12:00:00");
     let mut pair = Replicas::new();
     pair.apply(at(

@@ -158,14 +158,8 @@ fn push_down(node: Node) -> Node {
                     keep.push(part);
                 }
             }
-            let left = match and_all(to_left) {
-                Some(p) => push_predicate(left, p),
-                None => left,
-            };
-            let right = match and_all(to_right) {
-                Some(p) => push_predicate(right, p),
-                None => right,
-            };
+            let left = push_into(left, and_all(to_left));
+            let right = push_into(right, and_all(to_right));
             Node::NestedLoopJoin {
                 left: Box::new(left),
                 right: Box::new(right),
@@ -199,14 +193,8 @@ fn push_predicate(node: Node, predicate: Expression) -> Node {
                     keep.push(part);
                 }
             }
-            let left = match and_all(to_left) {
-                Some(p) => push_predicate(*left, p),
-                None => *left,
-            };
-            let right = match and_all(to_right) {
-                Some(p) => push_predicate(*right, p),
-                None => *right,
-            };
+            let left = push_into(*left, and_all(to_left));
+            let right = push_into(*right, and_all(to_right));
             if outer {
                 // WHERE conditions on the padded side must see the padding: keep them above.
                 let join = Node::NestedLoopJoin {
@@ -216,10 +204,7 @@ fn push_predicate(node: Node, predicate: Expression) -> Node {
                     predicate: on,
                     outer,
                 };
-                match and_all(keep) {
-                    Some(p) => Node::Filter { source: Box::new(join), predicate: p },
-                    None => join,
-                }
+                filter_above(join, and_all(keep))
             } else {
                 let predicate = and(on, and_all(keep));
                 Node::NestedLoopJoin {
@@ -238,15 +223,9 @@ fn push_predicate(node: Node, predicate: Expression) -> Node {
             conjuncts(predicate, &mut parts);
             let (below, keep): (Vec<_>, Vec<_>) =
                 parts.into_iter().partition(|part| part.columns().iter().all(|c| *c < width));
-            let source = match and_all(below) {
-                Some(p) => push_predicate(*source, p),
-                None => *source,
-            };
+            let source = push_into(*source, and_all(below));
             let apply = Node::Apply { source: Box::new(source), subquery, params, kind, label };
-            match and_all(keep) {
-                Some(p) => Node::Filter { source: Box::new(apply), predicate: p },
-                None => apply,
-            }
+            filter_above(apply, and_all(keep))
         }
         Node::SemiJoin { left, left_keys, right, anti, label } => Node::SemiJoin {
             left: Box::new(push_predicate(*left, predicate)),
@@ -262,88 +241,84 @@ fn push_predicate(node: Node, predicate: Expression) -> Node {
         // Conditions on columns a projection passes through go below it (a view's or a
         // derived table's), where a key or index may serve them.
         Node::Projection { source, expressions } => {
-            let passed = |c: usize| match expressions.get(c) {
-                Some(Expression::Column(j, _)) => Some(*j),
-                _ => None,
-            };
-            let mut parts = Vec::new();
-            conjuncts(predicate, &mut parts);
-            let (mut below, mut keep) = (Vec::new(), Vec::new());
-            for part in parts {
-                if part.columns().iter().all(|c| passed(*c).is_some()) {
-                    below.push(part.substitute_columns(&|c| expressions.get(c).cloned()));
-                } else {
-                    keep.push(part);
-                }
-            }
-            let source = match and_all(below) {
-                Some(p) => push_predicate(*source, p),
-                None => *source,
-            };
-            let projection = Node::Projection { source: Box::new(source), expressions };
-            match and_all(keep) {
-                Some(p) => Node::Filter { source: Box::new(projection), predicate: p },
-                None => projection,
-            }
+            let (below, keep) = split_conjuncts(predicate, &|part| {
+                let passed =
+                    |c: &usize| matches!(expressions.get(*c), Some(Expression::Column(..)));
+                part.columns()
+                    .iter()
+                    .all(passed)
+                    .then(|| part.clone().substitute_columns(&|c| expressions.get(c).cloned()))
+            });
+            let source = push_into(*source, below);
+            filter_above(Node::Projection { source: Box::new(source), expressions }, keep)
         }
         // Conditions on columns every window partitions by filter the input rows instead: whole
         // partitions go, and the others' windows are unchanged.
         Node::Window { source, functions } => {
             let width = column_types(&source).len();
-            let partitioned = |c: usize| {
-                c < width
+            let partitioned = |c: &usize| {
+                *c < width
                     && functions.iter().all(|w| {
                         w.partition_by
                             .iter()
-                            .any(|e| matches!(e, Expression::Column(i, _) if *i == c))
+                            .any(|e| matches!(e, Expression::Column(i, _) if i == c))
                     })
             };
-            let mut parts = Vec::new();
-            conjuncts(predicate, &mut parts);
-            let (below, keep): (Vec<_>, Vec<_>) = parts.into_iter().partition(|part| {
+            let (below, keep) = split_conjuncts(predicate, &|part| {
                 let columns = part.columns();
-                !columns.is_empty() && columns.iter().all(|c| partitioned(*c))
+                (!columns.is_empty() && columns.iter().all(partitioned)).then(|| part.clone())
             });
-            let source = match and_all(below) {
-                Some(p) => push_predicate(*source, p),
-                None => *source,
-            };
-            let window = Node::Window { source: Box::new(source), functions };
-            match and_all(keep) {
-                Some(p) => Node::Filter { source: Box::new(window), predicate: p },
-                None => window,
-            }
+            let source = push_into(*source, below);
+            filter_above(Node::Window { source: Box::new(source), functions }, keep)
         }
         // Conditions on plain group columns filter the input rows instead: the same groups
         // go, and fewer rows are grouped (a constant condition stays above: with no GROUP BY
         // an empty input still makes one group).
         Node::Aggregate { source, group_by, aggregates } => {
-            let grouped = |c: usize| match group_by.get(c) {
-                Some(Expression::Column(j, _)) => Some(*j),
-                _ => None,
-            };
-            let mut parts = Vec::new();
-            conjuncts(predicate, &mut parts);
-            let (mut below, mut keep) = (Vec::new(), Vec::new());
-            for part in parts {
+            let (below, keep) = split_conjuncts(predicate, &|part| {
                 let columns = part.columns();
-                if !columns.is_empty() && columns.iter().all(|c| grouped(*c).is_some()) {
-                    below.push(part.substitute_columns(&|c| group_by.get(c).cloned()));
-                } else {
-                    keep.push(part);
-                }
-            }
-            let source = match and_all(below) {
-                Some(p) => push_predicate(*source, p),
-                None => *source,
-            };
-            let aggregate = Node::Aggregate { source: Box::new(source), group_by, aggregates };
-            match and_all(keep) {
-                Some(p) => Node::Filter { source: Box::new(aggregate), predicate: p },
-                None => aggregate,
-            }
+                let grouped = |c: &usize| matches!(group_by.get(*c), Some(Expression::Column(..)));
+                (!columns.is_empty() && columns.iter().all(grouped))
+                    .then(|| part.clone().substitute_columns(&|c| group_by.get(c).cloned()))
+            });
+            let source = push_into(*source, below);
+            filter_above(Node::Aggregate { source: Box::new(source), group_by, aggregates }, keep)
         }
         other => Node::Filter { source: Box::new(other), predicate },
+    }
+}
+
+/// Splits `predicate` into its conjuncts that `lower` can move below a node (rewritten for
+/// the node's input) and those that stay above it.
+fn split_conjuncts(
+    predicate: Expression,
+    lower: &dyn Fn(&Expression) -> Option<Expression>,
+) -> (Option<Expression>, Option<Expression>) {
+    let mut parts = Vec::new();
+    conjuncts(predicate, &mut parts);
+    let (mut below, mut keep) = (Vec::new(), Vec::new());
+    for part in parts {
+        match lower(&part) {
+            Some(lowered) => below.push(lowered),
+            None => keep.push(part),
+        }
+    }
+    (and_all(below), and_all(keep))
+}
+
+/// `node` with `predicate` pushed into it, if any.
+fn push_into(node: Node, predicate: Option<Expression>) -> Node {
+    match predicate {
+        Some(predicate) => push_predicate(node, predicate),
+        None => node,
+    }
+}
+
+/// `node` under the conditions that stay above it, if any.
+fn filter_above(node: Node, predicate: Option<Expression>) -> Node {
+    match predicate {
+        Some(predicate) => Node::Filter { source: Box::new(node), predicate },
+        None => node,
     }
 }
 
