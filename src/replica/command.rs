@@ -9,7 +9,9 @@ use crate::encoding::value as codec;
 use crate::raft::NodeId;
 use crate::sql::StatementResult;
 use crate::sql::budget::Limits;
+use crate::sql::engine::ForwardSettings;
 use crate::sql::parser::ast::Statement;
+use crate::sql::types::Row;
 use crate::storage::mvcc::Version;
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +73,38 @@ pub enum Command {
         /// Its `host:port`.
         address: String,
     },
+    /// Sets which tables this cluster forwards upstream as an edge: proposed by the leader
+    /// when its `--forward` differs from the state's.
+    SetForward {
+        /// The tables and the edge's id.
+        settings: ForwardSettings,
+    },
+    /// The upstream acknowledged the outbox up to `through`: those entries are deleted.
+    Forwarded {
+        /// The highest sequence number the upstream holds.
+        through: u64,
+    },
+    /// Rows an edge forwarded, applied at most once (see `ingest.rs`).
+    Ingest(Box<Ingest>),
+}
+
+/// Rows an edge forwarded: its outbox entries `first`, `first + 1`, ... in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Ingest {
+    /// The edge's id.
+    pub edge: String,
+    /// The sequence number of the first row.
+    pub first: u64,
+    /// The tables the rows go to, with the edge's column names (empty: in column order).
+    pub tables: Vec<(String, Vec<String>)>,
+    /// The rows: an index into `tables` and the values.
+    pub rows: Vec<(u32, Row)>,
+    /// Who forwards them (checked like an INSERT's caller).
+    pub caller: Caller,
+    /// What the insert may write and hold.
+    pub limits: Limits,
+    /// The proposing node's clock (as in [`Command::Execute`]).
+    pub now: i64,
 }
 
 /// Who runs a command's statements.
@@ -112,6 +146,19 @@ impl Command {
             Command::Expire { limit, .. } => format!("delete up to {limit} expired rows"),
             Command::SetSessionKey { .. } => "set the session signing key".to_string(),
             Command::SetAddress { id, address } => format!("node {id} serves on {address}"),
+            Command::SetForward { settings } => {
+                let tables: Vec<&str> = settings.tables.iter().map(String::as_str).collect();
+                format!("forward {} upstream as edge {}", tables.join(", "), settings.edge)
+            }
+            Command::Forwarded { through } => {
+                format!("upstream holds the outbox through {through}")
+            }
+            Command::Ingest(ingest) => format!(
+                "{} rows from edge {} from {}",
+                ingest.rows.len(),
+                ingest.edge,
+                ingest.first
+            ),
         }
     }
 }
@@ -167,6 +214,12 @@ pub enum Outcome {
     },
     /// Any other command was applied.
     Done,
+    /// An [`Command::Ingest`] was applied (or had been): the upstream holds the edge's rows
+    /// through this sequence number.
+    Ingested {
+        /// The highest sequence number held.
+        through: u64,
+    },
 }
 
 impl Outcome {

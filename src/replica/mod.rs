@@ -12,6 +12,7 @@
 //!   read index, queries in `query.rs`).
 //!
 //! - Who is asking and what they may do (`access.rs`: users' logins, tokens, roles).
+//! - Rows forwarded by edges, applied exactly once (`ingest.rs`).
 //! - Online backups and restores of the SQL data (`backup.rs`).
 //! - What it tells the node of each statement served (`observe.rs`: metrics, statistics).
 //!
@@ -23,6 +24,7 @@ pub mod activity;
 pub mod backup;
 mod command;
 mod consensus;
+mod ingest;
 mod observe;
 pub mod proof;
 mod query;
@@ -33,7 +35,7 @@ mod service;
 mod session;
 mod state;
 
-pub use command::{Caller, Command, Outcome, RequestId, StatementError, StatementOutcome};
+pub use command::{Caller, Command, Ingest, Outcome, RequestId, StatementError, StatementOutcome};
 pub use consensus::{Consensus, Error};
 pub use observe::{SeenStatement, StatementObserver, Unobserved, statement_kind};
 pub use request::{Chunk, Consistency, Response, Settings, Transaction};

@@ -310,7 +310,7 @@ impl<C: Consensus> Run<C> {
                 }
                 self.failed |= failed;
             }
-            Ok((index, Outcome::Done)) => {
+            Ok((index, Outcome::Done | Outcome::Ingested { .. })) => {
                 let error = StatementError::new("internal", "the log applied a different command");
                 self.result(index, Err(error), ends[0], part).await;
                 self.report(&arrivals[0]);

@@ -156,7 +156,7 @@ pub type SharedDatabase = Arc<RwLock<Arc<Database>>>;
 
 /// The state machine (see the module docs).
 pub struct StateMachine {
-    store: Arc<ReplicaStore>,
+    pub(super) store: Arc<ReplicaStore>,
     db: SharedDatabase,
     /// Open read-write transactions, by version. Transactions of a switched-to store are
     /// resumed from it when next used.
@@ -168,6 +168,8 @@ pub struct StateMachine {
     address_changes: u64,
     /// The entry being applied, or the last applied (see [`StateMachine::position`]).
     position: Arc<AtomicU64>,
+    /// The highest sequence number held of each edge (mirrors the store: `ingest.rs`).
+    pub(super) edges: BTreeMap<String, u64>,
 }
 
 impl StateMachine {
@@ -177,9 +179,12 @@ impl StateMachine {
         let meta = Meta::load(store.as_ref()).map_err(|e| fatal(0, e))?;
         let meta = meta.unwrap_or(Meta { config: initial, ..Meta::default() });
         let clients = load_clients(store.as_ref()).map_err(|e| fatal(meta.applied, e))?;
+        let edges =
+            super::ingest::load_edges(store.as_ref()).map_err(|e| fatal(meta.applied, e))?;
         let db = Database::open_replicated(store.clone()).map_err(|e| fatal(meta.applied, e))?;
         db.observe_log_clock(meta.clock);
         Ok(Self {
+            edges,
             store,
             db: Arc::new(RwLock::new(Arc::new(db))),
             txns: BTreeMap::new(),
@@ -344,6 +349,27 @@ impl StateMachine {
                 self.address_changes += 1;
                 Ok(Outcome::Done)
             }
+            Command::SetForward { settings } => {
+                Self::outcome_of(index, db.set_forward_settings(&settings))
+            }
+            Command::Forwarded { through } => Self::outcome_of(index, db.trim_outbox(through)),
+            Command::Ingest(mut ingest) => {
+                self.meta.clock = self.advance_clock(ingest.now);
+                ingest.now = self.meta.clock;
+                db.observe_log_clock(ingest.now);
+                self.ingest(index, &db, *ingest)
+            }
+        }
+    }
+
+    /// The outcome of a command's SQL work: done, a deterministic error, or a fatal one.
+    fn outcome_of(index: Index, result: crate::sql::Result<()>) -> Result<Outcome, ApplyError> {
+        match result {
+            Ok(()) => Ok(Outcome::Done),
+            Err(error) if error.is_deterministic() => {
+                Ok(Outcome::Executed { results: vec![Err(error.into())], txn: None })
+            }
+            Err(error) => Err(fatal(index, error)),
         }
     }
 
@@ -502,8 +528,11 @@ impl StateMachine {
             .map_err(|e| fatal(self.meta.applied, e))?
             .ok_or_else(|| fatal(self.meta.applied, "the received state has no record"))?;
         let clients = load_clients(store.as_ref()).map_err(|e| fatal(meta.applied, e))?;
+        let edges =
+            super::ingest::load_edges(store.as_ref()).map_err(|e| fatal(meta.applied, e))?;
         let db = Database::open_replicated(store.clone()).map_err(|e| fatal(meta.applied, e))?;
         db.observe_log_clock(meta.clock);
+        self.edges = edges;
         // The old transactions belong to the old store; dropping them touches only it.
         self.txns.clear();
         self.position.fetch_max(meta.applied, Ordering::SeqCst);
@@ -527,7 +556,7 @@ pub fn read_database(db: &SharedDatabase) -> Arc<Database> {
     db.read().unwrap_or_else(|poison| poison.into_inner()).clone()
 }
 
-fn fatal(index: Index, error: impl std::fmt::Display) -> ApplyError {
+pub(super) fn fatal(index: Index, error: impl std::fmt::Display) -> ApplyError {
     ApplyError { index, message: error.to_string() }
 }
 

@@ -77,7 +77,7 @@ fn results(outcome: Outcome) -> (Vec<Result<StatementResult, String>>, Option<Ve
         Outcome::Executed { results, txn } => {
             (results.into_iter().map(|r| r.map_err(|e| e.kind)).collect(), txn)
         }
-        Outcome::Done => (Vec::new(), None),
+        Outcome::Done | Outcome::Ingested { .. } => (Vec::new(), None),
     }
 }
 

@@ -25,6 +25,9 @@ pub struct Table {
     pub rollups: Vec<super::Rollup>,
     /// The rollup whose state this table holds, if it is one's: only the rollup writes it.
     pub rollup_of: Option<String>,
+    /// Whether an edge forwards this table's rows upstream (see `outbox.rs`): it is then
+    /// append-only.
+    pub forwarded: bool,
     /// How many rows the engine counts in the table (see `Txn::live_rows`), when the planner
     /// asked for it; not stored.
     #[serde(skip)]

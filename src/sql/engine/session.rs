@@ -99,12 +99,12 @@ impl Database {
         };
         match expire() {
             Ok(deleted) => {
-                txn.into_inner().commit()?;
+                txn.commit()?;
                 self.flush_if_durable()?;
                 Ok(deleted)
             }
             Err(error) => {
-                txn.into_inner().rollback()?;
+                txn.rollback()?;
                 Err(error)
             }
         }
@@ -148,7 +148,7 @@ impl Database {
     /// The in-flight read-write transaction `version`, resumed on this handle (it must have
     /// been flushed: see [`Session::flush`]).
     pub fn resume_transaction(&self, version: u64) -> Result<Txn> {
-        Ok(Txn::new(self.mvcc.resume(self.mvcc.load_state(version)?)?))
+        Ok(Txn::resumed(self.mvcc.resume(self.mvcc.load_state(version)?)?))
     }
 
     /// A read view of the in-flight read-write transaction `version`, for running its queries
@@ -172,7 +172,7 @@ impl Database {
         Ok(self.mvcc.gc(self.mvcc.oldest_visible_version())?)
     }
 
-    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+    pub(super) fn lock_writes(&self) -> MutexGuard<'_, ()> {
         // The guarded data is `()`: a panic elsewhere leaves nothing inconsistent.
         self.write_lock.lock().unwrap_or_else(|poison| poison.into_inner())
     }
@@ -243,7 +243,7 @@ impl Session {
     /// resumed and so the stored data alone describes it (a replica snapshot carries it).
     pub fn flush(&mut self) -> Result<()> {
         if let Some(txn) = &mut self.txn {
-            txn.mvcc_mut().flush()?;
+            txn.flush()?;
         }
         Ok(())
     }
@@ -291,7 +291,9 @@ impl Session {
                     .take()
                     .ok_or_else(|| Error::Transaction("no transaction is in progress".into()))?;
                 let (version, writable) = (txn.mvcc().version(), !txn.mvcc().read_only());
-                txn.into_inner().commit()?;
+                // The outbox numbers rows in commit order (see `outbox.rs`).
+                let _guard = writable.then(|| self.db.lock_writes());
+                txn.commit()?;
                 if writable {
                     self.db.flush_if_durable()?;
                 }
@@ -303,7 +305,7 @@ impl Session {
                     .take()
                     .ok_or_else(|| Error::Transaction("no transaction is in progress".into()))?;
                 let version = txn.mvcc().version();
-                txn.into_inner().rollback()?;
+                txn.rollback()?;
                 Ok(StatementResult::Rollback { version })
             }
             Statement::Explain(inner) => {
@@ -344,8 +346,8 @@ impl Session {
                             Planner::new(txn).plan(statement).and_then(|plan| execute(plan, txn));
                         if writes {
                             match &result {
-                                Ok(_) => txn.mvcc_mut().flush()?,
-                                Err(_) => txn.mvcc_mut().discard_pending(),
+                                Ok(_) => txn.flush()?,
+                                Err(_) => txn.discard_pending(),
                             }
                         }
                         result
@@ -359,12 +361,12 @@ impl Session {
                             .and_then(|plan| execute(plan, &mut txn))
                         {
                             Ok(result) => {
-                                txn.into_inner().commit()?;
+                                txn.commit()?;
                                 self.db.flush_if_durable()?;
                                 Ok(result)
                             }
                             Err(error) => {
-                                txn.into_inner().rollback()?;
+                                txn.rollback()?;
                                 Err(error)
                             }
                         }
@@ -375,7 +377,7 @@ impl Session {
                         let result = Planner::new(&txn)
                             .plan(statement)
                             .and_then(|plan| execute(plan, &mut txn));
-                        txn.into_inner().commit()?;
+                        txn.commit()?;
                         result
                     }
                 }

@@ -139,12 +139,53 @@ pub struct Txn {
     pub(super) budget: Budget,
     /// Rows inserted less rows deleted per table since the last [`Txn::flush_row_counts`].
     pub(super) row_deltas: Vec<(String, i64)>,
+    /// Rows of forwarded tables inserted since the last flush, for the outbox (`outbox.rs`).
+    pub(super) outbox: Vec<super::outbox::Queued>,
+    /// Whether earlier rows may wait as pending keys (the transaction was flushed or resumed).
+    pub(super) spilled: bool,
 }
 
 impl Txn {
     /// Wraps an MVCC transaction (with no limits until [`Txn::set_budget`]).
     pub fn new(inner: mvcc::Transaction) -> Self {
-        Self { inner, budget: Budget::default(), row_deltas: Vec::new() }
+        Self {
+            inner,
+            budget: Budget::default(),
+            row_deltas: Vec::new(),
+            outbox: Vec::new(),
+            spilled: false,
+        }
+    }
+
+    /// Wraps an open transaction resumed from the store (it may have rows for the outbox).
+    pub fn resumed(inner: mvcc::Transaction) -> Self {
+        Self { spilled: true, ..Self::new(inner) }
+    }
+
+    /// Commits, moving the rows inserted into forwarded tables into the outbox first.
+    pub fn commit(mut self) -> Result<()> {
+        if !self.inner.read_only() {
+            self.fill_outbox()?;
+        }
+        Ok(self.inner.commit()?)
+    }
+
+    /// Rolls back every write of the transaction.
+    pub fn rollback(self) -> Result<()> {
+        Ok(self.inner.rollback()?)
+    }
+
+    /// Writes the transaction's buffered writes, so it can be resumed (see
+    /// [`mvcc::Transaction::flush`]).
+    pub fn flush(&mut self) -> Result<()> {
+        self.spill_outbox()?;
+        Ok(self.inner.flush()?)
+    }
+
+    /// Discards what the failed statement wrote since the last flush.
+    pub fn discard_pending(&mut self) {
+        self.outbox.clear();
+        self.inner.discard_pending();
     }
 
     /// Sets the budget of the statements that follow (see [`Budget`]).
@@ -221,8 +262,9 @@ impl Txn {
     }
 
     /// Creates a table (with the indexes its schema lists, all empty).
-    pub fn create_table(&mut self, table: Table) -> Result<()> {
+    pub fn create_table(&mut self, mut table: Table) -> Result<()> {
         table.validate()?;
+        table.forwarded = self.forwards(&table.name)?;
         if self.get_table(&table.name)?.is_some() || self.get_view(&table.name)?.is_some() {
             return Err(Error::TableExists(table.name));
         }
@@ -369,6 +411,9 @@ impl Txn {
             self.insert_index_entry(table, index, &index.values(&row), &key)?;
         }
         self.count_row(&table.name, 1);
+        if table.forwarded {
+            self.queue_forwarded(&table.name, &key, &row);
+        }
         let row_key = row_key(&table.name, &key);
         match fresh {
             // A new row id or a claimed key: no other transaction can write this key.

@@ -61,12 +61,19 @@ pub fn compile(source: &Table, rollup: &Rollup) -> Result<CompiledRollup> {
 
 /// Refuses a statement writing `table` other than a plain INSERT when rollups depend on it: a
 /// rollup's state is written by the rollup alone, and a rollup's source takes only plain
-/// INSERTs (an UPDATE, DELETE or upsert would leave its rollups wrong). `what` names the
+/// INSERTs (an UPDATE, DELETE or upsert would leave its rollups wrong); a forwarded table
+/// is append-only (see `engine/outbox.rs`). `what` names the
 /// statement; `insert` is true for a plain INSERT.
 pub fn check_write(table: &Table, what: &str, insert: bool) -> Result<()> {
     if let Some(rollup) = &table.rollup_of {
         return Err(Error::Invalid(format!(
             "\"{}\" holds the state of rollup \"{rollup}\": only the rollup writes it ({what} refused)",
+            table.name
+        )));
+    }
+    if !insert && table.forwarded {
+        return Err(Error::Invalid(format!(
+            "\"{}\" is forwarded upstream (chronosd --forward), so it is append-only: {what} refused",
             table.name
         )));
     }

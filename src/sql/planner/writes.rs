@@ -138,6 +138,7 @@ impl Planner<'_> {
             ttl: None,
             rollups: Vec::new(),
             rollup_of: None,
+            forwarded: false,
             live_rows: None,
         };
         table.validate()?;

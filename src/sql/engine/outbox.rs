@@ -1,0 +1,309 @@
+//! The outbox of an edge node (`chronosd --upstream --forward`): copies of the rows inserted
+//! into forwarded tables, numbered in commit order and kept until the upstream cluster has
+//! acknowledged them.
+//!
+//! Key layout (inside MVCC, beside `store.rs`'s):
+//! - `Forward` → the [`ForwardSettings`]: which tables are forwarded, and the edge's id.
+//! - `Outbox(seq)` → an [`OutboxEntry`]; sequence numbers count from 1.
+//! - `Pending(version, table, key)` → a row that the open transaction `version` inserted into a
+//!   forwarded table, written only if the transaction is flushed while still open (it spans
+//!   log entries); an autocommit statement keeps its rows in memory until it commits.
+//! - `OutboxNext` (unversioned) → the next sequence number.
+//! - `OutboxForwarded` (unversioned) → the highest sequence number the upstream acknowledged.
+//!
+//! Invariants:
+//! - A row enters the outbox exactly when its transaction commits: a rolled-back
+//!   transaction's or a failed statement's rows never do.
+//! - Sequence numbers are given at commit, under the database's write lock (and by the one
+//!   applier thread on a replica), so they follow commit order with no gaps. A snapshot sees
+//!   the transactions committed before it began, so it sees a gap-free prefix of the outbox.
+//! - Forwarded tables are append-only (UPDATE, DELETE and upserts are refused by the
+//!   planner), so the upstream's copy is exactly the rows the edge acknowledged.
+
+use super::store::Txn;
+use crate::encoding::keycode::{self, KeyReader};
+use crate::encoding::value as codec;
+use crate::sql::error::{Error, Result};
+use crate::sql::types::{Row, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+const FORWARD: u8 = 0x08;
+const OUTBOX: u8 = 0x09;
+const PENDING: u8 = 0x0a;
+const OUTBOX_NEXT: u8 = 0x0b;
+const OUTBOX_FORWARDED: u8 = 0x0c;
+
+/// Which tables an edge forwards upstream, and the id the upstream knows it by.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardSettings {
+    /// The edge's id: the upstream deduplicates by it and the outbox's sequence numbers.
+    pub edge: String,
+    /// The forwarded tables, by name (they need not exist yet).
+    pub tables: BTreeSet<String>,
+}
+
+/// A row waiting in the outbox.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// The table it was inserted into.
+    pub table: String,
+    /// Its values, in the table's column order.
+    pub row: Row,
+    /// The log clock when its transaction committed (microseconds since 1970, UTC).
+    pub time: i64,
+}
+
+/// How far forwarding has come.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboxStatus {
+    /// The rows committed but not yet acknowledged by the upstream.
+    pub backlog: u64,
+    /// The highest sequence number the upstream acknowledged.
+    pub forwarded: u64,
+    /// When the oldest row of the backlog committed, if there is a backlog.
+    pub oldest: Option<i64>,
+}
+
+fn outbox_key(seq: u64) -> Vec<u8> {
+    let mut out = vec![OUTBOX];
+    keycode::put_u64(&mut out, seq);
+    out
+}
+
+fn pending_prefix(version: u64) -> Vec<u8> {
+    let mut out = vec![PENDING];
+    keycode::put_u64(&mut out, version);
+    out
+}
+
+/// A row queued by a transaction for the outbox, not yet written anywhere.
+pub(super) struct Queued {
+    table: String,
+    /// The row's key, encoded (it makes the row's pending key unique).
+    key: Vec<u8>,
+    row: Row,
+}
+
+impl Txn {
+    /// The forwarding settings, if the edge has any.
+    pub fn forward_settings(&self) -> Result<Option<ForwardSettings>> {
+        match self.inner.get(&[FORWARD])? {
+            Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets which tables are forwarded, marking the existing tables to match; rows inserted
+    /// from then on enter the outbox.
+    pub fn set_forward_settings(&mut self, settings: &ForwardSettings) -> Result<()> {
+        for mut table in self.list_tables()? {
+            let forwarded = settings.tables.contains(&table.name);
+            if table.forwarded != forwarded {
+                if forwarded && table.rollup_of.is_some() {
+                    return Err(Error::Invalid(format!(
+                        "\"{}\" holds a rollup's state and cannot be forwarded",
+                        table.name
+                    )));
+                }
+                table.forwarded = forwarded;
+                self.replace_table(&table)?;
+            }
+        }
+        self.inner.set(&[FORWARD], codec::encode(settings))?;
+        Ok(())
+    }
+
+    /// Whether a new table named `name` is forwarded.
+    pub(super) fn forwards(&self, name: &str) -> Result<bool> {
+        Ok(self.forward_settings()?.is_some_and(|settings| settings.tables.contains(name)))
+    }
+
+    /// Queues an inserted row of a forwarded table for the outbox.
+    pub(super) fn queue_forwarded(&mut self, table: &str, key: &Value, row: &Row) {
+        let mut encoded = Vec::new();
+        key.encode_key(&mut encoded);
+        self.outbox.push(Queued { table: table.to_string(), key: encoded, row: row.clone() });
+    }
+
+    /// Writes the queued rows as pending keys of this transaction, before it is flushed while
+    /// open (so a resumed transaction still has them).
+    pub(super) fn spill_outbox(&mut self) -> Result<()> {
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        let prefix = pending_prefix(self.inner.version());
+        for queued in std::mem::take(&mut self.outbox) {
+            let mut key = prefix.clone();
+            keycode::put_str(&mut key, &queued.table);
+            key.extend_from_slice(&queued.key);
+            let entry = OutboxEntry { table: queued.table, row: queued.row, time: 0 };
+            self.inner.set(&key, codec::encode(&entry))?;
+        }
+        self.spilled = true;
+        Ok(())
+    }
+
+    /// Moves this transaction's forwarded rows into the outbox, numbered after the last
+    /// entry; called just before it commits.
+    pub(super) fn fill_outbox(&mut self) -> Result<()> {
+        let mut rows = Vec::new();
+        if self.spilled {
+            let prefix = pending_prefix(self.inner.version());
+            let pending: Vec<(Vec<u8>, Vec<u8>)> =
+                self.inner.scan_prefix(&prefix).collect::<std::result::Result<_, _>>()?;
+            for (key, value) in pending {
+                self.inner.delete(&key)?;
+                let entry: OutboxEntry = codec::decode(&value)?;
+                rows.push((entry.table, entry.row));
+            }
+        }
+        rows.extend(std::mem::take(&mut self.outbox).into_iter().map(|q| (q.table, q.row)));
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let time = crate::sql::clock::now().unwrap_or_else(|_| crate::sql::clock::wall_clock());
+        let mut next = self.outbox_counter(OUTBOX_NEXT)?.max(1);
+        for (table, row) in rows {
+            let entry = OutboxEntry { table, row, time };
+            self.inner.write_fresh(&outbox_key(next), codec::encode(&entry))?;
+            next += 1;
+        }
+        self.inner.set_unversioned(&[OUTBOX_NEXT], next.to_be_bytes().to_vec())?;
+        Ok(())
+    }
+
+    fn outbox_counter(&self, key: u8) -> Result<u64> {
+        Ok(match self.inner.get_unversioned(&[key])? {
+            Some(bytes) => KeyReader::new(&bytes).get_u64()?,
+            None => 0,
+        })
+    }
+
+    /// The outbox's entries after the acknowledged ones, in order, until `max_rows` or until
+    /// they hold `max_bytes` of values (at least one is returned if there is one).
+    pub fn outbox_batch(
+        &self,
+        max_rows: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, OutboxEntry)>> {
+        let first = self.outbox_counter(OUTBOX_FORWARDED)? + 1;
+        let end = Bound::Excluded(vec![OUTBOX + 1]);
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for item in self.inner.scan((Bound::Included(outbox_key(first)), end)) {
+            let (key, value) = item?;
+            let seq = KeyReader::new(&key[1..]).get_u64()?;
+            bytes += value.len();
+            batch.push((seq, codec::decode(&value)?));
+            if batch.len() >= max_rows || bytes >= max_bytes {
+                break;
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Deletes the outbox's entries up to `through`, which the upstream acknowledged.
+    pub fn trim_outbox(&mut self, through: u64) -> Result<()> {
+        let forwarded = self.outbox_counter(OUTBOX_FORWARDED)?;
+        // Never past what the outbox holds, whatever the upstream answered.
+        let through = through.min(self.outbox_counter(OUTBOX_NEXT)?.saturating_sub(1));
+        if through <= forwarded {
+            return Ok(());
+        }
+        let range = (Bound::Excluded(outbox_key(forwarded)), Bound::Included(outbox_key(through)));
+        let keys: Vec<Vec<u8>> = self
+            .inner
+            .scan(range)
+            .map(|item| item.map(|(key, _)| key))
+            .collect::<std::result::Result<_, _>>()?;
+        for key in keys {
+            self.inner.delete(&key)?;
+        }
+        self.inner.set_unversioned(&[OUTBOX_FORWARDED], through.to_be_bytes().to_vec())?;
+        Ok(())
+    }
+
+    /// How far forwarding has come.
+    pub fn outbox_status(&self) -> Result<OutboxStatus> {
+        let forwarded = self.outbox_counter(OUTBOX_FORWARDED)?;
+        let next = self.outbox_counter(OUTBOX_NEXT)?.max(1);
+        let backlog = next.saturating_sub(forwarded + 1);
+        let oldest = match backlog {
+            0 => None,
+            _ => match self.inner.get(&outbox_key(forwarded + 1))? {
+                Some(bytes) => Some(codec::decode::<OutboxEntry>(&bytes)?.time),
+                None => None,
+            },
+        };
+        Ok(OutboxStatus { backlog, forwarded, oldest })
+    }
+}
+
+/// A batch of the outbox for the upstream: the entries, and the columns of each table they
+/// belong to (empty for a table dropped since).
+pub type OutboxBatch = (Vec<(u64, OutboxEntry)>, Vec<(String, Vec<String>)>);
+
+impl super::Database {
+    /// Sets which tables are forwarded (applied from the log on every replica).
+    pub fn set_forward_settings(&self, settings: &ForwardSettings) -> Result<()> {
+        self.write_outbox(|txn| txn.set_forward_settings(settings))
+    }
+
+    /// Deletes the outbox's entries up to `through` (applied from the log on every replica).
+    pub fn trim_outbox(&self, through: u64) -> Result<()> {
+        self.write_outbox(|txn| txn.trim_outbox(through))
+    }
+
+    fn write_outbox(&self, write: impl FnOnce(&mut Txn) -> Result<()>) -> Result<()> {
+        let _guard = self.lock_writes();
+        let mut txn = Txn::new(self.mvcc().begin()?);
+        match write(&mut txn) {
+            Ok(()) => txn.commit(),
+            Err(error) => {
+                txn.rollback()?;
+                Err(error)
+            }
+        }
+    }
+
+    /// The forwarding settings, if any.
+    pub fn forward_settings(&self) -> Result<Option<ForwardSettings>> {
+        self.read_outbox(|txn| txn.forward_settings())
+    }
+
+    /// How far forwarding has come.
+    pub fn outbox_status(&self) -> Result<OutboxStatus> {
+        self.read_outbox(|txn| txn.outbox_status())
+    }
+
+    /// The next entries to forward (see [`Txn::outbox_batch`]), with their tables' columns.
+    pub fn outbox_batch(&self, max_rows: usize, max_bytes: usize) -> Result<OutboxBatch> {
+        self.read_outbox(|txn| {
+            let entries = txn.outbox_batch(max_rows, max_bytes)?;
+            let mut tables: Vec<(String, Vec<String>)> = Vec::new();
+            for (_, entry) in &entries {
+                if !tables.iter().any(|(name, _)| *name == entry.table) {
+                    let columns = match txn.get_table(&entry.table)? {
+                        Some(table) => table.columns.iter().map(|c| c.name.clone()).collect(),
+                        None => Vec::new(),
+                    };
+                    tables.push((entry.table.clone(), columns));
+                }
+            }
+            Ok((entries, tables))
+        })
+    }
+
+    fn read_outbox<T>(&self, read: impl FnOnce(&Txn) -> Result<T>) -> Result<T> {
+        let txn = Txn::new(self.mvcc().begin_read_only()?);
+        let result = read(&txn);
+        txn.commit()?;
+        result
+    }
+}
+
+#[cfg(test)]
+#[path = "outbox_tests.rs"]
+mod tests;

@@ -1,0 +1,83 @@
+//! The outbox: rows of forwarded tables enter it at commit, in commit order, and only then.
+
+use super::*;
+use crate::sql::Database;
+use std::sync::Arc;
+
+fn forwarding(tables: &[&str]) -> ForwardSettings {
+    ForwardSettings { edge: "e1".into(), tables: tables.iter().map(|t| t.to_string()).collect() }
+}
+
+/// The outbox's (sequence, table, first value) triples.
+fn outbox(db: &Database) -> Vec<(u64, String, Value)> {
+    let (entries, _) = db.outbox_batch(usize::MAX, usize::MAX).unwrap();
+    entries.into_iter().map(|(seq, e)| (seq, e.table, e.row[0].clone())).collect()
+}
+
+#[test]
+fn committed_rows_of_forwarded_tables_enter_the_outbox_in_commit_order() {
+    let db = Arc::new(Database::memory());
+    let mut s = db.session();
+    s.execute("CREATE TABLE a (id INT PRIMARY KEY); CREATE TABLE b (id INT)").unwrap();
+    db.set_forward_settings(&forwarding(&["a", "b", "later"])).unwrap();
+    // Created after the settings: forwarded too.
+    s.execute("CREATE TABLE later (id INT); CREATE TABLE local (id INT)").unwrap();
+
+    // An open transaction's rows wait for its commit, even across a flush and a resume.
+    let mut open = db.session();
+    open.execute("BEGIN; INSERT INTO a VALUES (1)").unwrap();
+    open.flush().unwrap();
+    let version = open.transaction().unwrap().mvcc().version();
+    // As after a restart: the transaction's rows are known only from the store.
+    std::mem::forget(open.into_transaction());
+    s.execute("INSERT INTO b VALUES (2), (3); INSERT INTO local VALUES (9)").unwrap();
+    assert!(s.execute("INSERT INTO a VALUES (4), (4)").is_err(), "a duplicate key fails");
+    s.execute("BEGIN; INSERT INTO later VALUES (5); ROLLBACK").unwrap();
+    let mut resumed = db.resume_session(db.resume_transaction(version).unwrap());
+    resumed.execute("INSERT INTO a VALUES (6)").unwrap();
+    assert!(resumed.execute("INSERT INTO a VALUES (6)").is_err());
+    resumed.execute("COMMIT").unwrap();
+
+    let b = |v| ("b".to_string(), Value::Integer(v));
+    let a = |v| ("a".to_string(), Value::Integer(v));
+    let got: Vec<_> = outbox(&db).into_iter().map(|(seq, t, v)| (seq, (t, v))).collect();
+    assert_eq!(got, vec![(1, b(2)), (2, b(3)), (3, a(1)), (4, a(6))]);
+    let status = db.outbox_status().unwrap();
+    assert_eq!((status.backlog, status.forwarded), (4, 0));
+
+    db.trim_outbox(2).unwrap();
+    assert_eq!(outbox(&db).iter().map(|e| e.0).collect::<Vec<_>>(), vec![3, 4]);
+    assert_eq!(db.outbox_status().unwrap().backlog, 2);
+    // An acknowledgement past the end trims only what is there.
+    db.trim_outbox(100).unwrap();
+    assert_eq!(outbox(&db), vec![]);
+    assert_eq!(
+        db.outbox_status().unwrap(),
+        OutboxStatus { backlog: 0, forwarded: 4, oldest: None }
+    );
+    s.execute("INSERT INTO later VALUES (7)").unwrap();
+    assert_eq!(outbox(&db), vec![(5, "later".to_string(), Value::Integer(7))]);
+}
+
+#[test]
+fn forwarded_tables_refuse_updates_deletes_and_upserts() {
+    let db = Arc::new(Database::memory());
+    let mut s = db.session();
+    s.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 1)").unwrap();
+    db.set_forward_settings(&forwarding(&["t"])).unwrap();
+    for sql in [
+        "UPDATE t SET v = 2",
+        "DELETE FROM t",
+        "INSERT INTO t VALUES (1, 3) ON CONFLICT (id) DO UPDATE SET v = 3",
+    ] {
+        let error = s.execute(sql).unwrap_err().to_string();
+        assert!(error.contains("append-only"), "{sql}: {error}");
+    }
+    // Plain inserts still work, and the table's rows are unchanged.
+    s.execute("INSERT INTO t VALUES (2, 2)").unwrap();
+    assert_eq!(outbox(&db).len(), 1);
+    // Forwarding stopped: the table takes updates again, and new rows stay local.
+    db.set_forward_settings(&forwarding(&[])).unwrap();
+    s.execute("UPDATE t SET v = 5; INSERT INTO t VALUES (3, 3)").unwrap();
+    assert_eq!(outbox(&db).len(), 1);
+}
