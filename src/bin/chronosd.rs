@@ -106,7 +106,30 @@ struct Args {
     /// from this node.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["join", "peers"])]
     restore: Option<PathBuf>,
+    /// Make this cluster an edge that forwards --forward tables to the upstream cluster at
+    /// these addresses (HOST:PORT,...). Writes are accepted while the upstream is unreachable,
+    /// kept in an outbox and forwarded in order, exactly once, when it is back.
+    #[arg(long, value_name = "ADDRS", value_delimiter = ',', requires = "forward")]
+    upstream: Vec<String>,
+    /// The tables to forward upstream (TABLE,...): append-only on this cluster (UPDATE,
+    /// DELETE and upserts are refused). Give every node of the edge the same list.
+    #[arg(long, value_name = "TABLES", value_delimiter = ',', requires = "upstream")]
+    forward: Vec<String>,
+    /// The edge's id upstream (default: one made at the first start and kept). Rows are
+    /// deduplicated upstream by this id and their sequence numbers: keep it stable.
+    #[arg(long, value_name = "ID", requires = "upstream")]
+    edge_id: Option<String>,
+    /// Log in to the upstream as this user; the password comes from the environment variable
+    /// CHRONOS_UPSTREAM_PASSWORD.
+    #[arg(long, value_name = "NAME", requires = "upstream")]
+    upstream_user: Option<String>,
+    /// The upstream's CA certificate (PEM), if it serves TLS.
+    #[arg(long, value_name = "FILE", requires = "upstream")]
+    upstream_ca: Option<PathBuf>,
 }
+
+/// The environment variable holding the password for --upstream-user.
+const UPSTREAM_PASSWORD_ENV: &str = "CHRONOS_UPSTREAM_PASSWORD";
 
 /// The environment variable that may name the cluster secret file.
 const SECRET_FILE_ENV: &str = "CHRONOS_CLUSTER_SECRET_FILE";
@@ -191,7 +214,58 @@ impl Args {
                 .map_err(|e| format!("--tls-cert: {e}"))?;
             opts.tls = Some(tls);
         }
+        opts.edge = self.edge()?;
         Ok(opts)
+    }
+
+    fn edge(&self) -> Result<Option<chronos::server::EdgeOptions>, String> {
+        if self.upstream.is_empty() {
+            return Ok(None);
+        }
+        for address in &self.upstream {
+            if !matches!(address.rsplit_once(':'), Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok())
+            {
+                return Err(format!("--upstream: {address:?} is not HOST:PORT"));
+            }
+        }
+        let tables: std::collections::BTreeSet<String> = self
+            .forward
+            .iter()
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if tables.is_empty() {
+            return Err("--forward: name at least one table".into());
+        }
+        if let Some(id) = &self.edge_id
+            && (id.is_empty() || id.len() > 128)
+        {
+            return Err("--edge-id: 1 to 128 bytes".into());
+        }
+        let login = match &self.upstream_user {
+            Some(user) => {
+                let password = std::env::var(UPSTREAM_PASSWORD_ENV).map_err(|_| {
+                    format!("--upstream-user: set the password in {UPSTREAM_PASSWORD_ENV}")
+                })?;
+                Some((user.clone(), password))
+            }
+            None => None,
+        };
+        let tls = match &self.upstream_ca {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| format!("--upstream-ca: cannot read {}: {e}", path.display()))?;
+                Some(chronos::grpc::tls::ClientTls::new(pem))
+            }
+            None => None,
+        };
+        Ok(Some(chronos::server::EdgeOptions {
+            upstream: self.upstream.clone(),
+            tables,
+            id: self.edge_id.clone(),
+            login,
+            tls,
+        }))
     }
 }
 

@@ -1,5 +1,6 @@
 //! The client's Admin calls: status, data inspection, membership, statement statistics and
-//! the event stream, each on the node in use (or the next reachable one).
+//! the event stream, each on the node in use (or the next reachable one); and an edge's
+//! `Sql.Ingest`.
 
 use super::{Client, Error};
 use crate::grpc::{pb, wire};
@@ -38,6 +39,27 @@ impl Client {
             .await?;
         self.user_token = Some(response.token);
         Ok(())
+    }
+
+    /// Sends a batch of an edge's outbox (`Sql.Ingest`); returns the highest sequence number of
+    /// the edge the cluster holds. Safe to send again: rows held already are skipped.
+    pub async fn ingest(&mut self, request: pb::IngestRequest) -> Result<u64, Error> {
+        let (timeout, credentials) = (self.timeout, self.credentials());
+        let response = self
+            .call(false, |channel| {
+                let mut client = wire::sql_client(channel, credentials.clone());
+                let request = request.clone();
+                async move {
+                    match tokio::time::timeout(timeout, client.ingest(request)).await {
+                        Ok(result) => result.map(tonic::Response::into_inner),
+                        Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+                            "no answer within {timeout:?}"
+                        ))),
+                    }
+                }
+            })
+            .await?;
+        Ok(response.through)
     }
 
     /// The status of the node in use.

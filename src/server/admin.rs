@@ -62,6 +62,7 @@ pub fn node_status(cx: &Context) -> NodeStatus {
         data_bytes: cx.data.size(),
         fsync_p99: cx.metrics.fsync_p99(),
         halted: state.halted,
+        edge: super::edge::status(cx),
     }
 }
 
@@ -107,6 +108,7 @@ fn pb_status(status: &NodeStatus, tick: Duration) -> pb::NodeStatus {
         fsync_p99_us: status
             .fsync_p99
             .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+        edge: status.edge.clone(),
     }
 }
 

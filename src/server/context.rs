@@ -64,6 +64,8 @@ pub struct Context {
     pub metrics: Arc<super::metrics::Metrics>,
     /// Statistics of the statements served here, by fingerprint.
     pub statistics: Arc<super::statements::StatementStatistics>,
+    /// Why forwarding upstream last failed, if it did (`edge.rs`).
+    pub forward_report: super::edge::ForwardReport,
 }
 
 impl Context {

@@ -39,6 +39,7 @@ mod background;
 mod compression;
 mod context;
 mod driver;
+pub mod edge;
 mod files;
 mod forward;
 mod grpc_metrics;
@@ -52,6 +53,7 @@ pub mod tls;
 mod transport;
 
 pub use driver::NodeEvent;
+pub use edge::EdgeOptions;
 pub use node::{Node, NodeStatus, Options};
 
 use std::time::Duration;

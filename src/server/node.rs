@@ -80,6 +80,8 @@ pub struct Options {
     /// The SQL store's page cache: more keeps a larger working set (rollup state, the pages
     /// inserts land on) in memory; the node's memory grows by as much.
     pub store_cache_bytes: usize,
+    /// Forward tables to an upstream cluster (`--upstream`, `--forward`); none: not an edge.
+    pub edge: Option<super::edge::EdgeOptions>,
 }
 
 impl Options {
@@ -108,6 +110,7 @@ impl Options {
             tls: None,
             restore: None,
             store_cache_bytes: crate::storage::REDB_CACHE_BYTES,
+            edge: None,
         }
     }
 }
@@ -151,6 +154,8 @@ pub struct NodeStatus {
     pub fsync_p99: Option<Duration>,
     /// Why it stopped serving, if it did.
     pub halted: Option<String>,
+    /// How far forwarding upstream has come, if the cluster is an edge.
+    pub edge: Option<crate::grpc::pb::EdgeStatus>,
 }
 
 /// A running node.
@@ -301,10 +306,12 @@ impl Node {
             forwarder: super::forward::Forwarder::new(request_timeout),
             metrics,
             statistics: Arc::default(),
+            forward_report: Default::default(),
         });
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel();
         let server = services::serve(cx.clone(), listener, shutdown_rx);
         let mut tasks = background::spawn(cx.clone());
+        tasks.extend(super::edge::spawn(&cx));
         if let Some(listener) = metrics_listener {
             tasks.push(super::metrics_http::serve(cx.clone(), listener));
         }

@@ -160,6 +160,17 @@ impl pb::sql_server::Sql for SqlService {
         let first = batches.recv().await.unwrap_or_default();
         Ok(Response::new(Box::pin(RunResponses { batches, ready: first.into_iter() })))
     }
+
+    async fn ingest(
+        &self,
+        request: Request<pb::IngestRequest>,
+    ) -> Result<Response<pb::IngestResponse>, Status> {
+        let principal = super::auth::principal(&self.cx, &request, "Sql.Ingest")?;
+        let limits = self.cx.opts.statement_limits;
+        let ingest = super::edge::ingest_command(request.into_inner(), principal.caller(), limits)?;
+        let through = super::edge::ingest(&self.cx, ingest).await?;
+        Ok(Response::new(pb::IngestResponse { through }))
+    }
 }
 
 /// A replica's batches of responses as the stream of `Sql.Run` messages.

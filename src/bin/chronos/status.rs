@@ -60,6 +60,28 @@ fn health(node: &pb::NodeStatus, nodes: &[pb::NodeStatus]) -> String {
     }
 }
 
+/// A line on the edge's forwarding, as its leader (or else any node) reports it.
+fn forwarding(nodes: &[pb::NodeStatus]) -> Option<String> {
+    let leader = nodes.iter().find(|n| n.role == pb::Role::Leader as i32 && n.edge.is_some());
+    let edge = leader.or_else(|| nodes.iter().find(|n| n.edge.is_some()))?.edge.as_ref()?;
+    let upstream = if edge.upstream.is_empty() {
+        "(no --upstream here)".into()
+    } else {
+        edge.upstream.join(",")
+    };
+    let mut line = format!(
+        "edge {} forwards {} to {upstream}: upstream holds through #{}, backlog {} rows",
+        edge.edge,
+        edge.tables.join(", "),
+        edge.forwarded,
+        edge.backlog
+    );
+    if !edge.error.is_empty() {
+        line.push_str(&format!("\nforwarding failed: {}", edge.error));
+    }
+    Some(line)
+}
+
 /// Prints the cluster's status.
 pub async fn print(client: &mut Client, format: StatusFormat) -> ExitCode {
     let nodes = match client.cluster_status().await {
@@ -84,13 +106,23 @@ pub async fn print(client: &mut Client, format: StatusFormat) -> ExitCode {
                         "fsync_p99_us": n.fsync_p99_us,
                         "storage_bytes": n.data_bytes,
                         "health": health(n, &nodes),
+                        "forward": n.edge.as_ref().map(|e| serde_json::json!({
+                            "edge": e.edge,
+                            "tables": e.tables,
+                            "upstream": e.upstream,
+                            "backlog": e.backlog,
+                            "forwarded": e.forwarded,
+                            "lag_ms": e.lag_ms,
+                            "error": e.error,
+                        })),
                     })
                 })
                 .collect();
             println!("{}", serde_json::Value::Array(rows));
         }
         StatusFormat::Table => {
-            let columns: Vec<String> = [
+            let edge = nodes.iter().any(|n| n.edge.is_some());
+            let mut columns: Vec<String> = [
                 "id",
                 "address",
                 "role",
@@ -107,6 +139,9 @@ pub async fn print(client: &mut Client, format: StatusFormat) -> ExitCode {
             .iter()
             .map(|c| c.to_string())
             .collect();
+            if edge {
+                columns.extend(["backlog".to_string(), "forward lag".to_string()]);
+            }
             let rows: Vec<Vec<Value>> = nodes
                 .iter()
                 .map(|n| {
@@ -114,7 +149,7 @@ pub async fn print(client: &mut Client, format: StatusFormat) -> ExitCode {
                     let number = |v: u64| {
                         if down { Value::String("-".into()) } else { Value::Integer(v as i64) }
                     };
-                    vec![
+                    let mut row = vec![
                         Value::Integer(n.id as i64),
                         Value::String(n.address.clone()),
                         Value::String(role_name(n.role).into()),
@@ -135,10 +170,25 @@ pub async fn print(client: &mut Client, format: StatusFormat) -> ExitCode {
                         }),
                         Value::String(if down { "-".into() } else { human_bytes(n.data_bytes) }),
                         Value::String(health(n, &nodes)),
-                    ]
+                    ];
+                    if edge {
+                        let forward = n.edge.as_ref().filter(|_| !down);
+                        row.push(forward.map_or(Value::String("-".into()), |e| {
+                            Value::Integer(e.backlog as i64)
+                        }));
+                        row.push(Value::String(
+                            forward.map_or("-".into(), |e| {
+                                format!("{:.1} s", e.lag_ms as f64 / 1000.0)
+                            }),
+                        ));
+                    }
+                    row
                 })
                 .collect();
             print!("{}", render_table(&columns, &rows));
+            if let Some(line) = forwarding(&nodes) {
+                println!("{line}");
+            }
         }
     }
     ExitCode::SUCCESS

@@ -39,6 +39,13 @@ fn number(node: &NodeView, field: fn(&chronos::grpc::pb::NodeStatus) -> u64) -> 
     Cell::from(dash(node.status.as_ref().map(field)))
 }
 
+fn number_of(
+    node: &NodeView,
+    field: fn(&chronos::grpc::pb::NodeStatus) -> Option<u64>,
+) -> Cell<'static> {
+    Cell::from(dash(node.status.as_ref().and_then(field)))
+}
+
 fn optional_id(node: &NodeView, field: fn(&chronos::grpc::pb::NodeStatus) -> u64) -> Cell<'static> {
     let id = node.status.as_ref().map(field).filter(|id| *id != 0);
     Cell::from(dash(id))
@@ -102,6 +109,22 @@ fn columns(app: &App, width: u16) -> Vec<Column> {
             header: "leader",
             width: 6,
             cell: |_, n| optional_id(n, |s| s.leader),
+        });
+    }
+    if app.cluster.nodes.values().any(|n| n.status.as_ref().is_some_and(|s| s.edge.is_some())) {
+        // An edge cluster: the rows waiting to go upstream, and how long the oldest has.
+        columns.push(Column {
+            header: "backlog",
+            width: 7,
+            cell: |_, n| number_of(n, |s| s.edge.as_ref().map(|e| e.backlog)),
+        });
+        columns.push(Column {
+            header: "fwd lag",
+            width: 7,
+            cell: |_, n| {
+                let lag = n.status.as_ref().and_then(|s| s.edge.as_ref()).map(|e| e.lag_ms);
+                Cell::from(lag.map_or("-".into(), crate::model::short_age))
+            },
         });
     }
     columns.push(Column {

@@ -299,3 +299,24 @@ fn statements_view_sorted_by_total_time() {
     app.update(Msg::Statements(3, Err("cannot reach the cluster".into())));
     insta::assert_snapshot!(draw(&app, 110, 12));
 }
+
+#[test]
+fn an_edge_cluster_shows_its_forwarding_backlog_and_lag() {
+    let mut app = healthy();
+    let mut leader = app.cluster.nodes[&1].status.clone().unwrap();
+    leader.edge = Some(pb::EdgeStatus {
+        edge: "edge-7".into(),
+        tables: vec!["readings".into()],
+        upstream: vec!["10.0.0.1:7001".into()],
+        backlog: 4321,
+        forwarded: 900,
+        lag_ms: 12_000,
+        error: String::new(),
+    });
+    app.update(Msg::Status(1, Box::new(leader)));
+    let screen = draw(&app, 110, 14).to_string();
+    assert!(screen.contains("backlog") && screen.contains("fwd lag"), "{screen}");
+    assert!(screen.contains("4321") && screen.contains("12s"), "{screen}");
+    // A cluster that forwards nothing has no such columns.
+    assert!(!draw(&healthy(), 110, 14).to_string().contains("backlog"));
+}

@@ -1,0 +1,193 @@
+//! Store-and-forward (issue 17): an edge cluster (`chronosd --upstream --forward`) accepts
+//! writes while its upstream is unreachable and forwards them, in order and exactly once, when
+//! it is back, across kill -9 of either side.
+
+mod support;
+
+use chronos::grpc::pb;
+use chronos::sql::types::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::{Cluster, eventually, serial};
+
+const TABLE: &str = "CREATE TABLE readings (device INT, seq INT, v FLOAT)";
+
+/// A one-node edge forwarding `readings` to `upstream` as edge `id`.
+fn edge(upstream: &Cluster, id: &str) -> Cluster {
+    let addresses: Vec<String> = upstream.addresses.values().cloned().collect();
+    let upstream = addresses.join(",");
+    let edge =
+        Cluster::start(1, &["--upstream", &upstream, "--forward", "readings", "--edge-id", id]);
+    edge.ok(1, TABLE);
+    // Rows are forwarded from the moment the edge has applied its settings.
+    edge_status(&edge);
+    edge
+}
+
+fn edge_status(edge: &Cluster) -> pb::EdgeStatus {
+    eventually("the edge to report its forwarding", || edge.status(1)?.edge)
+}
+
+/// The `seq` column of `readings` on node `id` of `cluster`, in stored order (the hidden row
+/// id: the order the rows arrived in).
+fn seqs(cluster: &Cluster, id: u64) -> Option<Vec<i64>> {
+    let rows = cluster.rows_on(id, "readings")?;
+    Some(
+        rows.iter()
+            .map(|row| match row[1] {
+                Value::Integer(seq) => seq,
+                ref other => panic!("seq {other:?}"),
+            })
+            .collect(),
+    )
+}
+
+/// Waits until the edge's backlog is empty and the upstream holds what the edge holds; returns
+/// the upstream's rows.
+fn caught_up(edge: &Cluster, upstream: &Cluster) -> Vec<i64> {
+    eventually("the upstream to hold every row of the edge", || {
+        let status = edge.status(1)?.edge?;
+        let at_edge = seqs(edge, 1)?;
+        let leader = upstream.leader();
+        let up = seqs(upstream, leader)?;
+        (status.backlog == 0 && up.len() >= at_edge.len()).then(|| {
+            let mut sorted = at_edge.clone();
+            sorted.sort_unstable();
+            if up != sorted {
+                let twice: Vec<&[i64]> = up.windows(2).filter(|w| w[0] >= w[1]).take(5).collect();
+                let missing: Vec<&i64> = sorted.iter().filter(|s| !up.contains(s)).take(5).collect();
+                panic!(
+                    "the upstream holds {} rows, the edge {}: out of order or twice {twice:?}, missing {missing:?}",
+                    up.len(),
+                    sorted.len()
+                );
+            }
+            up
+        })
+    })
+}
+
+#[test]
+fn kill_9_of_edge_and_upstream_during_forwarding_loses_and_duplicates_nothing() {
+    let _serial = serial();
+    let mut upstream = Cluster::start(3, &[]);
+    let leader = upstream.leader();
+    upstream.ok(leader, TABLE);
+    let mut edge = edge(&upstream, "edge-a");
+    // UPDATE and DELETE are refused on a forwarded table.
+    let refused = edge.execute(1, "DELETE FROM readings");
+    let message = refused.results[0].1.as_ref().unwrap_err().message.clone();
+    assert!(message.contains("append-only"), "{message}");
+
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
+        let address = edge.addresses[&1].clone();
+        std::thread::spawn(move || {
+            let runtime = support::runtime();
+            let mut client = chronos::client::Client::new(vec![address], Duration::from_secs(5))
+                .expect("client");
+            client.retry_for = Duration::from_secs(20);
+            let mut seq = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                let first = seq + 1;
+                seq += 20;
+                let values: Vec<String> =
+                    (first..=seq).map(|s| format!("({}, {s}, {s}.5)", s % 7)).collect();
+                let sql = format!("INSERT INTO readings VALUES {}", values.join(", "));
+                match runtime.block_on(client.execute(&sql, false)) {
+                    Ok(response) if response.results.iter().all(|(_, r)| r.is_ok()) => {
+                        acknowledged.lock().unwrap_or_else(|p| p.into_inner()).extend(first..=seq);
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        })
+    };
+    // While rows flow: cut the upstream off until a backlog builds, bring it back, and kill -9
+    // a side while the backlog drains, when a batch is likely applied upstream but not yet
+    // acknowledged at the edge (so it is sent again) or in flight.
+    let count = |acknowledged: &Arc<Mutex<Vec<i64>>>| acknowledged.lock().map_or(0, |a| a.len());
+    for round in 0..4 {
+        for id in upstream.running() {
+            upstream.kill(id);
+        }
+        eventually("a backlog at the edge", || {
+            (edge.status(1)?.edge?.backlog >= 3_000).then_some(())
+        });
+        for id in 1..=3 {
+            upstream.spawn(id);
+        }
+        let before = edge_status(&edge).forwarded;
+        eventually("forwarding to resume", || {
+            let status = edge.status(1)?.edge?;
+            (status.forwarded > before && status.backlog > 0).then_some(())
+        });
+        if round % 2 == 0 {
+            edge.kill(1);
+            edge.spawn(1);
+        } else {
+            let victim = upstream.leader();
+            upstream.kill(victim);
+            upstream.spawn(victim);
+        }
+    }
+    let target = count(&acknowledged) + 400;
+    eventually("more rows acknowledged", || (count(&acknowledged) >= target).then_some(()));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+
+    let upstream_rows = caught_up(&edge, &upstream);
+    let acknowledged = acknowledged.lock().map(|a| a.clone()).unwrap_or_default();
+    for seq in &acknowledged {
+        assert!(upstream_rows.binary_search(seq).is_ok(), "acknowledged row {seq} is upstream");
+    }
+    // Every upstream node holds the same rows.
+    let converged = upstream.converged("readings");
+    assert_eq!(converged.len(), upstream_rows.len());
+    println!("{} rows acknowledged, {} upstream", acknowledged.len(), upstream_rows.len());
+}
+
+#[test]
+fn an_edge_cut_off_for_long_keeps_its_writes_and_catches_up_in_order() {
+    let _serial = serial();
+    let mut upstream = Cluster::start(1, &[]);
+    upstream.kill(1);
+    let edge = edge(&upstream, "edge-b");
+    // Many batches' worth of rows while the upstream is down.
+    for batch in 0..25 {
+        let values: Vec<String> = (batch * 200 + 1..=batch * 200 + 200)
+            .map(|s| format!("({}, {s}, 0.25)", s % 10))
+            .collect();
+        edge.ok(1, &format!("INSERT INTO readings VALUES {}", values.join(", ")));
+    }
+    let status = eventually("the edge to report the failed forwarding", || {
+        edge.status(1)?.edge.filter(|e| !e.error.is_empty())
+    });
+    assert_eq!((status.backlog, status.forwarded), (5_000, 0));
+    assert_eq!(status.edge, "edge-b");
+
+    // The upstream is back but lacks the table: forwarding fails with the reason, keeps
+    // everything, and goes on once the table exists.
+    upstream.spawn(1);
+    upstream.leader();
+    let status = eventually("the edge to report the missing table", || {
+        edge.status(1)?.edge.filter(|e| e.error.contains("readings"))
+    });
+    assert_eq!(status.backlog, 5_000);
+    // `chronos status` shows the backlog too.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chronos"))
+        .args(["--addr", &edge.addresses[&1], "status", "--format", "json"])
+        .output()
+        .expect("chronos status");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(json[0]["forward"]["backlog"], 5_000, "{json}");
+    upstream.ok(1, TABLE);
+
+    let rows = caught_up(&edge, &upstream);
+    assert_eq!(rows, (1..=5_000).collect::<Vec<i64>>());
+    let status = edge_status(&edge);
+    assert_eq!((status.backlog, status.forwarded, status.error.as_str()), (0, 5_000, ""));
+}
