@@ -191,3 +191,46 @@ fn an_edge_cut_off_for_long_keeps_its_writes_and_catches_up_in_order() {
     let status = edge_status(&edge);
     assert_eq!((status.backlog, status.forwarded, status.error.as_str()), (0, 5_000, ""));
 }
+
+/// A batch of `readings` rows `first..=last` as an edge sends it.
+fn batch(edge: &str, incarnation: u64, first: i64, last: i64) -> pb::IngestRequest {
+    let rows: Vec<Vec<Value>> = (first..=last)
+        .map(|s| vec![Value::Integer(s % 3), Value::Integer(s), Value::Float(0.5)])
+        .collect();
+    pb::IngestRequest {
+        edge: edge.into(),
+        incarnation,
+        first: first as u64,
+        tables: vec![pb::IngestTable {
+            name: "readings".into(),
+            columns: vec!["device".into(), "seq".into(), "v".into()],
+        }],
+        row_tables: vec![0; rows.len()],
+        rows: chronos::grpc::convert::rows(&rows),
+    }
+}
+
+#[test]
+fn a_batch_sent_again_or_overlapping_is_applied_once_on_a_real_cluster() {
+    let _serial = serial();
+    let upstream = Cluster::start(3, &[]);
+    let leader = upstream.leader();
+    upstream.ok(leader, TABLE);
+    let follower = upstream.other_than(leader);
+    let mut client = upstream.client(follower);
+    let mut send = |request| upstream.block_on(client.ingest(request));
+    assert_eq!(send(batch("e", 1, 1, 10)), Ok(10));
+    // Sent again (the edge never heard the answer), and cut differently: only 11-15 are new.
+    assert_eq!(send(batch("e", 1, 1, 10)), Ok(10));
+    assert_eq!(send(batch("e", 1, 5, 15)), Ok(15));
+    // Rows missing in between are refused, and change nothing.
+    let gap = send(batch("e", 1, 20, 25)).unwrap_err().to_string();
+    assert!(gap.contains("edge_gap"), "{gap}");
+    // A rebuilt edge numbers from 1 in a new incarnation: its rows are new.
+    assert_eq!(send(batch("e", 2, 1, 2)), Ok(2));
+    let mut expected: Vec<i64> = (1..=15).collect();
+    expected.extend([1, 2]);
+    assert_eq!(seqs(&upstream, leader), Some(expected.clone()));
+    // Every node holds the same.
+    assert_eq!(upstream.converged("readings").len(), expected.len());
+}

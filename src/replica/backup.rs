@@ -249,6 +249,10 @@ pub fn restore(
             Frame::Header { .. } => return Err(reader.broken("a second header")),
         }
     }
+    // A restored edge numbers its rows in a new life: the upstream may hold rows numbered
+    // after the backup was taken.
+    let incarnation = super::proof::random_u64()?;
+    db.restart_outbox(incarnation).map_err(|e| e.to_string())?;
     let meta = Meta { applied: index, term, config, ..Meta::default() };
     let mut record = WriteBatch::new();
     record.set(META_KEY.to_vec(), codec::encode(&meta));

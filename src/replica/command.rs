@@ -76,8 +76,10 @@ pub enum Command {
     /// Sets which tables this cluster forwards upstream as an edge: proposed by the leader
     /// when its `--forward` differs from the state's.
     SetForward {
-        /// The tables and the edge's id.
+        /// The tables, and the edge's id and incarnation.
         settings: ForwardSettings,
+        /// The id and incarnation are only a candidate: an edge that has them keeps its own.
+        keep_id: bool,
     },
     /// The upstream acknowledged the outbox up to `through`: those entries are deleted.
     Forwarded {
@@ -93,6 +95,8 @@ pub enum Command {
 pub struct Ingest {
     /// The edge's id.
     pub edge: String,
+    /// The life of the edge's numbering (see `ForwardSettings::incarnation`).
+    pub incarnation: u64,
     /// The sequence number of the first row.
     pub first: u64,
     /// The tables the rows go to, with the edge's column names (empty: in column order).
@@ -146,7 +150,7 @@ impl Command {
             Command::Expire { limit, .. } => format!("delete up to {limit} expired rows"),
             Command::SetSessionKey { .. } => "set the session signing key".to_string(),
             Command::SetAddress { id, address } => format!("node {id} serves on {address}"),
-            Command::SetForward { settings } => {
+            Command::SetForward { settings, .. } => {
                 let tables: Vec<&str> = settings.tables.iter().map(String::as_str).collect();
                 format!("forward {} upstream as edge {}", tables.join(", "), settings.edge)
             }

@@ -4,6 +4,7 @@
 use super::*;
 use crate::raft::{Configuration, Entry, Payload};
 use crate::replica::{Caller, Command};
+use crate::sql::parser::ast::Statement;
 use crate::sql::types::Value;
 use crate::storage::ReplicaStore;
 
@@ -14,14 +15,27 @@ fn apply(machine: &mut StateMachine, index: Index, command: &Command) -> Outcome
     outcome
 }
 
-/// Rows `first..=last` of edge `edge` into `t`, each row holding its sequence number.
+/// Rows `first..=last` of edge `edge` (incarnation 1) into `table`, each row holding its
+/// sequence number.
 fn batch(edge: &str, first: u64, last: u64, table: &str) -> Command {
+    batch_of(edge, 1, Caller::Anonymous, first, last, table)
+}
+
+fn batch_of(
+    edge: &str,
+    incarnation: u64,
+    caller: Caller,
+    first: u64,
+    last: u64,
+    table: &str,
+) -> Command {
     Command::Ingest(Box::new(Ingest {
         edge: edge.into(),
+        incarnation,
         first,
         tables: vec![(table.into(), vec!["seq".into()])],
         rows: (first..=last).map(|seq| (0, vec![Value::Integer(seq as i64)])).collect(),
-        caller: Caller::Anonymous,
+        caller,
         limits: crate::sql::budget::Limits::NONE,
         now: 1,
     }))
@@ -82,9 +96,47 @@ fn batches_apply_once_skip_overlaps_and_refuse_gaps_across_a_restart() {
     // After a restart the record holds: a retry inserts nothing, a gap is refused.
     drop(machine);
     let mut machine = StateMachine::open(store, Configuration::default()).unwrap();
-    assert_eq!(machine.edges().get("e1"), Some(&5));
     assert_eq!(held(apply(&mut machine, 7, &batch("e1", 3, 5, "t"))), Ok(5));
     assert_eq!(held(apply(&mut machine, 8, &batch("e1", 7, 8, "t"))), Err("edge_gap".into()));
     assert_eq!(held(apply(&mut machine, 9, &batch("e1", 6, 6, "t"))), Ok(6));
     assert_eq!(rows(&machine), vec![1, 2, 3, 4, 5, 6, 40, 41]);
+}
+
+#[test]
+fn a_new_incarnation_starts_over_and_another_user_may_not_take_an_edge_over() {
+    let mut machine =
+        StateMachine::open(Arc::new(ReplicaStore::memory()), Configuration::default()).unwrap();
+    use crate::sql::parser::ast::{Credential, UserStatement};
+    let hash = crate::replica::access::hash_password("pw").unwrap();
+    let mut statements = crate::sql::parser::parse("CREATE TABLE t (seq INT)").unwrap();
+    for name in ["ann", "bob"] {
+        let credential = Credential::Hash(hash.clone());
+        let create = UserStatement::Create { name: name.into(), credential, if_not_exists: false };
+        statements.push(Statement::Users(create));
+        let grant = UserStatement::Grant { role: "readwrite".into(), user: name.into() };
+        statements.push(Statement::Users(grant));
+    }
+    let Command::Execute { txn, continue_on_error, request, limits, caller, now, .. } = sql("")
+    else {
+        unreachable!()
+    };
+    let bootstrap =
+        Command::Execute { txn, statements, continue_on_error, request, limits, caller, now };
+    let Outcome::Executed { results, .. } = apply(&mut machine, 1, &bootstrap) else { panic!() };
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let ann = || Caller::User("ann".into());
+    assert_eq!(held(apply(&mut machine, 2, &batch_of("e1", 1, ann(), 1, 4, "t"))), Ok(4));
+    // Another user cannot forward as e1 (the operator could).
+    let bob = Caller::User("bob".into());
+    assert_eq!(
+        held(apply(&mut machine, 3, &batch_of("e1", 1, bob, 5, 5, "t"))),
+        Err("permission_denied".into())
+    );
+    assert_eq!(
+        held(apply(&mut machine, 4, &batch_of("e1", 1, Caller::Operator, 5, 5, "t"))),
+        Ok(5)
+    );
+    // A rebuilt edge numbers from 1 again in a new life: its rows are new, not skipped.
+    assert_eq!(held(apply(&mut machine, 5, &batch_of("e1", 2, ann(), 1, 2, "t"))), Ok(2));
+    assert_eq!(rows(&machine), vec![1, 1, 2, 2, 3, 4, 5]);
 }

@@ -62,6 +62,13 @@ pub fn verify(key: &[u8], txn: &Transaction, holder: Holder<'_>, proof: &[u8]) -
     mac(key, txn, holder).verify_slice(proof).is_ok()
 }
 
+/// A random number from the system's source (edge ids and incarnations).
+pub fn random_u64() -> Result<u64, String> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no random source: {e}"))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
 /// A new random session key.
 pub fn new_key() -> Result<Vec<u8>, String> {
     let mut key = vec![0u8; KEY_BYTES];

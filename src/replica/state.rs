@@ -156,7 +156,7 @@ pub type SharedDatabase = Arc<RwLock<Arc<Database>>>;
 
 /// The state machine (see the module docs).
 pub struct StateMachine {
-    pub(super) store: Arc<ReplicaStore>,
+    store: Arc<ReplicaStore>,
     db: SharedDatabase,
     /// Open read-write transactions, by version. Transactions of a switched-to store are
     /// resumed from it when next used.
@@ -168,8 +168,6 @@ pub struct StateMachine {
     address_changes: u64,
     /// The entry being applied, or the last applied (see [`StateMachine::position`]).
     position: Arc<AtomicU64>,
-    /// The highest sequence number held of each edge (mirrors the store: `ingest.rs`).
-    pub(super) edges: BTreeMap<String, u64>,
 }
 
 impl StateMachine {
@@ -179,12 +177,9 @@ impl StateMachine {
         let meta = Meta::load(store.as_ref()).map_err(|e| fatal(0, e))?;
         let meta = meta.unwrap_or(Meta { config: initial, ..Meta::default() });
         let clients = load_clients(store.as_ref()).map_err(|e| fatal(meta.applied, e))?;
-        let edges =
-            super::ingest::load_edges(store.as_ref()).map_err(|e| fatal(meta.applied, e))?;
         let db = Database::open_replicated(store.clone()).map_err(|e| fatal(meta.applied, e))?;
         db.observe_log_clock(meta.clock);
         Ok(Self {
-            edges,
             store,
             db: Arc::new(RwLock::new(Arc::new(db))),
             txns: BTreeMap::new(),
@@ -349,8 +344,8 @@ impl StateMachine {
                 self.address_changes += 1;
                 Ok(Outcome::Done)
             }
-            Command::SetForward { settings } => {
-                Self::outcome_of(index, db.set_forward_settings(&settings))
+            Command::SetForward { settings, keep_id } => {
+                Self::outcome_of(index, db.set_forward_settings(&settings, keep_id))
             }
             Command::Forwarded { through } => Self::outcome_of(index, db.trim_outbox(through)),
             Command::Ingest(mut ingest) => {
@@ -528,11 +523,8 @@ impl StateMachine {
             .map_err(|e| fatal(self.meta.applied, e))?
             .ok_or_else(|| fatal(self.meta.applied, "the received state has no record"))?;
         let clients = load_clients(store.as_ref()).map_err(|e| fatal(meta.applied, e))?;
-        let edges =
-            super::ingest::load_edges(store.as_ref()).map_err(|e| fatal(meta.applied, e))?;
         let db = Database::open_replicated(store.clone()).map_err(|e| fatal(meta.applied, e))?;
         db.observe_log_clock(meta.clock);
-        self.edges = edges;
         // The old transactions belong to the old store; dropping them touches only it.
         self.txns.clear();
         self.position.fetch_max(meta.applied, Ordering::SeqCst);

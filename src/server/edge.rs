@@ -74,10 +74,10 @@ pub fn spawn(cx: &Arc<Context>) -> Option<tokio::task::JoinHandle<()>> {
     Some(tokio::spawn(forward(cx.clone(), edge)))
 }
 
-fn new_edge_id() -> String {
-    let bytes = crate::replica::proof::new_key().unwrap_or_default();
-    let hex: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("edge-{hex}")
+/// A new edge's id and the life of its numbering.
+fn new_identity() -> Result<(String, u64), String> {
+    let random = crate::replica::proof::random_u64;
+    Ok((format!("edge-{:016x}", random()?), random()?))
 }
 
 /// On the leader: makes the state's settings match the options, then forwards the outbox.
@@ -111,16 +111,17 @@ async fn forward_once(
 ) -> Result<bool, String> {
     let db = cx.database();
     let have = db.forward_settings().map_err(|e| e.to_string())?;
-    let id = edge
-        .id
-        .clone()
-        .or_else(|| have.as_ref().map(|s| s.edge.clone()).filter(|id| !id.is_empty()))
-        .unwrap_or_else(new_edge_id);
-    let want = ForwardSettings { edge: id, tables: edge.tables.clone() };
-    if have.as_ref() != Some(&want) {
-        propose(cx, Command::SetForward { settings: want }).await?;
+    let settled = have.as_ref().filter(|have| {
+        have.tables == edge.tables && edge.id.as_ref().is_none_or(|id| *id == have.edge)
+    });
+    let Some(settings) = settled.cloned() else {
+        // A random id is only a candidate: if another leader's got in first, it stays.
+        let (random_id, incarnation) = new_identity()?;
+        let id = edge.id.clone().unwrap_or(random_id);
+        let settings = ForwardSettings { edge: id, incarnation, tables: edge.tables.clone() };
+        propose(cx, Command::SetForward { settings, keep_id: edge.id.is_none() }).await?;
         return Ok(false);
-    }
+    };
     let batch = tokio::task::spawn_blocking(move || db.outbox_batch(BATCH_ROWS, BATCH_BYTES))
         .await
         .map_err(|e| e.to_string())?
@@ -128,7 +129,8 @@ async fn forward_once(
     let (entries, tables) = batch;
     let Some(first) = entries.first().map(|(seq, _)| *seq) else { return Ok(false) };
     let request = pb::IngestRequest {
-        edge: want.edge,
+        edge: settings.edge,
+        incarnation: settings.incarnation,
         first,
         row_tables: entries
             .iter()
@@ -223,6 +225,7 @@ pub fn ingest_command(
     let rows = convert::from_rows(request.rows);
     Ok(Ingest {
         edge: request.edge,
+        incarnation: request.incarnation,
         first: request.first,
         tables: request.tables.into_iter().map(|t| (t.name, t.columns)).collect(),
         rows: request.row_tables.into_iter().zip(rows).collect(),

@@ -5,9 +5,10 @@
 //! Key layout (inside MVCC, beside `store.rs`'s):
 //! - `Forward` → the [`ForwardSettings`]: which tables are forwarded, and the edge's id.
 //! - `Outbox(seq)` → an [`OutboxEntry`]; sequence numbers count from 1.
-//! - `Pending(version, table, key)` → a row that the open transaction `version` inserted into a
+//! - `Pending(version, n)` → the `n`th row that the open transaction `version` inserted into a
 //!   forwarded table, written only if the transaction is flushed while still open (it spans
 //!   log entries); an autocommit statement keeps its rows in memory until it commits.
+//! - `PendingNext(version)` (unversioned) → the next `n` of an open transaction.
 //! - `OutboxNext` (unversioned) → the next sequence number.
 //! - `OutboxForwarded` (unversioned) → the highest sequence number the upstream acknowledged.
 //!
@@ -24,7 +25,7 @@ use super::store::Txn;
 use crate::encoding::keycode::{self, KeyReader};
 use crate::encoding::value as codec;
 use crate::sql::error::{Error, Result};
-use crate::sql::types::{Row, Value};
+use crate::sql::types::Row;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::ops::Bound;
@@ -34,12 +35,16 @@ const OUTBOX: u8 = 0x09;
 const PENDING: u8 = 0x0a;
 const OUTBOX_NEXT: u8 = 0x0b;
 const OUTBOX_FORWARDED: u8 = 0x0c;
+const PENDING_NEXT: u8 = 0x0e;
 
 /// Which tables an edge forwards upstream, and the id the upstream knows it by.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForwardSettings {
     /// The edge's id: the upstream deduplicates by it and the outbox's sequence numbers.
     pub edge: String,
+    /// This life of the edge's numbering, random: it changes with the id and when a backup
+    /// is restored, so the upstream knows the numbers start over.
+    pub incarnation: u64,
     /// The forwarded tables, by name (they need not exist yet).
     pub tables: BTreeSet<String>,
 }
@@ -81,9 +86,13 @@ fn pending_prefix(version: u64) -> Vec<u8> {
 /// A row queued by a transaction for the outbox, not yet written anywhere.
 pub(super) struct Queued {
     table: String,
-    /// The row's key, encoded (it makes the row's pending key unique).
-    key: Vec<u8>,
     row: Row,
+}
+
+fn pending_next_key(version: u64) -> Vec<u8> {
+    let mut out = vec![PENDING_NEXT];
+    keycode::put_u64(&mut out, version);
+    out
 }
 
 impl Txn {
@@ -96,8 +105,20 @@ impl Txn {
     }
 
     /// Sets which tables are forwarded, marking the existing tables to match; rows inserted
-    /// from then on enter the outbox.
-    pub fn set_forward_settings(&mut self, settings: &ForwardSettings) -> Result<()> {
+    /// from then on enter the outbox. With `keep_id`, an edge id and incarnation already set
+    /// stay (the proposed ones were only a candidate); an id that stays keeps its incarnation.
+    pub fn set_forward_settings(
+        &mut self,
+        proposed: &ForwardSettings,
+        keep_id: bool,
+    ) -> Result<()> {
+        let mut settings = proposed.clone();
+        if let Some(current) = self.forward_settings()?
+            && (keep_id || current.edge == settings.edge)
+        {
+            settings.edge = current.edge;
+            settings.incarnation = current.incarnation;
+        }
         for mut table in self.list_tables()? {
             let forwarded = settings.tables.contains(&table.name);
             if table.forwarded != forwarded {
@@ -111,7 +132,7 @@ impl Txn {
                 self.replace_table(&table)?;
             }
         }
-        self.inner.set(&[FORWARD], codec::encode(settings))?;
+        self.inner.set(&[FORWARD], codec::encode(&settings))?;
         Ok(())
     }
 
@@ -121,10 +142,8 @@ impl Txn {
     }
 
     /// Queues an inserted row of a forwarded table for the outbox.
-    pub(super) fn queue_forwarded(&mut self, table: &str, key: &Value, row: &Row) {
-        let mut encoded = Vec::new();
-        key.encode_key(&mut encoded);
-        self.outbox.push(Queued { table: table.to_string(), key: encoded, row: row.clone() });
+    pub(super) fn queue_forwarded(&mut self, table: &str, row: &Row) {
+        self.outbox.push(Queued { table: table.to_string(), row: row.clone() });
     }
 
     /// Writes the queued rows as pending keys of this transaction, before it is flushed while
@@ -133,14 +152,21 @@ impl Txn {
         if self.outbox.is_empty() {
             return Ok(());
         }
-        let prefix = pending_prefix(self.inner.version());
+        let version = self.inner.version();
+        let counter = pending_next_key(version);
+        let mut next = match self.inner.get_unversioned(&counter)? {
+            Some(bytes) => KeyReader::new(&bytes).get_u64()?,
+            None => 0,
+        };
         for queued in std::mem::take(&mut self.outbox) {
-            let mut key = prefix.clone();
-            keycode::put_str(&mut key, &queued.table);
-            key.extend_from_slice(&queued.key);
+            // Numbered in insertion order, so the outbox gets them in that order.
+            let mut key = pending_prefix(version);
+            keycode::put_u64(&mut key, next);
+            next += 1;
             let entry = OutboxEntry { table: queued.table, row: queued.row, time: 0 };
-            self.inner.set(&key, codec::encode(&entry))?;
+            self.inner.write_fresh(&key, codec::encode(&entry))?;
         }
+        self.inner.set_unversioned(&counter, next.to_be_bytes().to_vec())?;
         self.spilled = true;
         Ok(())
     }
@@ -158,12 +184,15 @@ impl Txn {
                 let entry: OutboxEntry = codec::decode(&value)?;
                 rows.push((entry.table, entry.row));
             }
+            self.inner.delete_unversioned(&pending_next_key(self.inner.version()))?;
         }
         rows.extend(std::mem::take(&mut self.outbox).into_iter().map(|q| (q.table, q.row)));
         if rows.is_empty() {
             return Ok(());
         }
-        let time = crate::sql::clock::now().unwrap_or_else(|_| crate::sql::clock::wall_clock());
+        // The statement's time (every replicated commit has one). Without one, as in an
+        // embedded database that forwards nothing, 0: never a clock read during apply.
+        let time = crate::sql::clock::now().unwrap_or(0);
         let mut next = self.outbox_counter(OUTBOX_NEXT)?.max(1);
         for (table, row) in rows {
             let entry = OutboxEntry { table, row, time };
@@ -194,12 +223,14 @@ impl Txn {
         let mut bytes = 0;
         for item in self.inner.scan((Bound::Included(outbox_key(first)), end)) {
             let (key, value) = item?;
+            // The batch ends before a row that would take it past `max_bytes` (a large row
+            // goes alone).
+            if !batch.is_empty() && (batch.len() >= max_rows || bytes + value.len() > max_bytes) {
+                break;
+            }
             let seq = KeyReader::new(&key[1..]).get_u64()?;
             bytes += value.len();
             batch.push((seq, codec::decode(&value)?));
-            if batch.len() >= max_rows || bytes >= max_bytes {
-                break;
-            }
         }
         Ok(batch)
     }
@@ -246,9 +277,32 @@ impl Txn {
 pub type OutboxBatch = (Vec<(u64, OutboxEntry)>, Vec<(String, Vec<String>)>);
 
 impl super::Database {
-    /// Sets which tables are forwarded (applied from the log on every replica).
-    pub fn set_forward_settings(&self, settings: &ForwardSettings) -> Result<()> {
-        self.write_outbox(|txn| txn.set_forward_settings(settings))
+    /// Sets which tables are forwarded (applied from the log on every replica; see
+    /// [`Txn::set_forward_settings`]).
+    pub fn set_forward_settings(&self, settings: &ForwardSettings, keep_id: bool) -> Result<()> {
+        self.write_outbox(|txn| txn.set_forward_settings(settings, keep_id))
+    }
+
+    /// After a restore: the edge's numbering starts a new life (`incarnation`), and the
+    /// counters are set from the outbox entries restored (the backup does not carry them).
+    pub fn restart_outbox(&self, incarnation: u64) -> Result<()> {
+        self.write_outbox(|txn| {
+            let Some(mut settings) = txn.forward_settings()? else { return Ok(()) };
+            settings.incarnation = incarnation;
+            txn.inner.set(&[FORWARD], codec::encode(&settings))?;
+            let (mut first, mut last) = (None, 0);
+            let end = Bound::Excluded(vec![OUTBOX + 1]);
+            for item in txn.inner.scan((Bound::Included(vec![OUTBOX]), end)) {
+                let (key, _) = item?;
+                let seq = KeyReader::new(&key[1..]).get_u64()?;
+                first.get_or_insert(seq);
+                last = seq;
+            }
+            let forwarded = first.map_or(0, |first: u64| first - 1);
+            txn.inner.set_unversioned(&[OUTBOX_FORWARDED], forwarded.to_be_bytes().to_vec())?;
+            txn.inner.set_unversioned(&[OUTBOX_NEXT], (last + 1).to_be_bytes().to_vec())?;
+            Ok(())
+        })
     }
 
     /// Deletes the outbox's entries up to `through` (applied from the log on every replica).

@@ -2,10 +2,15 @@
 
 use super::*;
 use crate::sql::Database;
+use crate::sql::types::Value;
 use std::sync::Arc;
 
 fn forwarding(tables: &[&str]) -> ForwardSettings {
-    ForwardSettings { edge: "e1".into(), tables: tables.iter().map(|t| t.to_string()).collect() }
+    ForwardSettings {
+        edge: "e1".into(),
+        incarnation: 7,
+        tables: tables.iter().map(|t| t.to_string()).collect(),
+    }
 }
 
 /// The outbox's (sequence, table, first value) triples.
@@ -19,13 +24,13 @@ fn committed_rows_of_forwarded_tables_enter_the_outbox_in_commit_order() {
     let db = Arc::new(Database::memory());
     let mut s = db.session();
     s.execute("CREATE TABLE a (id INT PRIMARY KEY); CREATE TABLE b (id INT)").unwrap();
-    db.set_forward_settings(&forwarding(&["a", "b", "later"])).unwrap();
+    db.set_forward_settings(&forwarding(&["a", "b", "later"]), false).unwrap();
     // Created after the settings: forwarded too.
     s.execute("CREATE TABLE later (id INT); CREATE TABLE local (id INT)").unwrap();
 
     // An open transaction's rows wait for its commit, even across a flush and a resume.
     let mut open = db.session();
-    open.execute("BEGIN; INSERT INTO a VALUES (1)").unwrap();
+    open.execute("BEGIN; INSERT INTO a VALUES (10), (1)").unwrap();
     open.flush().unwrap();
     let version = open.transaction().unwrap().mvcc().version();
     // As after a restart: the transaction's rows are known only from the store.
@@ -41,22 +46,23 @@ fn committed_rows_of_forwarded_tables_enter_the_outbox_in_commit_order() {
     let b = |v| ("b".to_string(), Value::Integer(v));
     let a = |v| ("a".to_string(), Value::Integer(v));
     let got: Vec<_> = outbox(&db).into_iter().map(|(seq, t, v)| (seq, (t, v))).collect();
-    assert_eq!(got, vec![(1, b(2)), (2, b(3)), (3, a(1)), (4, a(6))]);
+    // The open transaction's rows come in the order it inserted them, not in key order.
+    assert_eq!(got, vec![(1, b(2)), (2, b(3)), (3, a(10)), (4, a(1)), (5, a(6))]);
     let status = db.outbox_status().unwrap();
-    assert_eq!((status.backlog, status.forwarded), (4, 0));
+    assert_eq!((status.backlog, status.forwarded), (5, 0));
 
-    db.trim_outbox(2).unwrap();
-    assert_eq!(outbox(&db).iter().map(|e| e.0).collect::<Vec<_>>(), vec![3, 4]);
+    db.trim_outbox(3).unwrap();
+    assert_eq!(outbox(&db).iter().map(|e| e.0).collect::<Vec<_>>(), vec![4, 5]);
     assert_eq!(db.outbox_status().unwrap().backlog, 2);
     // An acknowledgement past the end trims only what is there.
     db.trim_outbox(100).unwrap();
     assert_eq!(outbox(&db), vec![]);
     assert_eq!(
         db.outbox_status().unwrap(),
-        OutboxStatus { backlog: 0, forwarded: 4, oldest: None }
+        OutboxStatus { backlog: 0, forwarded: 5, oldest: None }
     );
     s.execute("INSERT INTO later VALUES (7)").unwrap();
-    assert_eq!(outbox(&db), vec![(5, "later".to_string(), Value::Integer(7))]);
+    assert_eq!(outbox(&db), vec![(6, "later".to_string(), Value::Integer(7))]);
 }
 
 #[test]
@@ -64,7 +70,7 @@ fn forwarded_tables_refuse_updates_deletes_and_upserts() {
     let db = Arc::new(Database::memory());
     let mut s = db.session();
     s.execute("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 1)").unwrap();
-    db.set_forward_settings(&forwarding(&["t"])).unwrap();
+    db.set_forward_settings(&forwarding(&["t"]), false).unwrap();
     for sql in [
         "UPDATE t SET v = 2",
         "DELETE FROM t",
@@ -77,7 +83,33 @@ fn forwarded_tables_refuse_updates_deletes_and_upserts() {
     s.execute("INSERT INTO t VALUES (2, 2)").unwrap();
     assert_eq!(outbox(&db).len(), 1);
     // Forwarding stopped: the table takes updates again, and new rows stay local.
-    db.set_forward_settings(&forwarding(&[])).unwrap();
+    db.set_forward_settings(&forwarding(&[]), false).unwrap();
     s.execute("UPDATE t SET v = 5; INSERT INTO t VALUES (3, 3)").unwrap();
     assert_eq!(outbox(&db).len(), 1);
+}
+
+#[test]
+fn an_edge_keeps_its_id_against_a_candidate_and_a_restore_starts_a_new_life() {
+    let db = Arc::new(Database::memory());
+    db.set_forward_settings(&forwarding(&["t"]), true).unwrap();
+    // A second leader's random candidate does not replace the id and incarnation set.
+    let candidate =
+        ForwardSettings { edge: "other".into(), incarnation: 9, ..forwarding(&["t", "u"]) };
+    db.set_forward_settings(&candidate, true).unwrap();
+    let settings = db.forward_settings().unwrap().unwrap();
+    assert_eq!((settings.edge.as_str(), settings.incarnation, settings.tables.len()), ("e1", 7, 2));
+    // An id given explicitly replaces it, with the new incarnation.
+    db.set_forward_settings(&candidate, false).unwrap();
+    assert_eq!(db.forward_settings().unwrap().unwrap().incarnation, 9);
+
+    // After a restore the counters come from the entries: new rows number after them.
+    let mut s = db.session();
+    s.execute("CREATE TABLE t (id INT); INSERT INTO t VALUES (1), (2), (3)").unwrap();
+    db.trim_outbox(1).unwrap();
+    db.restart_outbox(11).unwrap();
+    assert_eq!(db.forward_settings().unwrap().unwrap().incarnation, 11);
+    s.execute("INSERT INTO t VALUES (4)").unwrap();
+    let seqs: Vec<u64> = outbox(&db).iter().map(|e| e.0).collect();
+    assert_eq!(seqs, vec![2, 3, 4]);
+    assert_eq!(db.outbox_status().unwrap().backlog, 3);
 }

@@ -264,7 +264,8 @@ impl Txn {
     /// Creates a table (with the indexes its schema lists, all empty).
     pub fn create_table(&mut self, mut table: Table) -> Result<()> {
         table.validate()?;
-        table.forwarded = self.forwards(&table.name)?;
+        // A rollup's state is written by its rollup alone, never forwarded.
+        table.forwarded = table.rollup_of.is_none() && self.forwards(&table.name)?;
         if self.get_table(&table.name)?.is_some() || self.get_view(&table.name)?.is_some() {
             return Err(Error::TableExists(table.name));
         }
@@ -412,7 +413,7 @@ impl Txn {
         }
         self.count_row(&table.name, 1);
         if table.forwarded {
-            self.queue_forwarded(&table.name, &key, &row);
+            self.queue_forwarded(&table.name, &row);
         }
         let row_key = row_key(&table.name, &key);
         match fresh {

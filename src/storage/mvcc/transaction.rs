@@ -377,6 +377,16 @@ impl Transaction {
         Ok(())
     }
 
+    /// Deletes an unversioned value, as [`Transaction::set_unversioned`] sets one.
+    pub fn delete_unversioned(&mut self, key: &[u8]) -> Result<()> {
+        self.writable()?;
+        if self.pending.is_empty() && self.pending_unversioned.is_empty() {
+            self.acquire_latch()?;
+        }
+        self.pending_unversioned.insert(key.to_vec(), None);
+        Ok(())
+    }
+
     /// Takes the exclusive (schema) lock. Fails with a serialization error while other
     /// read-write transactions are in flight.
     pub fn lock_exclusive(&mut self) -> Result<()> {
