@@ -82,6 +82,9 @@ fn forwarded_tables_refuse_updates_deletes_and_upserts() {
     // Plain inserts still work, and the table's rows are unchanged.
     s.execute("INSERT INTO t VALUES (2, 2)").unwrap();
     assert_eq!(outbox(&db).len(), 1);
+    // It cannot be dropped while its rows wait to be sent.
+    let error = s.execute("DROP TABLE t").unwrap_err().to_string();
+    assert!(error.contains("rows to send"), "{error}");
     // Forwarding stopped: the table takes updates again, and new rows stay local.
     db.set_forward_settings(&forwarding(&[]), false).unwrap();
     s.execute("UPDATE t SET v = 5; INSERT INTO t VALUES (3, 3)").unwrap();

@@ -281,8 +281,15 @@ impl Txn {
 
     /// Drops a table with its rows and index entries. Returns false if it did not exist.
     pub fn drop_table(&mut self, name: &str) -> Result<bool> {
-        if self.get_table(name)?.is_none() {
+        let Some(table) = self.get_table(name)? else {
             return Ok(false);
+        };
+        // Waiting rows are sent under the table's columns as they are when sent.
+        let waiting = if table.forwarded { self.outbox_status()?.backlog } else { 0 };
+        if waiting > 0 {
+            return Err(Error::Invalid(format!(
+                "\"{name}\" is forwarded upstream and the outbox still holds {waiting} rows to send: drop it once the backlog is empty (chronos status)"
+            )));
         }
         self.delete_prefix(&row_prefix(name))?;
         let mut index_space = vec![INDEX];
