@@ -1,3 +1,4 @@
+#![cfg(feature = "tls")]
 //! TLS (`--tls-cert`, `--tls-key`, `--tls-ca`; `chronos --ca`): certificates made with
 //! `chronos cert`, a 3-node cluster serving TLS with mutual TLS between peers. A client
 //! without the cluster's CA is refused; with it every CLI command works. A peer whose

@@ -252,11 +252,10 @@ impl Args {
             None => None,
         };
         let tls = match &self.upstream_ca {
-            Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("--upstream-ca: cannot read {}: {e}", path.display()))?;
-                Some(chronos::grpc::tls::ClientTls::new(pem))
-            }
+            Some(path) => Some(
+                chronos::grpc::tls::ClientTls::load(path, None, None)
+                    .map_err(|e| format!("--upstream-ca: {e}"))?,
+            ),
             None => None,
         };
         Ok(Some(chronos::server::EdgeOptions {

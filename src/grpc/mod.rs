@@ -2,6 +2,10 @@
 //! them and the domain types. Only this module and the server's services see `pb`.
 
 pub mod convert;
+#[cfg(feature = "tls")]
+pub mod tls;
+#[cfg(not(feature = "tls"))]
+#[path = "no_tls.rs"]
 pub mod tls;
 pub mod wire;
 

@@ -58,9 +58,19 @@ pub fn endpoint(address: &str) -> Option<Endpoint> {
 /// an address, or the TLS settings cannot be used).
 pub fn endpoint_with(address: &str, tls: Option<&super::tls::ClientTls>) -> Option<Endpoint> {
     let Some(tls) = tls else { return endpoint(address) };
+    tls_endpoint(address, tls)
+}
+
+#[cfg(feature = "tls")]
+fn tls_endpoint(address: &str, tls: &super::tls::ClientTls) -> Option<Endpoint> {
     let endpoint = Endpoint::from_shared(format!("https://{address}")).ok()?;
     let endpoint = endpoint.tls_config(tls.config()).ok()?;
     Some(endpoint.connect_timeout(CONNECT_TIMEOUT).tcp_nodelay(true))
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_endpoint(_address: &str, tls: &super::tls::ClientTls) -> Option<Endpoint> {
+    match *tls {}
 }
 
 /// An Admin service client on `channel` whose calls carry `credentials`, with the API's

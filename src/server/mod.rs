@@ -49,6 +49,10 @@ mod node;
 mod services;
 mod snapshot;
 mod statements;
+#[cfg(feature = "tls")]
+pub mod tls;
+#[cfg(not(feature = "tls"))]
+#[path = "no_tls.rs"]
 pub mod tls;
 mod transport;
 

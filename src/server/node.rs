@@ -211,7 +211,7 @@ impl Node {
             addresses.clone(),
             tokio::runtime::Handle::current(),
             secret.peer_credentials(opts.id),
-            opts.tls.as_ref().map(|tls| tls.peers.clone()),
+            opts.tls.as_ref().map(|tls| tls.peers()),
             metrics.clone(),
         ));
         let mut raft_opts = raft::Options::new(opts.id);

@@ -47,6 +47,9 @@ pub fn serve(
             let _ = shutdown.await;
         };
         let stopped = match tls {
+            #[cfg(not(feature = "tls"))]
+            Some(tls) => match tls {},
+            #[cfg(feature = "tls")]
             Some(tls) => {
                 let incoming = super::tls::incoming(listener, &tls);
                 router.serve_with_incoming_shutdown(incoming, shutdown).await

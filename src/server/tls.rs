@@ -42,6 +42,11 @@ impl std::fmt::Debug for NodeTls {
 }
 
 impl NodeTls {
+    /// How this node connects to its peers.
+    pub fn peers(&self) -> ClientTls {
+        self.peers.clone()
+    }
+
     /// Reads node `id`'s certificate, key and the cluster's CA (PEM files); the certificate
     /// must name node `id`.
     pub fn load(id: NodeId, cert: &Path, key: &Path, ca: &Path) -> Result<Self, String> {
