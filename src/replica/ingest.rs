@@ -12,7 +12,8 @@
 //!   are (a failed insert, say a missing table, leaves the record where it was).
 //! - Within one incarnation of an edge, a batch must start at or before the row after the
 //!   last one held; a batch past that (rows missing in between) is refused with `edge_gap`.
-//!   A new incarnation (a rebuilt or restored edge) starts the record over.
+//!   A new incarnation (a rebuilt or restored edge) starts the record over, from row 1 only:
+//!   a batch of a new incarnation starting elsewhere (two edges with one id) is refused.
 //! - Once a user has forwarded for an edge id, another user may not (the operator may).
 
 use super::command::{Caller, Ingest, Outcome, StatementError};
@@ -65,8 +66,8 @@ enum Decision {
 fn decide(record: Option<&EdgeRecord>, batch: &Ingest) -> Decision {
     let Ingest { edge, incarnation, first, rows, caller, .. } = batch;
     let through = first + rows.len() as u64 - 1;
-    let Some(record) = record.filter(|r| r.incarnation == *incarnation) else {
-        // A new edge, or a new life of one: its numbers start here.
+    let Some(record) = record else {
+        // A new edge: its numbers start here.
         return Decision::Insert { skip: 0, through };
     };
     if let (Some(owner), Caller::User(user)) = (&record.owner, caller)
@@ -74,6 +75,17 @@ fn decide(record: Option<&EdgeRecord>, batch: &Ingest) -> Decision {
     {
         let message = format!("edge {edge} forwards as user {owner}, not {user}");
         return Decision::Refuse("permission_denied", message);
+    }
+    if record.incarnation != *incarnation {
+        // A new life of the edge (rebuilt, or restored: see `restart_outbox`) numbers from 1.
+        // Anything else is another edge using the same id, which must not reset this one.
+        if *first != 1 {
+            let message = format!(
+                "edge {edge} starts a new numbering at {first}, not 1: is another edge using the same --edge-id?"
+            );
+            return Decision::Refuse("edge_gap", message);
+        }
+        return Decision::Insert { skip: 0, through };
     }
     if *first > record.held + 1 {
         let message = format!(
@@ -100,7 +112,7 @@ impl StateMachine {
             return Ok(refused("invalid_request", "a malformed batch".into()));
         }
         if batch.rows.is_empty() {
-            return Ok(Outcome::Ingested { through: batch.first - 1 });
+            return Ok(refused("invalid_request", "an empty batch".into()));
         }
         let rights = match super::access::rights_at_apply(db, &batch.caller) {
             Ok(rights) => rights,

@@ -136,7 +136,18 @@ fn a_new_incarnation_starts_over_and_another_user_may_not_take_an_edge_over() {
         held(apply(&mut machine, 4, &batch_of("e1", 1, Caller::Operator, 5, 5, "t"))),
         Ok(5)
     );
+    // Another user cannot reset it with a new incarnation either.
+    let bob = Caller::User("bob".into());
+    assert_eq!(
+        held(apply(&mut machine, 5, &batch_of("e1", 3, bob, 1, 1, "t"))),
+        Err("permission_denied".into())
+    );
+    // A new incarnation must start at 1 (another edge with the same id does not).
+    assert_eq!(
+        held(apply(&mut machine, 6, &batch_of("e1", 2, ann(), 7, 8, "t"))),
+        Err("edge_gap".into())
+    );
     // A rebuilt edge numbers from 1 again in a new life: its rows are new, not skipped.
-    assert_eq!(held(apply(&mut machine, 5, &batch_of("e1", 2, ann(), 1, 2, "t"))), Ok(2));
+    assert_eq!(held(apply(&mut machine, 7, &batch_of("e1", 2, ann(), 1, 2, "t"))), Ok(2));
     assert_eq!(rows(&machine), vec![1, 1, 2, 2, 3, 4, 5]);
 }

@@ -24,7 +24,7 @@
 use super::store::Txn;
 use crate::encoding::keycode::{self, KeyReader};
 use crate::encoding::value as codec;
-use crate::sql::error::{Error, Result};
+use crate::sql::error::Result;
 use crate::sql::types::Row;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -121,13 +121,9 @@ impl Txn {
         }
         for mut table in self.list_tables()? {
             let forwarded = settings.tables.contains(&table.name);
+            // A rollup's state is written by its rollup alone: never forwarded.
+            let forwarded = forwarded && table.rollup_of.is_none();
             if table.forwarded != forwarded {
-                if forwarded && table.rollup_of.is_some() {
-                    return Err(Error::Invalid(format!(
-                        "\"{}\" holds a rollup's state and cannot be forwarded",
-                        table.name
-                    )));
-                }
                 table.forwarded = forwarded;
                 self.replace_table(&table)?;
             }
@@ -235,6 +231,18 @@ impl Txn {
         Ok(batch)
     }
 
+    /// How many rows of `table` wait in the outbox.
+    pub fn outbox_rows_of(&self, table: &str) -> Result<u64> {
+        let first = self.outbox_counter(OUTBOX_FORWARDED)? + 1;
+        let end = Bound::Excluded(vec![OUTBOX + 1]);
+        let mut count = 0;
+        for item in self.inner.scan_values((Bound::Included(outbox_key(first)), end)) {
+            let entry: OutboxEntry = codec::decode(&item?)?;
+            count += u64::from(entry.table == table);
+        }
+        Ok(count)
+    }
+
     /// Deletes the outbox's entries up to `through`, which the upstream acknowledged.
     pub fn trim_outbox(&mut self, through: u64) -> Result<()> {
         let forwarded = self.outbox_counter(OUTBOX_FORWARDED)?;
@@ -283,26 +291,57 @@ impl super::Database {
         self.write_outbox(|txn| txn.set_forward_settings(settings, keep_id))
     }
 
-    /// After a restore: the edge's numbering starts a new life (`incarnation`), and the
-    /// counters are set from the outbox entries restored (the backup does not carry them).
+    /// After a restore: the edge's numbering starts a new life (`incarnation`) from 1. The
+    /// restored entries are numbered 1, 2, 3, ... again in order, a chunk per transaction
+    /// (each new number is at most the old one, so a chunk never meets one still to come),
+    /// and the counters are set from them (the backup does not carry counters).
     pub fn restart_outbox(&self, incarnation: u64) -> Result<()> {
-        self.write_outbox(|txn| {
-            let Some(mut settings) = txn.forward_settings()? else { return Ok(()) };
+        let forwards = self.write_outbox(|txn| {
+            let Some(mut settings) = txn.forward_settings()? else { return Ok(false) };
             settings.incarnation = incarnation;
             txn.inner.set(&[FORWARD], codec::encode(&settings))?;
-            let (mut first, mut last) = (None, 0);
-            let end = Bound::Excluded(vec![OUTBOX + 1]);
-            for item in txn.inner.scan((Bound::Included(vec![OUTBOX]), end)) {
-                let (key, _) = item?;
-                let seq = KeyReader::new(&key[1..]).get_u64()?;
-                first.get_or_insert(seq);
-                last = seq;
+            Ok(true)
+        })?;
+        if !forwards {
+            return Ok(());
+        }
+        const CHUNK: usize = 1024;
+        let (mut next, mut after) = (1u64, None);
+        loop {
+            let done = self.write_outbox(|txn| {
+                let start = after
+                    .map_or(Bound::Included(vec![OUTBOX]), |seq| Bound::Excluded(outbox_key(seq)));
+                let end = Bound::Excluded(vec![OUTBOX + 1]);
+                let chunk: Vec<(Vec<u8>, Vec<u8>)> = txn
+                    .inner
+                    .scan((start, end))
+                    .take(CHUNK)
+                    .collect::<std::result::Result<_, _>>()?;
+                for (key, value) in &chunk {
+                    let seq = KeyReader::new(&key[1..]).get_u64()?;
+                    if seq != next {
+                        txn.inner.delete(key)?;
+                        txn.inner.set(&outbox_key(next), value.clone())?;
+                    }
+                    next += 1;
+                    after = Some(seq);
+                }
+                Ok(chunk.len() < CHUNK)
+            })?;
+            if done {
+                break;
             }
-            let forwarded = first.map_or(0, |first: u64| first - 1);
-            txn.inner.set_unversioned(&[OUTBOX_FORWARDED], forwarded.to_be_bytes().to_vec())?;
-            txn.inner.set_unversioned(&[OUTBOX_NEXT], (last + 1).to_be_bytes().to_vec())?;
+        }
+        self.write_outbox(|txn| {
+            txn.inner.set_unversioned(&[OUTBOX_FORWARDED], 0u64.to_be_bytes().to_vec())?;
+            txn.inner.set_unversioned(&[OUTBOX_NEXT], next.to_be_bytes().to_vec())?;
             Ok(())
         })
+    }
+
+    /// How many rows of `table` wait in the outbox (a scan of the backlog).
+    pub fn outbox_rows_of(&self, table: &str) -> Result<u64> {
+        self.read_outbox(|txn| txn.outbox_rows_of(table))
     }
 
     /// Deletes the outbox's entries up to `through` (applied from the log on every replica).
@@ -310,11 +349,14 @@ impl super::Database {
         self.write_outbox(|txn| txn.trim_outbox(through))
     }
 
-    fn write_outbox(&self, write: impl FnOnce(&mut Txn) -> Result<()>) -> Result<()> {
+    fn write_outbox<T>(&self, write: impl FnOnce(&mut Txn) -> Result<T>) -> Result<T> {
         let _guard = self.lock_writes();
         let mut txn = Txn::new(self.mvcc().begin()?);
         match write(&mut txn) {
-            Ok(()) => txn.commit(),
+            Ok(value) => {
+                txn.commit()?;
+                Ok(value)
+            }
             Err(error) => {
                 txn.rollback()?;
                 Err(error)

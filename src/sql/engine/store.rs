@@ -284,11 +284,12 @@ impl Txn {
         let Some(table) = self.get_table(name)? else {
             return Ok(false);
         };
-        // Waiting rows are sent under the table's columns as they are when sent.
-        let waiting = if table.forwarded { self.outbox_status()?.backlog } else { 0 };
+        // Waiting rows are sent under the table's columns as they are when sent (also after
+        // the table stopped being forwarded).
+        let waiting = self.outbox_rows_of(&table.name)?;
         if waiting > 0 {
             return Err(Error::Invalid(format!(
-                "\"{name}\" is forwarded upstream and the outbox still holds {waiting} rows to send: drop it once the backlog is empty (chronos status)"
+                "\"{name}\" has {waiting} rows in the outbox still to be forwarded upstream: drop it once they are sent (chronos status shows the backlog)"
             )));
         }
         self.delete_prefix(&row_prefix(name))?;
