@@ -1,0 +1,108 @@
+//! Where a node's store spends its bytes: redb's page statistics, then the stored keys and
+//! values grouped by what they are (a table's rows, an index's entries, old versions kept for
+//! garbage collection...). Read-only; run it on a stopped node's store:
+//!
+//! ```sh
+//! STORE=DATA_DIR/sql/00000000000000000001/data.redb cargo test --bench store_layout
+//! ```
+//!
+//! (`cargo test` builds it without optimisation, with what the test run already built.)
+//! Without `STORE` it says how to use it and does nothing, so `cargo bench` runs unharmed.
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::BTreeMap;
+
+/// The one redb table of a replica store (`storage::redb`).
+const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
+
+/// Count, key bytes and value bytes of one group.
+#[derive(Default)]
+struct Sizes {
+    count: u64,
+    key_bytes: u64,
+    value_bytes: u64,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let Some(path) = std::env::var_os("STORE") else {
+        println!("store_layout: set STORE to a stopped node's data.redb to see where its bytes go");
+        return Ok(());
+    };
+    let db = redb::Database::builder().create(&path)?;
+    let file_bytes = std::fs::metadata(&path)?.len();
+    let stats = db.begin_write()?.stats()?;
+    let page = stats.page_size() as u64;
+    let leaf_bytes = stats.leaf_pages() * page;
+    println!("file {} MiB; {} pages allocated", file_bytes >> 20, stats.allocated_pages());
+    println!(
+        "leaf pages {} MiB holding {} MiB ({:.0}% full); branch pages {} MiB; free space {} MiB",
+        leaf_bytes >> 20,
+        stats.stored_bytes() >> 20,
+        100.0 * stats.stored_bytes() as f64 / leaf_bytes.max(1) as f64,
+        (stats.branch_pages() * page) >> 20,
+        stats.fragmented_bytes() >> 20,
+    );
+    let mut groups: BTreeMap<String, Sizes> = BTreeMap::new();
+    let read = db.begin_read()?;
+    for item in read.open_table(DATA)?.iter()? {
+        let (key, value) = item?;
+        let sizes = groups.entry(group(key.value())).or_default();
+        sizes.count += 1;
+        sizes.key_bytes += key.value().len() as u64;
+        sizes.value_bytes += value.value().len() as u64;
+    }
+    println!("{:<48} {:>12} {:>9} {:>9} {:>10}", "group", "pairs", "key B", "value B", "MiB");
+    for (name, sizes) in &groups {
+        let n = sizes.count.max(1);
+        println!(
+            "{name:<48} {:>12} {:>9} {:>9} {:>10}",
+            sizes.count,
+            sizes.key_bytes / n,
+            sizes.value_bytes / n,
+            (sizes.key_bytes + sizes.value_bytes) >> 20
+        );
+    }
+    Ok(())
+}
+
+/// What a stored key is, from the MVCC tag and, for versioned SQL keys, the SQL key's kind and
+/// the table it belongs to (the layouts of `storage::mvcc::keys` and `sql::engine::store`).
+fn group(key: &[u8]) -> String {
+    match key.first() {
+        Some(0x05) => {
+            let sql = unescape(&key[1..]);
+            let kind = match sql.first() {
+                Some(0x01) => "table definition",
+                Some(0x02) => "rows of",
+                Some(0x03) => "index entries of",
+                Some(0x04) => "row id counter",
+                Some(0x05) => "view or rollup definition",
+                Some(0x06) => "row count",
+                _ => "other versioned key",
+            };
+            let name = sql.get(1..).map(unescape).unwrap_or_default();
+            format!("{kind} {}", String::from_utf8_lossy(&name))
+        }
+        Some(0x08) => "superseded-version records (for GC)".into(),
+        Some(0x06) => "unversioned keys".into(),
+        Some(0x01..=0x04) => "transaction bookkeeping".into(),
+        _ => "other".into(),
+    }
+}
+
+/// The bytes of a key-encoded byte string (`0x00 0xff` is a zero byte, `0x00 0x00` ends it).
+fn unescape(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut iter = bytes.iter();
+    while let Some(&byte) = iter.next() {
+        if byte != 0 {
+            out.push(byte);
+            continue;
+        }
+        match iter.next() {
+            Some(0xff) => out.push(0),
+            _ => break,
+        }
+    }
+    out
+}
