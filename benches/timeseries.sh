@@ -79,8 +79,11 @@ end=$(date +%s%N)
 echo "  latest value of every device from the rollup: $(( (end - start) / 1000000 )) ms"
 
 sleep 2
+# Apparent size (redb grows its file in regions it has not written yet) and blocks in use.
 bytes=$(du -sb "$WORK/node1" | cut -f1)
-echo "storage: node 1's data directory $(( bytes / 1048576 )) MiB = $(( bytes / (inserts * BATCH) )) bytes per point (log, store and rollups)"
+blocks=$(du -s --block-size=1 "$WORK/node1" | cut -f1)
+echo "storage: node 1's data directory $(( bytes / 1048576 )) MiB = $(( bytes / (inserts * BATCH) )) bytes per point (log, store and rollups; apparent size)"
+echo "  on disk: $(( blocks / 1048576 )) MiB = $(( blocks / (inserts * BATCH) )) bytes per point (blocks in use)"
 encoded=0; sent=0
 for i in 1 2 3; do
     m=$(curl -s "127.0.0.1:$((7710 + i))/metrics")
