@@ -1,6 +1,7 @@
 //! Where a node's store spends its bytes: redb's page statistics, then the stored keys and
 //! values grouped by what they are (a table's rows, an index's entries, old versions kept for
-//! garbage collection...). Read-only; run it on a stopped node's store:
+//! garbage collection...). It writes nothing of its own, but redb repairs a store that was not
+//! closed cleanly when it opens it: run it on a stopped node's store (or a copy):
 //!
 //! ```sh
 //! STORE=DATA_DIR/sql/00000000000000000001/data.redb cargo test --bench store_layout
@@ -28,7 +29,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("store_layout: set STORE to a stopped node's data.redb to see where its bytes go");
         return Ok(());
     };
-    let db = redb::Database::builder().create(&path)?;
+    // `open`, not `create`: a wrong path is an error, not a new empty store.
+    let db = redb::Database::open(&path)?;
     let file_bytes = std::fs::metadata(&path)?.len();
     let stats = db.begin_write()?.stats()?;
     let page = stats.page_size() as u64;

@@ -226,6 +226,9 @@ fn a_batch_sent_again_or_overlapping_is_applied_once_on_a_real_cluster() {
     // Rows missing in between are refused, and change nothing.
     let gap = send(batch("e", 1, 20, 25)).unwrap_err().to_string();
     assert!(gap.contains("edge_gap"), "{gap}");
+    // An empty batch is refused before it reaches the log.
+    let empty = send(batch("e", 1, 16, 15)).unwrap_err().to_string();
+    assert!(empty.contains("carries at least one row"), "{empty}");
     // A rebuilt edge numbers from 1 in a new incarnation: its rows are new.
     assert_eq!(send(batch("e", 2, 1, 2)), Ok(2));
     let mut expected: Vec<i64> = (1..=15).collect();

@@ -213,6 +213,9 @@ pub fn ingest_command(
     if request.first == 0 {
         return invalid("sequence numbers start at 1");
     }
+    if request.rows.is_empty() {
+        return invalid("an empty batch: a batch carries at least one row");
+    }
     if request.row_tables.len() != request.rows.len() {
         return invalid("every row needs its table");
     }
