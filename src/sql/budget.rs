@@ -77,6 +77,11 @@ impl Budget {
         self
     }
 
+    /// The most bytes of rows one statement may write.
+    pub fn write_limit(&self) -> u64 {
+        self.limits.write_bytes
+    }
+
     /// Starts a statement: nothing written or held yet.
     pub fn start_statement(&self) {
         self.written.set(0);

@@ -8,7 +8,8 @@
 //! - `Pending(version, n)` → the `n`th row that the open transaction `version` inserted into a
 //!   forwarded table, written only if the transaction is flushed while still open (it spans
 //!   log entries); an autocommit statement keeps its rows in memory until it commits.
-//! - `PendingNext(version)` (unversioned) → the next `n` of an open transaction.
+//! - `PendingNext(version)` (unversioned) → the next `n` of an open transaction, and the bytes
+//!   of its pending rows.
 //! - `OutboxNext` (unversioned) → the next sequence number.
 //! - `OutboxForwarded` (unversioned) → the highest sequence number the upstream acknowledged.
 //!
@@ -18,13 +19,17 @@
 //! - Sequence numbers are given at commit, under the database's write lock (and by the one
 //!   applier thread on a replica), so they follow commit order with no gaps. A snapshot sees
 //!   the transactions committed before it began, so it sees a gap-free prefix of the outbox.
+//! - An insert into a forwarded table fails if the transaction's forwarded rows (counted as
+//!   budgets count rows) would pass the statement's write limit: they move into the outbox in
+//!   one step at commit, so that bounds the commit's memory.
 //! - Forwarded tables are append-only (UPDATE, DELETE and upserts are refused by the
 //!   planner), so the upstream's copy is exactly the rows the edge acknowledged.
 
 use super::store::Txn;
 use crate::encoding::keycode::{self, KeyReader};
 use crate::encoding::value as codec;
-use crate::sql::error::Result;
+use crate::sql::budget::row_size;
+use crate::sql::error::{Error, Result};
 use crate::sql::types::Row;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -84,9 +89,47 @@ fn pending_prefix(version: u64) -> Vec<u8> {
 }
 
 /// A row queued by a transaction for the outbox, not yet written anywhere.
-pub(super) struct Queued {
+struct Queued {
     table: String,
     row: Row,
+}
+
+/// A transaction's rows of forwarded tables that are not in the outbox yet.
+#[derive(Default)]
+pub(super) struct Forwarded {
+    /// Rows inserted since the last flush, in insertion order.
+    queued: Vec<Queued>,
+    /// Their size, as budgets count rows.
+    queued_bytes: u64,
+    /// Whether earlier rows may wait as pending keys (the transaction was flushed or resumed).
+    spilled: bool,
+    /// The size of those pending rows; `None` until read from the store.
+    spilled_bytes: Option<u64>,
+}
+
+impl Forwarded {
+    /// Marks a transaction resumed from the store: it may have pending rows.
+    pub(super) fn resumed(&mut self) {
+        self.spilled = true;
+        self.spilled_bytes = None;
+    }
+
+    /// Forgets the rows a failed statement queued.
+    pub(super) fn discard_queued(&mut self) {
+        self.queued.clear();
+        self.queued_bytes = 0;
+    }
+}
+
+/// The value of a `PendingNext` key: the next row number, then the pending rows' bytes (a
+/// value written before the bytes were kept has only the number: its rows count as 0).
+fn pending_counter(value: Option<Vec<u8>>) -> Result<(u64, u64)> {
+    let Some(bytes) = value else { return Ok((0, 0)) };
+    let mut reader = KeyReader::new(&bytes);
+    let next = reader.get_u64()?;
+    let size = if reader.is_empty() { 0 } else { reader.get_u64()? };
+    reader.finish()?;
+    Ok((next, size))
 }
 
 fn pending_next_key(version: u64) -> Vec<u8> {
@@ -137,24 +180,45 @@ impl Txn {
         Ok(self.forward_settings()?.is_some_and(|settings| settings.tables.contains(name)))
     }
 
-    /// Queues an inserted row of a forwarded table for the outbox.
-    pub(super) fn queue_forwarded(&mut self, table: &str, row: &Row) {
-        self.outbox.push(Queued { table: table.to_string(), row: row.clone() });
+    /// Queues an inserted row of a forwarded table for the outbox. Fails once the
+    /// transaction's forwarded rows would pass the statement's write limit: they all move
+    /// into the outbox in one step at commit.
+    pub(super) fn queue_forwarded(&mut self, table: &str, row: &Row) -> Result<()> {
+        let spilled_bytes = match self.forwarded.spilled_bytes {
+            Some(bytes) => bytes,
+            None if !self.forwarded.spilled => 0,
+            None => {
+                let counter =
+                    self.inner.get_unversioned(&pending_next_key(self.inner.version()))?;
+                pending_counter(counter)?.1
+            }
+        };
+        self.forwarded.spilled_bytes = Some(spilled_bytes);
+        let size = row_size(row);
+        let total = spilled_bytes.saturating_add(self.forwarded.queued_bytes).saturating_add(size);
+        let limit = self.budget.write_limit();
+        if total > limit {
+            return Err(Error::ResourceLimit(format!(
+                "the transaction inserts more than {limit} bytes into forwarded tables (the limit of one statement): an edge moves them into its outbox in one step when the transaction commits, so commit in smaller transactions"
+            )));
+        }
+        self.forwarded.queued_bytes += size;
+        self.forwarded.queued.push(Queued { table: table.to_string(), row: row.clone() });
+        Ok(())
     }
 
     /// Writes the queued rows as pending keys of this transaction, before it is flushed while
     /// open (so a resumed transaction still has them).
     pub(super) fn spill_outbox(&mut self) -> Result<()> {
-        if self.outbox.is_empty() {
+        if self.forwarded.queued.is_empty() {
             return Ok(());
         }
         let version = self.inner.version();
         let counter = pending_next_key(version);
-        let mut next = match self.inner.get_unversioned(&counter)? {
-            Some(bytes) => KeyReader::new(&bytes).get_u64()?,
-            None => 0,
-        };
-        for queued in std::mem::take(&mut self.outbox) {
+        let (mut next, spilled_bytes) = pending_counter(self.inner.get_unversioned(&counter)?)?;
+        let spilled_bytes = spilled_bytes.saturating_add(self.forwarded.queued_bytes);
+        self.forwarded.queued_bytes = 0;
+        for queued in std::mem::take(&mut self.forwarded.queued) {
             // Numbered in insertion order, so the outbox gets them in that order.
             let mut key = pending_prefix(version);
             keycode::put_u64(&mut key, next);
@@ -162,8 +226,12 @@ impl Txn {
             let entry = OutboxEntry { table: queued.table, row: queued.row, time: 0 };
             self.inner.write_fresh(&key, codec::encode(&entry))?;
         }
-        self.inner.set_unversioned(&counter, next.to_be_bytes().to_vec())?;
-        self.spilled = true;
+        let mut value = Vec::with_capacity(16);
+        keycode::put_u64(&mut value, next);
+        keycode::put_u64(&mut value, spilled_bytes);
+        self.inner.set_unversioned(&counter, value)?;
+        self.forwarded.spilled = true;
+        self.forwarded.spilled_bytes = Some(spilled_bytes);
         Ok(())
     }
 
@@ -171,7 +239,7 @@ impl Txn {
     /// entry; called just before it commits.
     pub(super) fn fill_outbox(&mut self) -> Result<()> {
         let mut rows = Vec::new();
-        if self.spilled {
+        if self.forwarded.spilled {
             let prefix = pending_prefix(self.inner.version());
             let pending: Vec<(Vec<u8>, Vec<u8>)> =
                 self.inner.scan_prefix(&prefix).collect::<std::result::Result<_, _>>()?;
@@ -182,7 +250,10 @@ impl Txn {
             }
             self.inner.delete_unversioned(&pending_next_key(self.inner.version()))?;
         }
-        rows.extend(std::mem::take(&mut self.outbox).into_iter().map(|q| (q.table, q.row)));
+        self.forwarded.queued_bytes = 0;
+        rows.extend(
+            std::mem::take(&mut self.forwarded.queued).into_iter().map(|q| (q.table, q.row)),
+        );
         if rows.is_empty() {
             return Ok(());
         }

@@ -118,3 +118,44 @@ fn an_edge_keeps_its_id_against_a_candidate_and_a_restore_starts_a_new_life() {
     assert_eq!(got, want);
     assert_eq!(db.outbox_status().unwrap().backlog, 3);
 }
+
+#[test]
+fn a_transaction_inserts_at_most_the_write_limit_into_forwarded_tables_even_across_a_resume() {
+    let db = Arc::new(Database::memory());
+    let limits = crate::sql::budget::Limits { write_bytes: 1_000, hold_bytes: 1 << 20 };
+    let mut s = db.session();
+    s.execute("CREATE TABLE t (id INT, v TEXT); CREATE TABLE local (id INT, v TEXT)").unwrap();
+    db.set_forward_settings(&forwarding(&["t"]), false).unwrap();
+    let row = |id: i64| format!("INSERT INTO t VALUES ({id}, '{}')", "x".repeat(400));
+    let small = |id: i64| format!("INSERT INTO t VALUES ({id}, 'y')");
+
+    for resume in [false, true] {
+        // Each statement is within the limit of one statement; the transaction's sum is not.
+        let mut open = db.session();
+        open.set_limits(limits);
+        open.execute("BEGIN").unwrap();
+        open.execute(&row(1)).unwrap();
+        open.execute(&row(2)).unwrap();
+        if resume {
+            // As after a restart: the bytes already pending are known only from the store.
+            open.flush().unwrap();
+            let version = open.transaction().unwrap().mvcc().version();
+            std::mem::forget(open.into_transaction());
+            open = db.resume_session(db.resume_transaction(version).unwrap());
+            open.set_limits(limits);
+        }
+        let error = open.execute(&row(3)).unwrap_err().to_string();
+        assert!(error.contains("forwarded tables"), "resume {resume}: {error}");
+        // The failed statement's row is not counted, nor are local rows: a small row fits.
+        open.execute(&row(3).replace("INTO t", "INTO local")).unwrap();
+        open.execute(&small(4)).unwrap();
+        open.execute("COMMIT").unwrap();
+    }
+    let ids: Vec<Value> = outbox(&db).into_iter().map(|(_, _, id)| id).collect();
+    let want: Vec<Value> = [1, 2, 4, 1, 2, 4].into_iter().map(Value::Integer).collect();
+    assert_eq!(ids, want);
+    // A new transaction starts from nothing.
+    s.set_limits(limits);
+    s.execute(&row(5)).unwrap();
+    assert_eq!(outbox(&db).len(), 7);
+}

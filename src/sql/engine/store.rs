@@ -139,10 +139,8 @@ pub struct Txn {
     pub(super) budget: Budget,
     /// Rows inserted less rows deleted per table since the last [`Txn::flush_row_counts`].
     pub(super) row_deltas: Vec<(String, i64)>,
-    /// Rows of forwarded tables inserted since the last flush, for the outbox (`outbox.rs`).
-    pub(super) outbox: Vec<super::outbox::Queued>,
-    /// Whether earlier rows may wait as pending keys (the transaction was flushed or resumed).
-    pub(super) spilled: bool,
+    /// Rows of forwarded tables not yet in the outbox (`outbox.rs`).
+    pub(super) forwarded: super::outbox::Forwarded,
 }
 
 impl Txn {
@@ -152,14 +150,15 @@ impl Txn {
             inner,
             budget: Budget::default(),
             row_deltas: Vec::new(),
-            outbox: Vec::new(),
-            spilled: false,
+            forwarded: super::outbox::Forwarded::default(),
         }
     }
 
     /// Wraps an open transaction resumed from the store (it may have rows for the outbox).
     pub fn resumed(inner: mvcc::Transaction) -> Self {
-        Self { spilled: true, ..Self::new(inner) }
+        let mut txn = Self::new(inner);
+        txn.forwarded.resumed();
+        txn
     }
 
     /// Commits, moving the rows inserted into forwarded tables into the outbox first.
@@ -184,7 +183,7 @@ impl Txn {
 
     /// Discards what the failed statement wrote since the last flush.
     pub fn discard_pending(&mut self) {
-        self.outbox.clear();
+        self.forwarded.discard_queued();
         self.inner.discard_pending();
     }
 
@@ -421,7 +420,7 @@ impl Txn {
         }
         self.count_row(&table.name, 1);
         if table.forwarded {
-            self.queue_forwarded(&table.name, &row);
+            self.queue_forwarded(&table.name, &row)?;
         }
         let row_key = row_key(&table.name, &key);
         match fresh {
