@@ -9,16 +9,23 @@ use chronos::sql::types::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use support::{Cluster, eventually, serial};
+use support::scrape::{scrape, sum_except, value};
+use support::{Cluster, eventually, free_ports, serial};
 
 const TABLE: &str = "CREATE TABLE readings (device INT, seq INT, v FLOAT)";
 
 /// A one-node edge forwarding `readings` to `upstream` as edge `id`.
 fn edge(upstream: &Cluster, id: &str) -> Cluster {
+    edge_with(upstream, id, &[])
+}
+
+/// An edge as [`edge`] makes it, with `extra` flags.
+fn edge_with(upstream: &Cluster, id: &str, extra: &[&str]) -> Cluster {
     let addresses: Vec<String> = upstream.addresses.values().cloned().collect();
     let upstream = addresses.join(",");
-    let edge =
-        Cluster::start(1, &["--upstream", &upstream, "--forward", "readings", "--edge-id", id]);
+    let mut args = vec!["--upstream", &upstream, "--forward", "readings", "--edge-id", id];
+    args.extend_from_slice(extra);
+    let edge = Cluster::start(1, &args);
     edge.ok(1, TABLE);
     // Rows are forwarded from the moment the edge has applied its settings.
     edge_status(&edge);
@@ -153,9 +160,14 @@ fn kill_9_of_edge_and_upstream_during_forwarding_loses_and_duplicates_nothing() 
 #[test]
 fn an_edge_cut_off_for_long_keeps_its_writes_and_catches_up_in_order() {
     let _serial = serial();
-    let mut upstream = Cluster::start(1, &[]);
+    let ports = free_ports(2);
+    let (edge_metrics, upstream_metrics) =
+        (format!("127.0.0.1:{}", ports[0]), format!("127.0.0.1:{}", ports[1]));
+    let own = upstream_metrics.clone();
+    let mut upstream =
+        Cluster::start_each(1, &[], move |_| vec!["--metrics-listen".into(), own.clone()]);
     upstream.kill(1);
-    let edge = edge(&upstream, "edge-b");
+    let edge = edge_with(&upstream, "edge-b", &["--metrics-listen", &edge_metrics]);
     // Many batches' worth of rows while the upstream is down.
     for batch in 0..25 {
         let values: Vec<String> = (batch * 200 + 1..=batch * 200 + 200)
@@ -168,6 +180,12 @@ fn an_edge_cut_off_for_long_keeps_its_writes_and_catches_up_in_order() {
     });
     assert_eq!((status.backlog, status.forwarded), (5_000, 0));
     assert_eq!(status.edge, "edge-b");
+    // The metrics show the backlog, its age and the failed attempts.
+    let metrics = scrape(&edge_metrics);
+    assert_eq!(value(&metrics, "chronos_edge_backlog_rows", &[]), 5_000.0);
+    assert!(value(&metrics, "chronos_edge_lag_seconds", &[]) >= 0.0);
+    assert!(value(&metrics, "chronos_edge_batches_total", &[("outcome", "failed")]) >= 1.0);
+    assert_eq!(value(&metrics, "chronos_edge_batches_total", &[("outcome", "acknowledged")]), 0.0);
 
     // The upstream is back but lacks the table: forwarding fails with the reason, keeps
     // everything, and goes on once the table exists.
@@ -184,13 +202,28 @@ fn an_edge_cut_off_for_long_keeps_its_writes_and_catches_up_in_order() {
         .expect("chronos status");
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(json[0]["forward"]["backlog"], 5_000, "{json}");
+    // The upstream counts the batches it refused, by reason.
+    let refused = sum_except(&scrape(&upstream_metrics), INGESTED, "outcome", "ok");
+    assert!(refused >= 1.0, "refused batches: {refused}");
     upstream.ok(1, TABLE);
 
     let rows = caught_up(&edge, &upstream);
     assert_eq!(rows, (1..=5_000).collect::<Vec<i64>>());
     let status = edge_status(&edge);
     assert_eq!((status.backlog, status.forwarded, status.error.as_str()), (0, 5_000, ""));
+    let metrics = scrape(&edge_metrics);
+    assert_eq!(value(&metrics, "chronos_edge_backlog_rows", &[]), 0.0);
+    assert_eq!(value(&metrics, "chronos_edge_lag_seconds", &[]), 0.0);
+    // At most 1,000 rows a batch: at least five batches, every row in one of them.
+    let acknowledged = &[("outcome", "acknowledged")];
+    assert!(value(&metrics, "chronos_edge_batches_total", acknowledged) >= 5.0);
+    assert!(value(&metrics, "chronos_edge_rows_forwarded_total", &[]) >= 5_000.0);
+    let upstream_metrics = scrape(&upstream_metrics);
+    assert!(value(&upstream_metrics, INGESTED, &[("outcome", "ok")]) >= 5.0);
 }
+
+/// The upstream's counter of `Sql.Ingest` batches.
+const INGESTED: &str = "chronos_ingest_batches_total";
 
 /// A batch of `readings` rows `first..=last` as an edge sends it.
 fn batch(edge: &str, incarnation: u64, first: i64, last: i64) -> pb::IngestRequest {

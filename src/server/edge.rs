@@ -142,18 +142,28 @@ async fn forward_once(
             .map(|(name, columns)| pb::IngestTable { name, columns })
             .collect(),
     };
+    let failed = |error: String| {
+        cx.metrics.edge_batches.with_label_values(&["failed"]).inc();
+        Err(error)
+    };
     if client.is_none() {
-        *client = Some(connect(edge).await?);
+        match connect(edge).await {
+            Ok(connected) => *client = Some(connected),
+            Err(error) => return failed(error),
+        }
     }
     let Some(upstream) = client.as_mut() else { return Ok(false) };
+    let rows = request.rows.len() as u64;
     let through = match upstream.ingest(request).await {
         Ok(through) => through,
         Err(error) => {
             // Reconnect (and log in again) on the next attempt.
             *client = None;
-            return Err(format!("upstream: {error}"));
+            return failed(format!("upstream: {error}"));
         }
     };
+    cx.metrics.edge_batches.with_label_values(&["acknowledged"]).inc();
+    cx.metrics.edge_rows_forwarded.inc_by(rows);
     propose(cx, Command::Forwarded { through }).await?;
     cx.forward_report.set(None);
     Ok(true)
@@ -240,21 +250,32 @@ pub fn ingest_command(
 
 /// Applies an `Sql.Ingest` request through the log: the highest sequence number held.
 pub async fn ingest(cx: &Context, ingest: Ingest) -> Result<u64, Status> {
+    let outcome = |label: &str| cx.metrics.ingest_batches.with_label_values(&[label]).inc();
     match cx.propose(&Command::Ingest(Box::new(ingest))).await {
-        Ok((_, Outcome::Ingested { through })) => Ok(through),
+        Ok((_, Outcome::Ingested { through })) => {
+            outcome("ok");
+            Ok(through)
+        }
         Ok((_, Outcome::Executed { results, .. })) => {
             let error = results.into_iter().find_map(Result::err);
             let (kind, message) = error.map_or_else(
                 || ("internal".to_string(), "no outcome".to_string()),
                 |e| (e.kind, e.message),
             );
+            outcome(&kind);
             Err(match kind.as_str() {
                 "permission_denied" => Status::permission_denied(message),
                 "unauthenticated" => Status::unauthenticated(message),
                 _ => Status::failed_precondition(format!("{kind}: {message}")),
             })
         }
-        Ok(_) => Err(Status::internal("the log applied a different command")),
-        Err(error) => Err(error.into()),
+        Ok(_) => {
+            outcome("internal");
+            Err(Status::internal("the log applied a different command"))
+        }
+        Err(error) => {
+            outcome("not_applied");
+            Err(error.into())
+        }
     }
 }

@@ -63,6 +63,14 @@ pub struct Metrics {
     pub conflicts: IntCounter,
     /// gRPC requests by method and status code.
     pub grpc_requests: IntCounterVec,
+    /// On an edge's leader: batches sent upstream, by outcome (`acknowledged`, `failed`).
+    pub edge_batches: IntCounterVec,
+    /// On an edge's leader: rows in batches the upstream acknowledged.
+    pub edge_rows_forwarded: IntCounter,
+    /// `Sql.Ingest` batches from edges this node served, by outcome (`ok` or the error kind).
+    pub ingest_batches: IntCounterVec,
+    edge_backlog_rows: IntGauge,
+    edge_lag_seconds: prometheus::Gauge,
     storage_bytes: IntGauge,
     mvcc_next_version: IntGauge,
     mvcc_gc_horizon: IntGauge,
@@ -219,6 +227,28 @@ impl Metrics {
                 "gRPC requests by method and status code (as the handler answered).",
                 &["method", "code"],
             )?,
+            edge_batches: counters(
+                "chronos_edge_batches_total",
+                "On an edge's leader: batches of outbox rows sent upstream, acknowledged or failed.",
+                &["outcome"],
+            )?,
+            edge_rows_forwarded: counter(
+                "chronos_edge_rows_forwarded_total",
+                "On an edge's leader: rows in batches the upstream acknowledged.",
+            )?,
+            ingest_batches: counters(
+                "chronos_ingest_batches_total",
+                "Batches from edges (Sql.Ingest) served by this node, by outcome (ok, or the error kind such as edge_gap).",
+                &["outcome"],
+            )?,
+            edge_backlog_rows: gauge(
+                "chronos_edge_backlog_rows",
+                "Rows in the edge's outbox the upstream has not acknowledged (0 when nothing is forwarded).",
+            )?,
+            edge_lag_seconds: float_gauge(
+                "chronos_edge_lag_seconds",
+                "How long ago the oldest row not yet acknowledged upstream committed (0 with no backlog).",
+            )?,
             storage_bytes: gauge(
                 "chronos_storage_size_bytes",
                 "Bytes in the node's data directory (log, snapshots, SQL store).",
@@ -331,6 +361,9 @@ impl Metrics {
         if let Some(bytes) = resident_memory_bytes() {
             self.resident_memory_bytes.set(clamp(bytes));
         }
+        let edge = super::edge::status(cx).unwrap_or_default();
+        self.edge_backlog_rows.set(clamp(edge.backlog));
+        self.edge_lag_seconds.set(edge.lag_ms as f64 / 1000.0);
         self.uptime_seconds.set(cx.started.elapsed().as_secs_f64());
     }
 }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod scrape;
+
 use chronos::client::Client;
 use chronos::client::Response;
 use chronos::grpc::pb;
