@@ -162,9 +162,12 @@ async fn forward_once(
             return failed(format!("upstream: {error}"));
         }
     };
+    // Counted once the outbox lets go of the rows: a batch whose trim failed goes again.
+    if let Err(error) = propose(cx, Command::Forwarded { through }).await {
+        return failed(error);
+    }
     cx.metrics.edge_batches.with_label_values(&["acknowledged"]).inc();
     cx.metrics.edge_rows_forwarded.inc_by(rows);
-    propose(cx, Command::Forwarded { through }).await?;
     cx.forward_report.set(None);
     Ok(true)
 }
@@ -274,7 +277,7 @@ pub async fn ingest(cx: &Context, ingest: Ingest) -> Result<u64, Status> {
             Err(Status::internal("the log applied a different command"))
         }
         Err(error) => {
-            outcome("not_applied");
+            outcome(error.kind());
             Err(error.into())
         }
     }

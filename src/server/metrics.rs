@@ -63,7 +63,8 @@ pub struct Metrics {
     pub conflicts: IntCounter,
     /// gRPC requests by method and status code.
     pub grpc_requests: IntCounterVec,
-    /// On an edge's leader: batches sent upstream, by outcome (`acknowledged`, `failed`).
+    /// On an edge's leader: batches of the outbox, by outcome (`acknowledged` and let go of,
+    /// or `failed`: unreachable, login refused, refused upstream, or not let go of).
     pub edge_batches: IntCounterVec,
     /// On an edge's leader: rows in batches the upstream acknowledged.
     pub edge_rows_forwarded: IntCounter,
@@ -229,12 +230,12 @@ impl Metrics {
             )?,
             edge_batches: counters(
                 "chronos_edge_batches_total",
-                "On an edge's leader: batches of outbox rows sent upstream, acknowledged or failed.",
+                "On an edge's leader: batches of outbox rows acknowledged upstream and let go of, or failed (upstream unreachable, login or batch refused, outbox not trimmed).",
                 &["outcome"],
             )?,
             edge_rows_forwarded: counter(
                 "chronos_edge_rows_forwarded_total",
-                "On an edge's leader: rows in batches the upstream acknowledged.",
+                "On an edge's leader: rows in batches the upstream acknowledged and the outbox let go of.",
             )?,
             ingest_batches: counters(
                 "chronos_ingest_batches_total",
