@@ -312,7 +312,7 @@ impl StateMachine {
             Command::Abort { txns } => {
                 for version in txns {
                     if let Some(txn) = self.take_txn(&db, version) {
-                        txn.into_inner().rollback().map_err(|e| fatal(index, e))?;
+                        txn.rollback().map_err(|e| fatal(index, e))?;
                     }
                 }
                 Ok(Outcome::Done)

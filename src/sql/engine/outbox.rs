@@ -235,6 +235,17 @@ impl Txn {
         Ok(())
     }
 
+    /// Before a rollback: deletes the count of the pending rows, which is unversioned (the
+    /// rows themselves are versioned writes, which the rollback removes).
+    pub(super) fn forget_pending_outbox(&mut self) -> Result<()> {
+        if !self.forwarded.spilled || self.inner.read_only() {
+            return Ok(());
+        }
+        self.inner.discard_pending();
+        self.inner.delete_unversioned(&pending_next_key(self.inner.version()))?;
+        Ok(self.inner.flush()?)
+    }
+
     /// Moves this transaction's forwarded rows into the outbox, numbered after the last
     /// entry; called just before it commits.
     pub(super) fn fill_outbox(&mut self) -> Result<()> {

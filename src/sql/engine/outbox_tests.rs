@@ -159,3 +159,30 @@ fn a_transaction_inserts_at_most_the_write_limit_into_forwarded_tables_even_acro
     s.execute(&row(5)).unwrap();
     assert_eq!(outbox(&db).len(), 7);
 }
+
+#[test]
+fn a_rolled_back_transaction_leaves_no_count_of_forwarded_rows_behind() {
+    let db = Arc::new(Database::memory());
+    let mut s = db.session();
+    s.execute("CREATE TABLE t (id INT)").unwrap();
+    db.set_forward_settings(&forwarding(&["t"]), false).unwrap();
+    let counter = |version| {
+        let txn = db.mvcc().begin().unwrap();
+        txn.get_unversioned(&pending_next_key(version)).unwrap()
+    };
+    for resume in [false, true] {
+        let mut open = db.session();
+        open.execute("BEGIN; INSERT INTO t VALUES (1)").unwrap();
+        open.flush().unwrap();
+        let version = open.transaction().unwrap().mvcc().version();
+        assert!(counter(version).is_some(), "a flushed transaction keeps its count");
+        if resume {
+            std::mem::forget(open.into_transaction());
+            open = db.resume_session(db.resume_transaction(version).unwrap());
+        }
+        open.execute("INSERT INTO t VALUES (2)").unwrap();
+        open.execute("ROLLBACK").unwrap();
+        assert_eq!(counter(version), None, "resume {resume}");
+    }
+    assert_eq!(outbox(&db), vec![]);
+}

@@ -169,8 +169,9 @@ impl Txn {
         Ok(self.inner.commit()?)
     }
 
-    /// Rolls back every write of the transaction.
-    pub fn rollback(self) -> Result<()> {
+    /// Rolls back every write of the transaction, and its count of rows for the outbox.
+    pub fn rollback(mut self) -> Result<()> {
+        self.forget_pending_outbox()?;
         Ok(self.inner.rollback()?)
     }
 
