@@ -12,6 +12,8 @@
 //!   of its pending rows.
 //! - `OutboxNext` (unversioned) → the next sequence number.
 //! - `OutboxForwarded` (unversioned) → the highest sequence number the upstream acknowledged.
+//! - `OutboxLast(table)` (unversioned) → the highest sequence number given to a row of the
+//!   table: rows of it wait exactly while that is past `OutboxForwarded`.
 //!
 //! Invariants:
 //! - A row enters the outbox exactly when its transaction commits: a rolled-back
@@ -41,6 +43,7 @@ const PENDING: u8 = 0x0a;
 const OUTBOX_NEXT: u8 = 0x0b;
 const OUTBOX_FORWARDED: u8 = 0x0c;
 const PENDING_NEXT: u8 = 0x0e;
+const OUTBOX_LAST: u8 = 0x0f;
 
 /// Which tables an edge forwards upstream, and the id the upstream knows it by.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +133,20 @@ fn pending_counter(value: Option<Vec<u8>>) -> Result<(u64, u64)> {
     let size = if reader.is_empty() { 0 } else { reader.get_u64()? };
     reader.finish()?;
     Ok((next, size))
+}
+
+fn outbox_last_key(table: &str) -> Vec<u8> {
+    let mut out = vec![OUTBOX_LAST];
+    keycode::put_str(&mut out, table);
+    out
+}
+
+/// Notes `seq` as the latest row of `table` among `last`.
+fn note_last(last: &mut Vec<(String, u64)>, table: &str, seq: u64) {
+    match last.iter_mut().find(|(name, _)| name == table) {
+        Some((_, highest)) => *highest = seq,
+        None => last.push((table.to_string(), seq)),
+    }
 }
 
 fn pending_next_key(version: u64) -> Vec<u8> {
@@ -272,12 +289,17 @@ impl Txn {
         // embedded database that forwards nothing, 0: never a clock read during apply.
         let time = crate::sql::clock::now().unwrap_or(0);
         let mut next = self.outbox_counter(OUTBOX_NEXT)?.max(1);
+        let mut last = Vec::new();
         for (table, row) in rows {
+            note_last(&mut last, &table, next);
             let entry = OutboxEntry { table, row, time };
             self.inner.write_fresh(&outbox_key(next), codec::encode(&entry))?;
             next += 1;
         }
         self.inner.set_unversioned(&[OUTBOX_NEXT], next.to_be_bytes().to_vec())?;
+        for (table, seq) in last {
+            self.inner.set_unversioned(&outbox_last_key(&table), seq.to_be_bytes().to_vec())?;
+        }
         Ok(())
     }
 
@@ -313,16 +335,18 @@ impl Txn {
         Ok(batch)
     }
 
-    /// How many rows of `table` wait in the outbox.
-    pub fn outbox_rows_of(&self, table: &str) -> Result<u64> {
-        let first = self.outbox_counter(OUTBOX_FORWARDED)? + 1;
-        let end = Bound::Excluded(vec![OUTBOX + 1]);
-        let mut count = 0;
-        for item in self.inner.scan_values((Bound::Included(outbox_key(first)), end)) {
-            let entry: OutboxEntry = codec::decode(&item?)?;
-            count += u64::from(entry.table == table);
-        }
-        Ok(count)
+    /// Whether rows of `table` wait in the outbox (two reads, whatever the backlog).
+    pub fn outbox_holds(&self, table: &str) -> Result<bool> {
+        let last = match self.inner.get_unversioned(&outbox_last_key(table))? {
+            Some(bytes) => KeyReader::new(&bytes).get_u64()?,
+            None => return Ok(false),
+        };
+        Ok(last > self.outbox_counter(OUTBOX_FORWARDED)?)
+    }
+
+    /// Forgets where `table`'s rows were in the outbox, once none wait (the table is dropped).
+    pub(super) fn forget_outbox_table(&mut self, table: &str) -> Result<()> {
+        Ok(self.inner.delete_unversioned(&outbox_last_key(table))?)
     }
 
     /// Deletes the outbox's entries up to `through`, which the upstream acknowledged.
@@ -389,6 +413,7 @@ impl super::Database {
         }
         const CHUNK: usize = 1024;
         let (mut next, mut after) = (1u64, None);
+        let mut last = Vec::new();
         loop {
             let done = self.write_outbox(|txn| {
                 let start = after
@@ -401,6 +426,8 @@ impl super::Database {
                     .collect::<std::result::Result<_, _>>()?;
                 for (key, value) in &chunk {
                     let seq = KeyReader::new(&key[1..]).get_u64()?;
+                    let entry: OutboxEntry = codec::decode(value)?;
+                    note_last(&mut last, &entry.table, next);
                     if seq != next {
                         txn.inner.delete(key)?;
                         txn.inner.set(&outbox_key(next), value.clone())?;
@@ -417,13 +444,23 @@ impl super::Database {
         self.write_outbox(|txn| {
             txn.inner.set_unversioned(&[OUTBOX_FORWARDED], 0u64.to_be_bytes().to_vec())?;
             txn.inner.set_unversioned(&[OUTBOX_NEXT], next.to_be_bytes().to_vec())?;
+            // Every table with waiting rows exists (it cannot be dropped before they go).
+            for table in txn.list_tables()? {
+                match last.iter().find(|(name, _)| *name == table.name) {
+                    Some((_, seq)) => txn.inner.set_unversioned(
+                        &outbox_last_key(&table.name),
+                        seq.to_be_bytes().to_vec(),
+                    )?,
+                    None => txn.forget_outbox_table(&table.name)?,
+                }
+            }
             Ok(())
         })
     }
 
-    /// How many rows of `table` wait in the outbox (a scan of the backlog).
-    pub fn outbox_rows_of(&self, table: &str) -> Result<u64> {
-        self.read_outbox(|txn| txn.outbox_rows_of(table))
+    /// Whether rows of `table` wait in the outbox.
+    pub fn outbox_holds(&self, table: &str) -> Result<bool> {
+        self.read_outbox(|txn| txn.outbox_holds(table))
     }
 
     /// Deletes the outbox's entries up to `through` (applied from the log on every replica).

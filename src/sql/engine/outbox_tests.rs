@@ -89,6 +89,13 @@ fn forwarded_tables_refuse_updates_deletes_and_upserts() {
     db.set_forward_settings(&forwarding(&[]), false).unwrap();
     s.execute("UPDATE t SET v = 5; INSERT INTO t VALUES (3, 3)").unwrap();
     assert_eq!(outbox(&db).len(), 1);
+    // Its waiting row still holds it, until the upstream has it.
+    assert!(s.execute("DROP TABLE t").is_err());
+    db.trim_outbox(1).unwrap();
+    s.execute("DROP TABLE t").unwrap();
+    // A new table of the name starts with nothing waiting.
+    s.execute("CREATE TABLE t (id INT)").unwrap();
+    s.execute("DROP TABLE t").unwrap();
 }
 
 #[test]
@@ -117,6 +124,18 @@ fn an_edge_keeps_its_id_against_a_candidate_and_a_restore_starts_a_new_life() {
     let want: Vec<(u64, Value)> = (1..=3).map(|n| (n, Value::Integer(n as i64 + 1))).collect();
     assert_eq!(got, want);
     assert_eq!(db.outbox_status().unwrap().backlog, 3);
+    // Where each table's rows are is renumbered too: t waits until its last row is sent.
+    s.execute("CREATE TABLE u (id INT); INSERT INTO u VALUES (9)").unwrap();
+    db.trim_outbox(3).unwrap();
+    assert!(db.outbox_holds("u").unwrap() && !db.outbox_holds("t").unwrap());
+    s.execute("DROP TABLE t").unwrap();
+    assert!(s.execute("DROP TABLE u").is_err());
+    // Another restore: u's row, 4, becomes 1, and once 1 is sent nothing of u waits.
+    db.restart_outbox(12).unwrap();
+    assert!(db.outbox_holds("u").unwrap());
+    db.trim_outbox(1).unwrap();
+    assert!(!db.outbox_holds("u").unwrap());
+    s.execute("DROP TABLE u").unwrap();
 }
 
 #[test]

@@ -286,12 +286,12 @@ impl Txn {
         };
         // Waiting rows are sent under the table's columns as they are when sent (also after
         // the table stopped being forwarded).
-        let waiting = self.outbox_rows_of(&table.name)?;
-        if waiting > 0 {
+        if self.outbox_holds(&table.name)? {
             return Err(Error::Invalid(format!(
-                "\"{name}\" has {waiting} rows in the outbox still to be forwarded upstream: drop it once they are sent (chronos status shows the backlog)"
+                "\"{name}\" has rows in the outbox still to be forwarded upstream: drop it once they are sent (chronos status shows the backlog)"
             )));
         }
+        self.forget_outbox_table(&table.name)?;
         self.delete_prefix(&row_prefix(name))?;
         let mut index_space = vec![INDEX];
         keycode::put_str(&mut index_space, name);
