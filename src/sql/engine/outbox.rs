@@ -335,6 +335,25 @@ impl Txn {
         Ok(batch)
     }
 
+    /// Whether this transaction inserted rows into `table` that are to enter the outbox at
+    /// its commit (a scan of its own rows only, bounded by the write limit).
+    pub(super) fn queues_forwarded(&self, table: &str) -> Result<bool> {
+        if self.forwarded.queued.iter().any(|queued| queued.table == table) {
+            return Ok(true);
+        }
+        if !self.forwarded.spilled {
+            return Ok(false);
+        }
+        for item in self.inner.scan_prefix(&pending_prefix(self.inner.version())) {
+            let (_, value) = item?;
+            let entry: OutboxEntry = codec::decode(&value)?;
+            if entry.table == table {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Whether rows of `table` wait in the outbox (two reads, whatever the backlog).
     pub fn outbox_holds(&self, table: &str) -> Result<bool> {
         let last = match self.inner.get_unversioned(&outbox_last_key(table))? {
@@ -444,14 +463,12 @@ impl super::Database {
         self.write_outbox(|txn| {
             txn.inner.set_unversioned(&[OUTBOX_FORWARDED], 0u64.to_be_bytes().to_vec())?;
             txn.inner.set_unversioned(&[OUTBOX_NEXT], next.to_be_bytes().to_vec())?;
-            // Every table with waiting rows exists (it cannot be dropped before they go).
+            for (table, seq) in &last {
+                txn.inner.set_unversioned(&outbox_last_key(table), seq.to_be_bytes().to_vec())?;
+            }
             for table in txn.list_tables()? {
-                match last.iter().find(|(name, _)| *name == table.name) {
-                    Some((_, seq)) => txn.inner.set_unversioned(
-                        &outbox_last_key(&table.name),
-                        seq.to_be_bytes().to_vec(),
-                    )?,
-                    None => txn.forget_outbox_table(&table.name)?,
+                if !last.iter().any(|(name, _)| *name == table.name) {
+                    txn.forget_outbox_table(&table.name)?;
                 }
             }
             Ok(())
