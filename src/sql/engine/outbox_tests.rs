@@ -104,6 +104,7 @@ fn forwarded_tables_refuse_updates_deletes_and_upserts() {
         }
         let error = s.execute("DROP TABLE t").unwrap_err().to_string();
         assert!(error.contains("still to be forwarded"), "flush {flush}: {error}");
+        assert!(error.contains("a later transaction"), "flush {flush}: {error}");
         s.execute("ROLLBACK").unwrap();
     }
     s.execute("DROP TABLE t").unwrap();

@@ -286,7 +286,12 @@ impl Txn {
         };
         // Waiting rows are sent under the table's columns as they are when sent (also after
         // the table stopped being forwarded).
-        if self.outbox_holds(&table.name)? || self.queues_forwarded(&table.name)? {
+        if self.queues_forwarded(&table.name)? {
+            return Err(Error::Invalid(format!(
+                "\"{name}\" has rows this transaction inserted, still to be forwarded upstream once it commits: drop it in a later transaction, after they are sent"
+            )));
+        }
+        if self.outbox_holds(&table.name)? {
             return Err(Error::Invalid(format!(
                 "\"{name}\" has rows in the outbox still to be forwarded upstream: drop it once they are sent (chronos status shows the backlog)"
             )));
