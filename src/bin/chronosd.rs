@@ -12,6 +12,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+// Without unwind tables a panic cannot unwind: the node's guards (the applier halting with a
+// message, tokio containing a task's panic) would silently become aborts.
+#[cfg(all(feature = "edge-link", panic = "unwind"))]
+compile_error!(
+    "feature `edge-link` links chronosd without unwind tables, which panics that unwind need: \
+     build it with a profile whose panics abort (`--profile release-edge`)"
+);
+
 /// mimalloc: a node allocates and frees on every request and every applied row, and the
 /// system allocator's locking and consolidation showed as a tenth of its time.
 #[global_allocator]
