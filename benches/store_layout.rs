@@ -1,6 +1,8 @@
 //! Where a node's store spends its bytes: redb's page statistics, then the stored keys and
 //! values grouped by what they are (a table's rows, an index's entries, old versions kept for
-//! garbage collection...). It writes nothing of its own, but redb repairs a store that was not
+//! garbage collection...), and what lz4 would save on them: each value compressed alone (what
+//! compressed row values could save) and the file in 128 KiB blocks (what a filesystem that
+//! compresses, such as ZFS or btrfs, would store). It writes nothing of its own, but redb repairs a store that was not
 //! closed cleanly when it opens it: run it on a stopped node's store (or a copy):
 //!
 //! ```sh
@@ -16,13 +18,17 @@ use std::collections::BTreeMap;
 /// The one redb table of a replica store (`storage::redb`).
 const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
 
-/// Count, key bytes and value bytes of one group.
+/// Count, key bytes, value bytes and lz4-compressed value bytes of one group.
 #[derive(Default)]
 struct Sizes {
     count: u64,
     key_bytes: u64,
     value_bytes: u64,
+    lz4_value_bytes: u64,
 }
+
+/// The block a compressing filesystem compresses at a time (ZFS's default record size).
+const FILE_BLOCK: usize = 128 << 10;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let Some(path) = std::env::var_os("STORE") else {
@@ -52,19 +58,64 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sizes.count += 1;
         sizes.key_bytes += key.value().len() as u64;
         sizes.value_bytes += value.value().len() as u64;
+        sizes.lz4_value_bytes += stored_lz4_len(value.value()) as u64;
     }
-    println!("{:<48} {:>12} {:>9} {:>9} {:>10}", "group", "pairs", "key B", "value B", "MiB");
+    println!(
+        "{:<48} {:>12} {:>9} {:>9} {:>9} {:>10}",
+        "group", "pairs", "key B", "value B", "lz4 B", "MiB"
+    );
     for (name, sizes) in &groups {
         let n = sizes.count.max(1);
         println!(
-            "{name:<48} {:>12} {:>9} {:>9} {:>10}",
+            "{name:<48} {:>12} {:>9} {:>9} {:>9} {:>10}",
             sizes.count,
             sizes.key_bytes / n,
             sizes.value_bytes / n,
+            sizes.lz4_value_bytes / n,
             (sizes.key_bytes + sizes.value_bytes) >> 20
         );
     }
+    drop(read);
+    drop(db);
+    let (written, compressed) = file_lz4_bytes(std::path::Path::new(&path))?;
+    println!(
+        "the file in {} KiB blocks with lz4, all-zero blocks as holes: {} MiB written, {} MiB compressed",
+        FILE_BLOCK >> 10,
+        written >> 20,
+        compressed >> 20
+    );
     Ok(())
+}
+
+/// What a value takes compressed with lz4 where that saves anything (else stored as it is).
+fn stored_lz4_len(value: &[u8]) -> usize {
+    lz4_flex::block::compress(value).len().min(value.len())
+}
+
+/// The bytes of the file outside all-zero blocks, and what they take when each block is
+/// compressed with lz4 where that saves anything.
+fn file_lz4_bytes(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut block = vec![0u8; FILE_BLOCK];
+    let (mut written, mut compressed) = (0u64, 0u64);
+    loop {
+        let mut filled = 0;
+        while filled < block.len() {
+            match file.read(&mut block[filled..])? {
+                0 => break,
+                read => filled += read,
+            }
+        }
+        if filled == 0 {
+            return Ok((written, compressed));
+        }
+        let bytes = &block[..filled];
+        if bytes.iter().any(|&byte| byte != 0) {
+            written += filled as u64;
+            compressed += stored_lz4_len(bytes) as u64;
+        }
+    }
 }
 
 /// What a stored key is, from the MVCC tag and, for versioned SQL keys, the SQL key's kind and
