@@ -1,9 +1,9 @@
 //! Where a node's store spends its bytes: redb's page statistics, then the stored keys and
 //! values grouped by what they are (a table's rows, an index's entries, old versions kept for
 //! garbage collection...), and what lz4 would save on them: each value compressed alone (what
-//! compressed row values could save) and the file in 128 KiB blocks (what a filesystem that
-//! compresses, such as ZFS or btrfs, would store). It writes nothing of its own, but redb repairs a store that was not
-//! closed cleanly when it opens it: run it on a stopped node's store (or a copy):
+//! compressed row values could save) and the file in 128 KiB blocks, as ZFS with
+//! `compression=lz4` stores it. It writes nothing of its own, but redb repairs a store that was
+//! not closed cleanly when it opens it: run it on a stopped node's store (or a copy):
 //!
 //! ```sh
 //! STORE=DATA_DIR/sql/00000000000000000001/data.redb cargo test --bench store_layout
@@ -29,6 +29,8 @@ struct Sizes {
 
 /// The block a compressing filesystem compresses at a time (ZFS's default record size).
 const FILE_BLOCK: usize = 128 << 10;
+/// The unit a compressed block is rounded up to on disk (a 4 KiB sector).
+const SECTOR: usize = 4 << 10;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let Some(path) = std::env::var_os("STORE") else {
@@ -79,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(db);
     let (written, compressed) = file_lz4_bytes(std::path::Path::new(&path))?;
     println!(
-        "the file in {} KiB blocks with lz4, all-zero blocks as holes: {} MiB written, {} MiB compressed",
+        "the file in {} KiB blocks as ZFS with lz4 stores it: {} MiB written, {} MiB on disk",
         FILE_BLOCK >> 10,
         written >> 20,
         compressed >> 20
@@ -92,28 +94,33 @@ fn stored_lz4_len(value: &[u8]) -> usize {
     lz4_flex::block::compress(value).len().min(value.len())
 }
 
-/// The bytes of the file outside all-zero blocks, and what they take when each block is
-/// compressed with lz4 where that saves anything.
+/// The bytes of the file outside all-zero blocks (holes to the filesystem), and what ZFS would
+/// store for them: each block compressed with lz4 and rounded up to whole sectors, or as it is
+/// when that saves less than an eighth.
 fn file_lz4_bytes(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
-    use std::io::Read;
+    use std::io::{ErrorKind, Read};
     let mut file = std::fs::File::open(path)?;
     let mut block = vec![0u8; FILE_BLOCK];
-    let (mut written, mut compressed) = (0u64, 0u64);
+    let (mut written, mut stored) = (0u64, 0u64);
     loop {
         let mut filled = 0;
         while filled < block.len() {
-            match file.read(&mut block[filled..])? {
-                0 => break,
-                read => filled += read,
+            match file.read(&mut block[filled..]) {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
             }
         }
         if filled == 0 {
-            return Ok((written, compressed));
+            return Ok((written, stored));
         }
         let bytes = &block[..filled];
         if bytes.iter().any(|&byte| byte != 0) {
             written += filled as u64;
-            compressed += stored_lz4_len(bytes) as u64;
+            let compressed = lz4_flex::block::compress(bytes).len().div_ceil(SECTOR) * SECTOR;
+            let kept = if compressed <= filled - filled / 8 { compressed } else { filled };
+            stored += kept as u64;
         }
     }
 }
